@@ -1,0 +1,174 @@
+/* The raw-file back-end: a regular file or a block device, buffered I/O.
+ * Holes found with SEEK_DATA/SEEK_HOLE report as zero.  Requests go straight
+ * to pread/pwrite, which are safe to issue from several threads. */
+#include "bdev.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct file_bdev {
+	struct bdev b;          /* must be first */
+	int fd;
+	bool is_blockdev;
+};
+
+static struct file_bdev *fb(struct bdev *b)
+{
+	return (struct file_bdev *)b;
+}
+
+static int file_read(struct bdev *b, void *buf, uint64_t off, size_t len)
+{
+	int r = util_pread_full(fb(b)->fd, buf, len, off, true);
+
+	return r ? bdev_set_error(b, r, "read at offset %llu failed: %s",
+				  (unsigned long long)off, strerror(-r)) : 0;
+}
+
+static int file_flush(struct bdev *b)
+{
+	if (fdatasync(fb(b)->fd) < 0)
+		return bdev_set_error(b, errno, "flush failed: %s",
+				      strerror(errno));
+	return 0;
+}
+
+static int file_write(struct bdev *b, const void *buf, uint64_t off,
+		      size_t len, unsigned flags)
+{
+	int r = util_pwrite_full(fb(b)->fd, buf, len, off);
+
+	if (r)
+		return bdev_set_error(b, r, "write at offset %llu failed: %s",
+				      (unsigned long long)off, strerror(-r));
+	return (flags & BDEV_FUA) ? file_flush(b) : 0;
+}
+
+static int file_write_zeroes(struct bdev *b, uint64_t off, uint64_t len,
+			     unsigned flags)
+{
+	struct file_bdev *f = fb(b);
+	int mode = FALLOC_FL_ZERO_RANGE;
+
+	if (f->is_blockdev) {
+		uint64_t range[2] = { off, len };
+
+		if (ioctl(f->fd, BLKZEROOUT, range) == 0)
+			goto done;
+		return -EOPNOTSUPP;
+	}
+	if (flags & BDEV_MAY_UNMAP)
+		mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	if (fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0) {
+		if (mode != FALLOC_FL_ZERO_RANGE &&
+		    fallocate(f->fd, FALLOC_FL_ZERO_RANGE, (off_t)off,
+			      (off_t)len) == 0)
+			goto done;
+		return -EOPNOTSUPP;   /* bdev_write_zeroes writes zeros */
+	}
+done:
+	return (flags & BDEV_FUA) ? file_flush(b) : 0;
+}
+
+static int file_discard(struct bdev *b, uint64_t off, uint64_t len)
+{
+	struct file_bdev *f = fb(b);
+
+	/* Advisory: failure to punch is not an error. */
+	if (!f->is_blockdev)
+		(void)fallocate(f->fd, FALLOC_FL_PUNCH_HOLE |
+				FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+	return 0;
+}
+
+static int file_block_status(struct bdev *b, uint64_t off, uint64_t len,
+			     struct bdev_status *st)
+{
+	struct file_bdev *f = fb(b);
+	bool data = true;
+
+	st->depth = 0;
+	st->length = len;
+	if (!f->is_blockdev)
+		util_seek_extent(f->fd, off, len, &data, &st->length);
+	st->flags = BDEV_ST_ALLOC | (data ? BDEV_ST_DATA : BDEV_ST_ZERO);
+	return 0;
+}
+
+static void file_close(struct bdev *b)
+{
+	struct file_bdev *f = fb(b);
+
+	close(f->fd);
+	bdev_fini(b);
+	free(f);
+}
+
+static const struct bdev_ops file_ops = {
+	.kind = "raw",
+	.read = file_read,
+	.write = file_write,
+	.flush = file_flush,
+	.discard = file_discard,
+	.write_zeroes = file_write_zeroes,
+	.block_status = file_block_status,
+	.close = file_close,
+};
+
+struct bdev *bdev_file_open(const char *path, unsigned flags,
+			    struct bdev_err *e)
+{
+	bool ro = flags & BDEV_OPEN_RDONLY;
+	struct file_bdev *f;
+	struct stat st;
+	uint64_t size;
+	int fd, r, ssz = 512;
+
+	fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0) {
+		bdev_err_set(e, errno, "%s: cannot open: %s", path,
+			     strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = errno;
+		goto fail_errno;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
+			r = errno;
+			goto fail_errno;
+		}
+		if (ioctl(fd, BLKSSZGET, &ssz) < 0)
+			ssz = 512;
+	} else if (S_ISREG(st.st_mode)) {
+		size = (uint64_t)st.st_size;
+	} else {
+		bdev_err_set(e, EINVAL, "%s: not a regular file or block device",
+			     path);
+		close(fd);
+		return NULL;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f || bdev_init(&f->b, &file_ops, path, size, (uint32_t)ssz, ro)) {
+		free(f);
+		bdev_err_set(e, ENOMEM, "%s: out of memory", path);
+		close(fd);
+		return NULL;
+	}
+	f->fd = fd;
+	f->is_blockdev = S_ISBLK(st.st_mode);
+	return &f->b;
+
+fail_errno:
+	bdev_err_set(e, r, "%s: %s", path, strerror(r));
+	close(fd);
+	return NULL;
+}

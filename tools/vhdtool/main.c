@@ -1,0 +1,156 @@
+/* vhdtool: entry point, subcommand table and shared helpers. */
+#include "vhdtool.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "vhd/vhd.h"
+
+#define MAX_CMDS 64
+static const struct vhdtool_cmd *cmds[MAX_CMDS];
+static int ncmds;
+
+void vhdtool_register(const struct vhdtool_cmd *cmd)
+{
+	if (ncmds < MAX_CMDS)
+		cmds[ncmds++] = cmd;
+}
+
+void vt_err(const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vhdtool: ", stderr);
+	if (what)
+		fprintf(stderr, "%s: ", what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int vt_usage(const struct vhdtool_cmd *cmd)
+{
+	const char *p = cmd->usage;
+
+	fprintf(stderr, "usage:");
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+
+		fprintf(stderr, " vhdtool %.*s\n", n, p);
+		p += n + (nl ? 1 : 0);
+		if (*p)
+			fprintf(stderr, "      ");
+	}
+	return 2;
+}
+
+bool vt_parse_size(const char *what, const char *s, uint64_t *out)
+{
+	int r = util_parse_size(s, out);
+
+	if (r == -ERANGE)
+		vt_err(NULL, "%s '%s' is too large", what, s);
+	else if (r)
+		vt_err(NULL, "%s '%s' is not a number of bytes (suffixes K, M, G, T allowed)",
+		       what, s);
+	return r == 0;
+}
+
+void vt_bdev_err(struct bdev *b)
+{
+	char buf[600];
+
+	vt_err(NULL, "%s", bdev_errmsg(b, buf, sizeof(buf)));
+}
+
+struct bdev *vt_open(const char *path, unsigned flags)
+{
+	struct vhd_open_opts o = { 0 };
+	struct bdev_err e = { 0 };
+	struct bdev *b;
+
+	if (flags & VT_OPEN_RDONLY)
+		o.flags |= VHD_O_RDONLY;
+	if (flags & VT_OPEN_NO_UUID)
+		o.flags |= VHD_O_IGNORE_PARENT_UUID;
+	if (flags & VT_OPEN_SIZE_FOOTER)
+		o.flags |= VHD_O_SIZE_FOOTER;
+	b = vhd_open(path, &o, &e);
+	if (b)
+		return b;
+	if ((flags & VT_OPEN_RAW_OK) && e.code == ENOVHD) {
+		b = bdev_file_open(path, (flags & VT_OPEN_RDONLY) ?
+				   BDEV_OPEN_RDONLY : 0, &e);
+		if (b)
+			return b;
+	}
+	vt_err(NULL, "%s", e.msg);
+	return NULL;
+}
+
+void vt_json_str(FILE *f, const char *s)
+{
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static int cmp_cmd(const void *a, const void *b)
+{
+	const struct vhdtool_cmd *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+static void help(FILE *f)
+{
+	fprintf(f, "vhdtool: Microsoft VHD images, NBD export and backups\n\n"
+		   "usage: vhdtool COMMAND [ARGS...]   (vhdtool COMMAND --help)\n\n"
+		   "commands:\n");
+	for (int i = 0; i < ncmds; i++)
+		fprintf(f, "  %-10s %s\n", cmds[i]->name, cmds[i]->summary);
+}
+
+int main(int argc, char **argv)
+{
+	qsort(cmds, (size_t)ncmds, sizeof(cmds[0]), cmp_cmd);
+	if (argc < 2) {
+		help(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		help(stdout);
+		return 0;
+	}
+	for (int i = 0; i < ncmds; i++) {
+		if (strcmp(argv[1], cmds[i]->name))
+			continue;
+		for (int j = 2; j < argc; j++)
+			if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) {
+				fprintf(stdout, "usage: vhdtool %s\n", cmds[i]->usage);
+				return 0;
+			}
+		return cmds[i]->run(argc - 1, argv + 1);
+	}
+	vt_err(NULL, "unknown command '%s' (see vhdtool --help)", argv[1]);
+	return 2;
+}

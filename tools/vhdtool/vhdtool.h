@@ -1,0 +1,52 @@
+/* vhdtool: shared declarations of the command-line front end.
+ *
+ * Each subcommand lives in its own file and registers itself with
+ * VHDTOOL_COMMAND(); main.c dispatches by name.  A subcommand returns the
+ * process exit status: 0 success, 1 failure (or "problems found" for
+ * check), 2 usage errors or "could not run". */
+#ifndef VHDTOOL_H
+#define VHDTOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/bdev.h"
+
+struct vhdtool_cmd {
+	const char *name;
+	const char *usage;   /* one or more lines after "vhdtool " */
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+void vhdtool_register(const struct vhdtool_cmd *cmd);
+
+#define VHDTOOL_COMMAND(id, ...)                                        \
+	static const struct vhdtool_cmd id##_cmd = { __VA_ARGS__ };     \
+	static void __attribute__((constructor)) id##_register(void)    \
+	{ vhdtool_register(&id##_cmd); }
+
+/* "vhdtool: WHAT: message" on stderr, always one line. */
+void vt_err(const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Print the usage of cmd to stderr and return 2. */
+int vt_usage(const struct vhdtool_cmd *cmd);
+/* Parse a size/offset argument; prints the error and returns false. */
+bool vt_parse_size(const char *what, const char *s, uint64_t *out);
+
+/* Open any disk: a VHD (any type, with its chain) or, when the file has
+ * no VHD footer and allow_raw is set, a raw file or block device.
+ * Prints the error and returns NULL on failure. */
+#define VT_OPEN_RDONLY     0x1u
+#define VT_OPEN_RAW_OK     0x2u
+#define VT_OPEN_NO_UUID    0x4u   /* do not verify parent UUIDs */
+#define VT_OPEN_SIZE_FOOTER 0x8u  /* use the footer's current size */
+struct bdev *vt_open(const char *path, unsigned flags);
+/* Print bdev b's last error as "vhdtool: message". */
+void vt_bdev_err(struct bdev *b);
+
+/* JSON string output with escaping. */
+void vt_json_str(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,297 @@
+/* check and repair.  Works on the file itself (not through vhd_open) so it
+ * can describe damage that open refuses.  Repairs: a lost or torn end
+ * footer rebuilt from the copy at offset 0 (and a damaged copy from the end
+ * footer), BAT entries pointing past the end of the file cleared. */
+#include "vhd-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+struct ck {
+	const char *path;
+	unsigned flags;
+	vhd_check_report_fn report;
+	void *opaque;
+	int problems;
+	int fd;
+	uint64_t size;
+};
+
+static void problem(struct ck *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void problem(struct ck *c, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->problems++;
+	c->report(c->opaque, false, msg);
+}
+
+static void repaired(struct ck *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void repaired(struct ck *c, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->problems--;
+	c->report(c->opaque, true, msg);
+}
+
+static bool repairing(struct ck *c)
+{
+	return c->flags & VHD_CHECK_REPAIR;
+}
+
+/* Footers: returns the footer to trust in *f, or -EINVAL when none is
+ * valid (the check cannot go on). */
+static int check_footers(struct ck *c, struct vhd_footer *f,
+			 uint64_t *footer_off)
+{
+	uint8_t end[512] = { 0 }, start[512] = { 0 };
+	char why_end[200], why_start[200];
+	struct vhd_footer fe, fs;
+	bool ok_end, ok_start;
+
+	if (c->size >= 512 && (util_pread_full(c->fd, end, 512, c->size - 512, false) ||
+			       util_pread_full(c->fd, start, 512, 0, false)))
+		return -EIO;
+	ok_end = c->size >= 512 && !vhd_footer_decode(end, &fe, why_end, sizeof(why_end));
+	ok_start = c->size >= 512 &&
+		   !vhd_footer_decode(start, &fs, why_start, sizeof(why_start));
+	*footer_off = c->size - 512;
+	if (ok_end) {
+		*f = fe;
+		if (fe.type != VHD_TYPE_FIXED && (!ok_start || memcmp(start, end, 512))) {
+			problem(c, "footer copy at offset 0 %s", ok_start ?
+				"differs from the end footer" : "is damaged");
+			if (repairing(c) && !util_pwrite_full(c->fd, end, 512, 0))
+				repaired(c, "rewrote the footer copy at offset 0 from the end footer");
+		}
+		return 0;
+	}
+	if (!ok_start || fs.type == VHD_TYPE_FIXED) {
+		if (c->size < 512 || (!vhd_is_footer_cookie(end) &&
+				      !vhd_is_footer_cookie(start)))
+			problem(c, "not a VHD image (no footer)");
+		else
+			problem(c, "bad footer: %s",
+				vhd_is_footer_cookie(end) ? why_end : why_start);
+		return -EINVAL;
+	}
+	*f = fs;
+	problem(c, "end footer is %s (%s)", vhd_is_footer_cookie(end) ? "torn" : "missing",
+		why_end);
+	/* Torn: replace it in place.  Missing (the end is data): append. */
+	if (!vhd_is_footer_cookie(end))
+		*footer_off = util_align_up(c->size, 512);
+	if (repairing(c)) {
+		if (!util_pwrite_full(c->fd, start, 512, *footer_off)) {
+			c->size = *footer_off + 512;
+			repaired(c, "rebuilt the end footer at offset %llu from the copy at offset 0",
+				 (unsigned long long)*footer_off);
+		}
+	}
+	return 0;
+}
+
+static void check_geometry(struct ck *c, const struct vhd_footer *f)
+{
+	uint64_t chs = (uint64_t)f->cylinders * f->heads * f->sectors * VHD_SECTOR;
+
+	if (f->original_size != f->current_size)
+		c->report(c->opaque, false, "note: original size differs from current size (libvhdi reads the original size)");
+	if (chs != f->current_size && chs != VHD_MAX_GEOMETRY_SECTORS * VHD_SECTOR &&
+	    (!memcmp(f->creator_app, "vpc ", 4) || !memcmp(f->creator_app, "qemu", 4)))
+		c->report(c->opaque, false, "note: CHS size differs from the current size; served with the CHS size like qemu");
+}
+
+static int write_bat_entry(struct ck *c, const struct vhd_header *h, uint32_t i)
+{
+	uint8_t v[4];
+
+	util_put_be32(v, VHD_BAT_UNUSED);
+	return util_pwrite_full(c->fd, v, 4, h->table_offset + 4ull * i);
+}
+
+static void check_sparse(struct ck *c, const struct vhd_footer *f,
+			 uint64_t footer_off)
+{
+	uint8_t hb[1024];
+	char why[300];
+	struct vhd_header h;
+	uint64_t bat_bytes, meta_end, span, need, disk_size;
+	uint32_t *bat, bm_size;
+	uint8_t *raw, *bm;
+
+	if (!util_range_ok(f->data_offset, 1024, footer_off) ||
+	    util_pread_full(c->fd, hb, 1024, f->data_offset, false)) {
+		problem(c, "dynamic header at offset %llu is outside the file",
+			(unsigned long long)f->data_offset);
+		return;
+	}
+	if (vhd_header_decode(hb, &h, why, sizeof(why))) {
+		problem(c, "%s", why);
+		return;
+	}
+	disk_size = vhd_footer_disk_size(f, 0);
+	need = (disk_size + h.block_size - 1) / h.block_size;
+	if (need > h.max_table_entries) {
+		problem(c, "BAT has %u entries but the disk size needs %llu",
+			h.max_table_entries, (unsigned long long)need);
+		return;
+	}
+	bat_bytes = util_align_up((uint64_t)h.max_table_entries * 4, VHD_SECTOR);
+	if (!util_range_ok(h.table_offset, bat_bytes, footer_off)) {
+		problem(c, "BAT of %u entries at offset %llu does not fit in the file",
+			h.max_table_entries, (unsigned long long)h.table_offset);
+		return;
+	}
+	raw = malloc(bat_bytes);
+	bat = malloc(4 * (size_t)h.max_table_entries);
+	bm_size = vhd_bitmap_size(h.block_size);
+	bm = malloc(bm_size);
+	if (!raw || !bat || !bm ||
+	    util_pread_full(c->fd, raw, bat_bytes, h.table_offset, false)) {
+		problem(c, "cannot read the BAT");
+		goto out;
+	}
+	for (uint32_t i = 0; i < h.max_table_entries; i++)
+		bat[i] = util_get_be32(raw + 4ull * i);
+	meta_end = UTIL_MAX(f->data_offset + 1024, h.table_offset + bat_bytes);
+	span = bm_size + (uint64_t)h.block_size;
+	/* Entries past the end of the file: report, optionally clear. */
+	for (uint32_t i = 0; i < h.max_table_entries; i++) {
+		uint64_t off = (uint64_t)bat[i] * VHD_SECTOR;
+
+		if (bat[i] == VHD_BAT_UNUSED || off + span <= footer_off)
+			continue;
+		if (i >= need)
+			problem(c, "BAT entry %u is beyond the disk size and points past the end of the file", i);
+		else
+			problem(c, "BAT entry %u: block at offset %llu ends past the end of the file (footer at %llu)",
+				i, (unsigned long long)off,
+				(unsigned long long)footer_off);
+		if (repairing(c) && !write_bat_entry(c, &h, i)) {
+			bat[i] = VHD_BAT_UNUSED;
+			repaired(c, "cleared BAT entry %u (its data was lost)", i);
+		}
+	}
+	/* Overlaps and metadata collisions (first one found). */
+	if (vhd_bat_validate(bat, h.max_table_entries, h.block_size, meta_end,
+			     footer_off, why, sizeof(why)))
+		problem(c, "%s", why);
+	/* Bitmaps: bits for sectors past the end of the disk. */
+	for (uint32_t i = 0; i < h.max_table_entries; i++) {
+		uint64_t first = (uint64_t)i * h.block_size;
+		uint32_t spb = h.block_size / VHD_SECTOR;
+
+		if (bat[i] == VHD_BAT_UNUSED ||
+		    (uint64_t)bat[i] * VHD_SECTOR + span > footer_off)
+			continue;
+		if (util_pread_full(c->fd, bm, bm_size,
+				    (uint64_t)bat[i] * VHD_SECTOR, false)) {
+			problem(c, "cannot read the bitmap of block %u", i);
+			continue;
+		}
+		if (first >= disk_size) {
+			problem(c, "block %u is allocated but lies past the end of the disk", i);
+			continue;
+		}
+		for (uint64_t s = (disk_size - first) / VHD_SECTOR; s < spb; s++)
+			if (util_bit_test(bm, s)) {
+				problem(c, "block %u: bitmap marks sector %llu present, past the end of the disk",
+					i, (unsigned long long)(first / VHD_SECTOR + s));
+				break;
+			}
+	}
+	if (f->type == VHD_TYPE_DIFF) {
+		char ppath[4096], pwhy[1200];
+		struct vhd_open_opts o = { .flags = VHD_O_RDONLY };
+		struct bdev_err e = { 0 };
+		struct bdev *p;
+
+		if (vhd_find_parent(c->fd, c->path, &h, c->size, ppath,
+				    sizeof(ppath), pwhy, sizeof(pwhy))) {
+			problem(c, "%s", pwhy);
+			goto out;
+		}
+		p = vhd_open(ppath, &o, &e);
+		if (!p) {
+			problem(c, "parent: %s", e.msg);
+			goto out;
+		}
+		if (memcmp(vhd_of(p)->footer.uuid, h.parent_uuid, 16)) {
+			char a[40], b[40];
+
+			problem(c, "parent %s has UUID %s but this image expects %s",
+				ppath, vhd_uuid_str(vhd_of(p)->footer.uuid, a),
+				vhd_uuid_str(h.parent_uuid, b));
+		}
+		bdev_close(p);
+	}
+out:
+	free(raw);
+	free(bat);
+	free(bm);
+}
+
+int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
+	      void *opaque, struct bdev_err *e)
+{
+	struct ck c = { .path = path, .flags = flags, .report = report,
+			.opaque = opaque };
+	struct vhd_footer f;
+	uint64_t footer_off;
+	struct stat st;
+	int r;
+
+	c.fd = open(path, ((flags & VHD_CHECK_REPAIR) ? O_RDWR : O_RDONLY) |
+		    O_CLOEXEC);
+	if (c.fd < 0)
+		return bdev_err_set(e, errno, "%s: cannot open: %s", path,
+				    strerror(errno));
+	if (fstat(c.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(c.fd);
+		return bdev_err_set(e, EINVAL, "%s: not a regular file", path);
+	}
+	c.size = (uint64_t)st.st_size;
+	r = check_footers(&c, &f, &footer_off);
+	if (r == -EIO) {
+		close(c.fd);
+		return bdev_err_set(e, EIO, "%s: cannot read", path);
+	}
+	if (r == 0) {
+		check_geometry(&c, &f);
+		if (f.type == VHD_TYPE_FIXED) {
+			if (c.size - 512 < f.current_size)
+				problem(&c, "fixed image is truncated: %llu data bytes for a %llu-byte disk",
+					(unsigned long long)(c.size - 512),
+					(unsigned long long)f.current_size);
+		} else {
+			check_sparse(&c, &f, footer_off);
+		}
+	}
+	if ((flags & VHD_CHECK_REPAIR) && fsync(c.fd) < 0) {
+		r = errno;
+		close(c.fd);
+		return bdev_err_set(e, r, "%s: fsync failed: %s", path, strerror(r));
+	}
+	close(c.fd);
+	return c.problems;
+}

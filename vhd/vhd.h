@@ -1,0 +1,116 @@
+/* vhd: Microsoft VHD v1 images (fixed, dynamic, differencing) as bdevs.
+ *
+ * vhd_open() returns a struct bdev whose ops serve the image; a
+ * differencing image holds its parent chain open (read-only) and reads
+ * through it.  All calls return 0 or -errno and never print; failures fill
+ * a struct bdev_err or the bdev's last error with "FILE: what is wrong".
+ *
+ * Crash safety: a newly allocated block's data and bitmap are durable
+ * before the BAT entry that points at them reaches the disk; BAT and bitmap
+ * updates are written at flush time (two fdatasync calls per flush, however
+ * many blocks were allocated); the file always ends with a valid footer.
+ */
+#ifndef VHD_H
+#define VHD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/bdev.h"
+
+/* vhd_open() fails with this code when the file has no VHD footer at all
+ * (neither at the end nor at offset 0): it may be a raw image. */
+#define ENOVHD EMEDIUMTYPE
+
+#define VHD_TYPE_FIXED   2
+#define VHD_TYPE_DYNAMIC 3
+#define VHD_TYPE_DIFF    4
+
+#define VHD_DEFAULT_BLOCK_SIZE (2u << 20)
+#define VHD_MAX_SIZE ((uint64_t)2040 << 30)   /* Hyper-V's and qemu's limit */
+#define VHD_DEFAULT_MAX_DEPTH 32
+
+/* vhd_open_opts.flags */
+#define VHD_O_RDONLY              0x1u
+#define VHD_O_IGNORE_PARENT_UUID  0x2u  /* open even if a parent's UUID differs */
+#define VHD_O_SIZE_FOOTER         0x4u  /* always use the footer's current size */
+#define VHD_O_SIZE_CHS            0x8u  /* always use the CHS geometry size */
+#define VHD_O_NO_PARENT           0x10u /* do not open the parent (info only;
+                                         * reads of parent ranges fail) */
+#define VHD_O_PARENT_RW           0x20u /* open the parent read-write too */
+
+struct vhd_open_opts {
+	unsigned flags;
+	int max_depth;            /* 0: VHD_DEFAULT_MAX_DEPTH */
+};
+
+struct bdev *vhd_open(const char *path, const struct vhd_open_opts *o,
+		      struct bdev_err *e);
+
+struct vhd;
+/* The VHD behind a bdev, or NULL when b is not a VHD. */
+struct vhd *vhd_of(struct bdev *b);
+/* The parent of a differencing VHD (NULL otherwise); owned by v. */
+struct bdev *vhd_parent(struct vhd *v);
+
+struct vhd_create_opts {
+	int type;                 /* VHD_TYPE_* */
+	uint64_t size;            /* bytes, a multiple of 512 (ignored for diff) */
+	uint32_t block_size;      /* 0: default (diff: the parent's) */
+	const char *parent;       /* differencing: the parent's path */
+	bool overwrite;           /* replace an existing file */
+};
+
+/* Create an image; the file appears under its name only when complete. */
+int vhd_create(const char *path, const struct vhd_create_opts *o,
+	       struct bdev_err *e);
+
+struct vhd_info {
+	int type;
+	uint64_t size;            /* the size the disk is served with */
+	uint64_t current_size;    /* footer fields */
+	uint64_t original_size;
+	uint64_t file_size;
+	uint16_t cylinders;
+	uint8_t heads, sectors;
+	char creator_app[5];
+	uint32_t creator_version;
+	char creator_os[5];
+	uint32_t timestamp;       /* seconds since 2000-01-01 UTC */
+	uint8_t uuid[16];
+	bool saved_state;
+	bool used_footer_copy;    /* end footer damaged, opened with the copy */
+	/* dynamic and differencing */
+	uint32_t block_size;
+	uint32_t max_table_entries;
+	uint32_t allocated_blocks;
+	uint64_t table_offset;
+	/* differencing */
+	uint8_t parent_uuid[16];
+	uint32_t parent_timestamp;
+	char parent_name[1024];   /* UTF-8 of the header's parent name */
+	char parent_path[4096];   /* where the parent was found ("" if not) */
+};
+
+int vhd_get_info(struct vhd *v, struct vhd_info *out);
+/* Path the image was opened with. */
+const char *vhd_path(struct vhd *v);
+
+/* Format a UUID as 8-4-4-4-12 lower-case hex (buf >= 37 bytes). */
+char *vhd_uuid_str(const uint8_t uuid[16], char *buf);
+/* Seconds since 2000-01-01 UTC to Unix time. */
+int64_t vhd_time_to_unix(uint32_t t);
+/* The CHS geometry of the VHD specification for a sector count. */
+void vhd_chs(uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s);
+
+/* check: every problem is passed to report(); with VHD_CHECK_REPAIR what
+ * can be repaired is, and reported with repaired = true.  Returns the
+ * number of problems left (0 = clean) or -errno when the check could not
+ * run (e filled). */
+#define VHD_CHECK_REPAIR 0x1u
+typedef void (*vhd_check_report_fn)(void *opaque, bool repaired,
+				    const char *msg);
+int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
+	      void *opaque, struct bdev_err *e);
+
+#endif
