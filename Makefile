@@ -54,6 +54,7 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 SHELL_TESTS := $(sort $(wildcard tests/interop/*.sh tests/e2e/*.sh tests/bad/*.sh tests/crash/*.sh))
 
 .PHONY: all check demo bench fuzz clean deps test
+.SECONDARY:
 all: $(VHDTOOL) $(UNIT_BINS) $(HELPER_BINS)
 
 $(BUILD)/%.o: %.c
