@@ -240,17 +240,20 @@ static int read_footer(struct vhd *v, const char *path, bool rdonly,
 {
 	uint8_t end[512], start[512];
 	char why_end[200] = "", why_start[200] = "";
-	int r_end = -EINVAL, r_start = -EINVAL;
+	int r_end, r_start;
 	struct vhd_footer fs;
 
 	if (v->file_size < 512)
 		return bdev_err_set(e, ENOVHD,
 				    "%s: not a VHD image (file is only %llu bytes)",
 				    path, (unsigned long long)v->file_size);
-	if (util_pread_full(v->fd, end, 512, v->file_size - 512, false) ||
-	    util_pread_full(v->fd, start, 512, 0, false))
-		return bdev_err_set(e, errno ? errno : EIO, "%s: cannot read: %s",
-				    path, strerror(errno ? errno : EIO));
+	int r = util_pread_full(v->fd, end, 512, v->file_size - 512, false);
+
+	if (!r)
+		r = util_pread_full(v->fd, start, 512, 0, false);
+	if (r)
+		return bdev_err_set(e, -r, "%s: cannot read: %s", path,
+				    strerror(-r));
 	r_end = vhd_footer_decode(end, &v->footer, why_end, sizeof(why_end));
 	if (r_end == 0)
 		return 0;
