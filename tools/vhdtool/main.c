@@ -12,6 +12,8 @@
 #define MAX_CMDS 64
 static const struct vhdtool_cmd *cmds[MAX_CMDS];
 static int ncmds;
+/* Global options (before the command), applied by vt_open. */
+static unsigned global_open_flags;
 
 void vhdtool_register(const struct vhdtool_cmd *cmd)
 {
@@ -74,6 +76,9 @@ struct bdev *vt_open(const char *path, unsigned flags)
 	struct bdev_err e = { 0 };
 	struct bdev *b;
 
+	flags |= global_open_flags;
+	if (flags & VT_OPEN_SIZE_CHS)
+		o.flags |= VHD_O_SIZE_CHS;
 	if (flags & VT_OPEN_RDONLY)
 		o.flags |= VHD_O_RDONLY;
 	if (flags & VT_OPEN_NO_UUID)
@@ -123,15 +128,64 @@ static int cmp_cmd(const void *a, const void *b)
 static void help(FILE *f)
 {
 	fprintf(f, "vhdtool: Microsoft VHD images, NBD export and backups\n\n"
-		   "usage: vhdtool COMMAND [ARGS...]   (vhdtool COMMAND --help)\n\n"
+		   "usage: vhdtool [GLOBAL OPTIONS] COMMAND [ARGS...]   (vhdtool COMMAND --help)\n\n"
+		   "global options:\n"
+		   "  --size-from current|chs  disk size from the footer's current size or the CHS\n"
+		   "                           geometry (default: CHS only for creators \"vpc \" and\n"
+		   "                           \"qemu\" when they differ, as qemu does)\n"
+		   "  --ignore-parent-uuid     open chains whose parent UUID does not match\n\n"
 		   "commands:\n");
 	for (int i = 0; i < ncmds; i++)
 		fprintf(f, "  %-10s %s\n", cmds[i]->name, cmds[i]->summary);
 }
 
+/* Consume global options; returns how many arguments they took or -1. */
+static int global_options(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "--help") &&
+	       strcmp(argv[i], "-h")) {
+		const char *a = argv[i], *val = NULL;
+
+		if (!strncmp(a, "--size-from=", 12)) {
+			val = a + 12;
+		} else if (!strcmp(a, "--size-from")) {
+			if (i + 1 >= argc) {
+				vt_err(NULL, "--size-from needs current or chs");
+				return -1;
+			}
+			val = argv[++i];
+		} else if (!strcmp(a, "--ignore-parent-uuid")) {
+			global_open_flags |= VT_OPEN_NO_UUID;
+		} else {
+			vt_err(NULL, "unknown global option '%s' (see vhdtool --help)", a);
+			return -1;
+		}
+		if (val && !strcmp(val, "current"))
+			global_open_flags |= VT_OPEN_SIZE_FOOTER;
+		else if (val && !strcmp(val, "chs"))
+			global_open_flags |= VT_OPEN_SIZE_CHS;
+		else if (val) {
+			vt_err(NULL, "--size-from takes current or chs, not '%s'", val);
+			return -1;
+		}
+		i++;
+	}
+	return i - 1;
+}
+
 int main(int argc, char **argv)
 {
+	int skip;
+
 	qsort(cmds, (size_t)ncmds, sizeof(cmds[0]), cmp_cmd);
+	skip = global_options(argc, argv);
+	if (skip < 0)
+		return 2;
+	argv[skip] = argv[0];
+	argc -= skip;
+	argv += skip;
 	if (argc < 2) {
 		help(stderr);
 		return 2;
