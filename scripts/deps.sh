@@ -3,7 +3,7 @@
 # As root with apt-get: installs them.  Otherwise: prints the exact command
 # and stops.
 PKGS="gcc make libaio-dev zlib1g-dev libnbd-dev libssl-dev libcmocka-dev \
-qemu-utils libvhdi-utils nbdkit libnbd-bin fio util-linux"
+qemu-utils libvhdi-utils nbdkit libnbd-bin fio util-linux python3"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
