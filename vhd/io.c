@@ -48,6 +48,25 @@ static int fixed_read(struct bdev *b, void *buf, uint64_t off, size_t len)
 	return r ? io_error(V(b), r, "read", off) : 0;
 }
 
+static void mark_unsynced(struct vhd *v)
+{
+	__atomic_store_n(&v->unsynced, 1, __ATOMIC_RELEASE);
+}
+
+/* fdatasync unless nothing was written since the last one.  The flag is
+ * cleared before syncing: a write finishing after that sets it again. */
+static int vhd_sync_if_needed(struct vhd *v)
+{
+	if (!__atomic_exchange_n(&v->unsynced, 0, __ATOMIC_ACQ_REL))
+		return 0;
+	if (fdatasync(v->fd) < 0) {
+		mark_unsynced(v);
+		return bdev_set_error(&v->b, errno, "flush failed: %s",
+				      strerror(errno));
+	}
+	return 0;
+}
+
 static int vhd_sync(struct vhd *v)
 {
 	if (fdatasync(v->fd) < 0)
@@ -63,12 +82,13 @@ static int fixed_write(struct bdev *b, const void *buf, uint64_t off,
 
 	if (r)
 		return io_error(V(b), r, "write", off);
-	return (flags & BDEV_FUA) ? vhd_sync(V(b)) : 0;
+	mark_unsynced(V(b));
+	return (flags & BDEV_FUA) ? vhd_sync_if_needed(V(b)) : 0;
 }
 
 static int fixed_flush(struct bdev *b)
 {
-	return vhd_sync(V(b));
+	return vhd_sync_if_needed(V(b));
 }
 
 static int fixed_write_zeroes(struct bdev *b, uint64_t off, uint64_t len,
@@ -80,7 +100,8 @@ static int fixed_write_zeroes(struct bdev *b, uint64_t off, uint64_t len,
 
 	if (fallocate(V(b)->fd, mode, (off_t)off, (off_t)len) < 0)
 		return -EOPNOTSUPP;
-	return (flags & BDEV_FUA) ? vhd_sync(V(b)) : 0;
+	mark_unsynced(V(b));
+	return (flags & BDEV_FUA) ? vhd_sync_if_needed(V(b)) : 0;
 }
 
 static int fixed_discard(struct bdev *b, uint64_t off, uint64_t len)
@@ -193,6 +214,7 @@ static int alloc_block(struct vhd *v, uint32_t blk)
 		free(bm);
 		return io_error(v, r, "bitmap write", v->footer_off);
 	}
+	mark_unsynced(v);
 	v->footer_off = new_end;
 	free(v->bm[blk]);
 	v->bm[blk] = bm;
@@ -327,6 +349,7 @@ static int write_in_block(struct vhd *v, uint32_t blk, uint32_t in,
 	r = util_pwrite_full(v->fd, buf, n, doff + in);
 	if (r)
 		return io_error(v, r, "write", doff + in);
+	mark_unsynced(v);
 	if (util_bit_run(bm, s0, s1 - s0) == s1 - s0 && util_bit_test(bm, s0))
 		return 0;
 	pthread_mutex_lock(&v->lock);
@@ -463,7 +486,7 @@ static int sparse_flush(struct bdev *b)
 	pthread_mutex_lock(&v->lock);
 	if (!v->meta_dirty) {
 		pthread_mutex_unlock(&v->lock);
-		r = vhd_sync(v);
+		r = vhd_sync_if_needed(v);
 		goto out;
 	}
 	for (uint32_t i = 0; i < v->hdr.max_table_entries; i++)
@@ -500,6 +523,7 @@ static int sparse_flush(struct bdev *b)
 	pthread_mutex_unlock(&v->lock);
 	if (r)
 		goto out;
+	__atomic_store_n(&v->unsynced, 0, __ATOMIC_RELEASE);
 	r = vhd_sync(v);
 	for (uint32_t i = 0; i < nbm && !r; i++) {
 		r = util_pwrite_full(v->fd, bms[i].data, v->bm_size, bms[i].off);
@@ -532,6 +556,7 @@ static int sparse_flush(struct bdev *b)
 				v->bm_dirty[i] = 1;
 		v->meta_dirty = true;
 		pthread_mutex_unlock(&v->lock);
+		mark_unsynced(v);
 	}
 out:
 	for (uint32_t i = 0; i < nbm; i++)
@@ -555,6 +580,7 @@ static int zero_bytes(struct vhd *v, uint64_t off, uint64_t n)
 
 		if (r)
 			return io_error(v, r, "write", off);
+		mark_unsynced(v);
 		off += m;
 		n -= m;
 	}
@@ -589,6 +615,7 @@ static int dyn_zero_allocated(struct vhd *v, uint32_t blk, uint32_t in,
 	else if (fallocate(v->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			   (off_t)(doff + a), (off_t)(z - a)) < 0)
 		return 1;
+	mark_unsynced(v);
 	if (!edges)
 		return 0;
 	r = zero_bytes(v, doff + in, a - in);

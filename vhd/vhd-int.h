@@ -173,6 +173,7 @@ struct vhd {
 	uint8_t *bm_dirty;         /* per block: bitmap to write at flush */
 	uint8_t *bat_dirty;        /* per BAT sector: to write at flush */
 	bool meta_dirty;
+	int unsynced;              /* data written since the last flush (atomic) */
 	pthread_mutex_t lock;      /* bat, bm[] pointers, dirty flags, footer_off */
 	pthread_mutex_t flush_lock;/* one flush at a time */
 	pthread_rwlock_t rmw_lock; /* writes shared; partial-sector RMW exclusive */
