@@ -324,6 +324,10 @@ int vhd_utf16_encode(const char *s, uint8_t *out, size_t outlen, bool le)
 				return -EINVAL;
 			cp = cp << 6 | (*p & 0x3f);
 		}
+		/* Overlong forms ("\xc0\xaf" for '/') are not UTF-8. */
+		if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
+		    (extra == 3 && cp < 0x10000))
+			return -EINVAL;
 		if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 			return -EINVAL;
 		uint16_t units[2];
@@ -450,8 +454,9 @@ int vhd_relpath(const char *from_dir, const char *to, char *out,
 	if (!from_dir[i] && to[i] == '/')
 		common = i + 1;
 	out[0] = '\0';
-	/* One ".." per remaining component of from_dir. */
-	for (const char *p = from_dir + common; *p;) {
+	/* One ".." per remaining component of from_dir (none when to is
+	 * inside from_dir: common is then past from_dir's end). */
+	for (const char *p = from_dir + UTIL_MIN(common, i); *p;) {
 		const char *slash = strchr(p, '/');
 
 		if (n + 3 >= outlen)
