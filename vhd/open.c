@@ -19,6 +19,7 @@ struct chain_seen {
 	dev_t dev[VHD_DEFAULT_MAX_DEPTH * 4];
 	ino_t ino[VHD_DEFAULT_MAX_DEPTH * 4];
 	int n;
+	int max_depth;             /* the limit, for messages */
 };
 
 static struct bdev *open_layer(const char *path, unsigned flags,
@@ -349,7 +350,7 @@ static int open_parent(struct vhd *v, const char *path, unsigned flags,
 	if (depth_left <= 1)
 		return bdev_err_set(e, ELOOP,
 				    "%s: chain too deep (more than %d layers)",
-				    path, VHD_DEFAULT_MAX_DEPTH);
+				    path, seen->max_depth);
 	r = vhd_find_parent(v->fd, path, &v->hdr, v->file_size, ppath,
 			    sizeof(ppath), why, sizeof(why));
 	if (r)
@@ -362,9 +363,15 @@ static int open_parent(struct vhd *v, const char *path, unsigned flags,
 	if (!v->parent) {
 		/* Say which child needed the parent that failed. */
 		char inner[sizeof(e->msg)];
+		const char *cause = inner, *p;
 
 		snprintf(inner, sizeof(inner), "%s", e->msg);
-		return bdev_err_set(e, e->code, "%s: parent: %s", path, inner);
+		/* In a deep chain, drop middle layers rather than the cause
+		 * at the end of the message. */
+		while (strlen(path) + 10 + strlen(cause) >= sizeof(e->msg) &&
+		       (p = strstr(cause, ": parent: ")))
+			cause = p + 10;
+		return bdev_err_set(e, e->code, "%s: parent: %s", path, cause);
 	}
 	pv = vhd_of(v->parent);
 	if (memcmp(pv->footer.uuid, v->hdr.parent_uuid, 16) &&
@@ -479,6 +486,7 @@ struct bdev *vhd_open(const char *path, const struct vhd_open_opts *o,
 	if (!o)
 		o = &def;
 	depth = o->max_depth > 0 ? o->max_depth : VHD_DEFAULT_MAX_DEPTH;
+	seen.max_depth = depth;
 	return open_layer(path, o->flags, depth, &seen, e);
 }
 
