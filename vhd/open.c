@@ -117,8 +117,9 @@ static int read_locator(int fd, const struct vhd_locator *l,
 	uint8_t *buf;
 	int r;
 
+	/* UTF-16 comes in 2-byte units; MacX (UTF-8) any length. */
 	if (l->data_length == 0 || l->data_length > VHD_MAX_LOCATOR_LEN ||
-	    l->data_length % 2 ||
+	    (l->data_length % 2 && memcmp(l->code, "MacX", 4)) ||
 	    !util_range_ok(l->data_offset, l->data_length, file_size))
 		return -EINVAL;
 	buf = malloc(l->data_length);
