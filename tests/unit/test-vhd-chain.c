@@ -450,6 +450,163 @@ static void test_parent_missing_says_what_was_tried(void **state)
 	free(m);
 }
 
+/* Rewrite the dynamic header of `path` (at offset 512) through fn, which
+ * may also write locator data with fd; the checksum is recomputed. */
+static void edit_header(const char *path,
+			void (*fn)(struct vhd_header *h, int fd, void *arg),
+			void *arg)
+{
+	uint8_t buf[1024];
+	struct vhd_header h;
+	char why[300];
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, 1024, 512), 1024);
+	assert_int_equal(vhd_header_decode(buf, &h, why, sizeof(why)), 0);
+	fn(&h, fd, arg);
+	vhd_header_encode(&h, buf);
+	assert_int_equal(pwrite(fd, buf, 1024, 512), 1024);
+	close(fd);
+}
+
+/* Put `data` (len bytes) into locator i's space, with code `code`. */
+static void set_loc(struct vhd_header *h, int fd, int i, const char *code,
+		    const void *data, uint32_t len)
+{
+	assert_true(len <= 512);
+	memcpy(h->loc[i].code, code, 4);
+	h->loc[i].data_length = len;
+	assert_int_equal(pwrite(fd, data, len, (off_t)h->loc[i].data_offset),
+			 (ssize_t)len);
+}
+
+static void set_loc_utf16(struct vhd_header *h, int fd, int i,
+			  const char *code, const char *s)
+{
+	uint8_t u[512];
+	int n = vhd_utf16_encode(s, u, sizeof(u), true);
+
+	assert_true(n > 0);
+	set_loc(h, fd, i, code, u, (uint32_t)n);
+}
+
+static void set_name(struct vhd_header *h, const char *name)
+{
+	memset(h->parent_name, 0, sizeof(h->parent_name));
+	assert_true(vhd_utf16_encode(name, h->parent_name,
+				     sizeof(h->parent_name), false) > 0);
+}
+
+/* As Hyper-V writes them: W2ku "C:\...\base.vhd", W2ru ".\base.vhd". */
+static void hyperv_style(struct vhd_header *h, int fd, void *arg)
+{
+	(void)arg;
+	set_loc_utf16(h, fd, 0, "W2ku", "C:\\Hyper-V\\Virtual Hard Disks\\base.vhd");
+	set_loc_utf16(h, fd, 1, "W2ru", ".\\gone\\base.vhd");
+	set_name(h, "other.vhd");
+}
+
+static void test_windows_drive_locator_uses_file_name_beside_child(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *m = calloc(1, DISK);
+	struct vhd_info info;
+	struct bdev *b;
+
+	assert_non_null(m);
+	create_base(pth(f, "base.vhd"), VHD_TYPE_DYNAMIC);
+	b = open_ok(pth(f, "base.vhd"), 0);
+	wr(b, m, 41, 1000, 70000);
+	bdev_close(b);
+	create_child(pth(f, "c.vhd"), pth(f, "base.vhd"));
+	/* Only the drive path's file name can lead to the parent. */
+	edit_header(pth(f, "c.vhd"), hyperv_style, NULL);
+	assert_int_equal(chdir("/"), 0);
+	b = open_ok(pth(f, "c.vhd"), VHD_O_RDONLY);
+	expect_disk(b, m);
+	assert_int_equal(vhd_get_info(vhd_of(b), &info), 0);
+	expect_path_is(info.parent_path, pth(f, "base.vhd"));
+	assert_string_equal(info.parent_name, "other.vhd");
+	bdev_close(b);
+	free(m);
+}
+
+/* Only a MacX locator (UTF-8 file URL) pointing at the moved parent. */
+static void macx_only(struct vhd_header *h, int fd, void *arg)
+{
+	const char *url = arg;
+
+	memset(h->loc[1].code, 0, 4);
+	set_loc(h, fd, 0, "MacX", url, (uint32_t)strlen(url));
+	set_name(h, "other.vhd");
+}
+
+static void test_macx_locator(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *m = make_split_tree(f);
+	char url[PATH_MAX + 8];
+	struct vhd_info info;
+	struct bdev *b;
+
+	/* Two names one byte apart: UTF-8 has no 2-byte units, so both an
+	 * odd and an even locator length must work. */
+	assert_int_equal(rename(pth(f, "a/base/base.vhd"), pth(f, "moved.vhd")), 0);
+	for (int i = 0; i < 2; i++) {
+		const char *name = i ? "moved1.vhd" : "moved.vhd";
+
+		if (i)
+			assert_int_equal(rename(pth(f, "moved.vhd"), pth(f, name)), 0);
+		snprintf(url, sizeof(url), "file://%s", pth(f, name));
+		edit_header(pth(f, "a/child/c.vhd"), macx_only, url);
+		b = open_ok(pth(f, "a/child/c.vhd"), VHD_O_RDONLY);
+		expect_disk(b, m);
+		assert_int_equal(vhd_get_info(vhd_of(b), &info), 0);
+		expect_path_is(info.parent_path, pth(f, name));
+		bdev_close(b);
+	}
+	free(m);
+}
+
+/* Damaged locators: a lone surrogate, odd length, data past the end of
+ * the file, an absurd length.  All are skipped; the parent name works. */
+static void broken_locators(struct vhd_header *h, int fd, void *arg)
+{
+	static const uint8_t lone[] = { '.', 0, '\\', 0, 0x3d, 0xd8, 'x', 0 };
+
+	(void)arg;
+	set_loc(h, fd, 0, "W2ku", lone, sizeof(lone));
+	set_loc_utf16(h, fd, 1, "W2ru", ".\\nothere.vhd");
+	h->loc[1].data_length = 7;                      /* odd */
+	memcpy(h->loc[2].code, "W2ru", 4);
+	h->loc[2].data_offset = 1ull << 40;             /* past the end */
+	h->loc[2].data_length = 20;
+	memcpy(h->loc[3].code, "W2ku", 4);
+	h->loc[3].data_offset = h->loc[0].data_offset;
+	h->loc[3].data_length = 0xfffffffe;             /* absurd */
+}
+
+static void test_broken_locators_fall_back_to_name(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *m = calloc(1, DISK);
+	struct vhd_open_opts o = { .flags = VHD_O_RDONLY };
+	struct bdev *b;
+
+	assert_non_null(m);
+	create_base(pth(f, "base.vhd"), VHD_TYPE_DYNAMIC);
+	create_child(pth(f, "c.vhd"), pth(f, "base.vhd"));
+	edit_header(pth(f, "c.vhd"), broken_locators, NULL);
+	b = open_ok(pth(f, "c.vhd"), VHD_O_RDONLY);
+	expect_disk(b, m);
+	bdev_close(b);
+	/* Without the name either: not found, one clear message. */
+	assert_int_equal(rename(pth(f, "base.vhd"), pth(f, "b2.vhd")), 0);
+	open_fails(pth(f, "c.vhd"), &o, ENOENT, "parent image not found");
+	free(m);
+}
+
 /* ---- UUID, cycles, depth ---- */
 
 static void test_parent_uuid_mismatch_refused_unless_overridden(void **state)
@@ -576,6 +733,9 @@ int main(void)
 		T(test_absolute_locator),
 		T(test_parent_by_name_beside_child),
 		T(test_parent_missing_says_what_was_tried),
+		T(test_windows_drive_locator_uses_file_name_beside_child),
+		T(test_macx_locator),
+		T(test_broken_locators_fall_back_to_name),
 		T(test_parent_uuid_mismatch_refused_unless_overridden),
 		T(test_cycle_detected),
 		T(test_self_parent_cycle),
