@@ -629,6 +629,61 @@ static void test_block_status_fixed(void **state)
 	bdev_close(b);
 }
 
+/* ---- discard ---- */
+
+/* Discard is advisory: bytes outside the range never change; inside, a
+ * dynamic image may read zeros afterwards, a differencing one must keep
+ * its data (zeros would no longer show the parent). */
+static void discard_case(struct fx *f, bool diff)
+{
+	uint8_t *model = malloc(DISK), *pmodel = malloc(DISK), *got = malloc(DISK);
+	const uint64_t off = BS - 1000, len = 3 * 4096 + 2000;
+	struct bdev *b;
+
+	assert_non_null(model);
+	assert_non_null(pmodel);
+	assert_non_null(got);
+	memset(model, 0, DISK);
+	if (diff) {
+		make_parent(f, "p.vhd", pmodel);
+		create(pth(f, "c.vhd"), VHD_TYPE_DIFF, 0, pth(f, "p.vhd"));
+		memcpy(model, pmodel, DISK);
+		b = open_rw(pth(f, "c.vhd"), 0);
+	} else {
+		create(pth(f, "c.vhd"), VHD_TYPE_DYNAMIC, DISK, NULL);
+		b = open_rw(pth(f, "c.vhd"), 0);
+	}
+	wr(b, model, 13, 0, 2 * BS);
+	must(b, bdev_discard(b, off, len), "discard");
+	must(b, bdev_read(b, got, 0, DISK), "read");
+	for (uint64_t i = 0; i < DISK; i++) {
+		bool inside = i >= off && i < off + len;
+
+		if (got[i] == model[i] || (inside && !diff && got[i] == 0))
+			continue;
+		fail_msg("after discard, byte %llu (%s the range) is 0x%02x, expected 0x%02x",
+			 (unsigned long long)i, inside ? "inside" : "outside",
+			 got[i], model[i]);
+	}
+	bdev_close(b);
+	/* What reads back is also what the file says. */
+	memcpy(model, got, DISK);
+	expect_file(pth(f, "c.vhd"), model, diff ? pmodel : NULL);
+	free(model);
+	free(pmodel);
+	free(got);
+}
+
+static void test_discard_dynamic(void **state)
+{
+	discard_case(*state, false);
+}
+
+static void test_discard_diff_keeps_data(void **state)
+{
+	discard_case(*state, true);
+}
+
 /* ---- flush, FUA, read-only, bounds ---- */
 
 static void test_flush_makes_writes_visible_to_new_opener(void **state)
@@ -698,6 +753,8 @@ int main(void)
 		T(test_block_status_dynamic),
 		T(test_block_status_layers),
 		T(test_block_status_fixed),
+		T(test_discard_dynamic),
+		T(test_discard_diff_keeps_data),
 		T(test_flush_makes_writes_visible_to_new_opener),
 		T(test_read_only_and_bounds),
 	};
