@@ -3,7 +3,8 @@
 # CHS product) and writes at odd offsets read in qemu exactly as the raw
 # data they hold: `qemu-img compare -f vpc -F raw` passes against a raw
 # file written with the same bytes, and `qemu-img info -f vpc` reports the
-# exact size asked for.
+# exact size asked for.  Also images qemu created and wrote, then written
+# by vhdtool (blocks it allocates after qemu's, sectors in qemu's blocks).
 set -eu
 for t in qemu-img dd cmp; do
 	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
@@ -70,4 +71,22 @@ for type in fixed dynamic; do
 		rm -f "$img" "$raw"
 		echo "ok: $type $size"
 	done
+done
+
+# qemu-made images, written by qemu and then by vhdtool.
+for sub in fixed dynamic; do
+	img=q-$sub.vhd
+	qemu-img create -q -f vpc -o subformat=$sub "$img" 9M
+	size=$(qemu-img info --output=json -f vpc "$img" |
+		sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p')
+	qemu-io -f vpc -c 'write -q -s rand.bin 2097152 100000' "$img" >/dev/null
+	qemu-img convert -f vpc -O raw "$img" "$img.raw"
+	put "$img" "$img.raw" 2097000 1000 rand2.bin    # into qemu's block 1
+	put "$img" "$img.raw" 2150001 333 rand.bin      # inside qemu's data
+	put "$img" "$img.raw" 5 4097 rand.bin           # a new block 0
+	put "$img" "$img.raw" $((size - 700)) 700 rand2.bin
+	qemu-img compare -q -f vpc -F raw "$img" "$img.raw" ||
+		fail "$img: qemu reads what vhdtool wrote into its image differently"
+	out=$("$VHDTOOL" check "$img") || fail "$img: vhdtool check: $out"
+	echo "ok: qemu-made $sub written by vhdtool"
 done
