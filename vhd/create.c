@@ -188,7 +188,7 @@ static int write_sparse(int fd, const char *path, const struct vhd_create_opts *
 	memset(meta, 0, end + 512);
 	memcpy(meta, foot, 512);
 	memcpy(meta + 512, hdr, 1024);
-	memset(meta + 1536, 0xff, (size_t)entries * 4);
+	memset(meta + 1536, 0xff, bat_bytes);   /* padding too, as qemu does */
 	if (pf) {
 		memcpy(meta + loc_off, loc_abs, (size_t)la);
 		memcpy(meta + h.loc[1].data_offset, loc_rel, (size_t)lr);
