@@ -1,0 +1,211 @@
+/* vhdtool serve: export a disk (raw, fixed, dynamic, differencing chain)
+ * over NBD until SIGINT/SIGTERM (or, with --once, until the clients have
+ * gone).  --snapshot serves a temporary differencing child so the image
+ * itself is never written. */
+#include "vhdtool.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "nbd/nbdsrv.h"
+#include "vhd/vhd.h"
+
+static struct nbdsrv *the_server;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (the_server)
+		nbdsrv_stop(the_server);
+}
+
+static void on_log(void *opaque, int level, const char *msg)
+{
+	bool verbose = *(bool *)opaque;
+
+	if (level == NBDSRV_LOG_ERROR || verbose)
+		vt_err("serve", "%s", msg);
+}
+
+/* Open a fresh differencing child of path in a private temporary folder;
+ * the file is unlinked at once (the open descriptor keeps it), so it goes
+ * away when we exit, however we exit. */
+static struct bdev *open_snapshot(const char *path)
+{
+	struct vhd_open_opts oo = { .flags = VHD_O_RDONLY };
+	struct vhd_create_opts co = { .type = VHD_TYPE_DIFF };
+	struct bdev_err e = { 0 };
+	const char *tmp = getenv("TMPDIR");
+	char dir[PATH_MAX], child[PATH_MAX + 32], abs[PATH_MAX];
+	struct bdev *b = vhd_open(path, &oo, &e);
+
+	if (!b) {
+		if (e.code == ENOVHD)
+			vt_err(path, "--snapshot needs a VHD image (the temporary "
+			       "differencing child is a VHD), but this file has no VHD "
+			       "footer: it is raw; serve it with --read-only to keep it unchanged");
+		else
+			vt_err(NULL, "%s", e.msg);
+		return NULL;
+	}
+	bdev_close(b);
+	if (!realpath(path, abs)) {
+		vt_err(path, "%s", strerror(errno));
+		return NULL;
+	}
+	snprintf(dir, sizeof(dir), "%s/vhdtool-serve.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		vt_err(dir, "cannot create a temporary folder: %s", strerror(errno));
+		return NULL;
+	}
+	snprintf(child, sizeof(child), "%s/snapshot.vhd", dir);
+	co.parent = abs;
+	if (vhd_create(child, &co, &e)) {
+		vt_err(NULL, "%s", e.msg);
+		rmdir(dir);
+		return NULL;
+	}
+	oo.flags = 0;
+	b = vhd_open(child, &oo, &e);
+	if (!b)
+		vt_err(NULL, "%s", e.msg);
+	unlink(child);
+	rmdir(dir);
+	return b;
+}
+
+static int run_serve(int argc, char **argv);
+VHDTOOL_COMMAND(serve, .name = "serve",
+	.usage = "serve [--socket PATH | --bind ADDR --port N] [--read-only] [--snapshot]\n"
+		 "[--export-name NAME] [--max-clients N] [--threads N] [--once] [-v] IMAGE",
+	.summary = "export a disk (any VHD chain or raw file) over NBD",
+	.run = run_serve)
+
+static bool parse_uint(const char *what, const char *s, unsigned lo,
+		       unsigned hi, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi || s[0] == '-') {
+		vt_err(NULL, "%s '%s' is not a number from %u to %u", what, s, lo, hi);
+		return false;
+	}
+	*out = (unsigned)v;
+	return true;
+}
+
+static int run_serve(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "bind", required_argument, NULL, 'b' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "read-only", no_argument, NULL, 'r' },
+		{ "snapshot", no_argument, NULL, 'S' },
+		{ "export-name", required_argument, NULL, 'e' },
+		{ "max-clients", required_argument, NULL, 'm' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "once", no_argument, NULL, 'o' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ 0 }
+	};
+	struct nbdsrv_opts so = { .export_name = "" };
+	const char *sock = NULL, *addr = NULL, *image;
+	unsigned port = NBDSRV_DEFAULT_PORT;
+	bool port_set = false, snapshot = false, verbose = false;
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct bdev_err e = { 0 };
+	struct nbdsrv *s;
+	struct bdev *b;
+	char desc[600], sz[32];
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:b:p:rSe:m:t:ov", lo, NULL)) != -1) {
+		switch (c) {
+		case 's': sock = optarg; break;
+		case 'b': addr = optarg; break;
+		case 'p':
+			if (!parse_uint("port", optarg, 0, 65535, &port))
+				return 2;
+			port_set = true;
+			break;
+		case 'r': so.read_only = true; break;
+		case 'S': snapshot = true; break;
+		case 'e': so.export_name = optarg; break;
+		case 'm':
+			if (!parse_uint("max-clients", optarg, 1, 4096, &so.max_clients))
+				return 2;
+			break;
+		case 't':
+			if (!parse_uint("threads", optarg, 1, 64, &so.workers))
+				return 2;
+			break;
+		case 'o': so.once = true; break;
+		case 'v': verbose = true; break;
+		default:
+			return vt_usage(&serve_cmd);
+		}
+	}
+	if (argc - optind != 1 || (sock && (addr || port_set)))
+		return vt_usage(&serve_cmd);
+	image = argv[optind];
+	if (strlen(so.export_name) > 4096) {
+		vt_err(NULL, "export name longer than 4096 bytes");
+		return 2;
+	}
+	if (snapshot && !so.read_only)
+		b = open_snapshot(image);
+	else
+		b = vt_open(image, (so.read_only ? VT_OPEN_RDONLY : 0) | VT_OPEN_RAW_OK);
+	if (!b)
+		return 1;
+	snprintf(desc, sizeof(desc), "%s (%s%s)", util_basename(image), b->ops->kind,
+		 snapshot && !so.read_only ? ", snapshot: writes are discarded at exit"
+		 : so.read_only ? ", read-only" : "");
+	so.description = desc;
+	so.log = on_log;
+	so.log_opaque = &verbose;
+	s = nbdsrv_new(b, &so, &e);
+	if (!s) {
+		vt_err(NULL, "%s", e.msg);
+		bdev_close(b);
+		return 1;
+	}
+	r = sock ? nbdsrv_listen_unix(s, sock) : nbdsrv_listen_tcp(s, addr, port);
+	if (r) {
+		vt_err(NULL, "%s", nbdsrv_errmsg(s));
+		nbdsrv_free(s);
+		bdev_close(b);
+		return 1;
+	}
+	the_server = s;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (sock)
+		printf("serving %s (%s) at nbd+unix:///%s?socket=%s\n", image,
+		       util_fmt_size(b->size, sz, sizeof(sz)), so.export_name, sock);
+	else
+		printf("serving %s (%s) at nbd://%s:%u/%s\n", image,
+		       util_fmt_size(b->size, sz, sizeof(sz)), addr ? addr : "127.0.0.1",
+		       nbdsrv_tcp_port(s), so.export_name);
+	fflush(stdout);
+	r = nbdsrv_run(s);
+	if (r)
+		vt_err(NULL, "%s", nbdsrv_errmsg(s));
+	the_server = NULL;
+	nbdsrv_free(s);
+	bdev_close(b);
+	return r ? 1 : 0;
+}
