@@ -350,8 +350,12 @@ int nbdsrv_handshake(struct nbdsrv_conn *c)
 		struct opt o;
 
 		r = nbdsrv_in_read(c, h, sizeof(h));
+		if (r == -ENODATA)
+			return 0;
+		if (r == -EPIPE)
+			return nbdsrv_proto_error(c, "client disconnected in the middle of an option");
 		if (r)
-			return r == -ENODATA ? 0 : r;
+			return r;
 		if (util_get_be64(h) != NBD_OPTS_MAGIC)
 			return nbdsrv_proto_error(c, "bad option magic 0x%016llx",
 						  (unsigned long long)util_get_be64(h));
@@ -367,7 +371,9 @@ int nbdsrv_handshake(struct nbdsrv_conn *c)
 			r = nbdsrv_in_read(c, data, o.len);
 			if (r) {
 				free(data);
-				return r == -ENODATA ? -EPIPE : r;
+				if (r == -ENODATA || r == -EPIPE)
+					return nbdsrv_proto_error(c, "client disconnected in the middle of an option");
+				return r;
 			}
 		}
 		o.data = data;

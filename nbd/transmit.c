@@ -328,6 +328,8 @@ static int read_request(struct worker *w, struct request *rq)
 		return nbdsrv_proto_error(c, "write of %u bytes exceeds the maximum payload %u",
 					  rq->len, NBDSRV_MAX_PAYLOAD);
 	}
+	if (!rq->len)
+		return 0;
 	if (rq->err) {
 		r = nbdsrv_in_skip(c, rq->len);
 	} else {
