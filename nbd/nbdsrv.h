@@ -55,6 +55,7 @@ struct nbdsrv_opts {
 	                            * the workers' kept buffers need */
 	bool once;                 /* nbdsrv_run returns when the first client
 	                            * (and any that came meanwhile) has gone */
+	unsigned stop_grace_ms;    /* at stop, time for replies: 0 = 10000 */
 	nbdsrv_log_fn log;         /* NULL: no messages; called from any thread */
 	void *log_opaque;
 };
@@ -92,8 +93,10 @@ unsigned nbdsrv_tcp_port(struct nbdsrv *s);
 
 /* Accept and serve clients until nbdsrv_stop() (or, with `once`, until
  * the clients have gone).  On stop: listening ends, each connection
- * finishes the requests it is serving, sends their replies and closes,
- * then the bdev is flushed.  Returns 0 or the flush's -errno. */
+ * finishes the requests it is serving, sends their replies and closes
+ * (a client that does not read its replies within stop_grace_ms is cut
+ * off), then
+ * the bdev is flushed.  Returns 0 or the flush's -errno. */
 int nbdsrv_run(struct nbdsrv *s);
 
 /* Ask nbdsrv_run to stop.  Async-signal-safe; may be called before run. */

@@ -143,6 +143,7 @@ struct nbdsrv *nbdsrv_new(struct bdev *b, const struct nbdsrv_opts *o,
 	need = NBDSRV_MAX_PAYLOAD + (size_t)(s->workers + 1) * NBDSRV_KEEP_BUF;
 	s->max_buffer = UTIL_MAX(o->max_buffer ? o->max_buffer : (size_t)64 << 20, need);
 	s->once = o->once;
+	s->stop_grace_ms = o->stop_grace_ms ? o->stop_grace_ms : 10000;
 	s->log = o->log;
 	s->log_opaque = o->log_opaque;
 	s->wake[0] = s->wake[1] = -1;
@@ -482,9 +483,19 @@ static void accept_one(struct nbdsrv *s, int lfd)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* shutdown() every connection's socket (how: SHUT_RD or SHUT_RDWR). */
+static void shutdown_conns(struct nbdsrv *s, int how)
+{
+	pthread_mutex_lock(&s->lock);
+	for (struct nbdsrv_conn *c = s->conns; c; c = c->next)
+		if (c->fd >= 0)
+			shutdown(c->fd, how);
+	pthread_mutex_unlock(&s->lock);
+}
+
 int nbdsrv_run(struct nbdsrv *s)
 {
-	struct pollfd pf[NBDSRV_MAX_LISTEN + 1];
+	struct pollfd pf[NBDSRV_MAX_LISTEN + 1], wake;
 	bool served = false;
 	char drain[64];
 	int r = 0;
@@ -520,16 +531,30 @@ int nbdsrv_run(struct nbdsrv *s)
 		if (s->once && served && !active)
 			break;
 	}
-	/* Stop listening, then let each connection finish what it serves. */
+	/* Stop listening, then let each connection finish what it serves:
+	 * no more requests are read, replies still go out. */
 	for (int i = 0; i < s->nlfd; i++)
 		close(s->lfd[i]);
 	s->nlfd = 0;
 	atomic_store(&s->stopping, true);
-	pthread_mutex_lock(&s->lock);
-	for (struct nbdsrv_conn *c = s->conns; c; c = c->next)
-		if (c->fd >= 0)
-			shutdown(c->fd, SHUT_RD);
-	pthread_mutex_unlock(&s->lock);
+	shutdown_conns(s, SHUT_RD);
+	wake = (struct pollfd){ .fd = s->wake[0], .events = POLLIN };
+	/* A client that does not read its replies could hold us forever:
+	 * after the grace period its sends fail. */
+	for (unsigned waited = 0; waited < s->stop_grace_ms; waited += 50) {
+		unsigned active;
+
+		pthread_mutex_lock(&s->lock);
+		active = s->active;
+		pthread_mutex_unlock(&s->lock);
+		if (!active)
+			break;
+		poll(&wake, 1, 50);
+		while (read(s->wake[0], drain, sizeof(drain)) > 0)
+			;
+		reap(s, false);
+	}
+	shutdown_conns(s, SHUT_RDWR);
 	reap(s, true);
 	if (!s->read_only) {
 		int f = bdev_flush(s->b);

@@ -36,6 +36,7 @@ uri="nbd+unix:///?socket=$sock"
 # serve ARGS...: start `vhdtool serve --socket $sock ARGS...` and wait until
 # it listens (it prints "serving ..." then).
 serve() {
+	rm -f "$dir/serve.out"   # not the previous server's line
 	"$V" serve --socket "$sock" "$@" >"$dir/serve.out" 2>"$dir/serve.err" &
 	srv_pid=$!
 	for _ in $(seq 400); do

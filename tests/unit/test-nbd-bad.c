@@ -703,6 +703,27 @@ static void test_stop_finishes_inflight(void **state)
 	nbd_close(h);
 }
 
+/* Stop with a client that never reads its replies: after the grace
+ * period the server cuts it off and returns. */
+static void test_stop_stuck_client(void **state)
+{
+	struct fx *f = *state;
+	struct nbdsrv_opts o = { .stop_grace_ms = 300 };
+	int fd;
+
+	th_server(&f->t, &o);
+	th_listen(&f->t);
+	fd = raw_unix(f);
+	greet(fd, 3);
+	go(fd);
+	for (int k = 0; k < 32; k++)   /* 32 MiB of replies, none read */
+		request(fd, 0, CMD_READ, (uint64_t)k, 0, 1u << 20);
+	wait_idle(f, 1);
+	usleep(100000);                /* let the workers block in send */
+	assert_int_equal(th_stop(&f->t), 0);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -718,6 +739,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abrupt_disconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_finishes_inflight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_stuck_client, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

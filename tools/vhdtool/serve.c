@@ -122,7 +122,7 @@ static int run_serve(int argc, char **argv)
 	const char *sock = NULL, *addr = NULL, *image;
 	unsigned port = NBDSRV_DEFAULT_PORT;
 	bool port_set = false, snapshot = false, verbose = false;
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	struct bdev_err e = { 0 };
 	struct nbdsrv *s;
 	struct bdev *b;
