@@ -82,7 +82,7 @@ static struct bdev *open_snapshot(const char *path)
 
 static int run_serve(int argc, char **argv);
 VHDTOOL_COMMAND(serve, .name = "serve",
-	.usage = "serve [--socket PATH | --bind ADDR --port N] [--read-only] [--snapshot]\n"
+	.usage = "serve [--socket PATH | --bind ADDR --port N] [--read-only] [--snapshot] "
 		 "[--export-name NAME] [--max-clients N] [--threads N] [--once] [-v] IMAGE",
 	.summary = "export a disk (any VHD chain or raw file) over NBD",
 	.run = run_serve)
@@ -197,9 +197,11 @@ static int run_serve(int argc, char **argv)
 		printf("serving %s (%s) at nbd+unix:///%s?socket=%s\n", image,
 		       util_fmt_size(b->size, sz, sizeof(sz)), so.export_name, sock);
 	else
-		printf("serving %s (%s) at nbd://%s:%u/%s\n", image,
-		       util_fmt_size(b->size, sz, sizeof(sz)), addr ? addr : "127.0.0.1",
-		       nbdsrv_tcp_port(s), so.export_name);
+		printf("serving %s (%s) at nbd://%s%s%s:%u/%s\n", image,
+		       util_fmt_size(b->size, sz, sizeof(sz)),
+		       addr && strchr(addr, ':') ? "[" : "", addr ? addr : "127.0.0.1",
+		       addr && strchr(addr, ':') ? "]" : "", nbdsrv_tcp_port(s),
+		       so.export_name);
 	fflush(stdout);
 	r = nbdsrv_run(s);
 	if (r)
