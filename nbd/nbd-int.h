@@ -129,7 +129,7 @@ struct nbdsrv {
 	unsigned max_clients, workers;
 	size_t max_buffer;
 	bool once;
-	unsigned stop_grace_ms;
+	unsigned stop_grace_ms, handshake_ms;
 	nbdsrv_log_fn log;
 	void *log_opaque;
 

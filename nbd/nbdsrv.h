@@ -16,8 +16,9 @@
  * 4096, maximum payload 32 MiB.
  *
  * Hostile clients: every length is checked (overflow-safe) before use;
- * options longer than NBDSRV_MAX_OPTION_LEN, bad magic numbers and write
- * payloads over the maximum end that client's connection; every other bad
+ * options longer than NBDSRV_MAX_OPTION_LEN, bad magic numbers, write
+ * payloads over the maximum and handshakes that take longer than
+ * handshake_ms end that client's connection; every other bad
  * request gets the protocol's error reply and the session goes on.  Memory
  * per connection is bounded: at most `workers` requests in flight and at
  * most `max_buffer` bytes of payload buffers.
@@ -56,6 +57,8 @@ struct nbdsrv_opts {
 	bool once;                 /* nbdsrv_run returns when the first client
 	                            * (and any that came meanwhile) has gone */
 	unsigned stop_grace_ms;    /* at stop, time for replies: 0 = 10000 */
+	unsigned handshake_ms;     /* time a client has to finish the
+	                            * handshake: 0 = 30000 */
 	nbdsrv_log_fn log;         /* NULL: no messages; called from any thread */
 	void *log_opaque;
 };

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -144,6 +145,7 @@ struct nbdsrv *nbdsrv_new(struct bdev *b, const struct nbdsrv_opts *o,
 	s->max_buffer = UTIL_MAX(o->max_buffer ? o->max_buffer : (size_t)64 << 20, need);
 	s->once = o->once;
 	s->stop_grace_ms = o->stop_grace_ms ? o->stop_grace_ms : 10000;
+	s->handshake_ms = o->handshake_ms ? o->handshake_ms : 30000;
 	s->log = o->log;
 	s->log_opaque = o->log_opaque;
 	s->wake[0] = s->wake[1] = -1;
@@ -368,6 +370,15 @@ static void conn_unlink(struct nbdsrv *s, struct nbdsrv_conn *c)
 		}
 }
 
+/* Receive and send timeout of a socket (0: none). */
+static void set_timeout(int fd, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 /* Handshake, then transmission; closes the socket. */
 static int conn_serve(struct nbdsrv_conn *c)
 {
@@ -376,9 +387,16 @@ static int conn_serve(struct nbdsrv_conn *c)
 
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	nbdsrv_logf(c, NBDSRV_LOG_INFO, "connected");
+	/* A client that connects and says nothing must not hold a slot: the
+	 * handshake has a time limit, transmission has none. */
+	set_timeout(c->fd, s->handshake_ms);
 	r = nbdsrv_handshake(c);
-	if (r == 1)
+	if (r == -EAGAIN || r == -EWOULDBLOCK)
+		r = nbdsrv_proto_error(c, "no handshake within %u ms", s->handshake_ms);
+	if (r == 1) {
+		set_timeout(c->fd, 0);
 		r = nbdsrv_transmit(c);
+	}
 	nbdsrv_logf(c, NBDSRV_LOG_INFO, "disconnected%s", r ? " after an error" : "");
 	pthread_mutex_lock(&s->lock);
 	close(c->fd);

@@ -454,6 +454,30 @@ static void test_export_name_unknown(void **state)
 	assert_int_equal(th_join(&f->t), -ENOENT);
 }
 
+/* A client that connects and then says nothing is dropped after the
+ * handshake time limit, and the limit is gone in transmission. */
+static void test_handshake_limit(void **state)
+{
+	struct fx *f = *state;
+	struct nbdsrv_opts o = { .handshake_ms = 200 };
+	int fd;
+
+	th_server(&f->t, &o);
+	fd = raw_pair(f);
+	greet(fd, 3);
+	assert_true(closed_by_server(fd));
+	drop(f, fd);
+	assert_int_equal(th_join(&f->t), -EPROTO);
+	assert_true(th_logged(&f->t, "no handshake within 200 ms"));
+	fd = raw_pair(f);
+	greet(fd, 3);
+	go(fd);
+	usleep(400000);
+	simple_read_ok(fd, 1, 0, 4096);
+	disc(f, fd);
+	assert_int_equal(th_join(&f->t), 0);
+}
+
 /* ---- transmission ---- */
 
 static int transmission(struct fx *f, struct nbdsrv_opts *o)
@@ -733,6 +757,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_options_continue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_name_padding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_name_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_request_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_writes, setup, teardown),
