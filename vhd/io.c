@@ -650,12 +650,49 @@ static bool parent_zero(struct vhd *v, uint64_t off, uint64_t n)
 	return true;
 }
 
+/* Whether zeroing [off, off+len) needs no data writes: dynamic blocks
+ * unallocated or fully present (punched), differencing blocks unallocated
+ * over a zero parent.  Used to refuse a fast zero before changing
+ * anything, as NBD's FAST_ZERO requires. */
+static bool zero_is_fast(struct vhd *v, uint64_t off, uint64_t len)
+{
+	bool diff = v->footer.type == VHD_TYPE_DIFF;
+
+	while (len) {
+		uint32_t blk = (uint32_t)(off / v->block_size);
+		uint32_t in = (uint32_t)(off % v->block_size);
+		uint32_t n = (uint32_t)UTIL_MIN(len, (uint64_t)v->block_size - in);
+		uint32_t s0 = in / VHD_SECTOR;
+		uint32_t s1 = (in + n + VHD_SECTOR - 1) / VHD_SECTOR;
+		uint8_t *bm = NULL;
+		bool ok;
+
+		pthread_mutex_lock(&v->lock);
+		if (v->bat[blk] == VHD_BAT_UNUSED)
+			ok = true;
+		else if (diff || bm_get(v, blk, &bm))
+			ok = false;
+		else
+			ok = util_bit_test(bm, s0) &&
+			     util_bit_run(bm, s0, s1 - s0) == s1 - s0;
+		pthread_mutex_unlock(&v->lock);
+		if (!ok || (diff && !bm && !parent_zero(v, off, n)))
+			return false;
+		off += n;
+		len -= n;
+	}
+	return true;
+}
+
 static int sparse_write_zeroes(struct bdev *b, uint64_t off, uint64_t len,
 			       unsigned flags)
 {
 	struct vhd *v = V(b);
 	bool diff = v->footer.type == VHD_TYPE_DIFF;
 	int r = 0;
+
+	if ((flags & BDEV_NO_FALLBACK) && !zero_is_fast(v, off, len))
+		return -ENOTSUP;
 
 	while (len && !r) {
 		uint32_t blk = (uint32_t)(off / v->block_size);
@@ -772,7 +809,8 @@ static int sparse_block_status(struct bdev *b, uint64_t off, uint64_t len,
 		return 0;
 	}
 	uint32_t sec = in / VHD_SECTOR;
-	uint64_t run = util_bit_run(bm, sec, v->spb - sec);
+	uint32_t last = (uint32_t)((in + n + VHD_SECTOR - 1) / VHD_SECTOR);
+	uint64_t run = util_bit_run(bm, sec, last - sec);
 
 	n = UTIL_MIN(n, run * VHD_SECTOR + (uint64_t)sec * VHD_SECTOR - in);
 	if (util_bit_test(bm, sec)) {
