@@ -362,7 +362,9 @@ static int open_parent(struct vhd *v, const char *path, unsigned flags,
 	v->parent = open_layer(ppath, (flags & VHD_O_PARENT_RW) ? flags
 			       : flags | VHD_O_RDONLY, depth_left - 1, seen, e);
 	if (!v->parent) {
-		/* Say which child needed the parent that failed. */
+		/* Say which child needed the parent that failed.  A parent
+		 * that is no VHD (ENOVHD) must not make the child, which is
+		 * one, look like a raw file to callers. */
 		char inner[sizeof(e->msg)];
 		const char *cause = inner, *p;
 
@@ -372,7 +374,8 @@ static int open_parent(struct vhd *v, const char *path, unsigned flags,
 		while (strlen(path) + 10 + strlen(cause) >= sizeof(e->msg) &&
 		       (p = strstr(cause, ": parent: ")))
 			cause = p + 10;
-		return bdev_err_set(e, e->code, "%s: parent: %s", path, cause);
+		return bdev_err_set(e, e->code == ENOVHD ? EINVAL : e->code,
+				    "%s: parent: %s", path, cause);
 	}
 	pv = vhd_of(v->parent);
 	if (memcmp(pv->footer.uuid, v->hdr.parent_uuid, 16) &&
