@@ -156,6 +156,11 @@ static void check_sparse(struct ck *c, const struct vhd_footer *f,
 			h.max_table_entries, (unsigned long long)need);
 		return;
 	}
+	if (h.max_table_entries > VHD_MAX_TABLE_ENTRIES(h.block_size)) {
+		problem(c, "BAT has %u entries, more than a disk of the 2040 GiB VHD limit can use with %u-byte blocks",
+			h.max_table_entries, h.block_size);
+		return;
+	}
 	bat_bytes = util_align_up((uint64_t)h.max_table_entries * 4, VHD_SECTOR);
 	if (!util_range_ok(h.table_offset, bat_bytes, footer_off)) {
 		problem(c, "BAT of %u entries at offset %llu does not fit in the file",

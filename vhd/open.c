@@ -305,6 +305,12 @@ static int open_sparse(struct vhd *v, const char *path, struct bdev_err *e)
 				    "%s: BAT has %u entries but the disk size needs %llu",
 				    path, h->max_table_entries,
 				    (unsigned long long)need);
+	/* Bounds the BAT we read and the memory it takes (13 bytes an
+	 * entry), even when a sparse file is large enough to hold it. */
+	if (h->max_table_entries > VHD_MAX_TABLE_ENTRIES(h->block_size))
+		return bdev_err_set(e, EINVAL,
+				    "%s: BAT has %u entries, more than a disk of the 2040 GiB VHD limit can use with %u-byte blocks",
+				    path, h->max_table_entries, h->block_size);
 	v->nblocks = (uint32_t)need;
 	bat_bytes = util_align_up((uint64_t)h->max_table_entries * 4, VHD_SECTOR);
 	if (!util_range_ok(h->table_offset, bat_bytes, v->footer_off))

@@ -17,6 +17,10 @@
 #define VHD_MIN_BLOCK_SIZE 512u
 #define VHD_MAX_BLOCK_SIZE (256u << 20)
 #define VHD_MAX_LOCATOR_LEN 65536u
+/* Most BAT entries a disk of VHD_MAX_SIZE can use with blocks of bs bytes;
+ * open and check refuse larger BATs before reading them. */
+#define VHD_MAX_TABLE_ENTRIES(bs) \
+	((VHD_MAX_SIZE + (uint64_t)(bs) - 1) / (uint64_t)(bs))
 /* Data blocks are placed so that their data starts on this boundary. */
 #define VHD_DATA_ALIGN 4096u
 
