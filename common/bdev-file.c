@@ -131,7 +131,8 @@ struct bdev *bdev_file_open(const char *path, unsigned flags,
 	uint64_t size;
 	int fd, r, ssz = 512;
 
-	fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	/* O_NONBLOCK so that opening a FIFO cannot block; cleared below. */
+	fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		bdev_err_set(e, errno, "%s: cannot open: %s", path,
 			     strerror(errno));
@@ -155,6 +156,10 @@ struct bdev *bdev_file_open(const char *path, unsigned flags,
 			     path);
 		close(fd);
 		return NULL;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		r = errno;
+		goto fail_errno;
 	}
 	f = calloc(1, sizeof(*f));
 	if (!f || bdev_init(&f->b, &file_ops, path, size, (uint32_t)ssz, ro)) {

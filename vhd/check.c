@@ -272,8 +272,9 @@ int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 	struct stat st;
 	int r;
 
+	/* O_NONBLOCK: a FIFO must not block; no effect on regular files. */
 	c.fd = open(path, ((flags & VHD_CHECK_REPAIR) ? O_RDWR : O_RDONLY) |
-		    O_CLOEXEC);
+		    O_CLOEXEC | O_NONBLOCK);
 	if (c.fd < 0)
 		return bdev_err_set(e, errno, "%s: cannot open: %s", path,
 				    strerror(errno));

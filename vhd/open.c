@@ -423,7 +423,9 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 		bdev_err_set(e, ENOMEM, "%s: out of memory", path);
 		goto fail;
 	}
-	v->fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named by a (hostile) parent locator must not
+	 * block the open; it has no effect on the regular files we accept. */
+	v->fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
 	if (v->fd < 0) {
 		bdev_err_set(e, errno, "%s: cannot open: %s", path,
 			     strerror(errno));
