@@ -150,6 +150,7 @@ static bool try_candidate(const char *dir, const char *name, char *out,
 			  size_t outlen, char *tried, size_t triedlen)
 {
 	size_t used = strlen(tried);
+	struct stat st;
 	int n;
 
 	if (name[0] == '/')
@@ -161,7 +162,9 @@ static bool try_candidate(const char *dir, const char *name, char *out,
 	if (used + strlen(out) + 3 < triedlen)
 		snprintf(tried + used, triedlen - used, "%s%s", used ? ", " : "",
 			 out);
-	return access(out, F_OK) == 0;
+	/* Only a regular file can be the parent: a locator that decodes to
+	 * "" or "..", or names a FIFO, must not end the search. */
+	return stat(out, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 int vhd_find_parent(int fd, const char *child_path,
