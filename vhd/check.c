@@ -289,12 +289,19 @@ int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 		return bdev_err_set(e, EIO, "%s: cannot read", path);
 	}
 	if (r == 0) {
+		/* The size open serves (CHS for qemu's images), as open
+		 * judges it. */
+		uint64_t disk_size = vhd_footer_disk_size(&f, 0);
+
 		check_geometry(&c, &f);
-		if (f.type == VHD_TYPE_FIXED) {
-			if (c.size - 512 < f.current_size)
+		if (disk_size > VHD_MAX_SIZE) {
+			problem(&c, "disk size %llu is larger than the VHD limit of 2040 GiB",
+				(unsigned long long)disk_size);
+		} else if (f.type == VHD_TYPE_FIXED) {
+			if (c.size - 512 < disk_size)
 				problem(&c, "fixed image is truncated: %llu data bytes for a %llu-byte disk",
 					(unsigned long long)(c.size - 512),
-					(unsigned long long)f.current_size);
+					(unsigned long long)disk_size);
 		} else {
 			check_sparse(&c, &f, footer_off);
 		}
