@@ -274,6 +274,11 @@ static int read_footer(struct vhd *v, const char *path, bool rdonly,
 				path, why_end);
 		v->footer = fs;
 		v->used_copy = true;
+		/* No footer cookie at the end: the footer was lost (the file
+		 * cut short or grown), not torn, and the last sector may be
+		 * data: blocks may reach the end of the file. */
+		if (!vhd_is_footer_cookie(end))
+			v->footer_off = v->file_size;
 		return 0;
 	}
 	return bdev_err_set(e, EINVAL, "%s: bad VHD footer: %s", path,
@@ -454,9 +459,9 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 		seen->ino[seen->n++] = st.st_ino;
 	}
 	v->file_size = (uint64_t)st.st_size;
+	v->footer_off = v->file_size - 512;
 	if (read_footer(v, path, rdonly, e))
 		goto fail;
-	v->footer_off = v->file_size - 512;
 	size = vhd_footer_disk_size(&v->footer, flags);
 	if (size > VHD_MAX_SIZE) {
 		bdev_err_set(e, EFBIG, "%s: disk size %llu is larger than the VHD limit of 2040 GiB",
@@ -519,7 +524,7 @@ int vhd_get_info(struct vhd *v, struct vhd_info *out)
 	out->original_size = v->footer.original_size;
 	pthread_mutex_lock(&v->lock);
 	out->file_size = v->footer_off + 512;
-	if (v->footer.type == VHD_TYPE_FIXED)
+	if (v->footer.type == VHD_TYPE_FIXED || v->used_copy)
 		out->file_size = v->file_size;
 	pthread_mutex_unlock(&v->lock);
 	out->cylinders = v->footer.cylinders;
