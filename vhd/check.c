@@ -192,10 +192,10 @@ static void check_sparse(struct ck *c, const struct vhd_footer *f,
 			problem(c, "BAT entry %u: block at offset %llu ends past the end of the file (footer at %llu)",
 				i, (unsigned long long)off,
 				(unsigned long long)footer_off);
-		if (repairing(c) && !write_bat_entry(c, &h, i)) {
-			bat[i] = VHD_BAT_UNUSED;
+		if (repairing(c) && !write_bat_entry(c, &h, i))
 			repaired(c, "cleared BAT entry %u (its data was lost)", i);
-		}
+		/* Reported: the checks below skip it (no second report). */
+		bat[i] = VHD_BAT_UNUSED;
 	}
 	/* Overlaps and metadata collisions (first one found). */
 	if (vhd_bat_validate(bat, h.max_table_entries, h.block_size, meta_end,
