@@ -157,8 +157,10 @@ static void check_sparse(struct ck *c, const struct vhd_footer *f,
 		return;
 	}
 	if (h.max_table_entries > VHD_MAX_TABLE_ENTRIES(h.block_size)) {
-		problem(c, "BAT has %u entries, more than a disk of the 2040 GiB VHD limit can use with %u-byte blocks",
-			h.max_table_entries, h.block_size);
+		problem(c, "BAT has %u entries, more than %llu (the most a 2040 GiB disk with %u-byte blocks can use, and at most %llu)",
+			h.max_table_entries,
+			(unsigned long long)VHD_MAX_TABLE_ENTRIES(h.block_size),
+			h.block_size, VHD_BAT_ENTRIES_CAP);
 		return;
 	}
 	bat_bytes = util_align_up((uint64_t)h.max_table_entries * 4, VHD_SECTOR);

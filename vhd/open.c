@@ -317,8 +317,10 @@ static int open_sparse(struct vhd *v, const char *path, struct bdev_err *e)
 	 * entry), even when a sparse file is large enough to hold it. */
 	if (h->max_table_entries > VHD_MAX_TABLE_ENTRIES(h->block_size))
 		return bdev_err_set(e, EINVAL,
-				    "%s: BAT has %u entries, more than a disk of the 2040 GiB VHD limit can use with %u-byte blocks",
-				    path, h->max_table_entries, h->block_size);
+				    "%s: BAT has %u entries, more than %llu (the most a 2040 GiB disk with %u-byte blocks can use, and at most %llu)",
+				    path, h->max_table_entries,
+				    (unsigned long long)VHD_MAX_TABLE_ENTRIES(h->block_size),
+				    h->block_size, VHD_BAT_ENTRIES_CAP);
 	v->nblocks = (uint32_t)need;
 	bat_bytes = util_align_up((uint64_t)h->max_table_entries * 4, VHD_SECTOR);
 	if (!util_range_ok(h->table_offset, bat_bytes, v->footer_off))

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/bdev.h"
+#include "common/util.h"
 #include "vhd.h"
 
 #define VHD_SECTOR 512u
@@ -17,10 +18,15 @@
 #define VHD_MIN_BLOCK_SIZE 512u
 #define VHD_MAX_BLOCK_SIZE (256u << 20)
 #define VHD_MAX_LOCATOR_LEN 65536u
-/* Most BAT entries a disk of VHD_MAX_SIZE can use with blocks of bs bytes;
- * open and check refuse larger BATs before reading them. */
+/* Most BAT entries we accept: what a disk of VHD_MAX_SIZE can use with
+ * blocks of bs bytes, and never more than 2^25 (a 2040 GiB disk with
+ * 64 KiB blocks; Hyper-V uses 512 KiB or 2 MiB).  The cap bounds the
+ * memory a hostile image can make open take (13 bytes an entry, 416 MiB at
+ * most).  Open and check refuse larger BATs before reading them. */
+#define VHD_BAT_ENTRIES_CAP (1ull << 25)
 #define VHD_MAX_TABLE_ENTRIES(bs) \
-	((VHD_MAX_SIZE + (uint64_t)(bs) - 1) / (uint64_t)(bs))
+	UTIL_MIN((VHD_MAX_SIZE + (uint64_t)(bs) - 1) / (uint64_t)(bs), \
+		 VHD_BAT_ENTRIES_CAP)
 /* Data blocks are placed so that their data starts on this boundary. */
 #define VHD_DATA_ALIGN 4096u
 
