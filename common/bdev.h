@@ -119,4 +119,44 @@ int bdev_err_set(struct bdev_err *e, int code, const char *fmt, ...)
 struct bdev *bdev_file_open(const char *path, unsigned flags,
 			    struct bdev_err *e);
 
+/* ---- Copying one disk into another (common/copy.c) ---- */
+
+/* Called after each chunk the writer finished; a non-zero return cancels
+ * the copy (bdev_copy then fails with -ECANCELED).  Runs on the calling
+ * thread. */
+typedef int (*bdev_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+struct bdev_copy_opts {
+	uint32_t chunk;        /* bytes per request, a multiple of 4096;
+	                        * 0: 2 MiB */
+	int readers;           /* reader threads; 0: 2 */
+	int max_depth;         /* > 0: copy only ranges a layer above this
+	                        * depth holds (BDEV_ST_ALLOC and st.depth <
+	                        * max_depth); leave the rest of dst alone */
+	bool dst_zeroed;       /* dst reads as zeros everywhere: do not write
+	                        * zero ranges at all (sparse output) */
+	uint64_t flush_every;  /* also flush dst every this many bytes written
+	                        * (starts writeback early); 0: at the end only */
+	bdev_progress_fn progress;
+	void *opaque;
+};
+
+struct bdev_copy_stats {
+	uint64_t data_bytes;   /* written as data */
+	uint64_t zero_bytes;   /* read as zeros: skipped or zeroed in dst */
+	uint64_t skip_bytes;   /* left alone (max_depth) */
+};
+
+/* Copy bytes [0, len) of src to dst (len <= both sizes) and flush dst.
+ * Ranges that src's block status reports as zero are never read; data
+ * that reads as zeros is found in 4 KiB granules and not written as data:
+ * with dst_zeroed it is skipped, else zeroed with bdev_write_zeroes
+ * (BDEV_MAY_UNMAP).  Reads run ahead on reader threads; dst is written in
+ * ascending order from the calling thread, so a sparse VHD destination
+ * allocates its blocks in disk order.  Returns 0 or -errno with e filled
+ * from the failing disk's message.  st may be NULL. */
+int bdev_copy(struct bdev *src, struct bdev *dst, uint64_t len,
+	      const struct bdev_copy_opts *o, struct bdev_copy_stats *st,
+	      struct bdev_err *e);
+
 #endif

@@ -213,4 +213,44 @@ int vhd_find_parent(int fd, const char *child_path,
 		    const struct vhd_header *h, uint64_t file_size,
 		    char *out, size_t outlen, char *why, size_t whylen);
 
+/* ---- layout.c: file-layout helpers of compact, resize and merge ---- */
+
+struct vhd_range {
+	uint64_t off, len;
+};
+
+/* Bytes a block takes in the file: sector bitmap + data. */
+static inline uint64_t vhd_block_span(const struct vhd *v)
+{
+	return (uint64_t)v->bm_size + v->block_size;
+}
+/* Where blocks may start: after the header and the BAT (vhd_bat_validate's
+ * rule). */
+uint64_t vhd_meta_end(const struct vhd *v);
+/* The metadata ranges of a sparse image's file (footer copy, header, BAT,
+ * parent locator data, sized generously), sorted by offset.  *out is
+ * malloc'd; returns the count or -ENOMEM. */
+int vhd_meta_ranges(const struct vhd *v, struct vhd_range **out);
+/* fdatasync with a message on failure. */
+int vhd_datasync(struct vhd *v);
+/* Copy len bytes of v's file from `from` to `to` (ranges apart). */
+int vhd_file_copy(struct vhd *v, uint64_t from, uint64_t to, uint64_t len);
+/* Write the BAT sectors holding entries [first, last] from v->bat. */
+int vhd_bat_store(struct vhd *v, uint32_t first, uint32_t last);
+/* Whether allocated block blk holds nothing the disk shows: in a dynamic
+ * image every present sector reads as zeros, in a differencing one no
+ * sector is present.  Sectors past the disk end do not count. */
+int vhd_block_empty(struct vhd *v, uint32_t blk, bool *empty);
+/* Copy allocated block blk to the end of the file (bitmap + data, data on
+ * a 4 KiB boundary).  The footer is written past the copy first, so the
+ * file always ends with a footer; v->footer_off moves on.  The BAT is not
+ * changed: *new_off is the copy's bitmap offset. */
+int vhd_block_append(struct vhd *v, uint32_t blk, uint64_t *new_off);
+/* Read the end footer's raw bytes. */
+int vhd_footer_read_raw(struct vhd *v, uint8_t raw[512]);
+/* Write the footer bytes raw at off (checksum recomputed first). */
+int vhd_footer_write_raw(struct vhd *v, uint8_t raw[512], uint64_t off);
+/* Report through e what went wrong on v (its last error). */
+int vhd_err_from(struct vhd *v, int r, struct bdev_err *e);
+
 #endif

@@ -113,4 +113,68 @@ typedef void (*vhd_check_report_fn)(void *opaque, bool repaired,
 int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 	      void *opaque, struct bdev_err *e);
 
+/* ---- Operations on whole images: compact.c, merge.c, resize.c ----
+ * Each works on closed image files (nobody else may have them open), is
+ * crash-safe (a kill at any moment leaves valid images that read either the
+ * old or the new content, as each function describes) and reports progress
+ * through an optional callback: a non-zero return stops the operation at
+ * the next safe point with -ECANCELED. */
+typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+struct vhd_compact_opts {
+	vhd_progress_fn progress;
+	void *opaque;
+};
+struct vhd_compact_stats {
+	uint32_t blocks_before;   /* allocated blocks found */
+	uint32_t blocks_dropped;  /* empty: all zeros / nothing present */
+	uint32_t blocks_moved;    /* moved into holes */
+	uint64_t size_before, size_after;   /* file bytes */
+};
+/* Drop the blocks of a dynamic image that read as zeros (of a differencing
+ * image: that hold no sector), move blocks from the end of the file into
+ * the holes, and shorten the file.  Fixed images: -EINVAL. */
+int vhd_compact(const char *path, const struct vhd_compact_opts *o,
+		struct vhd_compact_stats *st, struct bdev_err *e);
+
+struct vhd_merge_opts {
+	const char *into;         /* ancestor to merge into; NULL: the parent */
+	bool keep;                /* keep the merged-away files */
+	bool force;               /* merge even when other children depend on
+	                           * a file the merge changes or removes */
+	vhd_progress_fn progress;
+	void *opaque;
+};
+struct vhd_merge_stats {
+	int layers;               /* files merged into the ancestor */
+	int removed;              /* of them deleted */
+	uint64_t bytes;           /* bytes written into the ancestor */
+	char into[4096];          /* the ancestor's path */
+};
+/* Merge differencing image `child` (and the layers between it and the
+ * ancestor) into the ancestor, then delete the merged files unless keep.
+ * Restartable: interrupted, the child's chain still reads the same and a
+ * second run completes the merge.  -EBUSY (message names the file) when
+ * another image in the chain's folders depends on a file the merge changes
+ * or removes, unless force. */
+int vhd_merge(const char *child, const struct vhd_merge_opts *o,
+	      struct vhd_merge_stats *st, struct bdev_err *e);
+
+#define VHD_RESIZE_SHRINK 0x1u    /* allow a smaller size */
+struct vhd_resize_stats {
+	uint64_t old_size, new_size;
+	uint32_t blocks_moved;    /* moved to the end to make room for the BAT */
+	uint32_t blocks_dropped;  /* empty blocks past a shrunk end (their
+	                           * space is reclaimed by vhd_compact) */
+	bool locators_moved;      /* parent locators moved for the BAT */
+};
+/* Change the disk size of a fixed, dynamic or differencing image in place
+ * (size: a multiple of 512).  Growing a sparse image grows its BAT, moving
+ * locator data and blocks out of the way when its sectors have no room.
+ * Shrinking needs VHD_RESIZE_SHRINK and fails with -ENOTEMPTY, changing
+ * nothing, when data lies past the new end.  Both footer sizes (current and
+ * original) and the geometry are set for the new size. */
+int vhd_resize(const char *path, uint64_t size, unsigned flags,
+	       struct vhd_resize_stats *st, struct bdev_err *e);
+
 #endif

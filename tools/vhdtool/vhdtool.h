@@ -50,4 +50,21 @@ void vt_bdev_err(struct bdev *b);
 /* JSON string output with escaping. */
 void vt_json_str(FILE *f, const char *s);
 
+/* Progress bars and interruption (progress.c), for long operations:
+ * convert, compact, merge.  vt_progress_cb() matches bdev_progress_fn and
+ * vhd_progress_fn: it draws the bar (percent, MiB/s, ETA) on a terminal
+ * when enabled, and returns 1 once SIGINT/SIGTERM/SIGHUP arrived (after
+ * vt_catch_signals()) so the operation stops cleanly. */
+struct vt_progress {
+	const char *what;
+	bool enabled, tty;
+	double start, last;
+	int last_pct;
+};
+void vt_progress_init(struct vt_progress *p, const char *what, bool enabled);
+int vt_progress_cb(void *opaque, uint64_t done, uint64_t total);
+void vt_progress_end(struct vt_progress *p);
+void vt_catch_signals(void);
+bool vt_interrupted(void);
+
 #endif

@@ -1,0 +1,382 @@
+/* bdev_copy: copy one disk into another (convert, merge).
+ *
+ * The disk is cut into chunks.  Reader threads take chunk numbers in
+ * ascending order, ask the source for its block status, read only the
+ * ranges that hold data, and describe the chunk as segments: data, zero
+ * (reads as zeros) or skip (not ours to copy: max_depth).  The calling
+ * thread writes the chunks strictly in order, so a sparse destination
+ * allocates its blocks in disk order and a cancelled or failed copy has
+ * written a prefix of the disk.
+ *
+ * Slots: chunk i is built in slot i % nslots.  A reader that took chunk i
+ * waits until the writer released chunk i - nslots from that slot; readers
+ * take numbers in order and the writer consumes them in order, so the
+ * lowest unfinished chunk always has its slot: no deadlock.
+ *
+ * A flusher thread (flush_every) flushes the destination while the copy
+ * goes on, so the final flush finds little left to write back.
+ */
+#include "bdev.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CHUNK (2u << 20)
+#define DEFAULT_READERS 2
+#define MAX_READERS 16
+#define ZERO_GRANULE 4096u
+
+enum seg_kind { SEG_DATA, SEG_ZERO, SEG_SKIP };
+
+struct seg {
+	uint64_t off;          /* disk offset */
+	uint64_t len;
+	enum seg_kind kind;
+};
+
+struct slot {
+	uint8_t *buf;          /* chunk bytes; data segments only */
+	struct seg *segs;
+	size_t nseg, cap;
+	uint64_t idx;          /* chunk held when ready */
+	uint64_t free_for;     /* next chunk allowed to fill this slot */
+	bool ready;
+};
+
+struct copier {
+	struct bdev *src, *dst;
+	uint64_t len;
+	uint32_t chunk;
+	uint64_t nchunks;
+	const struct bdev_copy_opts *o;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t next;         /* next chunk to take */
+	int err;               /* first failure: -errno */
+	char msg[sizeof(((struct bdev_err *)0)->msg)];
+	struct slot *slots;
+	int nslots;
+	/* flusher */
+	pthread_cond_t fcv;
+	uint64_t flush_req, flush_done;
+	bool stop_flusher;
+};
+
+/* Record the first failure (mutex held or not: takes it). */
+static void fail(struct copier *c, int r, struct bdev *who)
+{
+	char m[sizeof(c->msg)];
+
+	if (who)
+		bdev_errmsg(who, m, sizeof(m));
+	else
+		snprintf(m, sizeof(m), "%s", strerror(-r));
+	pthread_mutex_lock(&c->mu);
+	if (!c->err) {
+		c->err = r;
+		snprintf(c->msg, sizeof(c->msg), "%s", m);
+	}
+	pthread_cond_broadcast(&c->cv);
+	pthread_cond_broadcast(&c->fcv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int add_seg(struct slot *s, uint64_t off, uint64_t len,
+		   enum seg_kind kind)
+{
+	struct seg *last = s->nseg ? &s->segs[s->nseg - 1] : NULL;
+
+	if (last && last->kind == kind && last->off + last->len == off) {
+		last->len += len;
+		return 0;
+	}
+	if (s->nseg == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct seg *n = realloc(s->segs, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		s->segs = n;
+		s->cap = cap;
+	}
+	s->segs[s->nseg++] = (struct seg){ off, len, kind };
+	return 0;
+}
+
+/* Split data just read at disk range [off, off+len) (bytes at p) into data
+ * and zero segments on 4 KiB boundaries of the disk. */
+static int scan_zero(struct slot *s, const uint8_t *p, uint64_t off,
+		     uint64_t len)
+{
+	while (len) {
+		uint64_t n = UTIL_MIN(len, util_align_up(off + 1, ZERO_GRANULE) - off);
+		int r = add_seg(s, off, n, util_is_zero(p, (size_t)n) ? SEG_ZERO
+							: SEG_DATA);
+
+		if (r)
+			return r;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Build chunk idx in slot s.  0 or -errno (failure recorded). */
+static int fill(struct copier *c, struct slot *s, uint64_t idx)
+{
+	uint64_t start = idx * c->chunk;
+	uint64_t end = UTIL_MIN(start + c->chunk, c->len);
+	uint64_t pos = start;
+	int r = 0;
+
+	s->nseg = 0;
+	while (pos < end && !r) {
+		struct bdev_status st;
+		uint64_t n;
+
+		r = bdev_block_status(c->src, pos, end - pos, &st);
+		if (r) {
+			fail(c, r, c->src);
+			return r;
+		}
+		n = st.length;
+		if (c->o->max_depth > 0 && (!(st.flags & BDEV_ST_ALLOC) ||
+					    st.depth >= c->o->max_depth)) {
+			r = add_seg(s, pos, n, SEG_SKIP);
+		} else if (st.flags & BDEV_ST_ZERO) {
+			r = add_seg(s, pos, n, SEG_ZERO);
+		} else {
+			r = bdev_read(c->src, s->buf + (pos - start), pos, (size_t)n);
+			if (r) {
+				fail(c, r, c->src);
+				return r;
+			}
+			r = scan_zero(s, s->buf + (pos - start), pos, n);
+		}
+		pos += n;
+	}
+	if (r)
+		fail(c, r, NULL);
+	return r;
+}
+
+static void *reader(void *arg)
+{
+	struct copier *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	while (!c->err && c->next < c->nchunks) {
+		uint64_t idx = c->next++;
+		struct slot *s = &c->slots[idx % (uint64_t)c->nslots];
+		int r;
+
+		while (!c->err && s->free_for != idx)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->err)
+			break;
+		pthread_mutex_unlock(&c->mu);
+		r = fill(c, s, idx);
+		pthread_mutex_lock(&c->mu);
+		if (r)
+			break;
+		s->idx = idx;
+		s->ready = true;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void *flusher(void *arg)
+{
+	struct copier *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->stop_flusher && !c->err && c->flush_done == c->flush_req)
+			pthread_cond_wait(&c->fcv, &c->mu);
+		if (c->stop_flusher || c->err)
+			break;
+		uint64_t want = c->flush_req;
+		int r;
+
+		pthread_mutex_unlock(&c->mu);
+		r = bdev_flush(c->dst);
+		if (r)
+			fail(c, r, c->dst);
+		pthread_mutex_lock(&c->mu);
+		c->flush_done = want;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Write the segments of one chunk. */
+static int put(struct copier *c, struct slot *s, uint64_t start,
+	       struct bdev_copy_stats *st)
+{
+	for (size_t i = 0; i < s->nseg; i++) {
+		const struct seg *g = &s->segs[i];
+		int r = 0;
+
+		switch (g->kind) {
+		case SEG_DATA:
+			r = bdev_write(c->dst, s->buf + (g->off - start), g->off,
+				       (size_t)g->len, 0);
+			st->data_bytes += g->len;
+			break;
+		case SEG_ZERO:
+			if (!c->o->dst_zeroed)
+				r = bdev_write_zeroes(c->dst, g->off, g->len,
+						      BDEV_MAY_UNMAP);
+			st->zero_bytes += g->len;
+			break;
+		case SEG_SKIP:
+			st->skip_bytes += g->len;
+			break;
+		}
+		if (r) {
+			fail(c, r, c->dst);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* The writer: chunks in order.  Returns 0 or -errno. */
+static int writer(struct copier *c, struct bdev_copy_stats *st)
+{
+	uint64_t written = 0, next_flush = c->o->flush_every;
+
+	for (uint64_t idx = 0; idx < c->nchunks; idx++) {
+		struct slot *s = &c->slots[idx % (uint64_t)c->nslots];
+		uint64_t start = idx * c->chunk;
+		uint64_t before = st->data_bytes;
+		int r;
+
+		pthread_mutex_lock(&c->mu);
+		while (!c->err && !(s->ready && s->idx == idx))
+			pthread_cond_wait(&c->cv, &c->mu);
+		r = c->err;
+		pthread_mutex_unlock(&c->mu);
+		if (r)
+			return r;
+		r = put(c, s, start, st);
+		if (r)
+			return r;
+		pthread_mutex_lock(&c->mu);
+		s->ready = false;
+		s->free_for = idx + (uint64_t)c->nslots;
+		pthread_cond_broadcast(&c->cv);
+		written += st->data_bytes - before;
+		if (next_flush && written >= next_flush) {
+			c->flush_req++;
+			next_flush = written + c->o->flush_every;
+			pthread_cond_broadcast(&c->fcv);
+		}
+		pthread_mutex_unlock(&c->mu);
+		if (c->o->progress &&
+		    c->o->progress(c->o->opaque, UTIL_MIN(start + c->chunk, c->len),
+				   c->len)) {
+			fail(c, -ECANCELED, NULL);
+			return -ECANCELED;
+		}
+	}
+	return 0;
+}
+
+static void free_slots(struct copier *c)
+{
+	for (int i = 0; i < c->nslots; i++) {
+		free(c->slots[i].buf);
+		free(c->slots[i].segs);
+	}
+	free(c->slots);
+}
+
+int bdev_copy(struct bdev *src, struct bdev *dst, uint64_t len,
+	      const struct bdev_copy_opts *o, struct bdev_copy_stats *st,
+	      struct bdev_err *e)
+{
+	static const struct bdev_copy_opts def;
+	struct bdev_copy_stats dummy;
+	struct copier c = { .src = src, .dst = dst, .len = len };
+	pthread_t th[MAX_READERS], fl;
+	int nth = 0, r = 0;
+	bool have_flusher = false;
+
+	if (!o)
+		o = &def;
+	if (!st)
+		st = &dummy;
+	memset(st, 0, sizeof(*st));
+	c.o = o;
+	c.chunk = o->chunk ? o->chunk : DEFAULT_CHUNK;
+	if (c.chunk % ZERO_GRANULE)
+		return bdev_err_set(e, EINVAL, "copy chunk %u is not a multiple of 4096",
+				    c.chunk);
+	if (len > src->size || len > dst->size)
+		return bdev_err_set(e, EINVAL,
+				    "cannot copy %llu bytes from %s (%llu bytes) to %s (%llu bytes)",
+				    (unsigned long long)len, src->name,
+				    (unsigned long long)src->size, dst->name,
+				    (unsigned long long)dst->size);
+	c.nchunks = (len + c.chunk - 1) / c.chunk;
+	nth = o->readers > 0 ? UTIL_MIN(o->readers, MAX_READERS) : DEFAULT_READERS;
+	if ((uint64_t)nth > c.nchunks)
+		nth = c.nchunks ? (int)c.nchunks : 1;
+	c.nslots = nth * 2;
+	c.slots = calloc((size_t)c.nslots, sizeof(*c.slots));
+	if (!c.slots)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	for (int i = 0; i < c.nslots; i++) {
+		c.slots[i].free_for = (uint64_t)i;
+		c.slots[i].buf = malloc(c.chunk);
+		if (!c.slots[i].buf) {
+			free_slots(&c);
+			return bdev_err_set(e, ENOMEM, "out of memory for copy buffers");
+		}
+	}
+	pthread_mutex_init(&c.mu, NULL);
+	pthread_cond_init(&c.cv, NULL);
+	pthread_cond_init(&c.fcv, NULL);
+	for (int i = 0; i < nth; i++) {
+		if (pthread_create(&th[i], NULL, reader, &c)) {
+			fail(&c, -EAGAIN, NULL);
+			nth = i;
+			break;
+		}
+	}
+	if (o->flush_every && !c.err)
+		have_flusher = !pthread_create(&fl, NULL, flusher, &c);
+	if (!c.err)
+		r = writer(&c, st);
+	pthread_mutex_lock(&c.mu);
+	c.stop_flusher = true;
+	if (r && !c.err)
+		c.err = r;
+	pthread_cond_broadcast(&c.cv);
+	pthread_cond_broadcast(&c.fcv);
+	pthread_mutex_unlock(&c.mu);
+	for (int i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	if (have_flusher)
+		pthread_join(fl, NULL);
+	r = c.err;
+	if (!r) {
+		r = bdev_flush(dst);
+		if (r)
+			fail(&c, r, dst);
+	}
+	if (r)
+		bdev_err_set(e, -r, "%s", c.msg);
+	pthread_cond_destroy(&c.fcv);
+	pthread_cond_destroy(&c.cv);
+	pthread_mutex_destroy(&c.mu);
+	free_slots(&c);
+	return r;
+}

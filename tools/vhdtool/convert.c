@@ -1,0 +1,316 @@
+/* vhdtool convert: any disk (raw file, block device, fixed, dynamic,
+ * differencing chain) into a raw file, a fixed or a dynamic VHD.
+ *
+ * The output is built under a temporary name beside DST (".DST.tmp.PID.N"),
+ * flushed, and renamed over DST, then the folder is synced: DST is either
+ * absent (or the old file) or complete.  A killed convert can leave the
+ * temporary file behind; it is never under DST's name.  The output is
+ * sparse: zero ranges of the source are neither read (when its block status
+ * says so) nor written.  An existing block device as DST (-O raw --force)
+ * is written in place, zero ranges zeroed. */
+#include "vhdtool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "vhd/vhd.h"
+
+enum out_fmt { OUT_NONE, OUT_RAW, OUT_FIXED, OUT_DYNAMIC };
+
+struct conv {
+	const char *src_path, *dst_path;
+	enum out_fmt fmt;
+	uint32_t block_size;
+	uint64_t align;
+	bool progress, force;
+};
+
+static int run_convert(int argc, char **argv);
+VHDTOOL_COMMAND(convert, .name = "convert",
+	.usage = "convert [-O raw|fixed|dynamic] [--block-size N] [--fixed-align N] [-p|--progress] [-f|--force] SRC DST",
+	.summary = "copy any disk or chain (flattened) into a raw file or a fixed/dynamic VHD",
+	.run = run_convert)
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcasecmp(s + n - m, suffix);
+}
+
+/* The output format from DST's name when -O is not given. */
+static enum out_fmt guess_fmt(const char *dst)
+{
+	if (ends_with(dst, ".vhd") || ends_with(dst, ".avhd"))
+		return OUT_DYNAMIC;
+	if (ends_with(dst, ".raw") || ends_with(dst, ".img") ||
+	    ends_with(dst, ".bin"))
+		return OUT_RAW;
+	return OUT_NONE;
+}
+
+/* True (and message printed) when DST is SRC or a layer of its chain:
+ * replacing it would pull the data out from under the copy. */
+static bool dst_in_chain(struct bdev *src, const char *src_path,
+			 const struct stat *dst_st)
+{
+	struct vhd *v = vhd_of(src);
+	struct stat st;
+
+	if (!v)
+		return stat(src_path, &st) == 0 && st.st_dev == dst_st->st_dev &&
+		       st.st_ino == dst_st->st_ino;
+	while (v) {
+		struct bdev *p;
+
+		if (stat(vhd_path(v), &st) == 0 && st.st_dev == dst_st->st_dev &&
+		    st.st_ino == dst_st->st_ino)
+			return true;
+		p = vhd_parent(v);
+		v = p ? vhd_of(p) : NULL;
+	}
+	return false;
+}
+
+/* Create the destination file under tmp and open it.  NULL on error
+ * (printed). */
+static struct bdev *make_dst(const struct conv *cv, const char *tmp,
+			     uint64_t size)
+{
+	struct bdev_err e = { 0 };
+	struct bdev *b;
+
+	if (cv->fmt == OUT_RAW) {
+		int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+		if (fd < 0) {
+			vt_err(tmp, "cannot create: %s", strerror(errno));
+			return NULL;
+		}
+		if (ftruncate(fd, (off_t)size) < 0) {
+			vt_err(tmp, "cannot set the size: %s", strerror(errno));
+			close(fd);
+			return NULL;
+		}
+		close(fd);
+		b = bdev_file_open(tmp, 0, &e);
+	} else {
+		struct vhd_create_opts o = {
+			.type = cv->fmt == OUT_FIXED ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC,
+			.size = size,
+			.block_size = cv->block_size,
+		};
+		struct vhd_open_opts oo = { 0 };
+
+		if (vhd_create(tmp, &o, &e)) {
+			vt_err(NULL, "%s", e.msg);
+			return NULL;
+		}
+		b = vhd_open(tmp, &oo, &e);
+	}
+	if (!b)
+		vt_err(NULL, "%s", e.msg);
+	return b;
+}
+
+static int copy(const struct conv *cv, struct bdev *src, struct bdev *dst,
+		bool dst_zeroed)
+{
+	struct vt_progress p;
+	struct bdev_copy_opts o = {
+		.dst_zeroed = dst_zeroed,
+		.flush_every = 256u << 20,
+		.progress = vt_progress_cb,
+		.opaque = &p,
+	};
+	struct bdev_copy_stats st;
+	struct bdev_err e = { 0 };
+	int r;
+
+	vt_progress_init(&p, "converting", cv->progress);
+	r = bdev_copy(src, dst, src->size, &o, &st, &e);
+	vt_progress_end(&p);
+	if (r == -ECANCELED)
+		vt_err(cv->dst_path, "interrupted; nothing was written under this name");
+	else if (r)
+		vt_err(NULL, "%s", e.msg);
+	return r;
+}
+
+/* Raw output onto an existing block device, in place. */
+static int to_device(const struct conv *cv, struct bdev *src)
+{
+	struct bdev_err e = { 0 };
+	struct bdev *dst = bdev_file_open(cv->dst_path, 0, &e);
+	int r;
+
+	if (!dst) {
+		vt_err(NULL, "%s", e.msg);
+		return 1;
+	}
+	if (dst->size < src->size) {
+		vt_err(cv->dst_path, "device holds %llu bytes; the disk needs %llu",
+		       (unsigned long long)dst->size,
+		       (unsigned long long)src->size);
+		bdev_close(dst);
+		return 1;
+	}
+	r = copy(cv, src, dst, false);
+	bdev_close(dst);
+	return r ? 1 : 0;
+}
+
+static int convert(const struct conv *cv, struct bdev *src)
+{
+	struct stat dst_st;
+	uint64_t size = src->size;
+	struct bdev *dst;
+	char *tmp;
+	int r;
+
+	if (stat(cv->dst_path, &dst_st) == 0) {
+		if (dst_in_chain(src, cv->src_path, &dst_st)) {
+			vt_err(cv->dst_path, "is the source or part of its chain; choose another destination");
+			return 1;
+		}
+		if (S_ISDIR(dst_st.st_mode)) {
+			vt_err(cv->dst_path, "is a folder");
+			return 1;
+		}
+		if (!cv->force) {
+			vt_err(cv->dst_path, "already exists (use --force to replace it)");
+			return 1;
+		}
+		if (S_ISBLK(dst_st.st_mode)) {
+			if (cv->fmt != OUT_RAW) {
+				vt_err(cv->dst_path, "is a block device: only -O raw can be written to it");
+				return 1;
+			}
+			return to_device(cv, src);
+		}
+	}
+	if (cv->fmt != OUT_RAW)
+		size = util_align_up(size, 512);
+	if (cv->align)
+		size = util_align_up(size, cv->align);
+	if (cv->fmt != OUT_RAW && size > VHD_MAX_SIZE) {
+		vt_err(cv->src_path, "disk of %llu bytes is larger than the VHD limit of 2040 GiB",
+		       (unsigned long long)size);
+		return 1;
+	}
+	tmp = util_tmpname(cv->dst_path);
+	if (!tmp) {
+		vt_err(NULL, "out of memory");
+		return 1;
+	}
+	dst = make_dst(cv, tmp, size);
+	if (!dst) {
+		unlink(tmp);
+		free(tmp);
+		return 1;
+	}
+	r = copy(cv, src, dst, true);
+	bdev_close(dst);
+	if (!r) {
+		r = util_commit_file(-1, tmp, cv->dst_path);
+		if (r)
+			vt_err(cv->dst_path, "cannot rename the finished output into place: %s",
+			       strerror(-r));
+	}
+	if (r)
+		unlink(tmp);
+	free(tmp);
+	return r ? 1 : 0;
+}
+
+static int run_convert(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "output-format", required_argument, NULL, 'O' },
+		{ "block-size", required_argument, NULL, 'b' },
+		{ "fixed-align", required_argument, NULL, 'a' },
+		{ "progress", no_argument, NULL, 'p' },
+		{ "force", no_argument, NULL, 'f' },
+		{ 0 }
+	};
+	struct conv cv = { .fmt = OUT_NONE };
+	struct bdev *src;
+	uint64_t v;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "O:pf", lo, NULL)) != -1) {
+		switch (c) {
+		case 'O':
+			if (!strcmp(optarg, "raw"))
+				cv.fmt = OUT_RAW;
+			else if (!strcmp(optarg, "fixed"))
+				cv.fmt = OUT_FIXED;
+			else if (!strcmp(optarg, "dynamic") || !strcmp(optarg, "vhd"))
+				cv.fmt = OUT_DYNAMIC;
+			else {
+				vt_err(NULL, "unknown output format '%s' (raw, fixed or dynamic)",
+				       optarg);
+				return 2;
+			}
+			break;
+		case 'b':
+			if (!vt_parse_size("block size", optarg, &v))
+				return 2;
+			if (v > UINT32_MAX || !util_is_pow2(v) || v < (512u << 10) ||
+			    v > (256u << 20)) {
+				vt_err(NULL, "block size '%s' is not a power of two from 512K to 256M",
+				       optarg);
+				return 2;
+			}
+			cv.block_size = (uint32_t)v;
+			break;
+		case 'a':
+			if (!vt_parse_size("alignment", optarg, &v))
+				return 2;
+			if (v == 0 || v % 512 || v > (1ull << 30)) {
+				vt_err(NULL, "alignment '%s' is not a multiple of 512 up to 1G",
+				       optarg);
+				return 2;
+			}
+			cv.align = v;
+			break;
+		case 'p':
+			cv.progress = true;
+			break;
+		case 'f':
+			cv.force = true;
+			break;
+		default:
+			return vt_usage(&convert_cmd);
+		}
+	}
+	if (argc - optind != 2)
+		return vt_usage(&convert_cmd);
+	cv.src_path = argv[optind];
+	cv.dst_path = argv[optind + 1];
+	if (cv.fmt == OUT_NONE)
+		cv.fmt = guess_fmt(cv.dst_path);
+	if (cv.fmt == OUT_NONE) {
+		vt_err(cv.dst_path, "cannot tell the output format from the name: give -O raw, fixed or dynamic");
+		return 2;
+	}
+	if (cv.block_size && cv.fmt != OUT_DYNAMIC) {
+		vt_err(NULL, "--block-size applies to -O dynamic only");
+		return 2;
+	}
+	src = vt_open(cv.src_path, VT_OPEN_RDONLY | VT_OPEN_RAW_OK);
+	if (!src)
+		return 1;
+	vt_catch_signals();
+	rc = convert(&cv, src);
+	bdev_close(src);
+	return rc;
+}

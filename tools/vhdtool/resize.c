@@ -1,0 +1,102 @@
+/* vhdtool resize: change the disk size of an image in place (vhd_resize).
+ * SIZE is absolute, or relative with a leading + or -.  A shrink that
+ * dropped empty blocks is followed by a compact to give their space back. */
+#include "vhdtool.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "vhd/vhd.h"
+
+static int run_resize(int argc, char **argv);
+VHDTOOL_COMMAND(resize, .name = "resize",
+	.usage = "resize [--allow-shrink] IMAGE [+|-]SIZE",
+	.summary = "grow (or with --allow-shrink shrink) a fixed, dynamic or differencing image",
+	.run = run_resize)
+
+/* Current disk size of path (prints errors). */
+static bool disk_size(const char *path, uint64_t *size)
+{
+	struct bdev *b = vt_open(path, VT_OPEN_RDONLY);
+
+	if (!b)
+		return false;
+	*size = b->size;
+	bdev_close(b);
+	return true;
+}
+
+static int run_resize(int argc, char **argv)
+{
+	struct vhd_resize_stats st;
+	struct bdev_err e = { 0 };
+	unsigned flags = 0;
+	const char *path, *arg, *pos[2];
+	uint64_t size, cur;
+	char a[32], b[32];
+	int c, npos = 0, sign = 0;
+
+	/* By hand: "-1G" is a size, not an option. */
+	for (c = 1; c < argc; c++) {
+		if (!strcmp(argv[c], "--allow-shrink"))
+			flags |= VHD_RESIZE_SHRINK;
+		else if (argv[c][0] == '-' && argv[c][1] == '-')
+			return vt_usage(&resize_cmd);
+		else if (npos < 2)
+			pos[npos++] = argv[c];
+		else
+			return vt_usage(&resize_cmd);
+	}
+	if (npos != 2)
+		return vt_usage(&resize_cmd);
+	path = pos[0];
+	arg = pos[1];
+	if (*arg == '+' || *arg == '-')
+		sign = *arg++ == '+' ? 1 : -1;
+	if (!vt_parse_size("size", arg, &size))
+		return 2;
+	if (size % 512) {
+		vt_err(NULL, "size '%s' is not a multiple of 512 bytes", pos[1]);
+		return 2;
+	}
+	if (sign) {
+		if (!disk_size(path, &cur))
+			return 1;
+		if (sign < 0 && size >= cur) {
+			vt_err(path, "cannot shrink a %llu-byte disk by %llu bytes",
+			       (unsigned long long)cur, (unsigned long long)size);
+			return 2;
+		}
+		if (sign > 0 && size > VHD_MAX_SIZE - cur) {
+			vt_err(path, "the new size would pass the VHD limit of 2040 GiB");
+			return 2;
+		}
+		size = sign > 0 ? cur + size : cur - size;
+	}
+	if (vhd_resize(path, size, flags, &st, &e)) {
+		vt_err(NULL, "%s", e.msg);
+		return 1;
+	}
+	printf("%s: %s -> %s", path, util_fmt_size(st.old_size, a, sizeof(a)),
+	       util_fmt_size(st.new_size, b, sizeof(b)));
+	if (st.blocks_moved)
+		printf("; %u block%s moved to make room for the BAT", st.blocks_moved,
+		       st.blocks_moved == 1 ? "" : "s");
+	if (st.locators_moved)
+		printf("; parent locators moved");
+	printf("\n");
+	if (st.blocks_dropped) {
+		struct vhd_compact_stats cs;
+
+		if (vhd_compact(path, NULL, &cs, &e)) {
+			vt_err(NULL, "resized, but compacting failed: %s", e.msg);
+			return 1;
+		}
+		printf("%s: %u empty block%s past the new end dropped; file %s -> %s\n",
+		       path, st.blocks_dropped, st.blocks_dropped == 1 ? "" : "s",
+		       util_fmt_size(cs.size_before, a, sizeof(a)),
+		       util_fmt_size(cs.size_after, b, sizeof(b)));
+	}
+	return 0;
+}

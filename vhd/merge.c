@@ -1,0 +1,271 @@
+/* Merge a differencing image into its parent, or into an ancestor several
+ * levels up.
+ *
+ * Every range that a layer above the ancestor holds is read through the
+ * child's chain (so it is exactly what the child shows) and written into
+ * the ancestor; the ancestor is flushed; then the merged-away files are
+ * deleted, the child first.
+ *
+ * Restartable: until the deletions, the layers above the ancestor still
+ * hold every range that was copied, so the child's chain reads the same
+ * whatever part of the copy reached the ancestor, and running the merge
+ * again writes the same bytes again and completes it.  The ancestor itself
+ * stays a valid image at every moment (its own allocation rules).
+ *
+ * What the merge changes can break other images: another child of the
+ * ancestor or of an intermediate layer would read different data, and
+ * children of deleted files lose their parent.  The folders of the chain
+ * are searched for such children (a differencing image whose parent UUID
+ * is one of those files'), and the merge refuses unless forced.
+ */
+#include "vhd-int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+struct layer {
+	const char *path;     /* owned by the open chain */
+	uint8_t uuid[16];
+	dev_t dev;
+	ino_t ino;
+};
+
+struct chain {
+	struct layer l[VHD_DEFAULT_MAX_DEPTH * 4];
+	int n;
+};
+
+static int list_chain(struct bdev *b, struct chain *c, struct bdev_err *e)
+{
+	struct vhd *v = vhd_of(b);
+
+	c->n = 0;
+	while (v && c->n < (int)UTIL_ARRAY_SIZE(c->l)) {
+		struct layer *l = &c->l[c->n++];
+		struct stat st;
+
+		if (fstat(v->fd, &st) < 0)
+			return bdev_err_set(e, errno, "%s: %s", v->path, strerror(errno));
+		l->path = v->path;
+		memcpy(l->uuid, v->footer.uuid, 16);
+		l->dev = st.st_dev;
+		l->ino = st.st_ino;
+		v = v->parent ? vhd_of(v->parent) : NULL;
+	}
+	return 0;
+}
+
+static int chain_index(const struct chain *c, dev_t dev, ino_t ino)
+{
+	for (int i = 0; i < c->n; i++)
+		if (c->l[i].dev == dev && c->l[i].ino == ino)
+			return i;
+	return -1;
+}
+
+/* Look at one file: if it is a differencing image (not in the chain) whose
+ * parent is a layer the merge affects, describe the conflict in e. */
+static int check_candidate(const struct chain *c, int depth, bool keep,
+			   const char *path, struct bdev_err *e)
+{
+	struct vhd_open_opts o = { .flags = VHD_O_RDONLY | VHD_O_NO_PARENT };
+	struct bdev_err ignore;
+	struct stat st;
+	struct bdev *b;
+	struct vhd *v;
+	int r = 0;
+
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    chain_index(c, st.st_dev, st.st_ino) >= 0)
+		return 0;
+	b = vhd_open(path, &o, &ignore);
+	if (!b)
+		return 0;
+	v = vhd_of(b);
+	if (v->footer.type == VHD_TYPE_DIFF)
+		for (int i = keep ? 1 : 0; i <= depth; i++) {
+			if (memcmp(v->hdr.parent_uuid, c->l[i].uuid, 16))
+				continue;
+			r = bdev_err_set(e, EBUSY,
+				"refusing to merge: %s depends on %s, %s (--force merges anyway)",
+				path, c->l[i].path,
+				i == depth ? "which the merge changes" :
+				!keep ? "which the merge removes" :
+				"whose parent the merge changes");
+			break;
+		}
+	bdev_close(b);
+	return r;
+}
+
+/* Search the folders of the affected layers for other children. */
+static int find_dependents(const struct chain *c, int depth, bool keep,
+			   struct bdev_err *e)
+{
+	char seen[8][PATH_MAX];
+	int nseen = 0, r = 0;
+
+	for (int i = 0; i <= depth && !r; i++) {
+		char *dir = util_dirname(c->l[i].path), real[PATH_MAX];
+		DIR *d;
+		struct dirent *de;
+		bool dup = false;
+
+		if (!dir)
+			return bdev_err_set(e, ENOMEM, "out of memory");
+		if (!realpath(dir, real))
+			snprintf(real, sizeof(real), "%s", dir);
+		for (int k = 0; k < nseen; k++)
+			dup |= !strcmp(seen[k], real);
+		if (dup) {
+			free(dir);
+			continue;
+		}
+		if (nseen < 8)
+			snprintf(seen[nseen++], PATH_MAX, "%s", real);
+		d = opendir(dir);
+		if (!d) {
+			r = bdev_err_set(e, errno, "%s: cannot list the folder to look for other children: %s",
+					 dir, strerror(errno));
+			free(dir);
+			break;
+		}
+		while (!r && (de = readdir(d))) {
+			char path[PATH_MAX];
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >=
+			    (int)sizeof(path))
+				continue;
+			r = check_candidate(c, depth, keep, path, e);
+		}
+		closedir(d);
+		free(dir);
+	}
+	return r;
+}
+
+static int find_target(const struct chain *c, const char *into,
+		       const char *child, struct bdev_err *e)
+{
+	struct stat st;
+	int i;
+
+	if (!into)
+		return 1;
+	if (stat(into, &st) < 0)
+		return bdev_err_set(e, errno, "%s: %s", into, strerror(errno));
+	i = chain_index(c, st.st_dev, st.st_ino);
+	if (i == 0)
+		return bdev_err_set(e, EINVAL, "%s: cannot merge an image into itself", into);
+	if (i < 0)
+		return bdev_err_set(e, EINVAL, "%s is not an ancestor of %s", into, child);
+	return i;
+}
+
+int vhd_merge(const char *child, const struct vhd_merge_opts *o,
+	      struct vhd_merge_stats *st, struct bdev_err *e)
+{
+	static const struct vhd_merge_opts def;
+	struct vhd_open_opts ro = { .flags = VHD_O_RDONLY }, rw = { 0 };
+	struct vhd_merge_stats dummy;
+	struct bdev_copy_stats cs;
+	struct bdev *top, *dst = NULL;
+	struct chain *c;
+	int depth, r = 0;
+
+	if (!o)
+		o = &def;
+	if (!st)
+		st = &dummy;
+	memset(st, 0, sizeof(*st));
+	c = malloc(sizeof(*c));
+	if (!c)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	top = vhd_open(child, &ro, e);
+	if (!top) {
+		free(c);
+		return -e->code;
+	}
+	if (vhd_of(top)->footer.type != VHD_TYPE_DIFF) {
+		r = bdev_err_set(e, EINVAL, "%s is a %s image, not a differencing one: there is nothing to merge",
+				 child, vhd_of(top)->footer.type == VHD_TYPE_FIXED ?
+				 "fixed" : "dynamic");
+		goto out;
+	}
+	r = list_chain(top, c, e);
+	if (r)
+		goto out;
+	depth = find_target(c, o->into, child, e);
+	if (depth < 0) {
+		r = depth;
+		goto out;
+	}
+	if (!o->force) {
+		r = find_dependents(c, depth, o->keep, e);
+		if (r)
+			goto out;
+	}
+	dst = vhd_open(c->l[depth].path, &rw, e);
+	if (!dst) {
+		r = -e->code;
+		goto out;
+	}
+	if (top->size > dst->size) {
+		r = bdev_err_set(e, EINVAL,
+				 "%s (%llu bytes) is larger than %s (%llu bytes): resize %s first",
+				 child, (unsigned long long)top->size,
+				 c->l[depth].path, (unsigned long long)dst->size,
+				 c->l[depth].path);
+		goto out;
+	}
+	{
+		struct bdev_copy_opts co = {
+			.max_depth = depth,
+			.flush_every = 256u << 20,
+			.progress = o->progress,
+			.opaque = o->opaque,
+		};
+
+		r = bdev_copy(top, dst, top->size, &co, &cs, e);
+		if (r)
+			goto out;
+	}
+	st->layers = depth;
+	st->bytes = cs.data_bytes + cs.zero_bytes;
+	snprintf(st->into, sizeof(st->into), "%s", c->l[depth].path);
+	r = bdev_flush(dst);
+	if (r) {
+		vhd_err_from(vhd_of(dst), r, e);
+		goto out;
+	}
+	if (!o->keep) {
+		/* Child first: a crash between unlinks never leaves a child
+		 * without its parent. */
+		for (int i = 0; i < depth; i++) {
+			if (unlink(c->l[i].path) < 0 && errno != ENOENT) {
+				r = bdev_err_set(e, errno,
+					"merged into %s, but cannot remove %s: %s",
+					c->l[depth].path, c->l[i].path, strerror(errno));
+				goto out;
+			}
+			(void)util_fsync_dir(c->l[i].path);
+			st->removed++;
+		}
+	}
+out:
+	if (dst)
+		bdev_close(dst);
+	bdev_close(top);
+	free(c);
+	return r;
+}
