@@ -69,11 +69,15 @@ static bool next_slot(struct free_iter *it, uint64_t *slot)
 	}
 }
 
-static int progress(const struct vhd_compact_opts *o, uint64_t done,
-		    uint64_t total)
+/* Progress in thousandths: scanning 0-500, moving 500-950, the commits
+ * after that.  Called between steps (every moment is a safe point). */
+#define PROGRESS_TOTAL 1000
+
+static int progress(struct vhd *v, const struct vhd_compact_opts *o,
+		    uint64_t done)
 {
-	if (o && o->progress && o->progress(o->opaque, done, total))
-		return -ECANCELED;
+	if (o && o->progress && o->progress(o->opaque, done, PROGRESS_TOTAL))
+		return bdev_set_error(&v->b, ECANCELED, "interrupted");
 	return 0;
 }
 
@@ -99,8 +103,8 @@ static int drop_empty(struct vhd *v, const struct vhd_compact_opts *o,
 		if (v->bat[i] == VHD_BAT_UNUSED)
 			continue;
 		r = vhd_block_empty(v, i, &empty);
-		if (!r && (r = progress(o, ++done, nalloc)))
-			bdev_set_error(&v->b, -r, "interrupted");
+		if (!r)
+			r = progress(v, o, 500ull * ++done / nalloc);
 		if (r)
 			break;
 		if (empty) {
@@ -118,6 +122,8 @@ static int drop_empty(struct vhd *v, const struct vhd_compact_opts *o,
 		r = vhd_bat_store(v, lo, hi);
 		if (!r)
 			r = vhd_datasync(v);
+		if (!r)
+			r = progress(v, o, 500);
 	}
 	if (r) {
 		free(live);
@@ -176,11 +182,13 @@ static int fill_holes(struct vhd *v, const struct vhd_compact_opts *o,
 	}
 	for (uint32_t k = 0; k < nmoved && !r; k++) {
 		r = vhd_file_copy(v, live[moved[k]].off, to[k], vhd_block_span(v));
-		if (!r && (r = progress(o, k + 1, nmoved)))
-			bdev_set_error(&v->b, -r, "interrupted");
+		if (!r)
+			r = progress(v, o, 500 + 450ull * (k + 1) / nmoved);
 	}
 	if (!r && nmoved)
 		r = vhd_datasync(v);
+	if (!r && nmoved)
+		r = progress(v, o, 950);
 	if (r)
 		goto out;   /* the copies are unreferenced: harmless */
 	for (uint32_t k = 0; k < nmoved; k++) {
@@ -195,6 +203,8 @@ static int fill_holes(struct vhd *v, const struct vhd_compact_opts *o,
 		r = vhd_bat_store(v, lo, hi);
 		if (!r)
 			r = vhd_datasync(v);
+		if (!r)
+			r = progress(v, o, 960);
 	}
 	st->blocks_moved = nmoved;
 out:
@@ -206,7 +216,8 @@ out:
 }
 
 /* Step 3: footer right after the last thing in use, then cut. */
-static int cut_tail(struct vhd *v, const struct blk *live, uint32_t nlive)
+static int cut_tail(struct vhd *v, const struct vhd_compact_opts *o,
+		    const struct blk *live, uint32_t nlive)
 {
 	struct vhd_range *meta;
 	uint64_t end = 0;
@@ -230,13 +241,15 @@ static int cut_tail(struct vhd *v, const struct blk *live, uint32_t nlive)
 		r = vhd_footer_write_raw(v, raw, end);
 	if (!r)
 		r = vhd_datasync(v);
+	if (!r)
+		r = progress(v, o, 980);
 	if (r)
 		return r;
 	if (ftruncate(v->fd, (off_t)(end + 512)) < 0 || fsync(v->fd) < 0)
 		return bdev_set_error(&v->b, errno, "cannot shorten the file: %s",
 				      strerror(errno));
 	v->footer_off = end;
-	return 0;
+	return progress(v, o, PROGRESS_TOTAL);
 }
 
 static int compact_open(struct bdev *b, const struct vhd_compact_opts *o,
@@ -265,7 +278,7 @@ static int compact_open(struct bdev *b, const struct vhd_compact_opts *o,
 	if (!r)
 		r = fill_holes(v, o, st, live, nlive);
 	if (!r)
-		r = cut_tail(v, live, nlive);
+		r = cut_tail(v, o, live, nlive);
 	st->size_after = v->footer_off + 512;
 	free(live);
 	return r;

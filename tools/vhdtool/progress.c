@@ -1,9 +1,14 @@
 /* vhdtool: progress bar (percent, MiB/s, ETA) and clean interruption for
  * long operations.  On a terminal the bar is redrawn in place at most ten
- * times a second; elsewhere (-p into a log) one line every 10%. */
+ * times a second; elsewhere (-p into a log) one line every 10%.
+ *
+ * For the crash tests only: VHDTOOL_TEST_STEP_DELAY_US=N sleeps N µs at
+ * every progress step, which stretches an operation over time so that a
+ * SIGKILL at a random moment can land between any two of its steps. */
 #include "vhdtool.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +54,11 @@ void vt_progress_init(struct vt_progress *p, const char *what, bool enabled)
 	p->tty = isatty(2);
 	p->start = p->last = now();
 	p->last_pct = -1;
+	{
+		const char *d = getenv("VHDTOOL_TEST_STEP_DELAY_US");
+
+		p->step_delay_us = d ? (unsigned)strtoul(d, NULL, 10) : 0;
+	}
 }
 
 int vt_progress_cb(void *opaque, uint64_t done, uint64_t total)
@@ -57,6 +67,8 @@ int vt_progress_cb(void *opaque, uint64_t done, uint64_t total)
 	double t, secs, rate;
 	int pct;
 
+	if (p && p->step_delay_us)
+		usleep(p->step_delay_us);
 	if (got_signal)
 		return 1;
 	if (!p || !p->enabled)

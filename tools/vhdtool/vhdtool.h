@@ -60,6 +60,7 @@ struct vt_progress {
 	bool enabled, tty;
 	double start, last;
 	int last_pct;
+	unsigned step_delay_us;   /* VHDTOOL_TEST_STEP_DELAY_US (crash tests) */
 };
 void vt_progress_init(struct vt_progress *p, const char *what, bool enabled);
 int vt_progress_cb(void *opaque, uint64_t done, uint64_t total);
