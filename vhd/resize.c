@@ -370,12 +370,12 @@ static int grow_bat(struct vhd *v, uint32_t entries, struct vhd_resize_stats *st
 		if (r)
 			return r;
 	}
-	/* New entries unused (0xff), the sector padding after them zero. */
+	/* New entries unused, and the sector padding after them 0xff too
+	 * (as vhd_create and qemu write it). */
 	buf = malloc(tbl + need - from);
 	if (!buf)
 		return bdev_set_error(&v->b, ENOMEM, "out of memory");
-	memset(buf, 0, tbl + need - from);
-	memset(buf, 0xff, (size_t)(entries - old) * 4);
+	memset(buf, 0xff, tbl + need - from);
 	r = util_pwrite_full(v->fd, buf, tbl + need - from, from);
 	free(buf);
 	if (r)
