@@ -135,8 +135,6 @@ struct bdev_copy_opts {
 	                        * max_depth); leave the rest of dst alone */
 	bool dst_zeroed;       /* dst reads as zeros everywhere: do not write
 	                        * zero ranges at all (sparse output) */
-	uint64_t flush_every;  /* also flush dst every this many bytes written
-	                        * (starts writeback early); 0: at the end only */
 	bdev_progress_fn progress;
 	void *opaque;
 };

@@ -231,7 +231,6 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 	{
 		struct bdev_copy_opts co = {
 			.max_depth = depth,
-			.flush_every = 256u << 20,
 			.progress = o->progress,
 			.opaque = o->opaque,
 		};

@@ -126,7 +126,6 @@ static int copy(const struct conv *cv, struct bdev *src, struct bdev *dst,
 	struct vt_progress p;
 	struct bdev_copy_opts o = {
 		.dst_zeroed = dst_zeroed,
-		.flush_every = 256u << 20,
 		.progress = vt_progress_cb,
 		.opaque = &p,
 	};

@@ -1,0 +1,98 @@
+#!/bin/bash
+# Benchmark: vhdtool convert / merge / compact side by side with their
+# peers, interleaved, median of REPS runs (default 5).  Prints a table;
+# results are recorded in BENCHMARKS.md ("convert, merge, compact").
+#
+#   make bench                   # all benchmarks
+#   bench/convert.sh             # this one (VHDTOOL=build/vhdtool)
+#   BENCH_DIR=/mnt/x REPS=7 bench/convert.sh
+#
+# Needs about 9 GiB free in BENCH_DIR (default: a folder under /tmp).
+# Every timed run starts after `sync`, so no run pays for another's
+# writeback.  vhdtool always ends with fdatasync of its output (and fsync
+# of the folder); qemu-img does not sync by default, so "qemu-img+sync"
+# times qemu-img followed by `sync FILE` (fsync) for a like-for-like view.
+set -eu
+T=${VHDTOOL:-build/vhdtool}
+T=$(cd "$(dirname "$T")" && pwd)/$(basename "$T")
+REPS=${REPS:-5}
+command -v qemu-img >/dev/null || { echo "bench/convert.sh: qemu-img missing, skipped"; exit 0; }
+dir=$(mktemp -d "${BENCH_DIR:-/tmp}/vhdbench.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+cd "$dir"
+
+now() { date +%s%N; }
+# run NAME CMD...: time CMD (after a sync), append seconds to NAME.times
+run() {
+	local name=$1 s e
+	shift
+	sync
+	s=$(now)
+	"$@" >/dev/null 2>&1 || { echo "bench: $name failed: $*" >&2; exit 1; }
+	e=$(now)
+	echo "$(( (e - s) / 1000000 ))" >> "$name.times"
+}
+median() { sort -n "$1.times" | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.2f", m/1000}'; }
+
+echo "building a 2 GiB raw image: 1 GiB random + 1 GiB zeros (written)..."
+head -c 1G /dev/urandom > src.raw
+head -c 1G /dev/zero >> src.raw
+"$T" convert -O dynamic src.raw src.vhd >/dev/null
+
+# merge: a 2 GiB parent holding the image above, a child with 512 MiB of
+# writes (half over the parent's data, half over its zeros).
+head -c 512M /dev/urandom > w512
+"$T" create parent.vhd 2G >/dev/null
+"$T" write parent.vhd 0 < src.raw
+"$T" snapshot parent.vhd child.vhd
+"$T" write child.vhd 768M < w512
+cp src.raw parent.raw
+# compact: a dynamic disk whose every other 2 MiB block is zeros, all
+# blocks allocated (zeros written).
+"$T" create half.vhd 2G >/dev/null
+for i in $(seq 0 2 1023); do
+	dd if=src.raw bs=2M skip=$((i / 2)) count=1 status=none
+	head -c 2M /dev/zero
+done | "$T" write half.vhd 0
+mkdir tpl && mv parent.vhd child.vhd parent.raw half.vhd tpl/
+sync
+
+for r in $(seq 1 "$REPS"); do
+	echo "round $r of $REPS"
+	rm -f o.vhd q.vhd; run vt_r2d "$T" convert -O dynamic src.raw o.vhd
+	rm -f q.vhd; run qemu_r2d qemu-img convert -f raw -O vpc -o subformat=dynamic src.raw q.vhd
+	rm -f q.vhd; run qemusync_r2d sh -c 'qemu-img convert -f raw -O vpc -o subformat=dynamic src.raw q.vhd && sync q.vhd'
+	rm -f o.raw; run vt_d2r "$T" convert -O raw src.vhd o.raw
+	rm -f q.raw; run qemu_d2r qemu-img convert -f vpc -O raw src.vhd q.raw
+	rm -f q.raw; run qemusync_d2r sh -c 'qemu-img convert -f vpc -O raw src.vhd q.raw && sync q.raw'
+	rm -f o.vhd o.raw q.vhd q.raw
+	cp tpl/parent.vhd tpl/child.vhd tpl/parent.raw .
+	run vt_merge "$T" merge child.vhd
+	run dd_merge dd if=w512 of=parent.raw bs=2M seek=384 conv=notrunc status=none
+	cp tpl/parent.raw parent.raw
+	run ddsync_merge dd if=w512 of=parent.raw bs=2M seek=384 conv=notrunc,fdatasync status=none
+	rm -f parent.vhd child.vhd parent.raw
+	cp tpl/half.vhd .
+	run vt_compact "$T" compact half.vhd
+	cp tpl/half.vhd .
+	run vt_copycompact "$T" convert -O dynamic half.vhd c.vhd
+	rm -f c.vhd
+	run qemu_copycompact qemu-img convert -f vpc -O vpc -o subformat=dynamic half.vhd c.vhd
+	rm -f c.vhd half.vhd
+done
+
+ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { printf "%.2f", a / b }'; }
+echo
+echo "median of $REPS interleaved runs, seconds ($(nproc) CPUs, $(df -T . | awk 'NR==2 {print $2}'))"
+printf '%-44s %8s %8s %14s %10s\n' "operation" "vhdtool" "peer" "peer+sync" "ratio*"
+printf '%-44s %8s %8s %14s %10s\n' "raw -> dynamic (qemu-img -O vpc dynamic)" \
+	"$(median vt_r2d)" "$(median qemu_r2d)" "$(median qemusync_r2d)" "$(ratio vt_r2d qemu_r2d)"
+printf '%-44s %8s %8s %14s %10s\n' "dynamic -> raw (qemu-img -O raw)" \
+	"$(median vt_d2r)" "$(median qemu_d2r)" "$(median qemusync_d2r)" "$(ratio vt_d2r qemu_d2r)"
+printf '%-44s %8s %8s %14s %10s\n' "merge 512 MiB child (dd conv=notrunc)" \
+	"$(median vt_merge)" "$(median dd_merge)" "$(median ddsync_merge)" "$(ratio vt_merge dd_merge)"
+printf '%-44s %8s %8s %14s %10s\n' "compact half-zero 2 GiB (copy: vhdtool)" \
+	"$(median vt_compact)" "$(median vt_copycompact)" "-" "$(ratio vt_compact vt_copycompact)"
+printf '%-44s %8s %8s %14s %10s\n' "compact half-zero 2 GiB (copy: qemu-img)" \
+	"$(median vt_compact)" "$(median qemu_copycompact)" "-" "$(ratio vt_compact qemu_copycompact)"
+echo "* ratio = vhdtool / peer without sync (vhdtool's time includes its fsync)"
