@@ -4,7 +4,7 @@
  * Every range that a layer above the ancestor holds is read through the
  * child's chain (so it is exactly what the child shows) and written into
  * the ancestor; the ancestor is flushed; then the merged-away files are
- * deleted, the child first.
+ * deleted, the child last.
  *
  * Restartable: until the deletions, the layers above the ancestor still
  * hold every range that was copied, so the child's chain reads the same
@@ -248,9 +248,13 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 		goto out;
 	}
 	if (!o->keep) {
-		/* Child first: a crash between unlinks never leaves a child
-		 * without its parent. */
-		for (int i = 0; i < depth; i++) {
+		/* Nearest the ancestor first, the child last.  A crash between
+		 * two unlinks leaves the child without a parent (it cannot be
+		 * opened, so cannot be misused); the other order would leave
+		 * an intermediate layer that looks like a valid snapshot of
+		 * the ancestor, and merging it again would overwrite newer
+		 * data with its older data. */
+		for (int i = depth - 1; i >= 0; i--) {
 			if (unlink(c->l[i].path) < 0 && errno != ENOENT) {
 				r = bdev_err_set(e, errno,
 					"merged into %s, but cannot remove %s: %s",
