@@ -33,6 +33,7 @@ run() {
 	echo "$(( (e - s) / 1000000 ))" >> "$name.times"
 }
 median() { sort -n "$1.times" | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.2f", m/1000}'; }
+spread() { sort -n "$1.times" | awk '{a[NR]=$1} END {printf "%.2f-%.2f", a[1]/1000, a[NR]/1000}'; }
 
 echo "building a 2 GiB raw image: 1 GiB random + 1 GiB zeros (written)..."
 head -c 1G /dev/urandom > src.raw
@@ -68,6 +69,8 @@ for r in $(seq 1 "$REPS"); do
 	rm -f o.vhd o.raw q.vhd q.raw
 	cp tpl/parent.vhd tpl/child.vhd tpl/parent.raw .
 	run vt_merge "$T" merge child.vhd
+	cp tpl/parent.vhd tpl/child.vhd .
+	run vt_mergekeep "$T" merge --keep child.vhd
 	run dd_merge dd if=w512 of=parent.raw bs=2M seek=384 conv=notrunc status=none
 	cp tpl/parent.raw parent.raw
 	run ddsync_merge dd if=w512 of=parent.raw bs=2M seek=384 conv=notrunc,fdatasync status=none
@@ -82,17 +85,24 @@ for r in $(seq 1 "$REPS"); do
 done
 
 ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { printf "%.2f", a / b }'; }
+row() { # LABEL VT PEER PEERSYNC
+	local ps=- rs=-
+	[ -n "$4" ] && ps=$(median "$4") rs=$(ratio "$2" "$4")
+	printf '%-40s %7s %7s %9s %7s %9s\n' "$1" "$(median "$2")" "$(median "$3")" "$ps" \
+		"$(ratio "$2" "$3")" "$rs"
+}
 echo
-echo "median of $REPS interleaved runs, seconds ($(nproc) CPUs, $(df -T . | awk 'NR==2 {print $2}'))"
-printf '%-44s %8s %8s %14s %10s\n' "operation" "vhdtool" "peer" "peer+sync" "ratio*"
-printf '%-44s %8s %8s %14s %10s\n' "raw -> dynamic (qemu-img -O vpc dynamic)" \
-	"$(median vt_r2d)" "$(median qemu_r2d)" "$(median qemusync_r2d)" "$(ratio vt_r2d qemu_r2d)"
-printf '%-44s %8s %8s %14s %10s\n' "dynamic -> raw (qemu-img -O raw)" \
-	"$(median vt_d2r)" "$(median qemu_d2r)" "$(median qemusync_d2r)" "$(ratio vt_d2r qemu_d2r)"
-printf '%-44s %8s %8s %14s %10s\n' "merge 512 MiB child (dd conv=notrunc)" \
-	"$(median vt_merge)" "$(median dd_merge)" "$(median ddsync_merge)" "$(ratio vt_merge dd_merge)"
-printf '%-44s %8s %8s %14s %10s\n' "compact half-zero 2 GiB (copy: vhdtool)" \
-	"$(median vt_compact)" "$(median vt_copycompact)" "-" "$(ratio vt_compact vt_copycompact)"
-printf '%-44s %8s %8s %14s %10s\n' "compact half-zero 2 GiB (copy: qemu-img)" \
-	"$(median vt_compact)" "$(median qemu_copycompact)" "-" "$(ratio vt_compact qemu_copycompact)"
-echo "* ratio = vhdtool / peer without sync (vhdtool's time includes its fsync)"
+echo "median of $REPS interleaved runs, seconds ($(nproc) CPUs, $(df -T . | awk 'NR==2 {print $2}'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '%-40s %7s %7s %9s %7s %9s\n' "operation (peer)" "vhdtool" "peer" "peer+sync" "ratio" "ratio/s"
+row "raw -> dynamic (qemu-img -O vpc)" vt_r2d qemu_r2d qemusync_r2d
+row "dynamic -> raw (qemu-img -O raw)" vt_d2r qemu_d2r qemusync_d2r
+row "merge 512 MiB (dd conv=notrunc)" vt_merge dd_merge ddsync_merge
+row "merge --keep 512 MiB (dd conv=notrunc)" vt_mergekeep dd_merge ddsync_merge
+row "compact 2 GiB, half zero (vhdtool convert)" vt_compact vt_copycompact ""
+row "compact 2 GiB, half zero (qemu-img convert)" vt_compact qemu_copycompact ""
+echo "ratio = vhdtool / peer; ratio/s = vhdtool / (peer + fsync).  vhdtool always"
+echo "ends with fdatasync; merge also deletes the merged child (--keep: not)."
+echo "all runs (min-max): r2d $(spread vt_r2d) vs $(spread qemu_r2d) / $(spread qemusync_r2d);" \
+	"d2r $(spread vt_d2r) vs $(spread qemu_d2r) / $(spread qemusync_d2r);" \
+	"merge $(spread vt_merge), keep $(spread vt_mergekeep) vs $(spread dd_merge) / $(spread ddsync_merge);" \
+	"compact $(spread vt_compact) vs $(spread vt_copycompact), $(spread qemu_copycompact)"
