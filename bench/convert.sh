@@ -88,12 +88,12 @@ ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { printf "%.2f"
 row() { # LABEL VT PEER PEERSYNC
 	local ps=- rs=-
 	[ -n "$4" ] && ps=$(median "$4") rs=$(ratio "$2" "$4")
-	printf '%-40s %7s %7s %9s %7s %9s\n' "$1" "$(median "$2")" "$(median "$3")" "$ps" \
+	printf '%-45s %7s %7s %9s %7s %9s\n' "$1" "$(median "$2")" "$(median "$3")" "$ps" \
 		"$(ratio "$2" "$3")" "$rs"
 }
 echo
 echo "median of $REPS interleaved runs, seconds ($(nproc) CPUs, $(df -T . | awk 'NR==2 {print $2}'), load $(cut -d' ' -f1-3 /proc/loadavg))"
-printf '%-40s %7s %7s %9s %7s %9s\n' "operation (peer)" "vhdtool" "peer" "peer+sync" "ratio" "ratio/s"
+printf '%-45s %7s %7s %9s %7s %9s\n' "operation (peer)" "vhdtool" "peer" "peer+sync" "ratio" "ratio/s"
 row "raw -> dynamic (qemu-img -O vpc)" vt_r2d qemu_r2d qemusync_r2d
 row "dynamic -> raw (qemu-img -O raw)" vt_d2r qemu_d2r qemusync_d2r
 row "merge 512 MiB (dd conv=notrunc)" vt_merge dd_merge ddsync_merge
