@@ -221,12 +221,22 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 		goto out;
 	}
 	if (top->size > dst->size) {
-		r = bdev_err_set(e, EINVAL,
-				 "%s (%llu bytes) is larger than %s (%llu bytes): resize %s first",
-				 child, (unsigned long long)top->size,
-				 c->l[depth].path, (unsigned long long)dst->size,
-				 c->l[depth].path);
-		goto out;
+		/* The child was grown: grow the ancestor first (itself
+		 * crash-safe; the chain reads zeros past a smaller parent's
+		 * end, as the grown ancestor does). */
+		struct vhd_resize_stats rs;
+
+		bdev_close(dst);
+		dst = NULL;
+		r = vhd_resize(c->l[depth].path, top->size, 0, &rs, e);
+		if (r)
+			goto out;
+		dst = vhd_open(c->l[depth].path, &rw, e);
+		if (!dst) {
+			r = -e->code;
+			goto out;
+		}
+		st->grown = true;
 	}
 	{
 		struct bdev_copy_opts co = {

@@ -149,12 +149,15 @@ struct vhd_merge_stats {
 	int layers;               /* files merged into the ancestor */
 	int removed;              /* of them deleted */
 	uint64_t bytes;           /* bytes written into the ancestor */
+	bool grown;               /* the ancestor was resized to the child's
+	                           * (larger) size first */
 	char into[4096];          /* the ancestor's path */
 };
 /* Merge differencing image `child` (and the layers between it and the
  * ancestor) into the ancestor, then delete the merged files unless keep.
  * Restartable: interrupted, the child's chain still reads the same and a
- * second run completes the merge.  -EBUSY (message names the file) when
+ * second run completes the merge.  An ancestor smaller than the child (the
+ * child was resized) is grown first.  -EBUSY (message names the file) when
  * another image in the chain's folders depends on a file the merge changes
  * or removes, unless force. */
 int vhd_merge(const char *child, const struct vhd_merge_opts *o,

@@ -1,8 +1,8 @@
 #!/bin/bash
 # vhdtool merge: a child into its parent, two levels at once (--into), into
-# a fixed ancestor, --keep; the result compared with bytes built
-# independently (dd) through qemu-img compare; refusal when another child
-# depends on a file the merge changes or removes, unless --force; bad
+# a fixed ancestor, --keep, a grown child; the result compared through
+# qemu-img compare with bytes built independently (dd); refusal when another
+# child depends on a file the merge changes or removes, unless --force; bad
 # arguments.
 set -u
 T=${VHDTOOL:?}
@@ -63,6 +63,17 @@ qemu-img compare -q -f vpc -F raw base.vhd expect.raw || fail "base differs afte
 chain fixed
 "$T" merge --into base.vhd top.vhd >/dev/null || fail "merge into fixed"
 qemu-img compare -q -f vpc -F raw base.vhd expect.raw || fail "fixed base differs"
+
+# A grown child grows the base first.
+chain dynamic
+"$T" resize top.vhd 16M >/dev/null || fail "resize child"
+truncate -s 16M expect.raw
+w top.vhd 14680064 1048576
+w top.vhd 12582900 1000
+"$T" merge --into base.vhd top.vhd > out || fail "merge of a grown child"
+grep -q 'grown' out || fail "report: $(cat out)"
+qemu-img compare -q -f vpc -F raw base.vhd expect.raw || fail "grown base differs"
+"$T" check base.vhd >/dev/null || fail "check grown base"
 
 # Dependents: a sibling of top (child of mid) must not lose its view.
 chain dynamic
