@@ -9,7 +9,8 @@
 #
 # Needs about 9 GiB free in BENCH_DIR (default: a folder under /tmp).
 # Every timed run starts after `sync`, so no run pays for another's
-# writeback.  vhdtool always ends with fdatasync of its output (and fsync
+# writeback, and with its input files read into the page cache (untimed), so
+# no run pays for reading what another evicted.  vhdtool always ends with fdatasync of its output (and fsync
 # of the folder); qemu-img does not sync by default, so "qemu-img+sync"
 # times qemu-img followed by `sync FILE` (fsync) for a like-for-like view.
 set -eu
@@ -22,11 +23,13 @@ trap 'rm -rf "$dir"' EXIT
 cd "$dir"
 
 now() { date +%s%N; }
-# run NAME CMD...: time CMD (after a sync), append seconds to NAME.times
+# run NAME CMD...: time CMD (after a sync, with the inputs in the page
+# cache), append milliseconds to NAME.times
 run() {
 	local name=$1 s e
 	shift
 	sync
+	cat $WARM > /dev/null
 	s=$(now)
 	"$@" >/dev/null 2>&1 || { echo "bench: $name failed: $*" >&2; exit 1; }
 	e=$(now)
@@ -60,14 +63,17 @@ sync
 
 for r in $(seq 1 "$REPS"); do
 	echo "round $r of $REPS"
+	WARM=src.raw
 	rm -f o.vhd q.vhd; run vt_r2d "$T" convert -O dynamic src.raw o.vhd
 	rm -f q.vhd; run qemu_r2d qemu-img convert -f raw -O vpc -o subformat=dynamic src.raw q.vhd
 	rm -f q.vhd; run qemusync_r2d sh -c 'qemu-img convert -f raw -O vpc -o subformat=dynamic src.raw q.vhd && sync q.vhd'
+	WARM=src.vhd
 	rm -f o.raw; run vt_d2r "$T" convert -O raw src.vhd o.raw
 	rm -f q.raw; run qemu_d2r qemu-img convert -f vpc -O raw src.vhd q.raw
 	rm -f q.raw; run qemusync_d2r sh -c 'qemu-img convert -f vpc -O raw src.vhd q.raw && sync q.raw'
 	rm -f o.vhd o.raw q.vhd q.raw
 	cp tpl/parent.vhd tpl/child.vhd tpl/parent.raw .
+	WARM="parent.vhd child.vhd w512 parent.raw"
 	run vt_merge "$T" merge child.vhd
 	cp tpl/parent.vhd tpl/child.vhd .
 	run vt_mergekeep "$T" merge --keep child.vhd
@@ -76,6 +82,7 @@ for r in $(seq 1 "$REPS"); do
 	run ddsync_merge dd if=w512 of=parent.raw bs=2M seek=384 conv=notrunc,fdatasync status=none
 	rm -f parent.vhd child.vhd parent.raw
 	cp tpl/half.vhd .
+	WARM=half.vhd
 	run vt_compact "$T" compact half.vhd
 	cp tpl/half.vhd .
 	run vt_copycompact "$T" convert -O dynamic half.vhd c.vhd
