@@ -61,34 +61,39 @@ done | "$T" write half.vhd 0
 mkdir tpl && mv parent.vhd child.vhd parent.raw half.vhd tpl/
 sync
 
+# One function per measured variant: set up its inputs, warm them, time the
+# command, remove its output (untimed, so every run starts with the memory
+# the previous one freed).
+qconv() { qemu-img convert "$@"; }
+v_vt_r2d() { WARM=src.raw; run vt_r2d "$T" convert -O dynamic src.raw o.vhd; rm -f o.vhd; }
+v_qemu_r2d() { WARM=src.raw; run qemu_r2d qconv -f raw -O vpc -o subformat=dynamic src.raw q.vhd; rm -f q.vhd; }
+v_qemusync_r2d() { WARM=src.raw; run qemusync_r2d sh -c 'qemu-img convert -f raw -O vpc -o subformat=dynamic src.raw q.vhd && sync q.vhd'; rm -f q.vhd; }
+v_vt_d2r() { WARM=src.vhd; run vt_d2r "$T" convert -O raw src.vhd o.raw; rm -f o.raw; }
+v_qemu_d2r() { WARM=src.vhd; run qemu_d2r qconv -f vpc -O raw src.vhd q.raw; rm -f q.raw; }
+v_qemusync_d2r() { WARM=src.vhd; run qemusync_d2r sh -c 'qemu-img convert -f vpc -O raw src.vhd q.raw && sync q.raw'; rm -f q.raw; }
+v_vt_merge() { cp tpl/parent.vhd tpl/child.vhd .; WARM="parent.vhd child.vhd"; run vt_merge "$T" merge child.vhd; rm -f parent.vhd child.vhd; }
+v_vt_mergekeep() { cp tpl/parent.vhd tpl/child.vhd .; WARM="parent.vhd child.vhd"; run vt_mergekeep "$T" merge --keep child.vhd; rm -f parent.vhd child.vhd; }
+v_dd_merge() { cp tpl/parent.raw .; WARM="parent.raw w512"; run dd_merge dd if=w512 of=parent.raw bs=2M seek=384 conv=notrunc status=none; rm -f parent.raw; }
+v_ddsync_merge() { cp tpl/parent.raw .; WARM="parent.raw w512"; run ddsync_merge dd if=w512 of=parent.raw bs=2M seek=384 conv=notrunc,fdatasync status=none; rm -f parent.raw; }
+v_vt_compact() { cp tpl/half.vhd .; WARM=half.vhd; run vt_compact "$T" compact half.vhd; rm -f half.vhd; }
+v_vt_copycompact() { WARM=tpl/half.vhd; run vt_copycompact "$T" convert -O dynamic tpl/half.vhd c.vhd; rm -f c.vhd; }
+v_qemu_copycompact() { WARM=tpl/half.vhd; run qemu_copycompact qconv -f vpc -O vpc -o subformat=dynamic tpl/half.vhd c.vhd; rm -f c.vhd; }
+groups=("vt_r2d qemu_r2d qemusync_r2d" "vt_d2r qemu_d2r qemusync_d2r"
+	"vt_merge vt_mergekeep dd_merge ddsync_merge"
+	"vt_compact vt_copycompact qemu_copycompact")
+
+# Interleaved: each round runs every variant of a group, starting with a
+# different one each round (who runs first after another group's work may
+# pay for reclaiming its memory).
 for r in $(seq 1 "$REPS"); do
 	echo "round $r of $REPS"
-	WARM=src.raw
-	rm -f o.vhd q.vhd; run vt_r2d "$T" convert -O dynamic src.raw o.vhd
-	rm -f q.vhd; run qemu_r2d qemu-img convert -f raw -O vpc -o subformat=dynamic src.raw q.vhd
-	rm -f q.vhd; run qemusync_r2d sh -c 'qemu-img convert -f raw -O vpc -o subformat=dynamic src.raw q.vhd && sync q.vhd'
-	WARM=src.vhd
-	rm -f o.raw; run vt_d2r "$T" convert -O raw src.vhd o.raw
-	rm -f q.raw; run qemu_d2r qemu-img convert -f vpc -O raw src.vhd q.raw
-	rm -f q.raw; run qemusync_d2r sh -c 'qemu-img convert -f vpc -O raw src.vhd q.raw && sync q.raw'
-	rm -f o.vhd o.raw q.vhd q.raw
-	cp tpl/parent.vhd tpl/child.vhd tpl/parent.raw .
-	WARM="parent.vhd child.vhd w512 parent.raw"
-	run vt_merge "$T" merge child.vhd
-	cp tpl/parent.vhd tpl/child.vhd .
-	run vt_mergekeep "$T" merge --keep child.vhd
-	run dd_merge dd if=w512 of=parent.raw bs=2M seek=384 conv=notrunc status=none
-	cp tpl/parent.raw parent.raw
-	run ddsync_merge dd if=w512 of=parent.raw bs=2M seek=384 conv=notrunc,fdatasync status=none
-	rm -f parent.vhd child.vhd parent.raw
-	cp tpl/half.vhd .
-	WARM=half.vhd
-	run vt_compact "$T" compact half.vhd
-	cp tpl/half.vhd .
-	run vt_copycompact "$T" convert -O dynamic half.vhd c.vhd
-	rm -f c.vhd
-	run qemu_copycompact qemu-img convert -f vpc -O vpc -o subformat=dynamic half.vhd c.vhd
-	rm -f c.vhd half.vhd
+	for g in "${groups[@]}"; do
+		read -r -a vs <<< "$g"
+		n=${#vs[@]}
+		for k in $(seq 0 $((n - 1))); do
+			"v_${vs[$(( (k + r) % n ))]}"
+		done
+	done
 done
 
 ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { printf "%.2f", a / b }'; }
@@ -99,7 +104,7 @@ row() { # LABEL VT PEER PEERSYNC
 		"$(ratio "$2" "$3")" "$rs"
 }
 echo
-echo "median of $REPS interleaved runs, seconds ($(nproc) CPUs, $(df -T . | awk 'NR==2 {print $2}'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "median of $REPS interleaved runs (order rotated each round), seconds ($(nproc) CPUs, $(df -T . | awk 'NR==2 {print $2}'), load $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-45s %7s %7s %9s %7s %9s\n' "operation (peer)" "vhdtool" "peer" "peer+sync" "ratio" "ratio/s"
 row "raw -> dynamic (qemu-img -O vpc)" vt_r2d qemu_r2d qemusync_r2d
 row "dynamic -> raw (qemu-img -O raw)" vt_d2r qemu_d2r qemusync_d2r
