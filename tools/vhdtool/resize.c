@@ -15,13 +15,18 @@ VHDTOOL_COMMAND(resize, .name = "resize",
 	.summary = "grow (or with --allow-shrink shrink) a fixed, dynamic or differencing image",
 	.run = run_resize)
 
-/* Current disk size of path (prints errors). */
+/* Current disk size of path (prints errors).  The parent is not needed
+ * (nor opened): a differencing image whose parent is elsewhere resizes. */
 static bool disk_size(const char *path, uint64_t *size)
 {
-	struct bdev *b = vt_open(path, VT_OPEN_RDONLY);
+	struct vhd_open_opts o = { .flags = VHD_O_RDONLY | VHD_O_NO_PARENT };
+	struct bdev_err e = { 0 };
+	struct bdev *b = vhd_open(path, &o, &e);
 
-	if (!b)
+	if (!b) {
+		vt_err(NULL, "%s", e.msg);
 		return false;
+	}
 	*size = b->size;
 	bdev_close(b);
 	return true;
