@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup/bkp.h"
 #include "common/util.h"
 #include "vhd/vhd.h"
 
@@ -70,6 +71,15 @@ void vt_bdev_err(struct bdev *b)
 	vt_err(NULL, "%s", bdev_errmsg(b, buf, sizeof(buf)));
 }
 
+/* Writable opens record their writes in IMAGE.ctk (change tracking for
+ * incremental backups) when that file exists; finalised at exit. */
+static struct bdev *tracked(struct bdev *b, const char *path, unsigned flags)
+{
+	if (!(flags & VT_OPEN_RDONLY))
+		(void)bkp_track_attach(b, path, NULL);
+	return b;
+}
+
 struct bdev *vt_open(const char *path, unsigned flags)
 {
 	struct vhd_open_opts o = { 0 };
@@ -87,12 +97,12 @@ struct bdev *vt_open(const char *path, unsigned flags)
 		o.flags |= VHD_O_SIZE_FOOTER;
 	b = vhd_open(path, &o, &e);
 	if (b)
-		return b;
+		return tracked(b, path, flags);
 	if ((flags & VT_OPEN_RAW_OK) && e.code == ENOVHD) {
 		b = bdev_file_open(path, (flags & VT_OPEN_RDONLY) ?
 				   BDEV_OPEN_RDONLY : 0, &e);
 		if (b)
-			return b;
+			return tracked(b, path, flags);
 	}
 	vt_err(NULL, "%s", e.msg);
 	return NULL;

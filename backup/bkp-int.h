@@ -1,0 +1,221 @@
+/* bkp internals shared by the files of backup/ (and its unit tests).
+ * On-disk layouts are described in docs/backup-format.md. */
+#ifndef BKP_INT_H
+#define BKP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "bkp.h"
+
+#define BKP_DIGEST 32
+
+/* ---- chunk files (chunk.c) ---- */
+
+/* Header of a chunk file, little-endian; the payload follows. */
+struct bkp_chunk_hdr_disk {
+	char magic[4];        /* "VBKC" */
+	uint8_t version;      /* 1 */
+	uint8_t method;       /* BKP_METHOD_* */
+	uint8_t reserved[2];  /* 0 */
+	uint32_t raw_len;     /* bytes of the chunk's content */
+	uint32_t stored_len;  /* bytes of payload */
+	uint32_t payload_crc; /* CRC-32 (zlib) of the payload */
+	uint32_t hdr_crc;     /* CRC-32 of bytes 0..19 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct bkp_chunk_hdr_disk) == 24, "chunk header size");
+
+#define BKP_CHUNK_HDR     24u
+#define BKP_METHOD_STORED 0
+#define BKP_METHOD_ZLIB   1
+
+/* Bytes an encoded chunk of len content bytes may need. */
+size_t bkp_chunk_bound(size_t len);
+/* Encode content into out (cap >= bkp_chunk_bound(len)): a cheap zlib
+ * probe of a sample decides whether to compress; compression is kept only
+ * when it saves at least 1/32.  Returns the file length, or 0 on error. */
+size_t bkp_chunk_encode(const void *data, size_t len, void *out, size_t cap);
+/* Validate a chunk file's header alone (24 bytes) against the file size:
+ * 0 or -EBADMSG (why filled). */
+int bkp_chunk_check_hdr(const void *hdr, uint64_t file_size, char *why,
+			size_t wl);
+/* Decode a whole chunk file into dst (cap bytes): header, CRC, inflate.
+ * Returns the content length or -EBADMSG / -ENOMEM (why filled). */
+ssize_t bkp_chunk_decode(const void *file, size_t flen, void *dst,
+			 size_t cap, char *why, size_t wl);
+
+void bkp_sha256(const void *data, size_t len, uint8_t out[BKP_DIGEST]);
+void bkp_hex(const uint8_t *d, size_t n, char *out);
+int bkp_unhex(const char *s, uint8_t *d, size_t n);
+bool bkp_digest_is_zero(const uint8_t d[BKP_DIGEST]);
+int bkp_digest_cmp(const void *a, const void *b);
+
+/* ---- the repository (repo.c) ---- */
+
+struct bkp_repo {
+	char *path;
+	uint32_t chunk_size;
+	char uuid[40];
+};
+
+/* "REPO/chunks/ab/abcd..." into out (PATH_MAX). */
+void bkp_chunk_path(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
+		    char *out, size_t outlen);
+/* "REPO/NAME" (malloc'd). */
+char *bkp_path(const struct bkp_repo *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Per-thread state for storing chunks. */
+struct bkp_store {
+	struct bkp_repo *r;
+	int lockfd;           /* chunks.lock, held shared around each insert */
+	uint8_t *enc;         /* encode buffer */
+	size_t enccap;
+	uint8_t *dirs_touched; /* 256 flags: chunk subdirectories written */
+};
+int bkp_store_init(struct bkp_store *s, struct bkp_repo *r, uint8_t *dirs,
+		   struct bdev_err *e);
+void bkp_store_fini(struct bkp_store *s);
+/* Make sure chunk d (content data) is in the repository: an intact
+ * existing file is touched (mtime now, for gc), else it is written.
+ * *added is the file size when this call stored it, else 0. */
+int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
+		  const void *data, size_t len, uint64_t *added,
+		  struct bdev_err *e);
+/* Touch chunk d if an intact file exists: 0, or -ENOENT to store it. */
+int bkp_store_touch(struct bkp_store *s, const uint8_t d[BKP_DIGEST]);
+/* fsync each chunk subdirectory flagged in dirs. */
+int bkp_sync_dirs(struct bkp_repo *r, const uint8_t *dirs,
+		  struct bdev_err *e);
+
+/* Read and decode chunk d into dst (cap), checking its digest.  Returns
+ * the length, -ENOENT (missing) or -EBADMSG (damaged); why filled.
+ * filebuf (cap + BKP_CHUNK_HDR + 64) is scratch; *stored gets the file
+ * size when not NULL. */
+ssize_t bkp_chunk_load(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
+		       void *dst, size_t cap, void *filebuf,
+		       uint64_t *stored, char *why, size_t wl);
+
+/* Index files. */
+struct bkp_index {
+	uint32_t chunk_size;
+	uint64_t virtual_size;
+	uint64_t n;
+	uint8_t (*d)[BKP_DIGEST];
+};
+int bkp_index_write(struct bkp_repo *r, const char *id,
+		    const struct bkp_index *x, char sha_hex[65],
+		    struct bdev_err *e);
+/* Load backups/ID.idx; with expect_sha (hex) also check its checksum.
+ * -ENOENT missing, -EBADMSG damaged (why filled). */
+int bkp_index_read(const struct bkp_repo *r, const char *id,
+		   const char *expect_sha, struct bkp_index *x, char *why,
+		   size_t wl);
+void bkp_index_free(struct bkp_index *x);
+
+int bkp_manifest_write(struct bkp_repo *r, const struct bkp_info *b,
+		       struct bdev_err *e);
+/* -ENOENT missing, -EBADMSG unreadable (why filled). */
+int bkp_manifest_read(const struct bkp_repo *r, const char *id,
+		      struct bkp_info *b, char *why, size_t wl);
+/* IDs of backups with a manifest (malloc'd array of malloc'd strings),
+ * sorted; or, with orphans, IDs with an index but no manifest. */
+int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
+	    struct bdev_err *e);
+void bkp_ids_free(char **ids, size_t n);
+/* A backup ID is "YYYYMMDDTHHMMSSZ-xxxxxxxx". */
+bool bkp_id_valid(const char *id);
+int bkp_id_new(struct timespec ts, char id[BKP_ID_MAX]);
+
+/* Locks: flock on REPO/lock (maintenance, exclusive) and REPO/chunks.lock
+ * (shared around chunk inserts, exclusive while gc sweeps).  Return the
+ * fd to close, or -errno. */
+int bkp_lock(const struct bkp_repo *r, const char *name, bool exclusive,
+	     struct bdev_err *e);
+
+/* Writer registration (writers/ID, flock held while the backup runs). */
+int bkp_writer_register(struct bkp_repo *r, const char *id,
+			struct timespec start, struct bdev_err *e);
+void bkp_writer_unregister(struct bkp_repo *r, const char *id, int fd);
+
+/* Time of the coarse clock file timestamps are taken from. */
+struct timespec bkp_now_coarse(void);
+/* Wait until the coarse clock is past t, so that a later change of a file
+ * gets a later timestamp than t (at most one clock tick). */
+void bkp_settle(struct timespec t);
+int bkp_ts_cmp(struct timespec a, struct timespec b);
+
+int bkp_online_cpus(void);
+/* Write a whole small file atomically (temporary name, fsync, rename,
+ * directory fsync). */
+int bkp_write_file(const char *path, const void *data, size_t len,
+		   struct bdev_err *e);
+/* Read a whole small file (at most max bytes; NUL added). */
+int bkp_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* ---- JSON (json.c): a small strict parser for our own files ---- */
+
+enum bkp_jtype { BKP_J_NULL, BKP_J_BOOL, BKP_J_NUM, BKP_J_STR, BKP_J_ARR,
+		 BKP_J_OBJ };
+
+struct bkp_json {
+	enum bkp_jtype type;
+	bool b;
+	double num;
+	bool is_u64;          /* a plain non-negative integer */
+	uint64_t u64;
+	bool is_i64;          /* an integer (possibly negative) */
+	int64_t i64;
+	char *s;              /* string (NUL-free, NUL-terminated) */
+	size_t n;             /* array / object members */
+	char **keys;
+	struct bkp_json **v;
+};
+
+/* Parse text (len bytes); NULL with why filled on malformed input. */
+struct bkp_json *bkp_json_parse(const char *text, size_t len, char *why,
+				size_t wl);
+void bkp_json_free(struct bkp_json *j);
+/* Member key of object o, or NULL. */
+const struct bkp_json *bkp_json_get(const struct bkp_json *o,
+				    const char *key);
+/* Append s as a JSON string literal to f. */
+void bkp_json_str(FILE *f, const char *s);
+
+/* ---- change tracking, the backup side (track.c) ---- */
+
+struct bkp_ctk_session;
+
+/* Begin a backup of src from path: lock SOURCE.ctk (creating it), decide
+ * whether it is valid.  Never fails the backup: NULL means no tracking
+ * (why says why).  On success: *gen and *epoch identify the marks; the
+ * file's epoch is advanced so that later writes are newer. */
+struct bkp_ctk_session *bkp_ctk_begin(struct bdev *src, const char *path,
+				      bool *valid, char *why, size_t wl);
+/* Tracking generation (hex) and the epoch later writes get ("since"). */
+void bkp_ctk_ids(const struct bkp_ctk_session *s, char gen[33],
+		 uint32_t *since);
+/* Whether any write of epoch >= since touched [off, off+len). */
+bool bkp_ctk_changed(const struct bkp_ctk_session *s, uint32_t since,
+		     uint64_t off, uint64_t len);
+/* The current epoch of a valid session (marks <= it). */
+uint32_t bkp_ctk_epoch(const struct bkp_ctk_session *s);
+/* End: true when the image did not change since begin; if it did, the
+ * tracking file is invalidated.  Frees s. */
+bool bkp_ctk_end(struct bkp_ctk_session *s);
+/* Drop the session, leaving the file as begin left it. */
+void bkp_ctk_abort(struct bkp_ctk_session *s);
+
+/* ---- prune (prune.c) ---- */
+
+/* Which of n backups (times in Unix seconds, newest first) the rules
+ * keep: keep[i] set, why[i] (>= 64 bytes) says which rules. */
+void bkp_prune_select(const int64_t *t, size_t n,
+		      const struct bkp_prune_opts *o, bool *keep,
+		      char (*why)[64]);
+
+#endif

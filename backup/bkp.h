@@ -1,0 +1,203 @@
+/* bkp: backups of any struct bdev into a deduplicating chunk repository,
+ * incremental through change tracking; restore, verify, prune, gc.
+ *
+ * The repository is a directory (format: docs/backup-format.md): chunks of
+ * the disk named by their SHA-256, zlib-compressed when that pays, and per
+ * backup an index (digests in disk order) and a JSON manifest.  Every file
+ * appears under its final name only when complete (temporary name, fsync,
+ * rename), so an interrupted backup leaves no visible half backup.
+ *
+ * Change tracking: IMAGE.ctk beside an image records, per 4 MiB of the
+ * disk, the tracking epoch in which it was last written.  The first backup
+ * of an image creates the file; from then on every write through a bdev
+ * with bkp_track_attach() is recorded.  The file is tied to the image by
+ * UUID (VHD) or device/inode (raw), size, ctime/mtime of every layer and a
+ * random generation id; an image written by anything else or a writer that
+ * died leaves it invalid, and the next backup reads everything.
+ *
+ * Locking: prune, gc and forget take the repository lock (exclusive);
+ * backups register themselves and run alongside each other and alongside
+ * gc (the grace rule in docs/backup-format.md); readers take no lock.
+ *
+ * All functions return 0 or -errno and fill a struct bdev_err ("what,
+ * where"); none prints.  Functions taking a repository handle may be
+ * called from one thread at a time per handle; each call runs its own
+ * worker threads.
+ */
+#ifndef BKP_H
+#define BKP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/bdev.h"
+
+#define BKP_FORMAT_VERSION      1
+#define BKP_DEFAULT_CHUNK_SIZE  (4u << 20)
+#define BKP_MIN_CHUNK_SIZE      (64u << 10)
+#define BKP_MAX_CHUNK_SIZE      (64u << 20)
+#define BKP_DEFAULT_GRACE       300       /* seconds, see gc */
+#define BKP_ID_MAX              40
+
+/* ---- repository ---- */
+
+/* Create a repository in directory path (must not exist, or be empty).
+ * chunk_size: 0 for the default; else a power of two within the limits. */
+int bkp_init(const char *path, uint32_t chunk_size, struct bdev_err *e);
+
+struct bkp_repo;
+struct bkp_repo *bkp_open(const char *path, struct bdev_err *e);
+void bkp_close(struct bkp_repo *r);
+uint32_t bkp_chunk_size(const struct bkp_repo *r);
+
+/* A backup, as its manifest describes it. */
+struct bkp_info {
+	char id[BKP_ID_MAX];
+	char source[4096];        /* the path backed up */
+	char source_format[24];   /* raw, block-device, vhd-fixed, ... */
+	char disk_id[64];         /* VHD footer UUID, or raw:DEV:INODE */
+	uint64_t virtual_size;
+	int64_t time;             /* Unix seconds when the backup started */
+	uint32_t time_nsec;
+	char consistency[24];     /* offline, inconsistent, unverified */
+	char parent[BKP_ID_MAX];  /* the backup an incremental builds on */
+	bool incremental;         /* kind: incremental (true) or full */
+	char reason[200];         /* why it was full (empty for incremental) */
+	uint32_t chunk_size;
+	uint64_t chunks;          /* index entries */
+	uint64_t chunks_zero;     /* all-zero chunks (never stored) */
+	uint64_t chunks_read;     /* chunks read from the source */
+	uint64_t chunks_new;      /* chunk files this backup added */
+	uint64_t bytes_read;
+	uint64_t bytes_new;       /* uncompressed bytes of the new chunks */
+	uint64_t bytes_stored;    /* bytes of the chunk files it added */
+	double seconds;           /* duration */
+	char index_sha256[65];
+	char ctk_generation[33];  /* change tracking this backup is tied to ("" none) */
+	uint32_t ctk_since;       /* the next incremental reads marks >= this */
+};
+
+/* Manifest JSON of a backup (malloc'd, one object, no newline at the
+ * end); NULL on ENOMEM. */
+char *bkp_info_json(const struct bkp_info *b);
+
+/* All readable backups, oldest first (*out malloc'd, free() it).  A
+ * manifest that cannot be read is skipped here; bkp_verify names it. */
+int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
+	     struct bdev_err *e);
+/* One backup; id "latest" is the newest. */
+int bkp_show(struct bkp_repo *r, const char *id, struct bkp_info *out,
+	     struct bdev_err *e);
+
+/* ---- create ---- */
+
+/* Progress: done of total bytes of the disk handled. */
+typedef void (*bkp_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+struct bkp_create_opts {
+	const char *source;       /* path of src: recorded; SOURCE.ctk beside it */
+	bool full;                /* read everything even with valid tracking */
+	bool no_track;            /* do not create or use SOURCE.ctk */
+	int threads;              /* 0: one per online CPU */
+	bkp_progress_fn progress; /* called from the calling thread */
+	void *opaque;
+};
+
+/* Back up src (open read-only) into r; on success *out is the new
+ * backup's manifest. */
+int bkp_create(struct bkp_repo *r, struct bdev *src,
+	       const struct bkp_create_opts *o, struct bkp_info *out,
+	       struct bdev_err *e);
+
+/* ---- restore ---- */
+
+#define BKP_OUT_RAW     0
+#define BKP_OUT_FIXED   1   /* fixed VHD */
+#define BKP_OUT_DYNAMIC 2   /* dynamic VHD */
+
+struct bkp_restore_opts {
+	int format;               /* BKP_OUT_* */
+	bool overwrite;           /* replace an existing dest */
+	int threads;
+	bkp_progress_fn progress;
+	void *opaque;
+};
+
+/* Write backup id to dest (sparse: zero ranges are not written), every
+ * chunk verified against its digest, under a temporary name renamed to
+ * dest when complete.  On failure nothing is left under dest. */
+int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
+		const struct bkp_restore_opts *o, struct bdev_err *e);
+
+/* ---- verify ---- */
+
+/* One line per problem: "chunk HEX: ..." or "backup ID: ...". */
+typedef void (*bkp_report_fn)(void *opaque, const char *msg);
+
+struct bkp_verify_result {
+	uint64_t backups, backups_damaged;
+	uint64_t chunks, chunks_damaged;   /* chunk files checked / bad or missing */
+	uint64_t bytes;                    /* stored bytes read */
+};
+
+/* Check backup id (NULL: every backup and every chunk file): manifests,
+ * index checksums, and each chunk re-hashed.  Returns 0 when it ran (res
+ * tells what it found), -errno when it could not. */
+int bkp_verify(struct bkp_repo *r, const char *id, int threads,
+	       bkp_report_fn report, void *opaque,
+	       struct bkp_verify_result *res, struct bdev_err *e);
+
+/* ---- prune, forget, gc ---- */
+
+struct bkp_prune_opts {
+	int keep_last, keep_daily, keep_weekly, keep_monthly;  /* 0: rule off */
+	bool dry_run;
+};
+
+/* Called for each backup, oldest first: kept or removed, and why. */
+typedef void (*bkp_prune_fn)(void *opaque, const struct bkp_info *b,
+			     bool keep, const char *why);
+
+/* Keep what the rules select, per source path (local time buckets, like
+ * restic's forget); remove the other backups.  Chunks stay until gc. */
+int bkp_prune(struct bkp_repo *r, const struct bkp_prune_opts *o,
+	      bkp_prune_fn fn, void *opaque, struct bdev_err *e);
+
+/* Remove one backup (manifest and index). */
+int bkp_forget(struct bkp_repo *r, const char *id, struct bdev_err *e);
+
+struct bkp_gc_opts {
+	int64_t grace;            /* seconds; < 0: BKP_DEFAULT_GRACE */
+	bool dry_run;
+};
+
+struct bkp_gc_result {
+	uint64_t chunks;          /* chunk files seen */
+	uint64_t removed, bytes_removed;
+	uint64_t kept_grace;      /* unreferenced but too young */
+	uint64_t tmp_removed;     /* leftovers of interrupted writers */
+};
+
+/* Mark every chunk an index references, sweep the others older than the
+ * cutoff min(gc start, start of every running backup) - grace. */
+int bkp_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
+	   struct bkp_gc_result *res, struct bdev_err *e);
+
+/* ---- change tracking (the write side) ---- */
+
+struct bkp_track;
+
+/* Record the writes to b, a disk opened read-write from image_path, in
+ * IMAGE.ctk when that file exists (created by the first backup).  Marks
+ * the file "open" before returning, so a crash leaves it invalid.
+ * Returns NULL without tracking when there is no tracking file (e->code
+ * ENOENT), when b is a block device or a temporary file, or on error; a
+ * tracking file another process holds is marked stale (invalid).  The
+ * tracking is finalised by bkp_track_close() or at process exit. */
+struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
+				   struct bdev_err *e);
+/* Finalise after the disk was closed (or no longer written): write the
+ * changed chunks and the image's state, mark the file clean.  Frees t. */
+int bkp_track_close(struct bkp_track *t, struct bdev_err *e);
+
+#endif

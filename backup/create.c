@@ -1,0 +1,417 @@
+/* bkp_create: read a disk in chunks on all cores, hash, deduplicate and
+ * store them, then write the index and, last, the manifest.
+ *
+ * Incremental: when SOURCE.ctk is valid and the repository holds a backup
+ * of the same tracking generation, only chunks written since that backup
+ * are read; the others take its digests (their files are touched, and a
+ * chunk gone meanwhile is read again).  Otherwise every chunk is read,
+ * except ranges the disk reports as zero (block status).
+ *
+ * gc safety: the backup registers itself (writers/ID) before it touches or
+ * stores any chunk, and every chunk it references is touched or stored
+ * under chunks.lock; see the grace rule in docs/backup-format.md. */
+#include "bkp-int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "vhd/vhd.h"
+
+struct cjob {
+	struct bkp_repo *r;
+	struct bdev *src;
+	uint64_t size, n;
+	uint32_t cs;
+	uint8_t (*d)[BKP_DIGEST];     /* the index being built */
+	uint8_t *reuse;               /* 1: digest taken from the base */
+	uint8_t dirs[256];            /* chunk directories written */
+	/* atomics */
+	uint64_t next, done_bytes;
+	uint64_t chunks_read, chunks_new, chunks_zero;
+	uint64_t bytes_read, bytes_new, bytes_stored;
+	bool stop;
+	/* guarded by lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int running;
+	int err;
+	struct bdev_err e;
+};
+
+static void add(uint64_t *p, uint64_t v)
+{
+	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+static void job_fail(struct cjob *j, int r, const char *msg)
+{
+	pthread_mutex_lock(&j->lock);
+	if (!j->err) {
+		j->err = r;
+		bdev_err_set(&j->e, r, "%s", msg);
+	}
+	pthread_mutex_unlock(&j->lock);
+	__atomic_store_n(&j->stop, true, __ATOMIC_RELAXED);
+}
+
+/* Whether the disk reports [off, off+len) as reading zeros. */
+static int is_hole(struct bdev *b, uint64_t off, uint64_t len, bool *zero)
+{
+	*zero = false;
+	while (len) {
+		struct bdev_status st;
+		int r = bdev_block_status(b, off, len, &st);
+
+		if (r)
+			return r;
+		if (!(st.flags & BDEV_ST_ZERO))
+			return 0;
+		off += st.length;
+		len -= st.length;
+	}
+	*zero = true;
+	return 0;
+}
+
+static int src_err(struct cjob *j, int r, struct bdev_err *e)
+{
+	char msg[600];
+
+	return bdev_err_set(e, r, "%s", bdev_errmsg(j->src, msg, sizeof(msg)));
+}
+
+/* Chunk i into the index (and the store).  0 or -errno with e filled. */
+static int one_chunk(struct cjob *j, struct bkp_store *st, uint64_t i,
+		     uint8_t *buf, struct bdev_err *e)
+{
+	uint64_t off = i * j->cs, added;
+	size_t len = (size_t)UTIL_MIN((uint64_t)j->cs, j->size - off);
+	bool zero;
+	int r;
+
+	if (j->reuse[i]) {
+		if (bkp_digest_is_zero(j->d[i])) {
+			add(&j->chunks_zero, 1);
+			return 0;
+		}
+		if (bkp_store_touch(st, j->d[i]) == 0)
+			return 0;
+		/* Gone since the base was written (gc): read it again. */
+	}
+	r = is_hole(j->src, off, len, &zero);
+	if (r)
+		return src_err(j, r, e);
+	if (!zero) {
+		r = bdev_read(j->src, buf, off, len);
+		if (r)
+			return src_err(j, r, e);
+		add(&j->chunks_read, 1);
+		add(&j->bytes_read, len);
+		zero = util_is_zero(buf, len);
+	}
+	if (zero) {
+		memset(j->d[i], 0, BKP_DIGEST);
+		add(&j->chunks_zero, 1);
+		return 0;
+	}
+	bkp_sha256(buf, len, j->d[i]);
+	r = bkp_store_put(st, j->d[i], buf, len, &added, e);
+	if (r)
+		return r;
+	if (added) {
+		add(&j->chunks_new, 1);
+		add(&j->bytes_new, len);
+		add(&j->bytes_stored, added);
+	}
+	return 0;
+}
+
+static void *worker(void *arg)
+{
+	struct cjob *j = arg;
+	struct bkp_store st = { .lockfd = -1 };
+	struct bdev_err e = { 0 };
+	uint8_t *buf = malloc(j->cs);
+	int r = buf ? bkp_store_init(&st, j->r, j->dirs, &e)
+		    : bdev_err_set(&e, ENOMEM, "out of memory");
+
+	while (!r && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
+		uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+
+		if (i >= j->n)
+			break;
+		r = one_chunk(j, &st, i, buf, &e);
+		add(&j->done_bytes, UTIL_MIN((uint64_t)j->cs, j->size - i * j->cs));
+	}
+	if (r)
+		job_fail(j, r, e.msg);
+	bkp_store_fini(&st);
+	free(buf);
+	pthread_mutex_lock(&j->lock);
+	j->running--;
+	pthread_cond_signal(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
+/* Run the workers; the calling thread reports progress. */
+static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
+		       void *opaque, struct bdev_err *e)
+{
+	pthread_t tid[64];
+	int started = 0;
+
+	if (threads <= 0)
+		threads = bkp_online_cpus();
+	if ((uint64_t)threads > j->n)
+		threads = j->n ? (int)j->n : 1;
+	if (threads > 64)
+		threads = 64;
+	pthread_mutex_lock(&j->lock);
+	for (; started < threads; started++) {
+		j->running++;
+		if (pthread_create(&tid[started], NULL, worker, j)) {
+			j->running--;
+			break;
+		}
+	}
+	if (!started) {
+		pthread_mutex_unlock(&j->lock);
+		return bdev_err_set(e, EAGAIN, "cannot start worker threads");
+	}
+	while (j->running) {
+		struct timespec t;
+
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 250000000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&j->cond, &j->lock, &t);
+		if (progress && j->running) {
+			pthread_mutex_unlock(&j->lock);
+			progress(opaque, __atomic_load_n(&j->done_bytes,
+							 __ATOMIC_RELAXED), j->size);
+			pthread_mutex_lock(&j->lock);
+		}
+	}
+	pthread_mutex_unlock(&j->lock);
+	for (int i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	if (j->err) {
+		*e = j->e;
+		return -j->err;
+	}
+	if (progress)
+		progress(opaque, j->size, j->size);
+	return 0;
+}
+
+/* Source description: format, disk id, and a stable path. */
+static void describe(struct bdev *src, const char *source, struct bkp_info *b)
+{
+	struct vhd *v = vhd_of(src);
+	char *real = source ? realpath(source, NULL) : NULL;
+	struct stat st;
+
+	snprintf(b->source, sizeof(b->source), "%s",
+		 real ? real : source ? source : src->name);
+	free(real);
+	if (v) {
+		struct vhd_info i;
+		char u[40];
+
+		vhd_get_info(v, &i);
+		snprintf(b->source_format, sizeof(b->source_format), "%s",
+			 i.type == VHD_TYPE_FIXED ? "vhd-fixed" :
+			 i.type == VHD_TYPE_DYNAMIC ? "vhd-dynamic" :
+			 "vhd-differencing");
+		snprintf(b->disk_id, sizeof(b->disk_id), "%s",
+			 vhd_uuid_str(i.uuid, u));
+	} else if (source && stat(source, &st) == 0 && S_ISBLK(st.st_mode)) {
+		snprintf(b->source_format, sizeof(b->source_format), "block-device");
+		snprintf(b->disk_id, sizeof(b->disk_id), "block:%u:%u",
+			 major(st.st_rdev), minor(st.st_rdev));
+	} else {
+		snprintf(b->source_format, sizeof(b->source_format), "raw");
+		if (source && stat(source, &st) == 0)
+			snprintf(b->disk_id, sizeof(b->disk_id), "raw:%llu:%llu",
+				 (unsigned long long)st.st_dev,
+				 (unsigned long long)st.st_ino);
+		else
+			snprintf(b->disk_id, sizeof(b->disk_id), "unknown");
+	}
+}
+
+/* The newest backup of this tracking generation that can serve as the
+ * base: same chunk and disk size, its index intact.  Fills base and x. */
+static bool find_base(struct bkp_repo *r, const char *gen, uint32_t epoch,
+		      uint64_t size, struct bkp_info *base,
+		      struct bkp_index *x, char *why, size_t wl)
+{
+	struct bkp_info *v;
+	struct bdev_err e;
+	bool found = false;
+	size_t n;
+
+	snprintf(why, wl, "no earlier backup of this disk in the repository with the current change tracking");
+	if (bkp_list(r, &v, &n, &e))
+		return false;
+	for (size_t k = n; k-- > 0 && !found; ) {
+		char iwhy[200];
+
+		if (strcmp(v[k].ctk_generation, gen) || v[k].ctk_since > epoch ||
+		    v[k].virtual_size != size || v[k].chunk_size != r->chunk_size)
+			continue;
+		if (bkp_index_read(r, v[k].id, v[k].index_sha256, x, iwhy,
+				   sizeof(iwhy)) == 0) {
+			*base = v[k];
+			found = true;
+		}
+	}
+	free(v);
+	return found;
+}
+
+int bkp_create(struct bkp_repo *r, struct bdev *src,
+	       const struct bkp_create_opts *o, struct bkp_info *out,
+	       struct bdev_err *e)
+{
+	struct cjob *j = calloc(1, sizeof(*j));
+	struct bkp_ctk_session *ctk = NULL;
+	struct bkp_info *b = out, base;
+	struct bkp_index bx = { 0 }, x;
+	struct timespec t0, c0, t1;
+	bool valid = false, have_base = false;
+	char why[300] = "";
+	int wfd = -1, rc;
+
+	if (!j)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->cond, NULL);
+	memset(b, 0, sizeof(*b));
+	clock_gettime(CLOCK_REALTIME, &t0);
+	c0 = bkp_now_coarse();
+	rc = bkp_id_new(t0, b->id);
+	if (rc) {
+		bdev_err_set(e, -rc, "random bytes: %s", strerror(-rc));
+		goto out;
+	}
+	b->time = t0.tv_sec;
+	b->time_nsec = (uint32_t)t0.tv_nsec;
+	b->virtual_size = src->size;
+	b->chunk_size = r->chunk_size;
+	describe(src, o->source, b);
+
+	/* Register before touching any chunk (gc's cutoff). */
+	wfd = bkp_writer_register(r, b->id, c0, e);
+	if (wfd < 0) {
+		rc = wfd;
+		goto out;
+	}
+	if (o->source && !o->no_track)
+		ctk = bkp_ctk_begin(src, o->source, &valid, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "change tracking not used");
+	if (ctk) {
+		bkp_ctk_ids(ctk, b->ctk_generation, &b->ctk_since);
+		if (valid && !o->full)
+			have_base = find_base(r, b->ctk_generation,
+					      bkp_ctk_epoch(ctk), src->size,
+					      &base, &bx, why, sizeof(why));
+		if (o->full)
+			snprintf(why, sizeof(why), "full backup requested");
+	}
+
+	j->r = r;
+	j->src = src;
+	j->size = src->size;
+	j->cs = r->chunk_size;
+	j->n = j->size / j->cs + (j->size % j->cs != 0);
+	j->d = calloc(j->n ? j->n : 1, BKP_DIGEST);
+	j->reuse = calloc(j->n ? j->n : 1, 1);
+	if (!j->d || !j->reuse) {
+		rc = bdev_err_set(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (have_base) {
+		for (uint64_t i = 0; i < j->n; i++) {
+			uint64_t off = i * j->cs;
+
+			if (!bkp_ctk_changed(ctk, base.ctk_since, off,
+					     UTIL_MIN((uint64_t)j->cs, j->size - off))) {
+				memcpy(j->d[i], bx.d[i], BKP_DIGEST);
+				j->reuse[i] = 1;
+			}
+		}
+		b->incremental = true;
+		snprintf(b->parent, sizeof(b->parent), "%s", base.id);
+		why[0] = '\0';
+	}
+	snprintf(b->reason, sizeof(b->reason), "%s", why);
+
+	rc = run_workers(j, o->threads, o->progress, o->opaque, e);
+	if (!rc)
+		rc = bkp_sync_dirs(r, j->dirs, e);
+	if (rc)
+		goto out;
+
+	if (!ctk) {
+		snprintf(b->consistency, sizeof(b->consistency), "unverified");
+	} else if (bkp_ctk_end(ctk)) {
+		snprintf(b->consistency, sizeof(b->consistency), "offline");
+	} else {
+		/* Written while we read it: not a point-in-time image, and
+		 * tracking cannot say what changed after it. */
+		snprintf(b->consistency, sizeof(b->consistency), "inconsistent");
+		b->ctk_generation[0] = '\0';
+		b->ctk_since = 0;
+	}
+	ctk = NULL;
+	b->chunks = j->n;
+	b->chunks_zero = j->chunks_zero;
+	b->chunks_read = j->chunks_read;
+	b->chunks_new = j->chunks_new;
+	b->bytes_read = j->bytes_read;
+	b->bytes_new = j->bytes_new;
+	b->bytes_stored = j->bytes_stored;
+	x.chunk_size = j->cs;
+	x.virtual_size = j->size;
+	x.n = j->n;
+	x.d = j->d;
+	rc = bkp_index_write(r, b->id, &x, b->index_sha256, e);
+	if (rc)
+		goto out;
+	clock_gettime(CLOCK_REALTIME, &t1);
+	b->seconds = (double)(t1.tv_sec - t0.tv_sec) +
+		     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	/* The manifest makes the backup visible. */
+	rc = bkp_manifest_write(r, b, e);
+	if (rc) {
+		char *p = bkp_path(r, "backups/%s.idx", b->id);
+
+		if (p)
+			unlink(p);
+		free(p);
+	}
+out:
+	bkp_ctk_abort(ctk);
+	if (wfd >= 0)
+		bkp_writer_unregister(r, b->id, wfd);
+	bkp_index_free(&bx);
+	free(j->d);
+	free(j->reuse);
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->cond);
+	free(j);
+	return rc;
+}

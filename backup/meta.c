@@ -1,0 +1,399 @@
+/* Per-backup metadata: the index (binary, digests in disk order) and the
+ * manifest (JSON, with the index's SHA-256).  A backup exists when its
+ * manifest does; the index is written first. */
+#include "bkp-int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/util.h"
+
+#define IDX_HDR 32u
+#define MANIFEST_MAX (1u << 20)
+
+int bkp_index_write(struct bkp_repo *r, const char *id,
+		    const struct bkp_index *x, char sha_hex[65],
+		    struct bdev_err *e)
+{
+	size_t len = IDX_HDR + (size_t)x->n * BKP_DIGEST;
+	uint8_t *buf = malloc(len), sha[BKP_DIGEST];
+	char *path = bkp_path(r, "backups/%s.idx", id);
+	int rc;
+
+	if (!buf || !path) {
+		free(buf);
+		free(path);
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	}
+	memset(buf, 0, IDX_HDR);
+	memcpy(buf, "VBKI", 4);
+	util_put_le32(buf + 4, 1);
+	util_put_le32(buf + 8, x->chunk_size);
+	util_put_le32(buf + 16, (uint32_t)x->virtual_size);
+	util_put_le32(buf + 20, (uint32_t)(x->virtual_size >> 32));
+	util_put_le32(buf + 24, (uint32_t)x->n);
+	util_put_le32(buf + 28, (uint32_t)(x->n >> 32));
+	memcpy(buf + IDX_HDR, x->d, (size_t)x->n * BKP_DIGEST);
+	bkp_sha256(buf, len, sha);
+	bkp_hex(sha, BKP_DIGEST, sha_hex);
+	rc = bkp_write_file(path, buf, len, e);
+	free(buf);
+	free(path);
+	return rc;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)util_get_le32(p + 4) << 32 | util_get_le32(p);
+}
+
+int bkp_index_read(const struct bkp_repo *r, const char *id,
+		   const char *expect_sha, struct bkp_index *x, char *why,
+		   size_t wl)
+{
+	char *path = bkp_path(r, "backups/%s.idx", id), *text = NULL, hex[65];
+	uint8_t sha[BKP_DIGEST], *b;
+	size_t len;
+	uint64_t want;
+	int rc;
+
+	memset(x, 0, sizeof(*x));
+	if (!path) {
+		snprintf(why, wl, "out of memory");
+		return -ENOMEM;
+	}
+	/* 2^40 bytes of disk at the smallest chunk: 16M entries, 512 MiB. */
+	rc = bkp_read_file(path, IDX_HDR + ((size_t)1 << 29), &text, &len);
+	free(path);
+	if (rc) {
+		snprintf(why, wl, "index %s", rc == -ENOENT ? "missing"
+			 : rc == -EFBIG ? "too large" : strerror(-rc));
+		return rc == -ENOENT ? -ENOENT : -EBADMSG;
+	}
+	b = (uint8_t *)text;
+	if (expect_sha) {
+		bkp_sha256(b, len, sha);
+		bkp_hex(sha, BKP_DIGEST, hex);
+		if (strcmp(hex, expect_sha)) {
+			snprintf(why, wl, "index checksum mismatch (damaged index)");
+			goto bad;
+		}
+	}
+	if (len < IDX_HDR || memcmp(b, "VBKI", 4) || util_get_le32(b + 4) != 1) {
+		snprintf(why, wl, "index header damaged");
+		goto bad;
+	}
+	x->chunk_size = util_get_le32(b + 8);
+	x->virtual_size = get_le64(b + 16);
+	x->n = get_le64(b + 24);
+	if (!util_is_pow2(x->chunk_size) || x->chunk_size < BKP_MIN_CHUNK_SIZE ||
+	    x->chunk_size > BKP_MAX_CHUNK_SIZE) {
+		snprintf(why, wl, "index has a bad chunk size %u", x->chunk_size);
+		goto bad;
+	}
+	want = x->virtual_size / x->chunk_size +
+	       (x->virtual_size % x->chunk_size ? 1 : 0);
+	if (x->n != want || (len - IDX_HDR) / BKP_DIGEST != x->n ||
+	    (len - IDX_HDR) % BKP_DIGEST) {
+		snprintf(why, wl, "index length does not match its disk size (%llu entries, %zu bytes)",
+			 (unsigned long long)x->n, len);
+		goto bad;
+	}
+	/* Reuse the buffer: move the entries to its start. */
+	memmove(b, b + IDX_HDR, len - IDX_HDR);
+	x->d = (uint8_t (*)[BKP_DIGEST])b;
+	return 0;
+bad:
+	free(text);
+	memset(x, 0, sizeof(*x));
+	return -EBADMSG;
+}
+
+void bkp_index_free(struct bkp_index *x)
+{
+	free(x->d);
+	x->d = NULL;
+}
+
+char *bkp_info_json(const struct bkp_info *b)
+{
+	char *out = NULL, ts[32];
+	size_t len = 0;
+	struct tm tm;
+	time_t t = (time_t)b->time;
+	FILE *f = open_memstream(&out, &len);
+
+	if (!f)
+		return NULL;
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(f, "{\"format\": %d, \"id\": ", BKP_FORMAT_VERSION);
+	bkp_json_str(f, b->id);
+	fputs(", \"source\": ", f);
+	bkp_json_str(f, b->source);
+	fputs(", \"source-format\": ", f);
+	bkp_json_str(f, b->source_format);
+	fputs(", \"disk-id\": ", f);
+	bkp_json_str(f, b->disk_id);
+	fprintf(f, ", \"virtual-size\": %llu, \"time\": \"%s\", \"unix-time\": %lld, "
+		"\"unix-nsec\": %u, \"consistency\": ",
+		(unsigned long long)b->virtual_size, ts, (long long)b->time,
+		b->time_nsec);
+	bkp_json_str(f, b->consistency);
+	fputs(", \"parent\": ", f);
+	if (b->parent[0])
+		bkp_json_str(f, b->parent);
+	else
+		fputs("null", f);
+	fprintf(f, ", \"kind\": \"%s\", \"reason\": ",
+		b->incremental ? "incremental" : "full");
+	bkp_json_str(f, b->reason);
+	fprintf(f, ", \"chunk-size\": %u, \"chunks\": %llu, \"chunks-zero\": %llu, "
+		"\"chunks-read\": %llu, \"chunks-new\": %llu, \"bytes-read\": %llu, "
+		"\"bytes-new\": %llu, \"bytes-stored\": %llu, \"seconds\": %.3f, "
+		"\"index-sha256\": \"%s\", \"change-tracking\": ",
+		b->chunk_size, (unsigned long long)b->chunks,
+		(unsigned long long)b->chunks_zero,
+		(unsigned long long)b->chunks_read,
+		(unsigned long long)b->chunks_new,
+		(unsigned long long)b->bytes_read,
+		(unsigned long long)b->bytes_new,
+		(unsigned long long)b->bytes_stored, b->seconds,
+		b->index_sha256);
+	if (b->ctk_generation[0])
+		fprintf(f, "{\"generation\": \"%s\", \"since\": %u}}",
+			b->ctk_generation, b->ctk_since);
+	else
+		fputs("null}", f);
+	if (fclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+int bkp_manifest_write(struct bkp_repo *r, const struct bkp_info *b,
+		       struct bdev_err *e)
+{
+	char *json = bkp_info_json(b), *path = bkp_path(r, "backups/%s.json", b->id);
+	char *text = NULL;
+	int rc = -ENOMEM;
+
+	if (json && path && asprintf(&text, "%s\n", json) >= 0)
+		rc = bkp_write_file(path, text, strlen(text), e);
+	else
+		bdev_err_set(e, ENOMEM, "out of memory");
+	free(text);
+	free(json);
+	free(path);
+	return rc;
+}
+
+/* Field helpers for bkp_manifest_read: false when missing or mistyped. */
+static bool get_str(const struct bkp_json *o, const char *k, char *out,
+		    size_t len, bool null_ok)
+{
+	const struct bkp_json *v = bkp_json_get(o, k);
+
+	if (v && v->type == BKP_J_NULL && null_ok) {
+		out[0] = '\0';
+		return true;
+	}
+	if (!v || v->type != BKP_J_STR || strlen(v->s) >= len)
+		return false;
+	strcpy(out, v->s);
+	return true;
+}
+
+static bool get_u64(const struct bkp_json *o, const char *k, uint64_t *out)
+{
+	const struct bkp_json *v = bkp_json_get(o, k);
+
+	if (!v || !v->is_u64)
+		return false;
+	*out = v->u64;
+	return true;
+}
+
+static int parse_manifest(const struct bkp_json *j, struct bkp_info *b,
+			  char *why, size_t wl)
+{
+	const struct bkp_json *v, *ctk;
+	uint64_t u, cs, nsec;
+	char kind[16];
+	const char *bad = NULL;
+
+	memset(b, 0, sizeof(*b));
+	if (!get_u64(j, "format", &u) || u != BKP_FORMAT_VERSION)
+		bad = "format";
+	else if (!get_str(j, "id", b->id, sizeof(b->id), false) ||
+		 !bkp_id_valid(b->id))
+		bad = "id";
+	else if (!get_str(j, "source", b->source, sizeof(b->source), false))
+		bad = "source";
+	else if (!get_str(j, "source-format", b->source_format,
+			  sizeof(b->source_format), false))
+		bad = "source-format";
+	else if (!get_str(j, "disk-id", b->disk_id, sizeof(b->disk_id), false))
+		bad = "disk-id";
+	else if (!get_u64(j, "virtual-size", &b->virtual_size))
+		bad = "virtual-size";
+	else if (!(v = bkp_json_get(j, "unix-time")) || !v->is_i64)
+		bad = "unix-time";
+	else if ((b->time = v->i64), !get_u64(j, "unix-nsec", &nsec) ||
+		 nsec >= 1000000000)
+		bad = "unix-nsec";
+	else if (!get_str(j, "consistency", b->consistency,
+			  sizeof(b->consistency), false))
+		bad = "consistency";
+	else if (!get_str(j, "parent", b->parent, sizeof(b->parent), true) ||
+		 (b->parent[0] && !bkp_id_valid(b->parent)))
+		bad = "parent";
+	else if (!get_str(j, "kind", kind, sizeof(kind), false) ||
+		 (strcmp(kind, "full") && strcmp(kind, "incremental")))
+		bad = "kind";
+	else if (!get_str(j, "reason", b->reason, sizeof(b->reason), false))
+		bad = "reason";
+	else if (!get_u64(j, "chunk-size", &cs) || !util_is_pow2(cs) ||
+		 cs < BKP_MIN_CHUNK_SIZE || cs > BKP_MAX_CHUNK_SIZE)
+		bad = "chunk-size";
+	else if (!get_u64(j, "chunks", &b->chunks) ||
+		 b->chunks != b->virtual_size / cs + (b->virtual_size % cs != 0))
+		bad = "chunks";
+	else if (!get_u64(j, "chunks-zero", &b->chunks_zero) ||
+		 !get_u64(j, "chunks-read", &b->chunks_read) ||
+		 !get_u64(j, "chunks-new", &b->chunks_new) ||
+		 !get_u64(j, "bytes-read", &b->bytes_read) ||
+		 !get_u64(j, "bytes-new", &b->bytes_new) ||
+		 !get_u64(j, "bytes-stored", &b->bytes_stored))
+		bad = "counters";
+	else if (!(v = bkp_json_get(j, "seconds")) || v->type != BKP_J_NUM)
+		bad = "seconds";
+	else if ((b->seconds = v->num),
+		 !get_str(j, "index-sha256", b->index_sha256,
+			  sizeof(b->index_sha256), false) ||
+		 strlen(b->index_sha256) != 64)
+		bad = "index-sha256";
+	else if (!(ctk = bkp_json_get(j, "change-tracking")) ||
+		 (ctk->type != BKP_J_NULL && ctk->type != BKP_J_OBJ))
+		bad = "change-tracking";
+	else if (ctk->type == BKP_J_OBJ &&
+		 (!get_str(ctk, "generation", b->ctk_generation,
+			   sizeof(b->ctk_generation), false) ||
+		  strlen(b->ctk_generation) != 32 ||
+		  !get_u64(ctk, "since", &u) || u == 0 || u > UINT32_MAX))
+		bad = "change-tracking";
+	if (bad) {
+		snprintf(why, wl, "manifest damaged: field \"%s\" missing or invalid",
+			 bad);
+		return -EBADMSG;
+	}
+	b->time_nsec = (uint32_t)nsec;
+	b->incremental = !strcmp(kind, "incremental");
+	b->chunk_size = (uint32_t)cs;
+	if (ctk->type == BKP_J_OBJ)
+		b->ctk_since = (uint32_t)u;
+	return 0;
+}
+
+int bkp_manifest_read(const struct bkp_repo *r, const char *id,
+		      struct bkp_info *b, char *why, size_t wl)
+{
+	char *path = bkp_path(r, "backups/%s.json", id), *text = NULL, jwhy[160];
+	struct bkp_json *j;
+	size_t len;
+	int rc;
+
+	if (!path) {
+		snprintf(why, wl, "out of memory");
+		return -ENOMEM;
+	}
+	rc = bkp_read_file(path, MANIFEST_MAX, &text, &len);
+	free(path);
+	if (rc) {
+		snprintf(why, wl, "manifest %s", rc == -ENOENT ? "missing"
+			 : rc == -EFBIG ? "too large" : strerror(-rc));
+		return rc == -ENOENT ? -ENOENT : -EBADMSG;
+	}
+	j = bkp_json_parse(text, len, jwhy, sizeof(jwhy));
+	free(text);
+	if (!j) {
+		snprintf(why, wl, "manifest damaged: %s", jwhy);
+		return -EBADMSG;
+	}
+	rc = parse_manifest(j, b, why, wl);
+	bkp_json_free(j);
+	if (!rc && strcmp(b->id, id)) {
+		snprintf(why, wl, "manifest damaged: it names backup %s", b->id);
+		rc = -EBADMSG;
+	}
+	return rc;
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+	const struct bkp_info *x = a, *y = b;
+
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	if (x->time_nsec != y->time_nsec)
+		return x->time_nsec < y->time_nsec ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
+	     struct bdev_err *e)
+{
+	struct bkp_info *v;
+	char **ids, why[256];
+	size_t cnt, k = 0;
+	int rc = bkp_ids(r, false, &ids, &cnt, e);
+
+	if (rc)
+		return rc;
+	v = calloc(cnt ? cnt : 1, sizeof(*v));
+	if (!v) {
+		bkp_ids_free(ids, cnt);
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < cnt; i++)
+		if (!bkp_manifest_read(r, ids[i], &v[k], why, sizeof(why)))
+			k++;
+	bkp_ids_free(ids, cnt);
+	qsort(v, k, sizeof(*v), cmp_info);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int bkp_show(struct bkp_repo *r, const char *id, struct bkp_info *out,
+	     struct bdev_err *e)
+{
+	char why[256];
+	int rc;
+
+	if (!strcmp(id, "latest")) {
+		struct bkp_info *v;
+		size_t n;
+
+		rc = bkp_list(r, &v, &n, e);
+		if (rc)
+			return rc;
+		if (n)
+			*out = v[n - 1];
+		free(v);
+		return n ? 0 : bdev_err_set(e, ENOENT, "%s: no backups", r->path);
+	}
+	if (!bkp_id_valid(id))
+		return bdev_err_set(e, EINVAL,
+			"'%s' is not a backup ID (like 20250101T120000Z-1a2b3c4d, or latest)",
+			id);
+	rc = bkp_manifest_read(r, id, out, why, sizeof(why));
+	if (rc == -ENOENT)
+		return bdev_err_set(e, ENOENT, "%s: no backup %s", r->path, id);
+	if (rc)
+		return bdev_err_set(e, -rc, "backup %s: %s", id, why);
+	return 0;
+}

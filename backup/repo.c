@@ -1,0 +1,479 @@
+/* The repository directory: init, open, locks, writer registration, backup
+ * IDs, small-file helpers and clocks.  Layout: docs/backup-format.md. */
+#include "bkp-int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+#define REPO_JSON_MAX 65536
+
+char *bkp_path(const struct bkp_repo *r, const char *fmt, ...)
+{
+	char *tail = NULL, *out = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&tail, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NULL;
+	if (asprintf(&out, "%s/%s", r->path, tail) < 0)
+		out = NULL;
+	free(tail);
+	return out;
+}
+
+uint32_t bkp_chunk_size(const struct bkp_repo *r)
+{
+	return r->chunk_size;
+}
+
+struct timespec bkp_now_coarse(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &t);
+	return t;
+}
+
+int bkp_ts_cmp(struct timespec a, struct timespec b)
+{
+	if (a.tv_sec != b.tv_sec)
+		return a.tv_sec < b.tv_sec ? -1 : 1;
+	if (a.tv_nsec != b.tv_nsec)
+		return a.tv_nsec < b.tv_nsec ? -1 : 1;
+	return 0;
+}
+
+void bkp_settle(struct timespec t)
+{
+	/* File timestamps come from the coarse clock (or a finer one that
+	 * is never behind it); once it has passed t, any later change gets
+	 * a timestamp after t.  One tick is a few milliseconds. */
+	for (int i = 0; i < 1000 && bkp_ts_cmp(bkp_now_coarse(), t) <= 0; i++) {
+		struct timespec d = { 0, 1000000 };
+
+		nanosleep(&d, NULL);
+	}
+}
+
+int bkp_online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+int bkp_write_file(const char *path, const void *data, size_t len,
+		   struct bdev_err *e)
+{
+	char *tmp = util_tmpname(path);
+	int fd, r;
+
+	if (!tmp)
+		return bdev_err_set(e, ENOMEM, "%s: out of memory", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = bdev_err_set(e, errno, "%s: cannot create: %s", tmp,
+				 strerror(errno));
+		free(tmp);
+		return r;
+	}
+	r = util_pwrite_full(fd, data, len, 0);
+	if (!r)
+		r = util_commit_file(fd, tmp, path);
+	close(fd);
+	if (r) {
+		unlink(tmp);
+		bdev_err_set(e, r, "%s: cannot write: %s", path, strerror(-r));
+	}
+	free(tmp);
+	return r;
+}
+
+int bkp_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	r = util_pread_full(fd, buf, (size_t)st.st_size, 0, false);
+	close(fd);
+	if (r) {
+		free(buf);
+		return r;
+	}
+	buf[st.st_size] = '\0';
+	*out = buf;
+	*len = (size_t)st.st_size;
+	return 0;
+}
+
+static int mkdir_p1(const char *path, struct bdev_err *e)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return bdev_err_set(e, errno, "%s: cannot create directory: %s",
+				    path, strerror(errno));
+	return 0;
+}
+
+int bkp_init(const char *path, uint32_t chunk_size, struct bdev_err *e)
+{
+	char sub[PATH_MAX], uuid_hex[33], *json = NULL, ts[32];
+	uint8_t uuid[16];
+	struct timespec now;
+	struct tm tm;
+	DIR *d;
+	int r;
+
+	if (!chunk_size)
+		chunk_size = BKP_DEFAULT_CHUNK_SIZE;
+	if (!util_is_pow2(chunk_size) || chunk_size < BKP_MIN_CHUNK_SIZE ||
+	    chunk_size > BKP_MAX_CHUNK_SIZE)
+		return bdev_err_set(e, EINVAL,
+			"chunk size %u: must be a power of two from %u to %u",
+			chunk_size, BKP_MIN_CHUNK_SIZE, BKP_MAX_CHUNK_SIZE);
+	if (strlen(path) > PATH_MAX - 100)
+		return bdev_err_set(e, ENAMETOOLONG, "%s: path too long", path);
+	r = mkdir_p1(path, e);
+	if (r)
+		return r;
+	d = opendir(path);
+	if (!d)
+		return bdev_err_set(e, errno, "%s: %s", path, strerror(errno));
+	for (struct dirent *de; (de = readdir(d)); )
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			closedir(d);
+			return bdev_err_set(e, EEXIST,
+				"%s: directory is not empty (a repository already, or other files)",
+				path);
+		}
+	closedir(d);
+	static const char *const dirs[] = { "chunks", "backups", "writers" };
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(dirs); i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", path, dirs[i]);
+		if ((r = mkdir_p1(sub, e)))
+			return r;
+	}
+	for (int i = 0; i < 256; i++) {
+		snprintf(sub, sizeof(sub), "%s/chunks/%02x", path, i);
+		if ((r = mkdir_p1(sub, e)))
+			return r;
+	}
+	static const char *const locks[] = { "lock", "chunks.lock" };
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(locks); i++) {
+		int fd;
+
+		snprintf(sub, sizeof(sub), "%s/%s", path, locks[i]);
+		fd = open(sub, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return bdev_err_set(e, errno, "%s: cannot create: %s",
+					    sub, strerror(errno));
+		close(fd);
+	}
+	r = util_random(uuid, sizeof(uuid));
+	if (r)
+		return bdev_err_set(e, r, "random bytes: %s", strerror(-r));
+	bkp_hex(uuid, sizeof(uuid), uuid_hex);
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (asprintf(&json,
+		     "{\"format\": \"vhdstack-backup\", \"version\": %d, "
+		     "\"chunk-size\": %u, \"hash\": \"sha256\", "
+		     "\"compression\": \"zlib\", \"uuid\": \"%s\", "
+		     "\"created\": \"%s\"}\n",
+		     BKP_FORMAT_VERSION, chunk_size, uuid_hex, ts) < 0)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	/* repo.json last: a directory without it is not a repository. */
+	snprintf(sub, sizeof(sub), "%s/repo.json", path);
+	r = bkp_write_file(sub, json, strlen(json), e);
+	free(json);
+	return r;
+}
+
+struct bkp_repo *bkp_open(const char *path, struct bdev_err *e)
+{
+	const struct bkp_json *fmt, *ver, *cs, *uu;
+	char file[PATH_MAX], why[200], *text;
+	struct bkp_json *j;
+	struct bkp_repo *r;
+	size_t len;
+	int rc;
+
+	snprintf(file, sizeof(file), "%s/repo.json", path);
+	rc = bkp_read_file(file, REPO_JSON_MAX, &text, &len);
+	if (rc == -ENOENT) {
+		bdev_err_set(e, ENOENT, "%s: not a backup repository (no repo.json; create one with 'vhdtool backup init')",
+			     path);
+		return NULL;
+	}
+	if (rc) {
+		bdev_err_set(e, -rc, "%s: cannot read: %s", file, strerror(-rc));
+		return NULL;
+	}
+	j = bkp_json_parse(text, len, why, sizeof(why));
+	free(text);
+	if (!j) {
+		bdev_err_set(e, EBADMSG, "%s: damaged: %s", file, why);
+		return NULL;
+	}
+	fmt = bkp_json_get(j, "format");
+	ver = bkp_json_get(j, "version");
+	cs = bkp_json_get(j, "chunk-size");
+	uu = bkp_json_get(j, "uuid");
+	if (!fmt || fmt->type != BKP_J_STR || strcmp(fmt->s, "vhdstack-backup") ||
+	    !ver || !ver->is_u64) {
+		bkp_json_free(j);
+		bdev_err_set(e, EBADMSG, "%s: not a vhdstack backup repository description",
+			     file);
+		return NULL;
+	}
+	if (ver->u64 != BKP_FORMAT_VERSION) {
+		bdev_err_set(e, ENOTSUP, "%s: repository format version %llu is not supported (this vhdtool reads version %d)",
+			     file, (unsigned long long)ver->u64, BKP_FORMAT_VERSION);
+		bkp_json_free(j);
+		return NULL;
+	}
+	if (!cs || !cs->is_u64 || !util_is_pow2(cs->u64) ||
+	    cs->u64 < BKP_MIN_CHUNK_SIZE || cs->u64 > BKP_MAX_CHUNK_SIZE) {
+		bkp_json_free(j);
+		bdev_err_set(e, EBADMSG, "%s: bad chunk-size", file);
+		return NULL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
+		bkp_json_free(j);
+		bdev_err_set(e, ENOMEM, "out of memory");
+		return NULL;
+	}
+	r->chunk_size = (uint32_t)cs->u64;
+	if (uu && uu->type == BKP_J_STR)
+		snprintf(r->uuid, sizeof(r->uuid), "%s", uu->s);
+	bkp_json_free(j);
+	return r;
+}
+
+void bkp_close(struct bkp_repo *r)
+{
+	if (!r)
+		return;
+	free(r->path);
+	free(r);
+}
+
+int bkp_lock(const struct bkp_repo *r, const char *name, bool exclusive,
+	     struct bdev_err *e)
+{
+	char *p = bkp_path(r, "%s", name);
+	int fd, rc;
+
+	if (!p)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = bdev_err_set(e, errno, "%s: cannot open lock: %s", p,
+				  strerror(errno));
+		free(p);
+		return rc;
+	}
+	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+		if (errno == EINTR)
+			continue;
+		rc = bdev_err_set(e, errno, "%s: cannot lock: %s", p,
+				  strerror(errno));
+		close(fd);
+		free(p);
+		return rc;
+	}
+	free(p);
+	return fd;
+}
+
+int bkp_writer_register(struct bkp_repo *r, const char *id,
+			struct timespec start, struct bdev_err *e)
+{
+	char *path = bkp_path(r, "writers/%s", id), *tmp = NULL, buf[64];
+	int fd = -1, rc;
+
+	if (!path || !(tmp = util_tmpname(path))) {
+		rc = bdev_err_set(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Lock before the name is visible: gc treats an unlocked
+	 * registration as left by a dead writer. */
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		rc = bdev_err_set(e, errno, "%s: cannot register the backup: %s",
+				  tmp, strerror(errno));
+		goto out;
+	}
+	snprintf(buf, sizeof(buf), "%lld.%09ld\n", (long long)start.tv_sec,
+		 start.tv_nsec);
+	rc = util_pwrite_full(fd, buf, strlen(buf), 0);
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc) {
+		bdev_err_set(e, rc, "%s: cannot register the backup: %s", path,
+			     strerror(-rc));
+		goto out;
+	}
+	free(tmp);
+	free(path);
+	return fd;
+out:
+	if (fd >= 0) {
+		unlink(tmp);
+		close(fd);
+	}
+	free(tmp);
+	free(path);
+	return rc;
+}
+
+void bkp_writer_unregister(struct bkp_repo *r, const char *id, int fd)
+{
+	char *path = bkp_path(r, "writers/%s", id);
+
+	if (path)
+		unlink(path);
+	free(path);
+	if (fd >= 0)
+		close(fd);
+}
+
+bool bkp_id_valid(const char *id)
+{
+	/* YYYYMMDDTHHMMSSZ-xxxxxxxx */
+	if (strlen(id) != 25)
+		return false;
+	for (int i = 0; i < 25; i++) {
+		char c = id[i];
+		bool digit = c >= '0' && c <= '9';
+
+		if (i == 8 ? c != 'T' : i == 15 ? c != 'Z' : i == 16 ? c != '-' :
+		    i < 16 ? !digit : !(digit || (c >= 'a' && c <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+int bkp_id_new(struct timespec ts, char id[BKP_ID_MAX])
+{
+	uint8_t rnd[4];
+	char hex[9];
+	struct tm tm;
+	int r = util_random(rnd, sizeof(rnd));
+
+	if (r)
+		return r;
+	bkp_hex(rnd, sizeof(rnd), hex);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(id, BKP_ID_MAX, "%Y%m%dT%H%M%SZ-", &tm);
+	strcat(id, hex);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void bkp_ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+static bool has_file(const struct bkp_repo *r, const char *id,
+		     const char *ext)
+{
+	char *p = bkp_path(r, "backups/%s.%s", id, ext);
+	bool yes = p && access(p, F_OK) == 0;
+
+	free(p);
+	return yes;
+}
+
+int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
+	    struct bdev_err *e)
+{
+	char *dir = bkp_path(r, "backups"), **v = NULL;
+	const char *want = orphans ? ".idx" : ".json";
+	size_t cnt = 0, cap = 0;
+	DIR *d;
+	int rc = 0;
+
+	if (!dir)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	d = opendir(dir);
+	if (!d) {
+		rc = bdev_err_set(e, errno, "%s: %s", dir, strerror(errno));
+		free(dir);
+		return rc;
+	}
+	for (struct dirent *de; (de = readdir(d)); ) {
+		size_t l = strlen(de->d_name);
+		char id[BKP_ID_MAX];
+
+		if (l < 6 || l - 5 >= sizeof(id) ||
+		    strcmp(de->d_name + l - strlen(want), want))
+			continue;
+		snprintf(id, sizeof(id), "%.*s", (int)(l - strlen(want)),
+			 de->d_name);
+		if (!bkp_id_valid(id) || (orphans && has_file(r, id, "json")))
+			continue;
+		if (cnt == cap) {
+			char **nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+
+			if (!nv)
+				goto nomem;
+			v = nv;
+		}
+		if (!(v[cnt] = strdup(id)))
+			goto nomem;
+		cnt++;
+	}
+	closedir(d);
+	free(dir);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_str);
+	*ids = v;
+	*n = cnt;
+	return 0;
+nomem:
+	closedir(d);
+	free(dir);
+	bkp_ids_free(v, cnt);
+	return bdev_err_set(e, ENOMEM, "out of memory");
+}

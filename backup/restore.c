@@ -1,0 +1,275 @@
+/* bkp_restore: write a backup out as a raw file or a fixed/dynamic VHD.
+ * Every chunk is checked against its digest before it is written; zero
+ * chunks and zero pieces of chunks are not written, so the output is
+ * sparse (a dynamic VHD allocates only blocks with data).  The output is
+ * built under a temporary name beside dest and renamed when complete. */
+#include "bkp-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "vhd/vhd.h"
+
+#define RAW_PIECE (64u << 10)
+
+struct rjob {
+	struct bkp_repo *r;
+	const char *id;
+	struct bkp_index x;
+	int fd;                  /* raw output */
+	struct bdev *out;        /* VHD output */
+	uint32_t piece;          /* zero pieces of this size are skipped */
+	uint64_t next, done;     /* atomics */
+	bool stop;
+	pthread_mutex_t lock;
+	int err;
+	struct bdev_err e;
+};
+
+static void rfail(struct rjob *j, int r, const struct bdev_err *e)
+{
+	pthread_mutex_lock(&j->lock);
+	if (!j->err) {
+		j->err = r;
+		j->e = *e;
+	}
+	pthread_mutex_unlock(&j->lock);
+	__atomic_store_n(&j->stop, true, __ATOMIC_RELAXED);
+}
+
+static int put(struct rjob *j, const uint8_t *buf, uint64_t off, size_t len,
+	       struct bdev_err *e)
+{
+	int r;
+
+	if (j->out) {
+		r = bdev_write(j->out, buf, off, len, 0);
+		if (r) {
+			char msg[600];
+
+			return bdev_err_set(e, r, "%s",
+					    bdev_errmsg(j->out, msg, sizeof(msg)));
+		}
+		return 0;
+	}
+	r = util_pwrite_full(j->fd, buf, len, off);
+	return r ? bdev_err_set(e, r, "write failed: %s", strerror(-r)) : 0;
+}
+
+static int restore_chunk(struct rjob *j, uint64_t i, uint8_t *buf,
+			 uint8_t *fbuf, struct bdev_err *e)
+{
+	uint64_t off = i * j->x.chunk_size;
+	char why[200], hex[2 * BKP_DIGEST + 1];
+	ssize_t n;
+
+	if (bkp_digest_is_zero(j->x.d[i]))
+		return 0;
+	n = bkp_chunk_load(j->r, j->x.d[i], buf, j->x.chunk_size, fbuf, NULL,
+			   why, sizeof(why));
+	if (n >= 0 && (uint64_t)n != UTIL_MIN((uint64_t)j->x.chunk_size,
+					      j->x.virtual_size - off)) {
+		snprintf(why, sizeof(why), "chunk holds %zd bytes, the disk needs %llu",
+			 n, (unsigned long long)UTIL_MIN((uint64_t)j->x.chunk_size,
+							 j->x.virtual_size - off));
+		n = -EBADMSG;
+	}
+	if (n < 0) {
+		bkp_hex(j->x.d[i], BKP_DIGEST, hex);
+		return bdev_err_set(e, -n, "backup %s: chunk %llu (disk offset %llu) %s: %s",
+				    j->id, (unsigned long long)i,
+				    (unsigned long long)off, hex, why);
+	}
+	for (size_t p = 0; p < (size_t)n; p += j->piece) {
+		size_t len = UTIL_MIN((size_t)j->piece, (size_t)n - p);
+		int r;
+
+		if (util_is_zero(buf + p, len))
+			continue;
+		r = put(j, buf + p, off + p, len, e);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static void *rworker(void *arg)
+{
+	struct rjob *j = arg;
+	uint8_t *buf = malloc(j->x.chunk_size);
+	uint8_t *fbuf = malloc(bkp_chunk_bound(j->x.chunk_size));
+	struct bdev_err e = { 0 };
+	int r = 0;
+
+	if (!buf || !fbuf) {
+		r = bdev_err_set(&e, ENOMEM, "out of memory");
+		rfail(j, r, &e);
+	}
+	while (!r && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
+		uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+
+		if (i >= j->x.n)
+			break;
+		r = restore_chunk(j, i, buf, fbuf, &e);
+		if (r)
+			rfail(j, r, &e);
+		__atomic_fetch_add(&j->done, 1, __ATOMIC_RELAXED);
+	}
+	free(buf);
+	free(fbuf);
+	return NULL;
+}
+
+static int run(struct rjob *j, const struct bkp_restore_opts *o,
+	       struct bdev_err *e)
+{
+	int threads = o->threads > 0 ? o->threads : bkp_online_cpus();
+	pthread_t tid[64];
+	int started = 0;
+
+	if (threads > 64)
+		threads = 64;
+	for (; started < threads; started++)
+		if (pthread_create(&tid[started], NULL, rworker, j))
+			break;
+	if (!started)
+		return bdev_err_set(e, EAGAIN, "cannot start worker threads");
+	while (o->progress) {
+		struct timespec d = { 0, 250000000 };
+		uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
+
+		if (done >= j->x.n || __atomic_load_n(&j->stop, __ATOMIC_RELAXED))
+			break;
+		o->progress(o->opaque, UTIL_MIN(done * j->x.chunk_size,
+						 j->x.virtual_size),
+			    j->x.virtual_size);
+		nanosleep(&d, NULL);
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	if (j->err) {
+		*e = j->e;
+		return -j->err;
+	}
+	if (o->progress)
+		o->progress(o->opaque, j->x.virtual_size, j->x.virtual_size);
+	return 0;
+}
+
+/* Create the output under tmp: a sparse raw file or a VHD opened rw. */
+static int open_output(struct rjob *j, const char *tmp, int format,
+		       struct bdev_err *e)
+{
+	struct vhd_create_opts co = { 0 };
+	struct vhd_open_opts oo = { 0 };
+
+	if (format == BKP_OUT_RAW) {
+		j->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (j->fd < 0)
+			return bdev_err_set(e, errno, "%s: cannot create: %s", tmp,
+					    strerror(errno));
+		if (ftruncate(j->fd, (off_t)j->x.virtual_size) < 0)
+			return bdev_err_set(e, errno, "%s: cannot size: %s", tmp,
+					    strerror(errno));
+		j->piece = RAW_PIECE;
+		return 0;
+	}
+	co.type = format == BKP_OUT_FIXED ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
+	co.size = j->x.virtual_size;
+	if (vhd_create(tmp, &co, e))
+		return -e->code;
+	j->out = vhd_open(tmp, &oo, e);
+	if (!j->out)
+		return -e->code;
+	j->piece = format == BKP_OUT_FIXED ? RAW_PIECE : VHD_DEFAULT_BLOCK_SIZE;
+	return 0;
+}
+
+/* Flush and close the output; returns an fd of it to fsync (or -errno). */
+static int close_output(struct rjob *j, const char *tmp, struct bdev_err *e)
+{
+	int fd, r;
+
+	if (!j->out)
+		return j->fd;
+	r = bdev_flush(j->out);
+	if (r) {
+		char msg[600];
+
+		bdev_err_set(e, r, "%s", bdev_errmsg(j->out, msg, sizeof(msg)));
+	}
+	bdev_close(j->out);
+	j->out = NULL;
+	if (r)
+		return r;
+	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return bdev_err_set(e, errno, "%s: %s", tmp, strerror(errno));
+	j->fd = fd;
+	return fd;
+}
+
+int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
+		const struct bkp_restore_opts *o, struct bdev_err *e)
+{
+	struct rjob j = { .r = r, .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct bkp_info b;
+	char why[256], *tmp = NULL;
+	int rc, fd;
+
+	rc = bkp_show(r, id, &b, e);
+	if (rc)
+		return rc;
+	j.id = b.id;
+	if (!o->overwrite && access(dest, F_OK) == 0)
+		return bdev_err_set(e, EEXIST, "%s: already exists (use --force to replace it)",
+				    dest);
+	if (o->format != BKP_OUT_RAW &&
+	    (b.virtual_size % 512 || b.virtual_size > VHD_MAX_SIZE ||
+	     b.virtual_size == 0))
+		return bdev_err_set(e, EINVAL,
+			"backup %s: a disk of %llu bytes cannot be a VHD (a multiple of 512 up to 2040 GiB); restore with -O raw",
+			b.id, (unsigned long long)b.virtual_size);
+	rc = bkp_index_read(r, b.id, b.index_sha256, &j.x, why, sizeof(why));
+	if (rc)
+		return bdev_err_set(e, -rc, "backup %s: %s", b.id, why);
+	if (j.x.virtual_size != b.virtual_size || j.x.chunk_size != b.chunk_size) {
+		rc = bdev_err_set(e, EBADMSG, "backup %s: index does not match its manifest",
+				  b.id);
+		goto out;
+	}
+	tmp = util_tmpname(dest);
+	if (!tmp) {
+		rc = bdev_err_set(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = open_output(&j, tmp, o->format, e);
+	if (!rc)
+		rc = run(&j, o, e);
+	fd = close_output(&j, tmp, rc ? NULL : e);
+	if (!rc && fd < 0)
+		rc = fd;
+	if (!rc && fsync(fd) < 0)
+		rc = bdev_err_set(e, errno, "%s: fsync failed: %s", tmp,
+				  strerror(errno));
+	if (!rc && renameat2(AT_FDCWD, tmp, AT_FDCWD, dest,
+			     o->overwrite ? 0 : RENAME_NOREPLACE) < 0)
+		rc = bdev_err_set(e, errno, "%s: %s", dest,
+				  errno == EEXIST ? "already exists" : strerror(errno));
+	if (!rc)
+		(void)util_fsync_dir(dest);
+out:
+	if (j.fd >= 0)
+		close(j.fd);
+	if (rc && tmp)
+		unlink(tmp);
+	free(tmp);
+	bkp_index_free(&j.x);
+	return rc;
+}

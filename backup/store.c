@@ -1,0 +1,235 @@
+/* The chunk store: chunks/XX/<sha256 hex>, written under a temporary name,
+ * fdatasync'ed and renamed; an existing intact file is touched instead (gc
+ * keeps chunks touched after its cutoff).  Inserts and touches hold
+ * chunks.lock shared; gc sweeps holding it exclusive, so a chunk is never
+ * swept between a writer finding it and touching it. */
+#include "bkp-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+void bkp_chunk_path(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
+		    char *out, size_t outlen)
+{
+	char hex[2 * BKP_DIGEST + 1];
+
+	bkp_hex(d, BKP_DIGEST, hex);
+	snprintf(out, outlen, "%s/chunks/%.2s/%s", r->path, hex, hex);
+}
+
+int bkp_store_init(struct bkp_store *s, struct bkp_repo *r, uint8_t *dirs,
+		   struct bdev_err *e)
+{
+	char *p = bkp_path(r, "chunks.lock");
+
+	memset(s, 0, sizeof(*s));
+	s->r = r;
+	s->dirs_touched = dirs;
+	s->lockfd = -1;
+	if (!p)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	/* Each thread opens its own: flock belongs to the open file. */
+	s->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (s->lockfd < 0) {
+		int rc = bdev_err_set(e, errno, "%s: %s", p, strerror(errno));
+
+		free(p);
+		return rc;
+	}
+	free(p);
+	s->enccap = bkp_chunk_bound(r->chunk_size);
+	s->enc = malloc(s->enccap);
+	if (!s->enc) {
+		bkp_store_fini(s);
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+void bkp_store_fini(struct bkp_store *s)
+{
+	if (s->lockfd >= 0)
+		close(s->lockfd);
+	s->lockfd = -1;
+	free(s->enc);
+	s->enc = NULL;
+}
+
+static void lock_sh(struct bkp_store *s)
+{
+	while (flock(s->lockfd, LOCK_SH) < 0 && errno == EINTR)
+		;
+}
+
+static void unlock(struct bkp_store *s)
+{
+	flock(s->lockfd, LOCK_UN);
+}
+
+/* With chunks.lock held: an intact-looking chunk file (header valid for
+ * its size) gets mtime = now.  A damaged one is replaced by the caller. */
+static int touch_locked(const char *path)
+{
+	uint8_t h[BKP_CHUNK_HDR];
+	char why[128];
+	struct stat st;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = util_pread_full(fd, h, sizeof(h), 0, true);
+	if (!r)
+		r = bkp_chunk_check_hdr(h, (uint64_t)st.st_size, why, sizeof(why));
+	if (!r && futimens(fd, NULL) < 0)
+		r = -errno;
+out:
+	close(fd);
+	return r ? -ENOENT : 0;
+}
+
+int bkp_store_touch(struct bkp_store *s, const uint8_t d[BKP_DIGEST])
+{
+	char path[PATH_MAX];
+	int r;
+
+	bkp_chunk_path(s->r, d, path, sizeof(path));
+	lock_sh(s);
+	r = touch_locked(path);
+	unlock(s);
+	return r;
+}
+
+int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
+		  const void *data, size_t len, uint64_t *added,
+		  struct bdev_err *e)
+{
+	char path[PATH_MAX], *tmp;
+	size_t n;
+	int fd, r;
+
+	*added = 0;
+	if (bkp_store_touch(s, d) == 0)
+		return 0;
+	n = bkp_chunk_encode(data, len, s->enc, s->enccap);
+	if (!n)
+		return bdev_err_set(e, EINVAL, "chunk of %zu bytes cannot be encoded",
+				    len);
+	bkp_chunk_path(s->r, d, path, sizeof(path));
+	tmp = util_tmpname(path);
+	if (!tmp)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = bdev_err_set(e, errno, "%s: cannot create: %s", tmp,
+				 strerror(errno));
+		free(tmp);
+		return r;
+	}
+	r = util_pwrite_full(fd, s->enc, n, 0);
+	if (!r && fdatasync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (!r) {
+		/* Under the lock: gc must not sweep it between rename and the
+		 * backup's manifest (its mtime is after the cutoff anyway). */
+		lock_sh(s);
+		if (rename(tmp, path) < 0)
+			r = -errno;
+		unlock(s);
+	}
+	if (r) {
+		unlink(tmp);
+		bdev_err_set(e, r, "%s: cannot store chunk: %s", path, strerror(-r));
+	} else {
+		__atomic_store_n(&s->dirs_touched[d[0]], 1, __ATOMIC_RELAXED);
+		*added = n;
+	}
+	free(tmp);
+	return r;
+}
+
+int bkp_sync_dirs(struct bkp_repo *r, const uint8_t *dirs,
+		  struct bdev_err *e)
+{
+	for (int i = 0; i < 256; i++) {
+		char *p;
+		int fd, rc = 0;
+
+		if (!__atomic_load_n(&dirs[i], __ATOMIC_RELAXED))
+			continue;
+		p = bkp_path(r, "chunks/%02x", i);
+		if (!p)
+			return bdev_err_set(e, ENOMEM, "out of memory");
+		fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0)
+			rc = bdev_err_set(e, errno, "%s: cannot sync: %s", p,
+					  strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(p);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+ssize_t bkp_chunk_load(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
+		       void *dst, size_t cap, void *filebuf,
+		       uint64_t *stored, char *why, size_t wl)
+{
+	char path[PATH_MAX];
+	uint8_t got[BKP_DIGEST];
+	struct stat st;
+	ssize_t n;
+	int fd, rc;
+
+	bkp_chunk_path(r, d, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno;
+		snprintf(why, wl, "%s", rc == ENOENT ? "missing from the repository"
+			 : strerror(rc));
+		return rc == ENOENT ? -ENOENT : -EBADMSG;
+	}
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, wl, "%s", strerror(errno));
+		close(fd);
+		return -EBADMSG;
+	}
+	if (stored)
+		*stored = (uint64_t)st.st_size;
+	if ((uint64_t)st.st_size > bkp_chunk_bound(cap)) {
+		snprintf(why, wl, "file is %llu bytes, too large for a chunk",
+			 (unsigned long long)st.st_size);
+		close(fd);
+		return -EBADMSG;
+	}
+	rc = util_pread_full(fd, filebuf, (size_t)st.st_size, 0, false);
+	close(fd);
+	if (rc) {
+		snprintf(why, wl, "read failed: %s", strerror(-rc));
+		return -EBADMSG;
+	}
+	n = bkp_chunk_decode(filebuf, (size_t)st.st_size, dst, cap, why, wl);
+	if (n < 0)
+		return n;
+	bkp_sha256(dst, (size_t)n, got);
+	if (memcmp(got, d, BKP_DIGEST)) {
+		snprintf(why, wl, "content does not match its SHA-256 name");
+		return -EBADMSG;
+	}
+	return n;
+}

@@ -1,0 +1,747 @@
+/* Change tracking: IMAGE.ctk beside an image (format in
+ * docs/backup-format.md, "Change-tracking file").
+ *
+ * For each granule (4 MiB) of the disk the file holds the tracking epoch
+ * in which it was last written (0: not since the generation began).
+ * Writers stamp granules with the file's current epoch; each backup
+ * advances the epoch, so "written since backup B" is "mark >= B's since".
+ *
+ * Validity: the file is tied to the image by the UUID (VHD footer) and
+ * device, inode, size, mtime and ctime of every layer of the chain, the
+ * disk size and a random generation id.  A writer marks it "open" (durably)
+ * before its first write and "clean" with the layers' new state when it
+ * finishes; a file left "open" (crash), a layer whose state differs (a
+ * foreign tool wrote it: ctime cannot be set back), or a "stale" flag (a
+ * second writer that could not take the lock) make it invalid.  An invalid
+ * file is reset to a new generation, so no earlier backup can serve as the
+ * base of an incremental.
+ *
+ * Locking: whoever uses the file (a writer for its whole session, a backup
+ * for its whole read) holds flock(LOCK_EX) on it, taken without waiting.
+ */
+#include "bkp-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "common/util.h"
+#include "vhd/vhd.h"
+
+#define CTK_HDR        4096u
+#define CTK_CRC_OFF    4088u   /* CRC-32 of bytes 0..4087 */
+#define CTK_STALE_OFF  4092u   /* not covered by the CRC */
+#define CTK_LAYERS_OFF 128u
+#define CTK_LAYER_SIZE 64u
+#define CTK_MAX_LAYERS 32
+#define CTK_GRANULE    (4u << 20)
+#define CTK_MAX_MARKS  (1u << 24)   /* 64 TiB at 4 MiB */
+
+#define ST_CLEAN   1u
+#define ST_OPEN    2u
+#define ST_INVALID 3u
+
+_Static_assert(CTK_LAYERS_OFF + CTK_MAX_LAYERS * CTK_LAYER_SIZE <= CTK_CRC_OFF,
+	       "ctk layers fit the header");
+
+struct layer_id {
+	uint8_t uuid[16];        /* VHD footer UUID; zero for raw files */
+	uint64_t dev, ino, size;
+	int64_t mtime_sec, ctime_sec;
+	uint32_t mtime_nsec, ctime_nsec;
+};
+
+struct ctk {
+	uint32_t state, granule, epoch, nlayers, stale;
+	uint64_t vsize, nmarks;
+	uint8_t gen[16];
+	struct layer_id layer[CTK_MAX_LAYERS];
+	uint32_t *marks;
+};
+
+/* ---- encoding ---- */
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	util_put_le32(p, (uint32_t)v);
+	util_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)util_get_le32(p + 4) << 32 | util_get_le32(p);
+}
+
+static uint32_t marks_crc(const struct ctk *c)
+{
+	uint8_t buf[4096];
+	uLong crc = crc32(0, NULL, 0);
+
+	/* CRC of the little-endian array, in pieces. */
+	for (uint64_t i = 0; i < c->nmarks; ) {
+		size_t n = 0;
+
+		for (; n < sizeof(buf) / 4 && i < c->nmarks; n++, i++)
+			util_put_le32(buf + 4 * n, c->marks[i]);
+		crc = crc32(crc, buf, (uInt)(4 * n));
+	}
+	return (uint32_t)crc;
+}
+
+static void encode_hdr(const struct ctk *c, uint8_t *h)
+{
+	memset(h, 0, CTK_HDR);
+	memcpy(h, "vhdsctk\0", 8);
+	util_put_le32(h + 8, 1);
+	util_put_le32(h + 12, CTK_HDR);
+	util_put_le32(h + 16, c->state);
+	util_put_le32(h + 20, c->granule);
+	put_le64(h + 24, c->vsize);
+	memcpy(h + 32, c->gen, 16);
+	util_put_le32(h + 48, c->epoch);
+	util_put_le32(h + 52, c->nlayers);
+	put_le64(h + 56, c->nmarks);
+	util_put_le32(h + 64, marks_crc(c));
+	for (uint32_t i = 0; i < c->nlayers; i++) {
+		uint8_t *l = h + CTK_LAYERS_OFF + i * CTK_LAYER_SIZE;
+		const struct layer_id *x = &c->layer[i];
+
+		memcpy(l, x->uuid, 16);
+		put_le64(l + 16, x->dev);
+		put_le64(l + 24, x->ino);
+		put_le64(l + 32, x->size);
+		put_le64(l + 40, (uint64_t)x->mtime_sec);
+		util_put_le32(l + 48, x->mtime_nsec);
+		util_put_le32(l + 52, x->ctime_nsec);
+		put_le64(l + 56, (uint64_t)x->ctime_sec);
+	}
+	util_put_le32(h + CTK_CRC_OFF, (uint32_t)crc32(0, h, CTK_CRC_OFF));
+	util_put_le32(h + CTK_STALE_OFF, c->stale);
+}
+
+/* Read and check the file; -EBADMSG with why when damaged. */
+static int ctk_read(int fd, struct ctk *c, char *why, size_t wl)
+{
+	uint8_t h[CTK_HDR], *mb;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	r = util_pread_full(fd, h, CTK_HDR, 0, false);
+	if (r) {
+		snprintf(why, wl, "tracking file is truncated or unreadable");
+		return -EBADMSG;
+	}
+	if (memcmp(h, "vhdsctk\0", 8) || util_get_le32(h + 8) != 1 ||
+	    util_get_le32(h + 12) != CTK_HDR ||
+	    util_get_le32(h + CTK_CRC_OFF) != (uint32_t)crc32(0, h, CTK_CRC_OFF)) {
+		snprintf(why, wl, "tracking file header is damaged");
+		return -EBADMSG;
+	}
+	c->state = util_get_le32(h + 16);
+	c->granule = util_get_le32(h + 20);
+	c->vsize = get_le64(h + 24);
+	memcpy(c->gen, h + 32, 16);
+	c->epoch = util_get_le32(h + 48);
+	c->nlayers = util_get_le32(h + 52);
+	c->nmarks = get_le64(h + 56);
+	c->stale = util_get_le32(h + CTK_STALE_OFF);
+	if (!util_is_pow2(c->granule) || c->granule < 4096 ||
+	    c->nlayers < 1 || c->nlayers > CTK_MAX_LAYERS ||
+	    c->nmarks > CTK_MAX_MARKS ||
+	    c->nmarks != c->vsize / c->granule + (c->vsize % c->granule != 0)) {
+		snprintf(why, wl, "tracking file header has bad fields");
+		return -EBADMSG;
+	}
+	for (uint32_t i = 0; i < c->nlayers; i++) {
+		const uint8_t *l = h + CTK_LAYERS_OFF + i * CTK_LAYER_SIZE;
+		struct layer_id *x = &c->layer[i];
+
+		memcpy(x->uuid, l, 16);
+		x->dev = get_le64(l + 16);
+		x->ino = get_le64(l + 24);
+		x->size = get_le64(l + 32);
+		x->mtime_sec = (int64_t)get_le64(l + 40);
+		x->mtime_nsec = util_get_le32(l + 48);
+		x->ctime_nsec = util_get_le32(l + 52);
+		x->ctime_sec = (int64_t)get_le64(l + 56);
+	}
+	c->marks = calloc(c->nmarks ? c->nmarks : 1, sizeof(uint32_t));
+	mb = malloc(c->nmarks * 4 + 1);
+	if (!c->marks || !mb) {
+		free(mb);
+		snprintf(why, wl, "out of memory");
+		return -ENOMEM;
+	}
+	r = util_pread_full(fd, mb, c->nmarks * 4, CTK_HDR, false);
+	for (uint64_t i = 0; !r && i < c->nmarks; i++)
+		c->marks[i] = util_get_le32(mb + 4 * i);
+	free(mb);
+	if (r || marks_crc(c) != util_get_le32(h + 64)) {
+		snprintf(why, wl, "tracking file marks are damaged");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Write marks and header (the stale word only when with_stale: a reset),
+ * then fdatasync. */
+static int ctk_write(int fd, const struct ctk *c, bool marks, bool with_stale)
+{
+	uint8_t h[CTK_HDR];
+	int r = 0;
+
+	if (marks) {
+		uint8_t *mb = malloc(c->nmarks * 4 + 1);
+
+		if (!mb)
+			return -ENOMEM;
+		for (uint64_t i = 0; i < c->nmarks; i++)
+			util_put_le32(mb + 4 * i, c->marks[i]);
+		r = util_pwrite_full(fd, mb, c->nmarks * 4, CTK_HDR);
+		free(mb);
+		if (!r && ftruncate(fd, (off_t)(CTK_HDR + c->nmarks * 4)) < 0)
+			r = -errno;
+	}
+	encode_hdr(c, h);
+	if (!r)
+		r = util_pwrite_full(fd, h, with_stale ? CTK_HDR : CTK_STALE_OFF, 0);
+	if (!r && fdatasync(fd) < 0)
+		r = -errno;
+	return r;
+}
+
+/* ---- the image's identity ---- */
+
+static void fill_stat(struct layer_id *x, const struct stat *st)
+{
+	x->dev = (uint64_t)st->st_dev;
+	x->ino = (uint64_t)st->st_ino;
+	x->size = (uint64_t)st->st_size;
+	x->mtime_sec = st->st_mtim.tv_sec;
+	x->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	x->ctime_sec = st->st_ctim.tv_sec;
+	x->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
+}
+
+/* Layers of the disk b opened from path: real paths (malloc'd) and
+ * identities.  -ENOTSUP for block devices and chains too deep. */
+static int collect(struct bdev *b, const char *path,
+		   char *paths[CTK_MAX_LAYERS], struct layer_id *ids,
+		   uint32_t *n, char *why, size_t wl)
+{
+	struct vhd *v = vhd_of(b);
+	struct stat st;
+
+	*n = 0;
+	memset(ids, 0, sizeof(*ids) * CTK_MAX_LAYERS);
+	for (;;) {
+		const char *p = v ? vhd_path(v) : path;
+
+		if (*n == CTK_MAX_LAYERS) {
+			snprintf(why, wl, "chain deeper than %d layers", CTK_MAX_LAYERS);
+			return -ENOTSUP;
+		}
+		if (stat(p, &st) < 0) {
+			snprintf(why, wl, "%s: %s", p, strerror(errno));
+			return -errno;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(why, wl, "not a regular file (block devices are not tracked)");
+			return -ENOTSUP;
+		}
+		paths[*n] = realpath(p, NULL);
+		if (!paths[*n]) {
+			snprintf(why, wl, "%s: %s", p, strerror(errno));
+			return -errno;
+		}
+		fill_stat(&ids[*n], &st);
+		if (v) {
+			struct vhd_info info;
+
+			if (vhd_get_info(v, &info) == 0)
+				memcpy(ids[*n].uuid, info.uuid, 16);
+		}
+		(*n)++;
+		if (!v || !vhd_parent(v))
+			return 0;
+		v = vhd_of(vhd_parent(v));
+		if (!v) {
+			snprintf(why, wl, "chain has a parent that is not a VHD");
+			return -ENOTSUP;
+		}
+	}
+}
+
+/* Re-stat saved paths, keeping the recorded UUIDs. */
+static int restat(char *const *paths, uint32_t n, const struct layer_id *old,
+		  struct layer_id *out)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct stat st;
+
+		if (stat(paths[i], &st) < 0)
+			return -errno;
+		out[i] = old[i];
+		fill_stat(&out[i], &st);
+	}
+	return 0;
+}
+
+static void free_paths(char **paths, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		free(paths[i]);
+		paths[i] = NULL;
+	}
+}
+
+static bool same_layers(const struct layer_id *a, const struct layer_id *b,
+			uint32_t n, char *why, size_t wl)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const char *what = NULL;
+
+		if (memcmp(a[i].uuid, b[i].uuid, 16))
+			what = "was replaced (its UUID differs)";
+		else if (a[i].dev != b[i].dev || a[i].ino != b[i].ino)
+			what = "was replaced by another file";
+		else if (a[i].size != b[i].size || a[i].mtime_sec != b[i].mtime_sec ||
+			 a[i].mtime_nsec != b[i].mtime_nsec ||
+			 a[i].ctime_sec != b[i].ctime_sec ||
+			 a[i].ctime_nsec != b[i].ctime_nsec)
+			what = "was modified outside vhdstack (size, mtime or ctime differ)";
+		if (what) {
+			if (why)
+				snprintf(why, wl, "change tracking invalid: %s %s",
+					 i ? "a parent image" : "the image", what);
+			return false;
+		}
+	}
+	return true;
+}
+
+static struct timespec latest_change(const struct layer_id *x, uint32_t n)
+{
+	struct timespec t = { 0, 0 };
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct timespec m = { x[i].mtime_sec, x[i].mtime_nsec };
+		struct timespec c = { x[i].ctime_sec, x[i].ctime_nsec };
+
+		if (bkp_ts_cmp(m, t) > 0)
+			t = m;
+		if (bkp_ts_cmp(c, t) > 0)
+			t = c;
+	}
+	return t;
+}
+
+/* Whether c describes the disk now (ids, n layers, size vsize). */
+static bool ctk_valid(const struct ctk *c, const struct layer_id *ids,
+		      uint32_t n, uint64_t vsize, char *why, size_t wl)
+{
+	if (c->state == ST_OPEN) {
+		snprintf(why, wl, "change tracking invalid: the last writer did not close it cleanly (crash, or still writing)");
+		return false;
+	}
+	if (c->state != ST_CLEAN) {
+		snprintf(why, wl, "change tracking invalid: the image changed while a backup read it");
+		return false;
+	}
+	if (c->stale) {
+		snprintf(why, wl, "change tracking invalid: a second writer opened the image while tracking was held");
+		return false;
+	}
+	if (c->vsize != vsize || c->granule != CTK_GRANULE) {
+		snprintf(why, wl, "change tracking invalid: the disk size changed");
+		return false;
+	}
+	if (c->nlayers != n) {
+		snprintf(why, wl, "change tracking invalid: the chain changed (%u layers, was %u)",
+			 n, c->nlayers);
+		return false;
+	}
+	return same_layers(c->layer, ids, n, why, wl);
+}
+
+/* A new generation for disk size vsize: epoch 1, no marks. */
+static int ctk_reset(struct ctk *c, uint64_t vsize, const struct layer_id *ids,
+		     uint32_t n, uint32_t state)
+{
+	int r;
+
+	free(c->marks);
+	memset(c, 0, sizeof(*c));
+	c->granule = CTK_GRANULE;
+	c->vsize = vsize;
+	c->nmarks = vsize / CTK_GRANULE + (vsize % CTK_GRANULE != 0);
+	if (c->nmarks > CTK_MAX_MARKS)
+		return -EFBIG;
+	c->marks = calloc(c->nmarks ? c->nmarks : 1, sizeof(uint32_t));
+	if (!c->marks)
+		return -ENOMEM;
+	r = util_random(c->gen, sizeof(c->gen));
+	if (r)
+		return r;
+	c->epoch = 1;
+	c->state = state;
+	c->nlayers = n;
+	memcpy(c->layer, ids, n * sizeof(*ids));
+	return 0;
+}
+
+static char *ctk_name(const char *image)
+{
+	char *p = NULL;
+
+	return asprintf(&p, "%s.ctk", image) < 0 ? NULL : p;
+}
+
+/* Open (O_CREAT when create) and lock the tracking file without waiting.
+ * -EWOULDBLOCK when another process holds it. */
+static int ctk_open_locked(const char *path, bool create)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r == -EAGAIN ? -EWOULDBLOCK : r;
+	}
+	return fd;
+}
+
+/* ---- the write side ---- */
+
+struct bkp_track {
+	int fd;
+	struct ctk c;                    /* as marked open */
+	char *paths[CTK_MAX_LAYERS];
+	bool overflow;                   /* a write past the tracked size */
+	struct bkp_track *next;          /* registry of open trackers */
+};
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bkp_track *reg;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static void close_all_at_exit(void)
+{
+	for (;;) {
+		struct bkp_track *t;
+
+		pthread_mutex_lock(&reg_lock);
+		t = reg;
+		pthread_mutex_unlock(&reg_lock);
+		if (!t)
+			return;
+		bkp_track_close(t, NULL);
+	}
+}
+
+static void reg_init(void)
+{
+	atexit(close_all_at_exit);
+}
+
+static void hook(void *opaque, uint64_t off, uint64_t len)
+{
+	struct bkp_track *t = opaque;
+	uint64_t first = off / t->c.granule, last = (off + len - 1) / t->c.granule;
+
+	if (last >= t->c.nmarks) {
+		__atomic_store_n(&t->overflow, true, __ATOMIC_RELAXED);
+		last = t->c.nmarks ? t->c.nmarks - 1 : 0;
+		if (first > last)
+			return;
+	}
+	for (uint64_t i = first; i <= last; i++)
+		__atomic_store_n(&t->c.marks[i], t->c.epoch, __ATOMIC_RELAXED);
+}
+
+static bool is_tmpname(const char *path)
+{
+	const char *b = util_basename(path);
+
+	return b[0] == '.' && strstr(b, ".tmp.");
+}
+
+/* Mark the file stale: another process holds it and we are about to
+ * write the image without recording it. */
+static void mark_stale(const char *ctk)
+{
+	int fd = open(ctk, O_WRONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t one[4];
+
+	if (fd < 0)
+		return;
+	util_put_le32(one, 1);
+	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)CTK_HDR &&
+	    util_pwrite_full(fd, one, 4, CTK_STALE_OFF) == 0)
+		(void)fdatasync(fd);
+	close(fd);
+}
+
+struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
+				   struct bdev_err *e)
+{
+	struct layer_id ids[CTK_MAX_LAYERS];
+	struct bkp_track *t = NULL;
+	char why[300], *ctk = NULL;
+	uint32_t n = 0;
+	int fd = -1, r;
+
+	if (b->read_only || is_tmpname(image_path)) {
+		bdev_err_set(e, ENOENT, "%s: not tracked", image_path);
+		return NULL;
+	}
+	if (b->hook) {
+		bdev_err_set(e, EBUSY, "%s: the disk already has a write hook",
+			     image_path);
+		return NULL;
+	}
+	ctk = ctk_name(image_path);
+	if (!ctk) {
+		bdev_err_set(e, ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (access(ctk, F_OK) < 0) {
+		bdev_err_set(e, ENOENT, "%s: no change-tracking file", ctk);
+		goto fail;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		bdev_err_set(e, ENOMEM, "out of memory");
+		goto fail;
+	}
+	r = collect(b, image_path, t->paths, ids, &n, why, sizeof(why));
+	if (r) {
+		bdev_err_set(e, -r, "%s: not tracked: %s", image_path, why);
+		goto fail;
+	}
+	fd = ctk_open_locked(ctk, false);
+	if (fd == -EWOULDBLOCK) {
+		/* A backup or another writer holds it: we cannot record our
+		 * writes there, so nobody may trust it any more. */
+		mark_stale(ctk);
+		bdev_err_set(e, EBUSY, "%s: in use by another process; marked stale",
+			     ctk);
+		goto fail;
+	}
+	if (fd < 0) {
+		bdev_err_set(e, -fd, "%s: %s", ctk, strerror(-fd));
+		goto fail;
+	}
+	r = ctk_read(fd, &t->c, why, sizeof(why));
+	if (r == -ENOMEM)
+		goto nomem;
+	if (r || !ctk_valid(&t->c, ids, n, b->size, why, sizeof(why))) {
+		/* Start a new generation: no backup can be its base. */
+		r = ctk_reset(&t->c, b->size, ids, n, ST_OPEN);
+		if (r)
+			goto io_fail;
+		r = ctk_write(fd, &t->c, true, true);
+	} else {
+		t->c.state = ST_OPEN;
+		r = ctk_write(fd, &t->c, false, false);
+	}
+	if (r)
+		goto io_fail;
+	t->fd = fd;
+	pthread_once(&reg_once, reg_init);
+	pthread_mutex_lock(&reg_lock);
+	t->next = reg;
+	reg = t;
+	pthread_mutex_unlock(&reg_lock);
+	bdev_set_write_hook(b, hook, t);
+	free(ctk);
+	return t;
+
+nomem:
+	r = -ENOMEM;
+io_fail:
+	bdev_err_set(e, -r, "%s: cannot update: %s", ctk, strerror(-r));
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (t) {
+		free(t->c.marks);
+		free_paths(t->paths, n);
+		free(t);
+	}
+	free(ctk);
+	return NULL;
+}
+
+int bkp_track_close(struct bkp_track *t, struct bdev_err *e)
+{
+	struct layer_id now[CTK_MAX_LAYERS];
+	int r;
+
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&reg_lock);
+	for (struct bkp_track **p = &reg; *p; p = &(*p)->next)
+		if (*p == t) {
+			*p = t->next;
+			break;
+		}
+	pthread_mutex_unlock(&reg_lock);
+	r = restat(t->paths, t->c.nlayers, t->c.layer, now);
+	if (!r && !__atomic_load_n(&t->overflow, __ATOMIC_RELAXED)) {
+		memcpy(t->c.layer, now, sizeof(now[0]) * t->c.nlayers);
+		t->c.state = ST_CLEAN;
+	} else {
+		t->c.state = ST_INVALID;
+	}
+	r = ctk_write(t->fd, &t->c, true, false);
+	if (r)
+		bdev_err_set(e, -r, "change-tracking file: cannot update: %s",
+			     strerror(-r));
+	/* Later writes by anyone must get a later timestamp than recorded. */
+	if (t->c.state == ST_CLEAN)
+		bkp_settle(latest_change(t->c.layer, t->c.nlayers));
+	close(t->fd);
+	free(t->c.marks);
+	free_paths(t->paths, t->c.nlayers);
+	free(t);
+	return r;
+}
+
+/* ---- the backup side ---- */
+
+struct bkp_ctk_session {
+	int fd;
+	char *ctk;
+	struct ctk c;
+	uint32_t epoch_before;           /* marks <= this; valid sessions */
+	char *paths[CTK_MAX_LAYERS];
+	struct layer_id ids[CTK_MAX_LAYERS];  /* state at begin */
+	uint32_t n;
+};
+
+void bkp_ctk_abort(struct bkp_ctk_session *s)
+{
+	if (!s)
+		return;
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->c.marks);
+	free_paths(s->paths, s->n);
+	free(s->ctk);
+	free(s);
+}
+
+struct bkp_ctk_session *bkp_ctk_begin(struct bdev *src, const char *path,
+				      bool *valid, char *why, size_t wl)
+{
+	struct bkp_ctk_session *s = calloc(1, sizeof(*s));
+	bool created;
+	int r;
+
+	*valid = false;
+	if (!s) {
+		snprintf(why, wl, "out of memory");
+		return NULL;
+	}
+	s->fd = -1;
+	if (is_tmpname(path)) {
+		snprintf(why, wl, "temporary files are not tracked");
+		goto fail;
+	}
+	r = collect(src, path, s->paths, s->ids, &s->n, why, wl);
+	if (r)
+		goto fail;
+	s->ctk = ctk_name(path);
+	if (!s->ctk) {
+		snprintf(why, wl, "out of memory");
+		goto fail;
+	}
+	created = access(s->ctk, F_OK) < 0;
+	s->fd = ctk_open_locked(s->ctk, true);
+	if (s->fd == -EWOULDBLOCK) {
+		snprintf(why, wl, "change tracking is held by a process writing the image");
+		goto fail;
+	}
+	if (s->fd < 0) {
+		snprintf(why, wl, "cannot open %s: %s", s->ctk, strerror(-s->fd));
+		goto fail;
+	}
+	r = created ? -ENOENT : ctk_read(s->fd, &s->c, why, wl);
+	if (created)
+		snprintf(why, wl, "no change tracking yet (first backup of this image)");
+	if (!r && ctk_valid(&s->c, s->ids, s->n, src->size, why, wl) &&
+	    s->c.epoch < UINT32_MAX - 1) {
+		*valid = true;
+		s->epoch_before = s->c.epoch;
+		s->c.epoch++;
+		r = ctk_write(s->fd, &s->c, false, false);
+	} else {
+		r = ctk_reset(&s->c, src->size, s->ids, s->n, ST_CLEAN);
+		if (!r)
+			r = ctk_write(s->fd, &s->c, true, true);
+	}
+	if (r) {
+		snprintf(why, wl, "cannot update %s: %s", s->ctk, strerror(-r));
+		*valid = false;
+		goto fail;
+	}
+	bkp_settle(latest_change(s->ids, s->n));
+	return s;
+fail:
+	bkp_ctk_abort(s);
+	return NULL;
+}
+
+void bkp_ctk_ids(const struct bkp_ctk_session *s, char gen[33],
+		 uint32_t *since)
+{
+	bkp_hex(s->c.gen, sizeof(s->c.gen), gen);
+	*since = s->c.epoch;
+}
+
+uint32_t bkp_ctk_epoch(const struct bkp_ctk_session *s)
+{
+	return s->epoch_before;
+}
+
+bool bkp_ctk_changed(const struct bkp_ctk_session *s, uint32_t since,
+		     uint64_t off, uint64_t len)
+{
+	uint64_t first = off / s->c.granule, last;
+
+	if (!len)
+		return false;
+	last = (off + len - 1) / s->c.granule;
+	if (last >= s->c.nmarks)
+		return true;
+	for (uint64_t i = first; i <= last; i++)
+		if (s->c.marks[i] >= since)
+			return true;
+	return false;
+}
+
+bool bkp_ctk_end(struct bkp_ctk_session *s)
+{
+	struct layer_id now[CTK_MAX_LAYERS];
+	bool same = restat(s->paths, s->n, s->ids, now) == 0 &&
+		    same_layers(s->ids, now, s->n, NULL, 0);
+
+	if (!same) {
+		s->c.state = ST_INVALID;
+		(void)ctk_write(s->fd, &s->c, false, false);
+	}
+	bkp_ctk_abort(s);
+	return same;
+}

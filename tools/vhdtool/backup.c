@@ -1,0 +1,567 @@
+/* vhdtool backup: the front end of backup/ (bkp.h).
+ *
+ *   backup init [--chunk-size N] REPO
+ *   backup create [--full] [-p] [--threads N] REPO SOURCE
+ *   backup list [--json] REPO          backup show [--json] REPO ID
+ *   backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID DEST
+ *   backup verify REPO [ID]            backup forget REPO ID
+ *   backup prune --keep-last N ... [--dry-run] REPO
+ *   backup gc [--grace SECONDS] [--dry-run] REPO
+ */
+#include "vhdtool.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup/bkp.h"
+#include "common/util.h"
+
+static int run_backup(int argc, char **argv);
+VHDTOOL_COMMAND(backup, .name = "backup",
+	.usage = "backup init [--chunk-size N] REPO\n"
+		 "backup create [--full] [-p] [--threads N] REPO SOURCE\n"
+		 "backup list [--json] REPO\n"
+		 "backup show [--json] REPO ID|latest\n"
+		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID|latest DEST\n"
+		 "backup verify REPO [ID|latest]\n"
+		 "backup prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] REPO\n"
+		 "backup gc [--grace SECONDS] [--dry-run] REPO\n"
+		 "backup forget REPO ID",
+	.summary = "deduplicating backups of disks: create, list, restore, verify, prune, gc",
+	.run = run_backup)
+
+/* ---- shared helpers ---- */
+
+static struct bkp_repo *open_repo(const char *path)
+{
+	struct bdev_err e = { 0 };
+	struct bkp_repo *r = bkp_open(path, &e);
+
+	if (!r)
+		vt_err(NULL, "%s", e.msg);
+	return r;
+}
+
+static bool parse_count(const char *what, const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 0 || v > 1000000) {
+		vt_err(NULL, "%s '%s' is not a count", what, s);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+struct progress {
+	struct timespec start;
+	bool shown;
+};
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* "  42.0%  512.3 MiB/s  ETA 0:03" on stderr, redrawn in place. */
+static void show_progress(void *opaque, uint64_t done, uint64_t total)
+{
+	struct progress *p = opaque;
+	double secs = since(&p->start), rate = secs > 0 ? (double)done / secs : 0;
+	double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+	long eta = rate > 0 ? (long)((double)(total - done) / rate) : 0;
+
+	fprintf(stderr, "\r%6.1f%%  %8.1f MiB/s  ETA %ld:%02ld ", pct,
+		rate / (1 << 20), eta / 60, eta % 60);
+	p->shown = true;
+}
+
+static void end_progress(struct progress *p)
+{
+	if (p->shown)
+		fputc('\n', stderr);
+}
+
+static void fmt_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* ---- init ---- */
+
+static int cmd_init(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "chunk-size", required_argument, NULL, 'c' }, { 0 }
+	};
+	struct bdev_err e = { 0 };
+	uint64_t cs = 0;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
+		if (c != 'c')
+			return vt_usage(&backup_cmd);
+		if (!vt_parse_size("chunk size", optarg, &cs))
+			return 2;
+		if (cs > BKP_MAX_CHUNK_SIZE) {
+			vt_err(NULL, "chunk size '%s' is too large", optarg);
+			return 2;
+		}
+	}
+	if (argc - optind != 1)
+		return vt_usage(&backup_cmd);
+	if (bkp_init(argv[optind], (uint32_t)cs, &e)) {
+		vt_err(NULL, "%s", e.msg);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- create ---- */
+
+static int cmd_create(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "full", no_argument, NULL, 'f' },
+		{ "progress", no_argument, NULL, 'p' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "no-track", no_argument, NULL, 'n' },
+		{ 0 }
+	};
+	struct bkp_create_opts o = { 0 };
+	struct progress pr = { 0 };
+	struct bdev_err e = { 0 };
+	struct bkp_repo *r;
+	struct bkp_info b;
+	struct bdev *src;
+	char s1[32], s2[32];
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "fpt:", lo, NULL)) != -1) {
+		switch (c) {
+		case 'f': o.full = true; break;
+		case 'n': o.no_track = true; break;
+		case 'p':
+			o.progress = show_progress;
+			o.opaque = &pr;
+			break;
+		case 't':
+			if (!parse_count("thread count", optarg, &o.threads))
+				return 2;
+			break;
+		default:
+			return vt_usage(&backup_cmd);
+		}
+	}
+	if (argc - optind != 2)
+		return vt_usage(&backup_cmd);
+	r = open_repo(argv[optind]);
+	if (!r)
+		return 1;
+	src = vt_open(argv[optind + 1], VT_OPEN_RDONLY | VT_OPEN_RAW_OK);
+	if (!src) {
+		bkp_close(r);
+		return 1;
+	}
+	o.source = argv[optind + 1];
+	clock_gettime(CLOCK_MONOTONIC, &pr.start);
+	rc = bkp_create(r, src, &o, &b, &e);
+	end_progress(&pr);
+	bdev_close(src);
+	bkp_close(r);
+	if (rc) {
+		vt_err(NULL, "%s", e.msg);
+		return 1;
+	}
+	printf("%s\n", b.id);
+	fprintf(stderr, "backup %s: %s%s%s, read %llu of %llu chunks, %llu new (%s stored), %s in %.2f s\n",
+		b.id, b.incremental ? "incremental" : "full",
+		b.reason[0] ? ": " : "", b.reason,
+		(unsigned long long)b.chunks_read, (unsigned long long)b.chunks,
+		(unsigned long long)b.chunks_new,
+		util_fmt_size(b.bytes_stored, s1, sizeof(s1)),
+		util_fmt_size(b.virtual_size, s2, sizeof(s2)), b.seconds);
+	if (!strcmp(b.consistency, "inconsistent"))
+		fprintf(stderr, "vhdtool: warning: %s changed while it was read; the backup is not a point-in-time image\n",
+			argv[optind + 1]);
+	return 0;
+}
+
+/* ---- list, show ---- */
+
+static void print_json(const struct bkp_info *b)
+{
+	char *j = bkp_info_json(b);
+
+	fputs(j ? j : "null", stdout);
+	free(j);
+}
+
+static void print_human(const struct bkp_info *b)
+{
+	char ts[32], s[32];
+
+	fmt_time(b->time, ts, sizeof(ts));
+	printf("id:             %s\n", b->id);
+	printf("source:         %s (%s, disk %s)\n", b->source, b->source_format,
+	       b->disk_id);
+	printf("time:           %s UTC\n", ts);
+	printf("kind:           %s%s%s%s\n", b->incremental ? "incremental of " : "full",
+	       b->incremental ? b->parent : "", b->reason[0] ? ": " : "", b->reason);
+	printf("virtual size:   %s (%llu bytes)\n",
+	       util_fmt_size(b->virtual_size, s, sizeof(s)),
+	       (unsigned long long)b->virtual_size);
+	printf("consistency:    %s\n", b->consistency);
+	printf("chunks:         %llu of %u bytes (%llu zero, %llu read, %llu new)\n",
+	       (unsigned long long)b->chunks, b->chunk_size,
+	       (unsigned long long)b->chunks_zero, (unsigned long long)b->chunks_read,
+	       (unsigned long long)b->chunks_new);
+	printf("stored:         %s new\n", util_fmt_size(b->bytes_stored, s, sizeof(s)));
+	printf("duration:       %.2f s\n", b->seconds);
+	printf("change tracking: %s",
+	       b->ctk_generation[0] ? b->ctk_generation : "none\n");
+	if (b->ctk_generation[0])
+		printf(" since epoch %u\n", b->ctk_since);
+}
+
+static int cmd_list(int argc, char **argv, bool show)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' }, { 0 }
+	};
+	struct bdev_err e = { 0 };
+	struct bkp_repo *r;
+	struct bkp_info *v = NULL, one;
+	bool json = false;
+	size_t n = 0;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "j", lo, NULL)) != -1) {
+		if (c != 'j')
+			return vt_usage(&backup_cmd);
+		json = true;
+	}
+	if (argc - optind != (show ? 2 : 1))
+		return vt_usage(&backup_cmd);
+	r = open_repo(argv[optind]);
+	if (!r)
+		return 1;
+	rc = show ? bkp_show(r, argv[optind + 1], &one, &e) : bkp_list(r, &v, &n, &e);
+	bkp_close(r);
+	if (rc) {
+		vt_err(NULL, "%s", e.msg);
+		return 1;
+	}
+	if (show) {
+		if (json) {
+			print_json(&one);
+			putchar('\n');
+		} else {
+			print_human(&one);
+		}
+		return 0;
+	}
+	if (json) {
+		fputs("[", stdout);
+		for (size_t i = 0; i < n; i++) {
+			fputs(i ? ",\n " : "\n ", stdout);
+			print_json(&v[i]);
+		}
+		fputs(n ? "\n]\n" : "]\n", stdout);
+	} else {
+		printf("%-25s  %-19s  %-11s  %10s  %7s  %10s  %s\n", "ID", "TIME (UTC)",
+		       "KIND", "SIZE", "READ", "STORED", "SOURCE");
+		for (size_t i = 0; i < n; i++) {
+			char ts[32], s1[32], s2[32];
+
+			fmt_time(v[i].time, ts, sizeof(ts));
+			printf("%-25s  %-19s  %-11s  %10s  %7llu  %10s  %s\n", v[i].id,
+			       ts, v[i].incremental ? "incremental" : "full",
+			       util_fmt_size(v[i].virtual_size, s1, sizeof(s1)),
+			       (unsigned long long)v[i].chunks_read,
+			       util_fmt_size(v[i].bytes_stored, s2, sizeof(s2)),
+			       v[i].source);
+		}
+	}
+	free(v);
+	return 0;
+}
+
+/* ---- restore ---- */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && !strcasecmp(s + a - b, suffix);
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "format", required_argument, NULL, 'O' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "progress", no_argument, NULL, 'p' },
+		{ "threads", required_argument, NULL, 't' },
+		{ 0 }
+	};
+	struct bkp_restore_opts o = { .format = -1 };
+	struct progress pr = { 0 };
+	struct bdev_err e = { 0 };
+	struct bkp_repo *r;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "O:fpt:", lo, NULL)) != -1) {
+		switch (c) {
+		case 'O':
+			if (!strcmp(optarg, "raw"))
+				o.format = BKP_OUT_RAW;
+			else if (!strcmp(optarg, "fixed"))
+				o.format = BKP_OUT_FIXED;
+			else if (!strcmp(optarg, "dynamic"))
+				o.format = BKP_OUT_DYNAMIC;
+			else {
+				vt_err(NULL, "unknown output format '%s' (raw, fixed or dynamic)",
+				       optarg);
+				return 2;
+			}
+			break;
+		case 'f': o.overwrite = true; break;
+		case 'p':
+			o.progress = show_progress;
+			o.opaque = &pr;
+			break;
+		case 't':
+			if (!parse_count("thread count", optarg, &o.threads))
+				return 2;
+			break;
+		default:
+			return vt_usage(&backup_cmd);
+		}
+	}
+	if (argc - optind != 3)
+		return vt_usage(&backup_cmd);
+	if (o.format < 0)   /* by the name: *.vhd a dynamic VHD, else raw */
+		o.format = ends_with(argv[optind + 2], ".vhd") ? BKP_OUT_DYNAMIC
+							       : BKP_OUT_RAW;
+	r = open_repo(argv[optind]);
+	if (!r)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &pr.start);
+	rc = bkp_restore(r, argv[optind + 1], argv[optind + 2], &o, &e);
+	end_progress(&pr);
+	bkp_close(r);
+	if (rc) {
+		vt_err(NULL, "restore failed, %s not written: %s", argv[optind + 2],
+		       e.msg);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- verify ---- */
+
+static void print_line(void *opaque, const char *msg)
+{
+	(void)opaque;
+	printf("%s\n", msg);
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "threads", required_argument, NULL, 't' }, { 0 }
+	};
+	struct bkp_verify_result res;
+	struct bdev_err e = { 0 };
+	struct bkp_repo *r;
+	int c, threads = 0, rc;
+	char s[32];
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:", lo, NULL)) != -1) {
+		if (c != 't' || !parse_count("thread count", optarg, &threads))
+			return c == 't' ? 2 : vt_usage(&backup_cmd);
+	}
+	if (argc - optind != 1 && argc - optind != 2)
+		return vt_usage(&backup_cmd);
+	r = open_repo(argv[optind]);
+	if (!r)
+		return 2;
+	rc = bkp_verify(r, argc - optind == 2 ? argv[optind + 1] : NULL, threads,
+			print_line, NULL, &res, &e);
+	bkp_close(r);
+	if (rc) {
+		vt_err(NULL, "%s", e.msg);
+		return 2;
+	}
+	printf("%s: %llu backups (%llu damaged), %llu chunks (%llu damaged or missing), %s read\n",
+	       res.backups_damaged || res.chunks_damaged ? "damaged" : "ok",
+	       (unsigned long long)res.backups,
+	       (unsigned long long)res.backups_damaged,
+	       (unsigned long long)res.chunks,
+	       (unsigned long long)res.chunks_damaged,
+	       util_fmt_size(res.bytes, s, sizeof(s)));
+	return res.backups_damaged || res.chunks_damaged ? 1 : 0;
+}
+
+/* ---- prune, forget, gc ---- */
+
+static void print_prune(void *opaque, const struct bkp_info *b, bool keep,
+			const char *why)
+{
+	const bool *dry = opaque;
+	char ts[32];
+
+	fmt_time(b->time, ts, sizeof(ts));
+	printf("%-13s %s  %s  %s  (%s)\n",
+	       keep ? "keep" : *dry ? "would remove" : "remove", b->id, ts,
+	       b->source, why);
+}
+
+static int cmd_prune(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "keep-last", required_argument, NULL, 'l' },
+		{ "keep-daily", required_argument, NULL, 'd' },
+		{ "keep-weekly", required_argument, NULL, 'w' },
+		{ "keep-monthly", required_argument, NULL, 'm' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ 0 }
+	};
+	struct bkp_prune_opts o = { 0 };
+	struct bdev_err e = { 0 };
+	struct bkp_repo *r;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "n", lo, NULL)) != -1) {
+		int *dst = c == 'l' ? &o.keep_last : c == 'd' ? &o.keep_daily :
+			   c == 'w' ? &o.keep_weekly : c == 'm' ? &o.keep_monthly : NULL;
+
+		if (c == 'n')
+			o.dry_run = true;
+		else if (!dst)
+			return vt_usage(&backup_cmd);
+		else if (!parse_count(lo[strchr("ldwm", c) - "ldwm"].name, optarg, dst))
+			return 2;
+	}
+	if (argc - optind != 1)
+		return vt_usage(&backup_cmd);
+	r = open_repo(argv[optind]);
+	if (!r)
+		return 1;
+	rc = bkp_prune(r, &o, print_prune, &o.dry_run, &e);
+	bkp_close(r);
+	if (rc) {
+		vt_err(NULL, "%s", e.msg);
+		return rc == -EINVAL ? 2 : 1;
+	}
+	return 0;
+}
+
+static int cmd_forget(int argc, char **argv)
+{
+	struct bdev_err e = { 0 };
+	struct bkp_repo *r;
+	int rc;
+
+	if (argc != 3)
+		return vt_usage(&backup_cmd);
+	r = open_repo(argv[1]);
+	if (!r)
+		return 1;
+	rc = bkp_forget(r, argv[2], &e);
+	bkp_close(r);
+	if (rc)
+		vt_err(NULL, "%s", e.msg);
+	return rc ? 1 : 0;
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "grace", required_argument, NULL, 'g' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ 0 }
+	};
+	struct bkp_gc_opts o = { .grace = -1 };
+	struct bkp_gc_result res;
+	struct bdev_err e = { 0 };
+	struct bkp_repo *r;
+	char s[32];
+	int c, g, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "n", lo, NULL)) != -1) {
+		if (c == 'n')
+			o.dry_run = true;
+		else if (c == 'g' && parse_count("grace", optarg, &g))
+			o.grace = g;
+		else
+			return c == 'g' ? 2 : vt_usage(&backup_cmd);
+	}
+	if (argc - optind != 1)
+		return vt_usage(&backup_cmd);
+	r = open_repo(argv[optind]);
+	if (!r)
+		return 1;
+	rc = bkp_gc(r, &o, &res, &e);
+	bkp_close(r);
+	if (rc) {
+		vt_err(NULL, "%s", e.msg);
+		return 1;
+	}
+	printf("gc: %llu chunks, %s %llu (%s), kept %llu unreferenced within the grace period, %llu temporary files %s\n",
+	       (unsigned long long)res.chunks, o.dry_run ? "would remove" : "removed",
+	       (unsigned long long)res.removed,
+	       util_fmt_size(res.bytes_removed, s, sizeof(s)),
+	       (unsigned long long)res.kept_grace,
+	       (unsigned long long)res.tmp_removed,
+	       o.dry_run ? "to remove" : "removed");
+	return 0;
+}
+
+static int run_backup(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} subs[] = {
+		{ "init", cmd_init }, { "create", cmd_create },
+		{ "restore", cmd_restore }, { "verify", cmd_verify },
+		{ "prune", cmd_prune }, { "gc", cmd_gc }, { "forget", cmd_forget },
+	};
+
+	if (argc < 2)
+		return vt_usage(&backup_cmd);
+	if (!strcmp(argv[1], "list"))
+		return cmd_list(argc - 1, argv + 1, false);
+	if (!strcmp(argv[1], "show"))
+		return cmd_list(argc - 1, argv + 1, true);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(subs); i++)
+		if (!strcmp(argv[1], subs[i].name))
+			return subs[i].fn(argc - 1, argv + 1);
+	vt_err(NULL, "unknown backup command '%s' (see vhdtool backup --help)",
+	       argv[1]);
+	return 2;
+}
