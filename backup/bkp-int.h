@@ -149,7 +149,8 @@ struct timespec bkp_now_coarse(void);
 void bkp_settle(struct timespec t);
 int bkp_ts_cmp(struct timespec a, struct timespec b);
 
-int bkp_online_cpus(void);
+/* Worker threads when the caller does not say: 2 per CPU, 4 to 64. */
+int bkp_default_threads(void);
 /* Write a whole small file atomically (temporary name, fsync, rename,
  * directory fsync). */
 int bkp_write_file(const char *path, const void *data, size_t len,

@@ -98,7 +98,7 @@ struct bkp_create_opts {
 	const char *source;       /* path of src: recorded; SOURCE.ctk beside it */
 	bool full;                /* read everything even with valid tracking */
 	bool no_track;            /* do not create or use SOURCE.ctk */
-	int threads;              /* 0: one per online CPU */
+	int threads;              /* 0: two per online CPU (at least 4) */
 	bkp_progress_fn progress; /* called from the calling thread */
 	void *opaque;
 };

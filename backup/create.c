@@ -169,7 +169,7 @@ static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
 	int started = 0;
 
 	if (threads <= 0)
-		threads = bkp_online_cpus();
+		threads = bkp_default_threads();
 	if ((uint64_t)threads > j->n)
 		threads = j->n ? (int)j->n : 1;
 	if (threads > 64)

@@ -65,7 +65,7 @@ static int run_checks(struct vjob *j, int threads)
 	int started = 0;
 
 	if (threads <= 0)
-		threads = bkp_online_cpus();
+		threads = bkp_default_threads();
 	if (threads > 64)
 		threads = 64;
 	for (; started < threads; started++)
