@@ -398,7 +398,7 @@ static int sweep_dir(struct bkp_repo *r, int i, struct timespec cutoff,
 		    bkp_unhex(de->d_name, dg, BKP_DIGEST))
 			continue;
 		res->chunks++;
-		if (bsearch(dg, ref, nref, BKP_DIGEST, bkp_digest_cmp))
+		if (nref && bsearch(dg, ref, nref, BKP_DIGEST, bkp_digest_cmp))
 			continue;
 		p = bkp_path(r, "%s/%s", sub, de->d_name);
 		if (!p || stat(p, &st) < 0) {

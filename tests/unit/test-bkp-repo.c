@@ -1,0 +1,463 @@
+/* The repository through the library: full and incremental backups of raw
+ * files (deduplication and counts), restore byte for byte, verify naming
+ * damage, the prune rules on synthetic times, and gc's grace rule with a
+ * registered running backup. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup/bkp-int.h"
+#include "common/util.h"
+
+#define KiB 1024u
+#define MiB (1024u * 1024u)
+
+struct fx {
+	char dir[64];
+	char repo[128];
+	char src[128];
+	struct bkp_repo *r;
+};
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		p[i] = (uint8_t)seed;
+	}
+}
+
+static void write_at(const char *path, uint64_t off, size_t len, uint64_t seed)
+{
+	uint8_t *buf = malloc(len);
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+
+	assert_true(fd >= 0);
+	fill(buf, len, seed);
+	assert_int_equal(util_pwrite_full(fd, buf, len, off), 0);
+	close(fd);
+	free(buf);
+}
+
+static struct fx *make(uint32_t chunk)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct bdev_err e = { 0 };
+
+	strcpy(f->dir, "/tmp/test-bkp-repo-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
+	snprintf(f->src, sizeof(f->src), "%s/disk.raw", f->dir);
+	if (bkp_init(f->repo, chunk, &e))
+		fail_msg("init: %s", e.msg);
+	f->r = bkp_open(f->repo, &e);
+	if (!f->r)
+		fail_msg("open: %s", e.msg);
+	return f;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[200];
+
+	bkp_close(f->r);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static int setup_small(void **state)
+{
+	*state = make(64 * KiB);
+	return 0;
+}
+
+static int setup_default(void **state)
+{
+	*state = make(0);
+	return 0;
+}
+
+static void backup(struct fx *f, bool full, struct bkp_info *out)
+{
+	struct bdev_err e = { 0 };
+	struct bdev *b = bdev_file_open(f->src, BDEV_OPEN_RDONLY, &e);
+	struct bkp_create_opts o = { .source = f->src, .full = full, .threads = 3 };
+
+	assert_non_null(b);
+	if (bkp_create(f->r, b, &o, out, &e))
+		fail_msg("create: %s", e.msg);
+	bdev_close(b);
+}
+
+static void files_equal(const char *a, const char *b)
+{
+	char *x, *y;
+	size_t nx, ny;
+
+	assert_int_equal(bkp_read_file(a, 1u << 30, &x, &nx), 0);
+	assert_int_equal(bkp_read_file(b, 1u << 30, &y, &ny), 0);
+	assert_int_equal(nx, ny);
+	assert_memory_equal(x, y, nx);
+	free(x);
+	free(y);
+}
+
+static uint64_t count_chunk_files(const struct fx *f)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < 256; i++) {
+		char d[200];
+		DIR *dd;
+
+		snprintf(d, sizeof(d), "%s/chunks/%02x", f->repo, i);
+		dd = opendir(d);
+		assert_non_null(dd);
+		for (struct dirent *de; (de = readdir(dd)); )
+			n += de->d_name[0] != '.';
+		closedir(dd);
+	}
+	return n;
+}
+
+/* 3 MiB + 1000 bytes: random, a duplicate of an earlier chunk, zeros, an
+ * odd tail; chunk size 64 KiB. */
+static void test_full_dedup_restore(void **state)
+{
+	struct fx *f = *state;
+	struct bkp_restore_opts ro = { .format = BKP_OUT_RAW };
+	struct bdev_err e = { 0 };
+	struct bkp_info b, c;
+	char out[200];
+	uint8_t *blk = malloc(64 * KiB);
+	int fd;
+
+	write_at(f->src, 0, 1 * MiB, 1);                 /* 16 chunks */
+	fill(blk, 64 * KiB, 1);                           /* = chunk 0 */
+	fd = open(f->src, O_WRONLY);
+	assert_int_equal(util_pwrite_full(fd, blk, 64 * KiB, 2 * MiB), 0);
+	close(fd);
+	free(blk);
+	write_at(f->src, 3 * MiB, 1000, 2);               /* short tail */
+	backup(f, false, &b);
+	assert_int_equal(b.chunks, 49);
+	assert_int_equal(b.chunks_zero, 49 - 16 - 1 - 1);
+	assert_int_equal(b.chunks_new, 17);               /* the duplicate once */
+	assert_false(b.incremental);
+	assert_int_equal(b.virtual_size, 3 * MiB + 1000);
+	assert_int_equal(count_chunk_files(f), 17);
+	assert_string_equal(b.consistency, "offline");
+
+	snprintf(out, sizeof(out), "%s/out.raw", f->dir);
+	if (bkp_restore(f->r, b.id, out, &ro, &e))
+		fail_msg("restore: %s", e.msg);
+	files_equal(f->src, out);
+	/* Not over an existing file, unless asked. */
+	assert_int_equal(bkp_restore(f->r, b.id, out, &ro, &e), -EEXIST);
+	ro.overwrite = true;
+	assert_int_equal(bkp_restore(f->r, "latest", out, &ro, &e), 0);
+	files_equal(f->src, out);
+	/* A VHD must be a multiple of 512 bytes. */
+	ro.format = BKP_OUT_DYNAMIC;
+	snprintf(out, sizeof(out), "%s/out.vhd", f->dir);
+	assert_int_equal(bkp_restore(f->r, b.id, out, &ro, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "-O raw"));
+	assert_int_equal(access(out, F_OK), -1);
+
+	/* The same data again: all deduplicated, nothing new. */
+	backup(f, true, &c);
+	assert_int_equal(c.chunks_new, 0);
+	assert_int_equal(c.bytes_stored, 0);
+	assert_int_equal(count_chunk_files(f), 17);
+	assert_string_equal(c.reason, "full backup requested");
+}
+
+/* 32 MiB raw at 4 MiB chunks: writes through a tracked bdev in 2 chunks
+ * make the next backup read exactly those 2. */
+static void test_incremental_reads_changed(void **state)
+{
+	struct fx *f = *state;
+	struct bkp_restore_opts ro = { .format = BKP_OUT_RAW };
+	struct bdev_err e = { 0 };
+	struct bkp_info a, b;
+	struct bkp_track *t;
+	struct bdev *w;
+	char out[200];
+	uint8_t buf[512];
+
+	write_at(f->src, 0, 32 * MiB, 5);
+	backup(f, false, &a);
+	assert_int_equal(a.chunks_read, 8);
+	assert_non_null(strstr(a.reason, "first backup"));
+
+	w = bdev_file_open(f->src, 0, &e);
+	assert_non_null(w);
+	t = bkp_track_attach(w, f->src, &e);
+	if (!t)
+		fail_msg("attach: %s", e.msg);
+	memset(buf, 0xee, sizeof(buf));
+	assert_int_equal(bdev_write(w, buf, 9 * MiB, sizeof(buf), 0), 0);
+	assert_int_equal(bdev_write(w, buf, 31 * MiB, sizeof(buf), 0), 0);
+	bdev_close(w);
+	assert_int_equal(bkp_track_close(t, &e), 0);
+
+	backup(f, false, &b);
+	assert_true(b.incremental);
+	assert_string_equal(b.parent, a.id);
+	assert_int_equal(b.chunks_read, 2);
+	assert_int_equal(b.chunks_new, 2);
+	snprintf(out, sizeof(out), "%s/out.raw", f->dir);
+	assert_int_equal(bkp_restore(f->r, b.id, out, &ro, &e), 0);
+	files_equal(f->src, out);
+}
+
+struct lines {
+	char text[8192];
+};
+
+static void collect(void *opaque, const char *msg)
+{
+	struct lines *l = opaque;
+	size_t n = strlen(l->text);
+
+	snprintf(l->text + n, sizeof(l->text) - n, "%s\n", msg);
+}
+
+static void test_verify_names_damage(void **state)
+{
+	struct fx *f = *state;
+	struct bkp_verify_result res;
+	struct bdev_err e = { 0 };
+	struct bkp_info a, b;
+	struct lines l = { "" };
+	char path[PATH_MAX], hex[65], needle[120];
+	struct bkp_index x;
+	int fd;
+
+	write_at(f->src, 0, 256 * KiB, 11);
+	backup(f, false, &a);
+	write_at(f->src, 0, 64 * KiB, 12);     /* chunk 0 differs in b */
+	backup(f, false, &b);
+	assert_int_equal(bkp_verify(f->r, NULL, 2, collect, &l, &res, &e), 0);
+	assert_int_equal(res.backups_damaged + res.chunks_damaged, 0);
+	assert_int_equal(res.chunks, 5);
+
+	/* Damage a's chunk 0 (only a has it). */
+	assert_int_equal(bkp_index_read(f->r, a.id, a.index_sha256, &x, path,
+					sizeof(path)), 0);
+	bkp_chunk_path(f->r, x.d[0], path, sizeof(path));
+	bkp_hex(x.d[0], BKP_DIGEST, hex);
+	bkp_index_free(&x);
+	fd = open(path, O_WRONLY);
+	assert_int_equal(util_pwrite_full(fd, "\x01", 1, 1000), 0);
+	close(fd);
+	assert_int_equal(bkp_verify(f->r, NULL, 2, collect, &l, &res, &e), 0);
+	assert_int_equal(res.chunks_damaged, 1);
+	assert_int_equal(res.backups_damaged, 1);
+	snprintf(needle, sizeof(needle), "chunk %s: payload checksum mismatch", hex);
+	assert_non_null(strstr(l.text, needle));
+	snprintf(needle, sizeof(needle), "backup %s: 1 of 4 chunks", a.id);
+	assert_non_null(strstr(l.text, needle));
+	assert_null(strstr(l.text, b.id));
+	/* Verifying b alone finds nothing. */
+	l.text[0] = '\0';
+	assert_int_equal(bkp_verify(f->r, b.id, 2, collect, &l, &res, &e), 0);
+	assert_int_equal(res.backups_damaged + res.chunks_damaged, 0);
+	assert_string_equal(l.text, "");
+}
+
+/* Times in UTC: 2025-03-03 (Monday) 10:00 and back. */
+static void test_prune_rules(void **state)
+{
+	const int64_t day = 86400, t0 = 1740996000;
+	int64_t t[12];
+	bool keep[12];
+	char why[12][64];
+	struct bkp_prune_opts o = { 0 };
+
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	/* Newest first: two today, one a day for 5 days, then weekly. */
+	t[0] = t0;
+	t[1] = t0 - 3600;
+	for (int i = 2; i < 7; i++)
+		t[i] = t0 - (i - 1) * day;
+	for (int i = 7; i < 12; i++)
+		t[i] = t0 - (i - 1) * 7 * day;
+	o.keep_last = 1;
+	bkp_prune_select(t, 12, &o, keep, why);
+	assert_true(keep[0]);
+	for (int i = 1; i < 12; i++)
+		assert_false(keep[i]);
+	assert_string_equal(why[0], "last");
+
+	o.keep_last = 0;
+	o.keep_daily = 3;
+	bkp_prune_select(t, 12, &o, keep, why);
+	/* Newest of today, yesterday, the day before. */
+	assert_true(keep[0] && !keep[1] && keep[2] && keep[3] && !keep[4]);
+	assert_string_equal(why[2], "daily");
+
+	o.keep_daily = 0;
+	o.keep_weekly = 2;
+	bkp_prune_select(t, 12, &o, keep, why);
+	/* Monday t0 is alone in its ISO week; the next week's newest is
+	 * Sunday (t[2]). */
+	assert_true(keep[0] && !keep[1] && keep[2]);
+	for (int i = 3; i < 12; i++)
+		assert_false(keep[i]);
+
+	o.keep_weekly = 0;
+	o.keep_monthly = 2;
+	bkp_prune_select(t, 12, &o, keep, why);
+	/* The newest of March (t0) and the newest of February. */
+	int febs = 0, kept = 0;
+	for (int i = 0; i < 12; i++) {
+		kept += keep[i];
+		if (keep[i] && i)
+			febs++;
+	}
+	assert_true(keep[0]);
+	assert_int_equal(kept, 2);
+	assert_int_equal(febs, 1);
+	for (int i = 0; i < 12; i++)
+		if (keep[i] && i) {
+			time_t tt = (time_t)t[i];
+			struct tm tm;
+
+			gmtime_r(&tt, &tm);
+			assert_int_equal(tm.tm_mon, 1);   /* February */
+			for (int k = 0; k < i; k++) {
+				time_t tk = (time_t)t[k];
+
+				gmtime_r(&tk, &tm);
+				assert_int_equal(tm.tm_mon, 2);   /* newer: March */
+			}
+		}
+	o.keep_monthly = 0;
+	o.keep_last = 2;
+	o.keep_daily = 2;
+	bkp_prune_select(t, 12, &o, keep, why);
+	assert_string_equal(why[0], "last, daily");
+	assert_string_equal(why[1], "last");
+	assert_string_equal(why[2], "daily");
+}
+
+static void sleep_tick(void)
+{
+	struct timespec d = { 0, 30 * 1000 * 1000 };
+
+	nanosleep(&d, NULL);
+}
+
+/* gc: unreferenced chunks go, except those a running backup touched
+ * after its registration; a dead backup's registration is removed. */
+static void test_gc_grace_rule(void **state)
+{
+	struct fx *f = *state;
+	struct bkp_gc_opts go = { .grace = 0 };
+	struct bkp_gc_result res;
+	struct bdev_err e = { 0 };
+	struct bkp_info a;
+	struct bkp_index x;
+	struct bkp_store st;
+	uint8_t dirs[256] = { 0 };
+	char why[200], wpath[200];
+	int wfd, dead;
+
+	write_at(f->src, 0, 512 * KiB, 21);                 /* 8 chunks */
+	backup(f, false, &a);
+	assert_int_equal(bkp_index_read(f->r, a.id, NULL, &x, why, sizeof(why)), 0);
+	assert_int_equal(bkp_forget(f->r, a.id, &e), 0);
+	sleep_tick();
+
+	/* A dead backup (registration lock released) and a live one. */
+	dead = bkp_writer_register(f->r, "20000101T000000Z-00000000",
+				   (struct timespec){ 1, 0 }, &e);
+	assert_true(dead >= 0);
+	close(dead);
+	wfd = bkp_writer_register(f->r, "20990101T000000Z-11111111",
+				  bkp_now_coarse(), &e);
+	assert_true(wfd >= 0);
+	/* The live backup uses chunks 0 and 1 (dedup): it touches them. */
+	assert_int_equal(bkp_store_init(&st, f->r, dirs, &e), 0);
+	assert_int_equal(bkp_store_touch(&st, x.d[0]), 0);
+	assert_int_equal(bkp_store_touch(&st, x.d[1]), 0);
+	bkp_store_fini(&st);
+
+	assert_int_equal(bkp_gc(f->r, &go, &res, &e), 0);
+	assert_int_equal(res.chunks, 8);
+	assert_int_equal(res.removed, 6);
+	assert_int_equal(res.kept_grace, 2);
+	assert_int_equal(count_chunk_files(f), 2);
+	snprintf(wpath, sizeof(wpath), "%s/writers/20000101T000000Z-00000000",
+		 f->repo);
+	assert_int_equal(access(wpath, F_OK), -1);   /* dead one removed */
+
+	/* Once the backup is gone, the rest goes too. */
+	bkp_writer_unregister(f->r, "20990101T000000Z-11111111", wfd);
+	sleep_tick();
+	assert_int_equal(bkp_gc(f->r, &go, &res, &e), 0);
+	assert_int_equal(res.removed, 2);
+	assert_int_equal(count_chunk_files(f), 0);
+	/* The default grace keeps young garbage. */
+	backup(f, false, &a);
+	assert_int_equal(bkp_forget(f->r, a.id, &e), 0);
+	go.grace = -1;
+	assert_int_equal(bkp_gc(f->r, &go, &res, &e), 0);
+	assert_int_equal(res.removed, 0);
+	assert_int_equal(res.kept_grace, 8);
+	bkp_index_free(&x);
+}
+
+static void test_open_errors(void **state)
+{
+	struct fx *f = *state;
+	struct bdev_err e = { 0 };
+	char p[200];
+	int fd;
+
+	assert_null(bkp_open(f->dir, &e));
+	assert_non_null(strstr(e.msg, "not a backup repository"));
+	assert_int_equal(bkp_init(f->repo, 0, &e), -EEXIST);
+	snprintf(p, sizeof(p), "%s/other", f->dir);
+	assert_int_equal(bkp_init(p, 3000, &e), -EINVAL);
+	snprintf(p, sizeof(p), "%s/repo.json", f->repo);
+	fd = open(p, O_WRONLY | O_TRUNC);
+	assert_int_equal(util_pwrite_full(fd, "{\"format\": \"vhdstack-backup\", \"version\": 9}", 43, 0), 0);
+	close(fd);
+	assert_null(bkp_open(f->repo, &e));
+	assert_non_null(strstr(e.msg, "version 9 is not supported"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_full_dedup_restore, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_incremental_reads_changed, setup_default, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_names_damage, setup_small, teardown),
+		cmocka_unit_test(test_prune_rules),
+		cmocka_unit_test_setup_teardown(test_gc_grace_rule, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_open_errors, setup_small, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
