@@ -377,6 +377,7 @@ static int sweep_dir(struct bkp_repo *r, int i, struct timespec cutoff,
 		     size_t nref, struct bkp_gc_result *res, struct bdev_err *e)
 {
 	char sub[16], pre[3];
+	uint64_t gone = res->removed + res->tmp_removed;
 	char *dir;
 	DIR *d;
 	int lfd;
@@ -418,7 +419,7 @@ static int sweep_dir(struct bkp_repo *r, int i, struct timespec cutoff,
 	close(lfd);
 	sweep_tmp(r, sub, cutoff, o->dry_run, res);
 	free(dir);
-	if (!o->dry_run) {
+	if (!o->dry_run && res->removed + res->tmp_removed != gone) {
 		/* util_fsync_dir syncs the directory holding its argument. */
 		char *child = bkp_path(r, "%s/.", sub);
 

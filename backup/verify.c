@@ -15,6 +15,8 @@
 
 struct vchunk {
 	uint8_t d[BKP_DIGEST];
+	bool referenced;         /* by a backup (else only found on disk) */
+	bool gone;               /* unreferenced and removed meanwhile (gc) */
 	char *why;               /* NULL: intact */
 };
 
@@ -51,7 +53,9 @@ static void *vworker(void *arg)
 		n = bkp_chunk_load(j->r, j->c[i].d, buf, j->r->chunk_size, fbuf,
 				   &stored, why, sizeof(why));
 		__atomic_fetch_add(&j->bytes, stored, __ATOMIC_RELAXED);
-		if (n < 0)
+		if (n == -ENOENT && !j->c[i].referenced)
+			j->c[i].gone = true;    /* garbage a gc just removed */
+		else if (n < 0)
 			j->c[i].why = strdup(why);
 	}
 	free(buf);
@@ -85,7 +89,8 @@ static int cmp_vchunk(const void *a, const void *b)
 }
 
 /* Append digest d to the growing array. */
-static int push(struct vchunk **v, size_t *n, size_t *cap, const uint8_t *d)
+static int push(struct vchunk **v, size_t *n, size_t *cap, const uint8_t *d,
+		bool referenced)
 {
 	if (*n == *cap) {
 		size_t nc = *cap ? 2 * *cap : 1024;
@@ -97,6 +102,8 @@ static int push(struct vchunk **v, size_t *n, size_t *cap, const uint8_t *d)
 		*cap = nc;
 	}
 	memcpy((*v)[*n].d, d, BKP_DIGEST);
+	(*v)[*n].referenced = referenced;
+	(*v)[*n].gone = false;
 	(*v)[*n].why = NULL;
 	(*n)++;
 	return 0;
@@ -123,7 +130,7 @@ static int walk_chunks(const struct bkp_repo *r, struct vchunk **v,
 			if (strncmp(de->d_name, pre, 2) ||
 			    bkp_unhex(de->d_name, dg, BKP_DIGEST))
 				continue;
-			if (push(v, n, cap, dg)) {
+			if (push(v, n, cap, dg, false)) {
 				closedir(d);
 				return -ENOMEM;
 			}
@@ -207,7 +214,7 @@ int bkp_verify(struct bkp_repo *r, const char *id, int threads,
 		snprintf(bk[nb].id, sizeof(bk[nb].id), "%s", ids[i]);
 		for (uint64_t k = 0; k < bk[nb].x.n; k++)
 			if (!bkp_digest_is_zero(bk[nb].x.d[k]) &&
-			    push(&c, &nc, &cap, bk[nb].x.d[k]))
+			    push(&c, &nc, &cap, bk[nb].x.d[k], true))
 				goto nomem;
 		nb++;
 	}
@@ -216,23 +223,27 @@ int bkp_verify(struct bkp_repo *r, const char *id, int threads,
 		goto nomem;
 	if (nc)
 		qsort(c, nc, sizeof(*c), cmp_vchunk);
-	for (size_t i = 0; i < nc; i++)
+	for (size_t i = 0; i < nc; i++) {
 		if (!u || memcmp(c[u - 1].d, c[i].d, BKP_DIGEST))
 			c[u++] = c[i];
+		else
+			c[u - 1].referenced |= c[i].referenced;
+	}
 	j.c = c;
 	j.n = u;
 	if (run_checks(&j, threads)) {
 		rc = bdev_err_set(e, EAGAIN, "cannot start worker threads");
 		goto out;
 	}
-	res->chunks = u;
 	res->bytes = j.bytes;
-	for (size_t i = 0; i < u; i++)
+	for (size_t i = 0; i < u; i++) {
+		res->chunks += !c[i].gone;
 		if (c[i].why) {
 			bkp_hex(c[i].d, BKP_DIGEST, hex);
 			reportf(report, opaque, "chunk %s: %s", hex, c[i].why);
 			res->chunks_damaged++;
 		}
+	}
 	for (size_t i = 0; i < nb; i++) {
 		uint64_t bad = 0, first = 0;
 
