@@ -428,6 +428,64 @@ static void test_gc_grace_rule(void **state)
 	bkp_index_free(&x);
 }
 
+/* A disk whose first read also changes the file behind it, like a foreign
+ * writer during the backup. */
+struct meddling {
+	struct bdev b;
+	struct bdev *inner;
+	const char *path;
+	bool done;
+};
+
+static int med_read(struct bdev *b, void *buf, uint64_t off, size_t len)
+{
+	struct meddling *m = (struct meddling *)b;
+
+	if (!__atomic_exchange_n(&m->done, true, __ATOMIC_SEQ_CST)) {
+		int fd = open(m->path, O_WRONLY);
+
+		assert_int_equal(util_pwrite_full(fd, "meddle", 6, 12345), 0);
+		close(fd);
+	}
+	return bdev_read(m->inner, buf, off, len);
+}
+
+static void med_close(struct bdev *b)
+{
+	bdev_fini(b);
+}
+
+static const struct bdev_ops med_ops = {
+	.kind = "meddling", .read = med_read, .close = med_close,
+};
+
+static void test_changed_during_backup(void **state)
+{
+	struct fx *f = *state;
+	struct bkp_create_opts o = { .source = f->src, .full = true };
+	struct bdev_err e = { 0 };
+	struct meddling m = { .path = f->src };
+	struct bkp_info a, b;
+
+	write_at(f->src, 0, 1 * MiB, 31);
+	backup(f, false, &a);                     /* creates the .ctk */
+	assert_string_equal(a.consistency, "offline");
+	m.inner = bdev_file_open(f->src, BDEV_OPEN_RDONLY, &e);
+	assert_non_null(m.inner);
+	assert_int_equal(bdev_init(&m.b, &med_ops, f->src, m.inner->size, 512, true), 0);
+	if (bkp_create(f->r, &m.b, &o, &b, &e))
+		fail_msg("create: %s", e.msg);
+	bdev_close(&m.b);
+	bdev_close(m.inner);
+	assert_string_equal(b.consistency, "inconsistent");
+	assert_string_equal(b.ctk_generation, "");
+	/* The tracking file no longer vouches for anything. */
+	backup(f, false, &b);
+	assert_false(b.incremental);
+	assert_non_null(strstr(b.reason, "changed while a backup read it"));
+	assert_string_equal(b.consistency, "offline");
+}
+
 static void test_open_errors(void **state)
 {
 	struct fx *f = *state;
@@ -456,6 +514,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_names_damage, setup_small, teardown),
 		cmocka_unit_test(test_prune_rules),
 		cmocka_unit_test_setup_teardown(test_gc_grace_rule, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_changed_during_backup, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup_small, teardown),
 	};
 

@@ -1,7 +1,7 @@
 /* vhdtool backup: the front end of backup/ (bkp.h).
  *
  *   backup init [--chunk-size N] REPO
- *   backup create [--full] [-p] [--threads N] REPO SOURCE
+ *   backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE
  *   backup list [--json] REPO          backup show [--json] REPO ID
  *   backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID DEST
  *   backup verify REPO [ID]            backup forget REPO ID
@@ -23,7 +23,7 @@
 static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
 	.usage = "backup init [--chunk-size N] REPO\n"
-		 "backup create [--full] [-p] [--threads N] REPO SOURCE\n"
+		 "backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE\n"
 		 "backup list [--json] REPO\n"
 		 "backup show [--json] REPO ID|latest\n"
 		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID|latest DEST\n"
