@@ -352,7 +352,7 @@ static bool ctk_valid(const struct ctk *c, const struct layer_id *ids,
 		return false;
 	}
 	if (c->state != ST_CLEAN) {
-		snprintf(why, wl, "change tracking invalid: the image changed while a backup read it");
+		snprintf(why, wl, "change tracking invalid: the image changed while a backup read it, or a parent changed under a writer");
 		return false;
 	}
 	if (c->stale) {
@@ -599,7 +599,11 @@ int bkp_track_close(struct bkp_track *t, struct bdev_err *e)
 		}
 	pthread_mutex_unlock(&reg_lock);
 	r = restat(t->paths, t->c.nlayers, t->c.layer, now);
-	if (!r && !__atomic_load_n(&t->overflow, __ATOMIC_RELAXED)) {
+	/* Only the leaf's writes were seen: a parent that changed meanwhile
+	 * (a tool that opened it read-write too) changed what the disk
+	 * reads without a record. */
+	if (!r && !__atomic_load_n(&t->overflow, __ATOMIC_RELAXED) &&
+	    same_layers(t->c.layer + 1, now + 1, t->c.nlayers - 1, NULL, 0)) {
 		memcpy(t->c.layer, now, sizeof(now[0]) * t->c.nlayers);
 		t->c.state = ST_CLEAN;
 	} else {

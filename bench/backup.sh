@@ -42,7 +42,7 @@ half=$((SIZE_MIB / 2))
 head -c $((half * M)) /dev/urandom >"$disk"
 head -c $(((SIZE_MIB - half) * M)) /dev/zero >>"$disk"
 nchunks=$((SIZE_MIB / 4))
-changed=$(( (nchunks + 9) / 10 ))
+changed=$((nchunks / 10))
 # The change: new data for chunks 0, 10, 20, ...; and the original bytes
 # to undo it between tools.
 for k in $(seq 0 $((changed - 1))); do

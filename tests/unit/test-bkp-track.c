@@ -277,6 +277,25 @@ static void test_chain_parent_change(void **state)
 	close(fd);
 	assert_false(backup_view(child, true, gen, NULL, why, sizeof(why), NULL));
 	assert_non_null(strstr(why, "a parent image"));
+
+	/* The parent changes while a writer of the child has it open. */
+	{
+		struct vhd_open_opts o = { 0 };
+		struct bdev *b = vhd_open(child, &o, &e);
+		struct bkp_track *t;
+
+		assert_non_null(b);
+		t = bkp_track_attach(b, child, &e);
+		assert_non_null(t);
+		assert_int_equal(bdev_write(b, "w", 1, 0, 0), 0);
+		fd = open(base, O_WRONLY);
+		assert_int_equal(util_pwrite_full(fd, "\1", 1, 511), 0);
+		close(fd);
+		bdev_close(b);
+		assert_int_equal(bkp_track_close(t, &e), 0);
+	}
+	assert_false(backup_view(child, true, gen, NULL, why, sizeof(why), NULL));
+	assert_non_null(strstr(why, "a parent changed under a writer"));
 }
 
 static void test_size_change(void **state)
