@@ -75,9 +75,8 @@ struct bkp_store {
 	int lockfd;           /* chunks.lock, held shared around each insert */
 	uint8_t *enc;         /* encode buffer */
 	size_t enccap;
-	uint8_t *dirs_touched; /* 256 flags: chunk subdirectories written */
 };
-int bkp_store_init(struct bkp_store *s, struct bkp_repo *r, uint8_t *dirs,
+int bkp_store_init(struct bkp_store *s, struct bkp_repo *r,
 		   struct bdev_err *e);
 void bkp_store_fini(struct bkp_store *s);
 /* Make sure chunk d (content data) is in the repository: an intact
@@ -88,13 +87,13 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 		  struct bdev_err *e);
 /* Touch chunk d if an intact file exists: 0, or -ENOENT to store it. */
 int bkp_store_touch(struct bkp_store *s, const uint8_t d[BKP_DIGEST]);
-/* fsync each chunk subdirectory flagged in dirs. */
-int bkp_sync_dirs(struct bkp_repo *r, const uint8_t *dirs,
-		  struct bdev_err *e);
+/* Make every chunk stored so far durable (by anyone: a backup may use
+ * chunks a concurrent one stored): syncfs() of the repository. */
+int bkp_sync_repo(struct bkp_repo *r, struct bdev_err *e);
 
 /* Read and decode chunk d into dst (cap), checking its digest.  Returns
  * the length, -ENOENT (missing) or -EBADMSG (damaged); why filled.
- * filebuf (cap + BKP_CHUNK_HDR + 64) is scratch; *stored gets the file
+ * filebuf (bkp_chunk_bound(cap) bytes) is scratch; *stored gets the file
  * size when not NULL. */
 ssize_t bkp_chunk_load(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
 		       void *dst, size_t cap, void *filebuf,

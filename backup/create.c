@@ -31,7 +31,6 @@ struct cjob {
 	uint32_t cs;
 	uint8_t (*d)[BKP_DIGEST];     /* the index being built */
 	uint8_t *reuse;               /* 1: digest taken from the base */
-	uint8_t dirs[256];            /* chunk directories written */
 	/* atomics */
 	uint64_t next, done_bytes;
 	uint64_t chunks_read, chunks_new, chunks_zero;
@@ -139,7 +138,7 @@ static void *worker(void *arg)
 	struct bkp_store st = { .lockfd = -1 };
 	struct bdev_err e = { 0 };
 	uint8_t *buf = malloc(j->cs);
-	int r = buf ? bkp_store_init(&st, j->r, j->dirs, &e)
+	int r = buf ? bkp_store_init(&st, j->r, &e)
 		    : bdev_err_set(&e, ENOMEM, "out of memory");
 
 	while (!r && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
@@ -361,7 +360,7 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 
 	rc = run_workers(j, o->threads, o->progress, o->opaque, e);
 	if (!rc)
-		rc = bkp_sync_dirs(r, j->dirs, e);
+		rc = bkp_sync_repo(r, e);
 	if (rc)
 		goto out;
 

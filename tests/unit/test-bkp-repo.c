@@ -379,7 +379,6 @@ static void test_gc_grace_rule(void **state)
 	struct bkp_info a;
 	struct bkp_index x;
 	struct bkp_store st;
-	uint8_t dirs[256] = { 0 };
 	char why[200], wpath[200];
 	int wfd, dead;
 
@@ -398,7 +397,7 @@ static void test_gc_grace_rule(void **state)
 				  bkp_now_coarse(), &e);
 	assert_true(wfd >= 0);
 	/* The live backup uses chunks 0 and 1 (dedup): it touches them. */
-	assert_int_equal(bkp_store_init(&st, f->r, dirs, &e), 0);
+	assert_int_equal(bkp_store_init(&st, f->r, &e), 0);
 	assert_int_equal(bkp_store_touch(&st, x.d[0]), 0);
 	assert_int_equal(bkp_store_touch(&st, x.d[1]), 0);
 	bkp_store_fini(&st);
