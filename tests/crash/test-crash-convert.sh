@@ -41,7 +41,7 @@ killed=0
 t=0
 while [ "$killed" -lt "$TRIALS" ]; do
 	t=$((t + 1))
-	[ "$t" -le $((TRIALS * 5)) ] || fail "no mid-run kill in $t trials"
+	[ "$t" -le $((TRIALS * 5)) ] || fail "only $killed mid-run kills in $t trials"
 	fmt=$(fmt_of "$t")
 	rm -f dst .dst.tmp.*
 	had_old=$(((t / 2) % 2))

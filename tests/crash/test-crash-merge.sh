@@ -46,7 +46,7 @@ killed=0
 t=0
 while [ "$killed" -lt "$TRIALS" ]; do
 	t=$((t + 1))
-	[ "$t" -le $((TRIALS * 5)) ] || fail "no mid-run kill in $t trials"
+	[ "$t" -le $((TRIALS * 5)) ] || fail "only $killed mid-run kills in $t trials"
 	fresh
 	if [ $((t % 2)) = 0 ]; then d=$DELAY run_ms=$slow_ms; else d=0 run_ms=$fast_ms; fi
 	VHDTOOL_TEST_STEP_DELAY_US=$d "$T" merge --into base.vhd top.vhd >/dev/null 2>&1 &
