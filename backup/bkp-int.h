@@ -183,8 +183,6 @@ void bkp_json_free(struct bkp_json *j);
 /* Member key of object o, or NULL. */
 const struct bkp_json *bkp_json_get(const struct bkp_json *o,
 				    const char *key);
-/* Append s as a JSON string literal to f. */
-void bkp_json_str(FILE *f, const char *s);
 
 /* ---- change tracking, the backup side (track.c) ---- */
 

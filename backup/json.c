@@ -353,19 +353,3 @@ const struct bkp_json *bkp_json_get(const struct bkp_json *o,
 			return o->v[i];
 	return NULL;
 }
-
-void bkp_json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}

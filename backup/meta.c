@@ -130,26 +130,26 @@ char *bkp_info_json(const struct bkp_info *b)
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(f, "{\"format\": %d, \"id\": ", BKP_FORMAT_VERSION);
-	bkp_json_str(f, b->id);
+	util_json_str(f, b->id);
 	fputs(", \"source\": ", f);
-	bkp_json_str(f, b->source);
+	util_json_str(f, b->source);
 	fputs(", \"source-format\": ", f);
-	bkp_json_str(f, b->source_format);
+	util_json_str(f, b->source_format);
 	fputs(", \"disk-id\": ", f);
-	bkp_json_str(f, b->disk_id);
+	util_json_str(f, b->disk_id);
 	fprintf(f, ", \"virtual-size\": %llu, \"time\": \"%s\", \"unix-time\": %lld, "
 		"\"unix-nsec\": %u, \"consistency\": ",
 		(unsigned long long)b->virtual_size, ts, (long long)b->time,
 		b->time_nsec);
-	bkp_json_str(f, b->consistency);
+	util_json_str(f, b->consistency);
 	fputs(", \"parent\": ", f);
 	if (b->parent[0])
-		bkp_json_str(f, b->parent);
+		util_json_str(f, b->parent);
 	else
 		fputs("null", f);
 	fprintf(f, ", \"kind\": \"%s\", \"reason\": ",
 		b->incremental ? "incremental" : "full");
-	bkp_json_str(f, b->reason);
+	util_json_str(f, b->reason);
 	fprintf(f, ", \"chunk-size\": %u, \"chunks\": %llu, \"chunks-zero\": %llu, "
 		"\"chunks-read\": %llu, \"chunks-new\": %llu, \"bytes-read\": %llu, "
 		"\"bytes-new\": %llu, \"bytes-stored\": %llu, \"seconds\": %.3f, "

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -138,6 +139,9 @@ int util_fsync_dir(const char *path);
 char *util_dirname(const char *path);
 /* Pointer to the last component of path. */
 const char *util_basename(const char *path);
+
+/* Write s as a JSON string (quoted, escaped) to f; NULL writes null. */
+void util_json_str(FILE *f, const char *s);
 
 /* Random bytes from getrandom(2). */
 int util_random(void *buf, size_t len);

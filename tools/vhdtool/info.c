@@ -31,16 +31,16 @@ static void json_layer(FILE *f, struct vhd *v, bool top)
 	vhd_get_info(v, &i);
 	fmt_time(i.timestamp, ts, sizeof(ts));
 	fprintf(f, "%s{\"filename\": ", top ? "" : "    ");
-	vt_json_str(f, vhd_path(v));
+	util_json_str(f, vhd_path(v));
 	fprintf(f, ", \"format\": \"vhd\", \"type\": \"%s\", \"virtual-size\": %llu, "
 		"\"file-size\": %llu, \"block-size\": %u, \"allocated-blocks\": %u, "
 		"\"uuid\": \"%s\", \"creator\": ", type_name(i.type),
 		(unsigned long long)i.size, (unsigned long long)i.file_size,
 		i.block_size, i.allocated_blocks, vhd_uuid_str(i.uuid, u));
-	vt_json_str(f, i.creator_app);
+	util_json_str(f, i.creator_app);
 	fprintf(f, ", \"creator-version\": \"%u.%u\", \"creator-os\": ",
 		i.creator_version >> 16, i.creator_version & 0xffff);
-	vt_json_str(f, i.creator_os);
+	util_json_str(f, i.creator_os);
 	fprintf(f, ", \"geometry\": {\"cylinders\": %u, \"heads\": %u, \"sectors\": %u}, "
 		"\"current-size\": %llu, \"original-size\": %llu, \"timestamp\": \"%s\", "
 		"\"saved-state\": %s, \"footer-copy-used\": %s, \"parent\": ",
@@ -49,9 +49,9 @@ static void json_layer(FILE *f, struct vhd *v, bool top)
 		i.saved_state ? "true" : "false",
 		i.used_footer_copy ? "true" : "false");
 	if (i.type == VHD_TYPE_DIFF) {
-		vt_json_str(f, i.parent_path[0] ? i.parent_path : NULL);
+		util_json_str(f, i.parent_path[0] ? i.parent_path : NULL);
 		fprintf(f, ", \"parent-name\": ");
-		vt_json_str(f, i.parent_name);
+		util_json_str(f, i.parent_name);
 		fprintf(f, ", \"parent-uuid\": \"%s\"", vhd_uuid_str(i.parent_uuid, pu));
 	} else {
 		fputs("null", f);

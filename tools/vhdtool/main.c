@@ -108,26 +108,6 @@ struct bdev *vt_open(const char *path, unsigned flags)
 	return NULL;
 }
 
-void vt_json_str(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static int cmp_cmd(const void *a, const void *b)
 {
 	const struct vhdtool_cmd *const *x = a, *const *y = b;

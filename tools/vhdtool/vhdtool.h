@@ -47,8 +47,6 @@ struct bdev *vt_open(const char *path, unsigned flags);
 /* Print bdev b's last error as "vhdtool: message". */
 void vt_bdev_err(struct bdev *b);
 
-/* JSON string output with escaping. */
-void vt_json_str(FILE *f, const char *s);
 
 /* Progress bars and interruption (progress.c), for long operations:
  * convert, compact, merge.  vt_progress_cb() matches bdev_progress_fn and
