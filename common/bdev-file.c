@@ -102,6 +102,11 @@ static int file_block_status(struct bdev *b, uint64_t off, uint64_t len,
 	return 0;
 }
 
+static void file_writeback(struct bdev *b)
+{
+	(void)sync_file_range(fb(b)->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 static void file_close(struct bdev *b)
 {
 	struct file_bdev *f = fb(b);
@@ -120,6 +125,7 @@ static const struct bdev_ops file_ops = {
 	.write_zeroes = file_write_zeroes,
 	.block_status = file_block_status,
 	.close = file_close,
+	.writeback = file_writeback,
 };
 
 struct bdev *bdev_file_open(const char *path, unsigned flags,

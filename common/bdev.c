@@ -202,6 +202,12 @@ int bdev_block_status(struct bdev *b, uint64_t off, uint64_t len,
 	return r;
 }
 
+void bdev_writeback(struct bdev *b)
+{
+	if (!b->read_only && b->ops->writeback)
+		b->ops->writeback(b);
+}
+
 void bdev_close(struct bdev *b)
 {
 	if (b)

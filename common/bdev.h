@@ -67,6 +67,8 @@ struct bdev_ops {
 	int (*block_status)(struct bdev *b, uint64_t off, uint64_t len,
 			    struct bdev_status *st);
 	void (*close)(struct bdev *b);
+	/* Optional hint: start writing dirty data back now, without waiting. */
+	void (*writeback)(struct bdev *b);
 };
 
 /* Called after every successful write, write_zeroes and discard (change
@@ -105,6 +107,10 @@ int bdev_write_zeroes(struct bdev *b, uint64_t off, uint64_t len,
 int bdev_block_status(struct bdev *b, uint64_t off, uint64_t len,
 		      struct bdev_status *st);
 void bdev_close(struct bdev *b);
+/* Start writeback of what was written so far without waiting for it (a
+ * hint for long sequential writers such as convert: the final flush then
+ * has little left to do).  A no-op where the back-end has no such hint. */
+void bdev_writeback(struct bdev *b);
 void bdev_set_write_hook(struct bdev *b, bdev_write_hook_fn fn, void *opaque);
 /* Copies b's last error message into buf (thread-safe). */
 const char *bdev_errmsg(struct bdev *b, char *buf, size_t buflen);

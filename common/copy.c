@@ -221,9 +221,17 @@ static int put(struct copier *c, struct slot *s, uint64_t start,
 	return 0;
 }
 
-/* The writer: chunks in order.  Returns 0 or -errno. */
+/* Data written between writeback hints to the destination. */
+#define WRITEBACK_EVERY (32ull << 20)
+
+/* The writer: chunks in order.  Returns 0 or -errno.  Every
+ * WRITEBACK_EVERY bytes it asks the destination to start writing back
+ * (without waiting), so the disk works while we copy and the final flush
+ * finds little left. */
 static int writer(struct copier *c, struct bdev_copy_stats *st)
 {
+	uint64_t hinted = 0;
+
 	for (uint64_t idx = 0; idx < c->nchunks; idx++) {
 		struct slot *s = &c->slots[idx % (uint64_t)c->nslots];
 		uint64_t start = idx * c->chunk;
@@ -239,6 +247,10 @@ static int writer(struct copier *c, struct bdev_copy_stats *st)
 		r = put(c, s, start, st);
 		if (r)
 			return r;
+		if (st->data_bytes - hinted >= WRITEBACK_EVERY) {
+			bdev_writeback(c->dst);
+			hinted = st->data_bytes;
+		}
 		pthread_mutex_lock(&c->mu);
 		s->ready = false;
 		s->free_for = idx + (uint64_t)c->nslots;

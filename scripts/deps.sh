@@ -1,9 +1,10 @@
 #!/bin/sh
-# Install the Debian packages the build and the tests need, when missing.
+# Install the Debian packages the build and the tests need, when missing,
+# plus any named on the command line (make fuzz adds clang's).
 # As root with apt-get: installs them.  Otherwise: prints the exact command
 # and stops.
 PKGS="gcc make libaio-dev zlib1g-dev libnbd-dev libssl-dev libcmocka-dev \
-qemu-utils libvhdi-utils nbdkit libnbd-bin fio util-linux python3"
+qemu-utils libvhdi-utils nbdkit libnbd-bin fio util-linux python3 $*"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
