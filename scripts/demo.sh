@@ -19,3 +19,20 @@ step "$T" map "$dir/child.vhd"
 step "$T" check "$dir/base.vhd"
 step "$T" check "$dir/child.vhd"
 "$T" read "$dir/child.vhd" 8M 1M | cmp - "$dir/random.bin" && echo "child reads the parent's 1 MiB at 8M intact"
+
+# Flatten the chain into one dynamic VHD, back it up, serve it over NBD.
+step "$T" convert -O dynamic "$dir/child.vhd" "$dir/flat.vhd"
+"$T" read "$dir/flat.vhd" 0 64M | cmp - <("$T" read "$dir/child.vhd" 0 64M) &&
+	echo "flat.vhd reads the same as the chain"
+step "$T" backup init "$dir/repo"
+step "$T" backup create "$dir/repo" "$dir/child.vhd"
+printf 'CHANGED' | "$T" write "$dir/child.vhd" 16M
+step "$T" backup create "$dir/repo" "$dir/child.vhd"
+step "$T" backup list "$dir/repo"
+if command -v nbdinfo >/dev/null; then
+	sock=$dir/nbd.sock
+	"$T" serve --socket "$sock" --read-only --once "$dir/child.vhd" &
+	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	step nbdinfo --map "nbd+unix:///?socket=$sock"
+	wait
+fi
