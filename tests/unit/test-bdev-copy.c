@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "ut.h"
+
 #include "common/bdev.h"
 #include "common/util.h"
 #include "vhd/vhd.h"
@@ -29,21 +31,9 @@ struct fx {
 	uint8_t *model;            /* what the source disk holds */
 };
 
-static int rm_one(const char *p, const struct stat *sb, int type,
-		  struct FTW *ftw)
-{
-	(void)sb; (void)type; (void)ftw;
-	return remove(p);
-}
-
 static char *pth(struct fx *f, const char *name)
 {
-	static char buf[4][128];
-	static int k;
-	char *p = buf[k++ % 4];
-
-	snprintf(p, 128, "%s/%s", f->dir, name);
-	return p;
+	return ut_path(f->dir, name);
 }
 
 /* Non-zero bytes that differ per offset and seed. */
@@ -93,7 +83,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	ut_rmtree(f->dir);
 	free(f->model);
 	free(f);
 	return 0;

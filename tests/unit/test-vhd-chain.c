@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "ut.h"
+
 #include "common/bdev.h"
 #include "common/util.h"
 #include "vhd/vhd-int.h"
@@ -32,13 +34,6 @@ struct fx {
 	char dir[64];
 	char cwd[PATH_MAX];
 };
-
-static int rm_one(const char *p, const struct stat *sb, int type,
-		  struct FTW *ftw)
-{
-	(void)sb; (void)type; (void)ftw;
-	return remove(p);
-}
 
 static int setup(void **state)
 {
@@ -59,7 +54,7 @@ static int teardown(void **state)
 
 	if (chdir(f->cwd))
 		return -1;
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	ut_rmtree(f->dir);
 	free(f);
 	return 0;
 }
@@ -67,12 +62,7 @@ static int teardown(void **state)
 /* "DIR/name" in one of 8 rotating buffers. */
 static char *pth(struct fx *f, const char *name)
 {
-	static char buf[8][PATH_MAX];
-	static int k;
-	char *p = buf[k++ % 8];
-
-	snprintf(p, PATH_MAX, "%s/%s", f->dir, name);
-	return p;
+	return ut_path(f->dir, name);
 }
 
 static void mkdirs(struct fx *f, const char *name)

@@ -20,19 +20,14 @@
 
 #include <cmocka.h>
 
+#include "ut.h"
+
 #include "vhd/vhd-int.h"
 #include "vhd/vhd.h"
 
 struct fx {
 	char dir[64];
 };
-
-static int rm_one(const char *p, const struct stat *sb, int type,
-		  struct FTW *ftw)
-{
-	(void)sb; (void)type; (void)ftw;
-	return remove(p);
-}
 
 static int setup(void **state)
 {
@@ -51,19 +46,14 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	ut_rmtree(f->dir);
 	free(f);
 	return 0;
 }
 
 static char *pth(struct fx *f, const char *name)
 {
-	static char buf[4][PATH_MAX];
-	static int k;
-	char *p = buf[k++ % 4];
-
-	snprintf(p, PATH_MAX, "%s/%s", f->dir, name);
-	return p;
+	return ut_path(f->dir, name);
 }
 
 static uint32_t be32(const uint8_t *p)

@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "ut.h"
+
 #include "common/bdev.h"
 #include "common/util.h"
 #include "vhd/vhd-int.h"
@@ -36,13 +38,6 @@
 struct fx {
 	char dir[64];
 };
-
-static int rm_one(const char *p, const struct stat *sb, int type,
-		  struct FTW *ftw)
-{
-	(void)sb; (void)type; (void)ftw;
-	return remove(p);
-}
 
 static int setup(void **state)
 {
@@ -61,19 +56,14 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	ut_rmtree(f->dir);
 	free(f);
 	return 0;
 }
 
 static char *pth(struct fx *f, const char *name)
 {
-	static char buf[4][128];
-	static int k;
-	char *p = buf[k++ % 4];
-
-	snprintf(p, 128, "%s/%s", f->dir, name);
-	return p;
+	return ut_path(f->dir, name);
 }
 
 /* Bytes that differ at every offset and between seeds. */
