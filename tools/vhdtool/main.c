@@ -35,20 +35,25 @@ void vt_err(const char *what, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-int vt_usage(const struct vhdtool_cmd *cmd)
+static void print_usage(FILE *f, const struct vhdtool_cmd *cmd)
 {
 	const char *p = cmd->usage;
 
-	fprintf(stderr, "usage:");
+	fprintf(f, "usage:");
 	while (*p) {
 		const char *nl = strchr(p, '\n');
 		int n = nl ? (int)(nl - p) : (int)strlen(p);
 
-		fprintf(stderr, " vhdtool %.*s\n", n, p);
+		fprintf(f, " vhdtool %.*s\n", n, p);
 		p += n + (nl ? 1 : 0);
 		if (*p)
-			fprintf(stderr, "      ");
+			fprintf(f, "      ");
 	}
+}
+
+int vt_usage(const struct vhdtool_cmd *cmd)
+{
+	print_usage(stderr, cmd);
 	return 2;
 }
 
@@ -190,7 +195,8 @@ int main(int argc, char **argv)
 			continue;
 		for (int j = 2; j < argc; j++)
 			if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) {
-				fprintf(stdout, "usage: vhdtool %s\n", cmds[i]->usage);
+				print_usage(stdout, cmds[i]);
+				fprintf(stdout, "\n%s\n", cmds[i]->summary);
 				return 0;
 			}
 		return cmds[i]->run(argc - 1, argv + 1);
