@@ -96,7 +96,8 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory $(VHDTOOL)
 	$(Q)VHDTOOL=$(abspath $(VHDTOOL)) scripts/demo.sh
 
-bench: deps
+bench:
+	$(Q)scripts/deps.sh bc
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)for b in bench/*.sh; do VHDTOOL=$(abspath $(VHDTOOL)) BUILD=$(BUILD) $$b || exit 1; done
 
