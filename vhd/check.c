@@ -284,6 +284,12 @@ int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 		close(c.fd);
 		return bdev_err_set(e, EINVAL, "%s: not a regular file", path);
 	}
+	if ((flags & VHD_CHECK_REPAIR) && vhd_lock_writer(c.fd)) {
+		close(c.fd);
+		return bdev_err_set(e, EBUSY,
+				    "%s: in use: another process has it open for writing; not repairing",
+				    path);
+	}
 	c.size = (uint64_t)st.st_size;
 	r = check_footers(&c, &f, &footer_off);
 	if (r == -EIO) {

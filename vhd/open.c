@@ -26,6 +26,16 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 			       int depth_left, struct chain_seen *seen,
 			       struct bdev_err *e);
 
+int vhd_lock_writer(int fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	/* File systems without locks: go on unprotected, as qemu does. */
+	return (errno == EINVAL || errno == ENOLCK) ? 0 : -EBUSY;
+}
+
 struct vhd *vhd_of(struct bdev *b)
 {
 	if (b && (b->ops == &vhd_fixed_ops || b->ops == &vhd_sparse_ops))
@@ -459,6 +469,12 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 	if (seen->n < (int)UTIL_ARRAY_SIZE(seen->dev)) {
 		seen->dev[seen->n] = st.st_dev;
 		seen->ino[seen->n++] = st.st_ino;
+	}
+	if (!rdonly && vhd_lock_writer(v->fd)) {
+		bdev_err_set(e, EBUSY,
+			     "%s: in use: another process has it open for writing",
+			     path);
+		goto fail;
 	}
 	v->file_size = (uint64_t)st.st_size;
 	v->footer_off = v->file_size - 512;

@@ -200,6 +200,13 @@ extern const struct bdev_ops vhd_sparse_ops;
 void vhd_destroy(struct vhd *v);
 
 /* open.c helpers shared with check.c. */
+/* One writer at a time: an exclusive open-file-description lock on the
+ * whole file (as qemu takes), so a second writer (another vhdtool, a
+ * server exporting the image, a repair) is refused instead of two
+ * processes appending blocks and rewriting the BAT over each other.  The
+ * kernel drops it when the descriptor closes, also on a crash.  0, or
+ * -EBUSY when another open file description holds it. */
+int vhd_lock_writer(int fd);
 /* Read and validate the BAT of a dynamic/differencing image: every used
  * entry inside [meta_end, footer_off) and no two blocks overlapping.
  * Fills why and returns -EINVAL on the first bad entry. */
