@@ -290,46 +290,37 @@ static void run_odd_writes(struct bdev *b, uint8_t *model)
 	expect_all(b, model);
 }
 
-static void test_fixed_odd_offsets(void **state)
+/* Odd-offset writes into a new image of `type`, checked through the bdev,
+ * in the file decoded by hand, and after reopening read-only. */
+static void odd_offsets(struct fx *f, const char *name, int type,
+			const char *kind)
 {
-	struct fx *f = *state;
 	uint8_t *model = calloc(1, DISK);
 	struct bdev *b;
 
 	assert_non_null(model);
-	create(pth(f, "f.vhd"), VHD_TYPE_FIXED, DISK, NULL);
-	b = open_rw(pth(f, "f.vhd"), 0);
-	assert_string_equal(b->ops->kind, "vhd-fixed");
+	create(pth(f, name), type, DISK, NULL);
+	b = open_rw(pth(f, name), 0);
+	assert_string_equal(b->ops->kind, kind);
 	expect_all(b, model);
 	run_odd_writes(b, model);
 	must(b, bdev_flush(b), "flush");
 	bdev_close(b);
-	expect_file(pth(f, "f.vhd"), model, NULL);
-	b = open_rw(pth(f, "f.vhd"), VHD_O_RDONLY);
+	expect_file(pth(f, name), model, NULL);
+	b = open_rw(pth(f, name), VHD_O_RDONLY);
 	expect_all(b, model);
 	bdev_close(b);
 	free(model);
 }
 
+static void test_fixed_odd_offsets(void **state)
+{
+	odd_offsets(*state, "f.vhd", VHD_TYPE_FIXED, "vhd-fixed");
+}
+
 static void test_dynamic_odd_offsets(void **state)
 {
-	struct fx *f = *state;
-	uint8_t *model = calloc(1, DISK);
-	struct bdev *b;
-
-	assert_non_null(model);
-	create(pth(f, "d.vhd"), VHD_TYPE_DYNAMIC, DISK, NULL);
-	b = open_rw(pth(f, "d.vhd"), 0);
-	assert_string_equal(b->ops->kind, "vhd-sparse");
-	expect_all(b, model);
-	run_odd_writes(b, model);
-	must(b, bdev_flush(b), "flush");
-	bdev_close(b);
-	expect_file(pth(f, "d.vhd"), model, NULL);
-	b = open_rw(pth(f, "d.vhd"), VHD_O_RDONLY);
-	expect_all(b, model);
-	bdev_close(b);
-	free(model);
+	odd_offsets(*state, "d.vhd", VHD_TYPE_DYNAMIC, "vhd-sparse");
 }
 
 /* A dynamic parent with data in blocks 0, 1 and 3 (block 2 unallocated,
