@@ -239,8 +239,11 @@ static int scan_writers(struct bkp_repo *r, struct timespec *cutoff,
 			continue;
 		}
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			if (!dry_run)
-				unlink(p);   /* its backup died */
+			/* Its backup died.  A temporary name may instead be a
+			 * registration being made (created, not yet locked):
+			 * those are left to sweep_tmp, which goes by age. */
+			if (!dry_run && !is_tmp(de->d_name))
+				unlink(p);
 		} else {
 			long long s = 0;
 			long ns = 0;

@@ -322,17 +322,17 @@ int bkp_lock(const struct bkp_repo *r, const char *name, bool exclusive,
 	return fd;
 }
 
-int bkp_writer_register(struct bkp_repo *r, const char *id,
-			struct timespec start, struct bdev_err *e)
+/* One attempt: 0 with *fd_out registered and locked, -EAGAIN when a gc
+ * swept the temporary name away before the rename, or -errno (e filled). */
+static int register_once(const char *path, struct timespec start,
+			 int *fd_out, struct bdev_err *e)
 {
-	char *path = bkp_path(r, "writers/%s", id), *tmp = NULL, buf[64];
-	int fd = -1, rc;
+	char *tmp = util_tmpname(path), buf[64];
+	int fd, rc;
 
-	if (!path || !(tmp = util_tmpname(path))) {
-		rc = bdev_err_set(e, ENOMEM, "out of memory");
-		goto out;
-	}
-	/* Lock before the name is visible: gc treats an unlocked
+	if (!tmp)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	/* Lock before the final name is visible: gc treats an unlocked
 	 * registration as left by a dead writer. */
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
@@ -344,23 +344,44 @@ int bkp_writer_register(struct bkp_repo *r, const char *id,
 		 start.tv_nsec);
 	rc = util_pwrite_full(fd, buf, strlen(buf), 0);
 	if (!rc && rename(tmp, path) < 0)
-		rc = -errno;
+		rc = errno == ENOENT ? -EAGAIN : -errno;
+	if (rc == -EAGAIN)
+		goto out;
 	if (rc) {
 		bdev_err_set(e, rc, "%s: cannot register the backup: %s", path,
 			     strerror(-rc));
 		goto out;
 	}
 	free(tmp);
-	free(path);
-	return fd;
+	*fd_out = fd;
+	return 0;
 out:
 	if (fd >= 0) {
 		unlink(tmp);
 		close(fd);
 	}
 	free(tmp);
-	free(path);
 	return rc;
+}
+
+int bkp_writer_register(struct bkp_repo *r, const char *id,
+			struct timespec start, struct bdev_err *e)
+{
+	char *path = bkp_path(r, "writers/%s", id);
+	int fd = -1, rc = -EAGAIN;
+
+	if (!path)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	/* A gc sweeping temporary files can remove ours between its
+	 * creation and the rename (seen with gc looping beside backups):
+	 * make a new one. */
+	for (int i = 0; i < 20 && rc == -EAGAIN; i++)
+		rc = register_once(path, start, &fd, e);
+	if (rc == -EAGAIN)
+		rc = bdev_err_set(e, EAGAIN, "%s: cannot register the backup: its temporary file keeps being removed",
+				  path);
+	free(path);
+	return rc ? rc : fd;
 }
 
 void bkp_writer_unregister(struct bkp_repo *r, const char *id, int fd)
