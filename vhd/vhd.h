@@ -38,6 +38,9 @@
 #define VHD_O_NO_PARENT           0x10u /* do not open the parent (info only;
                                          * reads of parent ranges fail) */
 #define VHD_O_PARENT_RW           0x20u /* open the parent read-write too */
+#define VHD_O_DIRECT              0x40u /* data I/O with O_DIRECT + libaio:
+                                         * fixed images' data area, and the
+                                         * allocated blocks of sparse ones */
 
 struct vhd_open_opts {
 	unsigned flags;
