@@ -33,7 +33,6 @@
 struct pt_aio {
 	struct bdev *b;
 	int fd;
-	uint64_t base;
 	io_context_t ctx;
 	int efd;
 	pthread_t reaper;
@@ -68,7 +67,7 @@ static void overflow(struct pt_aio *a, struct bdev_req *rq)
 }
 
 /* Submit rq: 0 (in the kernel or on the overflow list) or -errno. */
-static int submit_one(struct pt_aio *a, struct bdev_req *rq)
+static int submit_one(struct pt_aio *a, struct bdev_req *rq, uint64_t foff)
 {
 	struct pt_iocb *p = rq->be;
 	struct iocb *cbp;
@@ -81,11 +80,11 @@ static int submit_one(struct pt_aio *a, struct bdev_req *rq)
 		switch (rq->op) {
 		case BDEV_OP_READ:
 			io_prep_preadv(&p->cb, a->fd, rq->iov, rq->iovcnt,
-				       (long long)(a->base + rq->off));
+				       (long long)foff);
 			break;
 		case BDEV_OP_WRITE:
 			io_prep_pwritev2(&p->cb, a->fd, rq->iov, rq->iovcnt,
-					 (long long)(a->base + rq->off),
+					 (long long)foff,
 					 (rq->flags & BDEV_FUA) ? RWF_DSYNC : 0);
 			break;
 		default:
@@ -116,7 +115,7 @@ static int submit_one(struct pt_aio *a, struct bdev_req *rq)
 	return r < 0 ? r : -EIO;
 }
 
-int pt_aio_submit(struct pt_aio *a, struct bdev_req *rq)
+int pt_aio_submit(struct pt_aio *a, struct bdev_req *rq, uint64_t file_off)
 {
 	if (rq->op != BDEV_OP_READ && rq->op != BDEV_OP_WRITE &&
 	    rq->op != BDEV_OP_FLUSH)
@@ -125,7 +124,7 @@ int pt_aio_submit(struct pt_aio *a, struct bdev_req *rq)
 	    __atomic_load_n(&a->no_aio_fsync, __ATOMIC_RELAXED))
 		return -ENOTSUP;
 	rq->be = NULL;
-	return submit_one(a, rq);
+	return submit_one(a, rq, file_off);
 }
 
 static void finish(struct pt_aio *a, struct pt_iocb *p, long res)
@@ -163,7 +162,7 @@ static void submit_overflow(struct pt_aio *a)
 		int r;
 
 		list = rq->next;
-		r = submit_one(a, rq);
+		r = submit_one(a, rq, 0);   /* prepared: offset already set */
 		if (r)
 			bdev_req_complete(rq, r);
 	}
@@ -198,8 +197,7 @@ static void *reaper(void *arg)
 	return NULL;
 }
 
-struct pt_aio *pt_aio_new(struct bdev *b, int fd, uint64_t base,
-			  struct bdev_err *e)
+struct pt_aio *pt_aio_new(struct bdev *b, int fd, struct bdev_err *e)
 {
 	struct pt_aio *a = calloc(1, sizeof(*a));
 	int r;
@@ -210,7 +208,6 @@ struct pt_aio *pt_aio_new(struct bdev *b, int fd, uint64_t base,
 	}
 	a->b = b;
 	a->fd = fd;
-	a->base = base;
 	a->efd = eventfd(0, EFD_CLOEXEC);
 	if (a->efd < 0) {
 		bdev_err_set(e, errno, "%s: eventfd: %s", b->name, strerror(errno));

@@ -30,14 +30,14 @@ struct bdev *pt_open(const char *path, unsigned flags, struct bdev_err *e);
 /* ---- the engine ---- */
 struct pt_aio;
 
-/* An engine serving requests on fd at file offset base + request offset,
- * for disk b (for messages).  NULL with e filled. */
-struct pt_aio *pt_aio_new(struct bdev *b, int fd, uint64_t base,
-			  struct bdev_err *e);
-/* Take a READ, WRITE or FLUSH request (aligned, checked): 0, the request
- * then completes through bdev_req_complete() on the engine's thread; or
- * -ENOTSUP for other operations. */
-int pt_aio_submit(struct pt_aio *a, struct bdev_req *rq);
+/* An engine serving requests on fd, for disk b (for messages).  NULL with
+ * e filled. */
+struct pt_aio *pt_aio_new(struct bdev *b, int fd, struct bdev_err *e);
+/* Take a READ, WRITE or FLUSH request (aligned, checked) whose data lies
+ * at file_off in the file: 0, the request then completes through
+ * bdev_req_complete() on the engine's thread; or -ENOTSUP for other
+ * operations. */
+int pt_aio_submit(struct pt_aio *a, struct bdev_req *rq, uint64_t file_off);
 /* Stop the completion thread and free the engine.  Call after
  * bdev_drain(): nothing may be in flight. */
 void pt_aio_free(struct pt_aio *a);

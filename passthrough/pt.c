@@ -137,7 +137,7 @@ static int pt_block_status(struct bdev *b, uint64_t off, uint64_t len,
 
 static int pt_submit(struct bdev *b, struct bdev_req *rq)
 {
-	return PT(b)->aio ? pt_aio_submit(PT(b)->aio, rq) : -ENOTSUP;
+	return PT(b)->aio ? pt_aio_submit(PT(b)->aio, rq, rq->off) : -ENOTSUP;
 }
 
 static void pt_writeback(struct bdev *b)
@@ -409,7 +409,7 @@ struct bdev *pt_open(const char *path, unsigned flags, struct bdev_err *e)
 	p->b.limits = lim;
 	p->b.ident = ident;
 	if (p->direct) {
-		p->aio = pt_aio_new(&p->b, p->fd, 0, e);
+		p->aio = pt_aio_new(&p->b, p->fd, e);
 		if (!p->aio)
 			goto fail_init;
 	}

@@ -2,8 +2,11 @@
  *
  * Locking (sparse images):
  *  - v->lock guards the BAT, the bm[] pointers, the dirty flags and
- *    footer_off; it is held for metadata only, never across data I/O except
- *    the one-time load of a block's bitmap.
+ *    footer_off; it is held for metadata only, never across I/O: a block's
+ *    allocation and the one-time load of its bitmap drop it while they
+ *    read or write.
+ *  - v->alloc_lock: one allocation at a time, held across its I/O, so
+ *    blocks are appended in order; taken before v->lock.
  *  - Bitmap bits only ever go from 0 to 1 while an image is open, and a bit
  *    is set after the data it covers was written; a reader that races with
  *    a writer sees either state, both valid.
@@ -19,6 +22,7 @@
  * bytes).  Dynamic images allocate blocks with all bits set.
  */
 #include "vhd-int.h"
+#include "passthrough/passthrough.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,9 +45,16 @@ static int io_error(struct vhd *v, int r, const char *what, uint64_t off)
 
 /* ---- fixed ---- */
 
+/* The descriptor for data I/O: the O_DIRECT one when there is one (the
+ * block layer then sends only aligned requests). */
+static int data_fd(struct vhd *v)
+{
+	return v->dfd >= 0 ? v->dfd : v->fd;
+}
+
 static int fixed_read(struct bdev *b, void *buf, uint64_t off, size_t len)
 {
-	int r = util_pread_full(V(b)->fd, buf, len, off, false);
+	int r = util_pread_full(data_fd(V(b)), buf, len, off, false);
 
 	return r ? io_error(V(b), r, "read", off) : 0;
 }
@@ -78,7 +89,7 @@ static int vhd_sync(struct vhd *v)
 static int fixed_write(struct bdev *b, const void *buf, uint64_t off,
 		       size_t len, unsigned flags)
 {
-	int r = util_pwrite_full(V(b)->fd, buf, len, off);
+	int r = util_pwrite_full(data_fd(V(b)), buf, len, off);
 
 	if (r)
 		return io_error(V(b), r, "write", off);
@@ -136,7 +147,21 @@ static void vhd_close(struct bdev *b)
 	vhd_destroy(V(b));
 }
 
+/* Native reads and writes on the direct descriptor; flushes go to the
+ * workers (fixed_flush knows whether anything needs syncing). */
+static int fixed_submit(struct bdev *b, struct bdev_req *rq)
+{
+	struct vhd *v = V(b);
+
+	if (!v->aio || (rq->op != BDEV_OP_READ && rq->op != BDEV_OP_WRITE))
+		return -ENOTSUP;
+	if (rq->op == BDEV_OP_WRITE && !(rq->flags & BDEV_FUA))
+		mark_unsynced(v);
+	return pt_aio_submit(v->aio, rq, rq->off);
+}
+
 const struct bdev_ops vhd_fixed_ops = {
+	.submit = fixed_submit,
 	.kind = "vhd-fixed",
 	.read = fixed_read,
 	.write = fixed_write,
@@ -155,24 +180,33 @@ static uint64_t data_off(struct vhd *v, uint32_t blk)
 	return (uint64_t)v->bat[blk] * VHD_SECTOR + v->bm_size;
 }
 
-/* The cached bitmap of allocated block blk, loaded on first use. */
+/* The cached bitmap of allocated block blk, loaded on first use.  Called
+ * with v->lock held; the lock is dropped while the bitmap is read (other
+ * requests go on meanwhile) and held again on return.  A bitmap another
+ * thread installed meanwhile wins: it may already have new bits. */
 static int bm_get(struct vhd *v, uint32_t blk, uint8_t **out)
 {
 	uint8_t *p = v->bm[blk];
+	uint64_t off = (uint64_t)v->bat[blk] * VHD_SECTOR;
 	int r;
 
 	if (!p) {
 		p = malloc(v->bm_size);
 		if (!p)
 			return bdev_set_error(&v->b, ENOMEM, "out of memory");
-		r = util_pread_full(v->fd, p, v->bm_size,
-				    (uint64_t)v->bat[blk] * VHD_SECTOR, false);
+		pthread_mutex_unlock(&v->lock);
+		r = util_pread_full(v->fd, p, v->bm_size, off, false);
+		pthread_mutex_lock(&v->lock);
 		if (r) {
 			free(p);
-			return io_error(v, r, "bitmap read",
-					(uint64_t)v->bat[blk] * VHD_SECTOR);
+			return io_error(v, r, "bitmap read", off);
 		}
-		v->bm[blk] = p;
+		if (v->bm[blk]) {
+			free(p);
+			p = v->bm[blk];
+		} else {
+			v->bm[blk] = p;
+		}
 	}
 	*out = p;
 	return 0;
@@ -181,45 +215,60 @@ static int bm_get(struct vhd *v, uint32_t blk, uint8_t **out)
 /* Allocate block blk at the end of the file.  The new footer is written
  * first (past the block), then the block's bitmap over the old footer, so
  * the file always ends with a valid footer; the BAT entry reaches the disk
- * only at the next flush, after this block's data is durable. */
+ * only at the next flush, after this block's data is durable.
+ *
+ * Called with v->alloc_lock and v->lock held.  v->lock is dropped for the
+ * I/O, so readers and writers of other blocks do not wait for it;
+ * alloc_lock keeps allocations in file order (each one writes where the
+ * previous one put the footer).  Until the BAT entry is set below, the
+ * block reads as unallocated. */
 static int alloc_block(struct vhd *v, uint32_t blk)
 {
 	bool diff = v->footer.type == VHD_TYPE_DIFF;
-	uint64_t bm_off = util_align_up(v->footer_off + v->bm_size,
+	uint64_t foot_off = v->footer_off;
+	uint64_t bm_off = util_align_up(foot_off + v->bm_size,
 					VHD_DATA_ALIGN) - v->bm_size;
 	uint64_t new_end = bm_off + v->bm_size + v->block_size;
-	uint64_t head = bm_off + v->bm_size - v->footer_off;
-	uint8_t foot[512], *buf, *bm;
-	int r;
+	uint64_t head = bm_off + v->bm_size - foot_off;
+	uint8_t foot[512], *buf = NULL, *bm = NULL;
+	int r = 0;
 
 	if (bm_off / VHD_SECTOR >= VHD_BAT_UNUSED)
 		return bdev_set_error(&v->b, EFBIG,
 				      "image file would grow past 2 TiB, the VHD limit");
+	vhd_footer_encode(&v->footer, foot);
+	pthread_mutex_unlock(&v->lock);
 	/* Reserve the space first so a full disk fails cleanly here. */
 	if (fallocate(v->fd, FALLOC_FL_KEEP_SIZE, (off_t)bm_off,
 		      (off_t)(new_end + 512 - bm_off)) < 0 &&
-	    errno != EOPNOTSUPP && errno != ENOSYS)
-		return bdev_set_error(&v->b, errno,
-				      "cannot allocate a block at file offset %llu: %s",
-				      (unsigned long long)bm_off, strerror(errno));
-	vhd_footer_encode(&v->footer, foot);
+	    errno != EOPNOTSUPP && errno != ENOSYS) {
+		r = bdev_set_error(&v->b, errno,
+				   "cannot allocate a block at file offset %llu: %s",
+				   (unsigned long long)bm_off, strerror(errno));
+		goto out;
+	}
 	r = util_pwrite_full(v->fd, foot, 512, new_end);
-	if (r)
-		return io_error(v, r, "footer write", new_end);
+	if (r) {
+		r = io_error(v, r, "footer write", new_end);
+		goto out;
+	}
 	buf = calloc(1, head);
 	bm = malloc(v->bm_size);
 	if (!buf || !bm) {
-		free(buf);
-		free(bm);
-		return bdev_set_error(&v->b, ENOMEM, "out of memory");
+		r = bdev_set_error(&v->b, ENOMEM, "out of memory");
+		goto out;
 	}
 	memset(bm, diff ? 0 : 0xff, v->bm_size);
 	memcpy(buf + head - v->bm_size, bm, v->bm_size);
-	r = util_pwrite_full(v->fd, buf, head, v->footer_off);
+	r = util_pwrite_full(v->fd, buf, head, foot_off);
+	if (r)
+		r = io_error(v, r, "bitmap write", foot_off);
+out:
 	free(buf);
+	pthread_mutex_lock(&v->lock);
 	if (r) {
 		free(bm);
-		return io_error(v, r, "bitmap write", v->footer_off);
+		return r;
 	}
 	mark_unsynced(v);
 	v->footer_off = new_end;
@@ -344,8 +393,15 @@ static int write_in_block(struct vhd *v, uint32_t blk, uint32_t in,
 	int r = 0;
 
 	pthread_mutex_lock(&v->lock);
-	if (v->bat[blk] == VHD_BAT_UNUSED)
-		r = alloc_block(v, blk);
+	if (v->bat[blk] == VHD_BAT_UNUSED) {
+		/* Lock order: alloc_lock, then lock. */
+		pthread_mutex_unlock(&v->lock);
+		pthread_mutex_lock(&v->alloc_lock);
+		pthread_mutex_lock(&v->lock);
+		if (v->bat[blk] == VHD_BAT_UNUSED)
+			r = alloc_block(v, blk);
+		pthread_mutex_unlock(&v->alloc_lock);
+	}
 	if (!r)
 		r = bm_get(v, blk, &bm);
 	if (!r)
@@ -834,8 +890,54 @@ static int sparse_block_status(struct bdev *b, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* Native I/O for the common case of a sparse image opened with
+ * VHD_O_DIRECT: a read or write inside one allocated block whose bitmap is
+ * loaded and whose sectors (whole granules, for a differencing image) are
+ * all present needs no metadata change, so it goes to the libaio engine at
+ * the block's data offset.  Everything else (allocation, bitmap bits to
+ * set, parent reads, a data offset the direct-I/O alignment does not
+ * allow) is declined and served by the synchronous ops on a worker.
+ * Nothing can move a block's data while the image is open, so the offset
+ * taken under the lock stays right after it is dropped; bits only go from
+ * 0 to 1, so "all present" stays true. */
+static int sparse_submit(struct bdev *b, struct bdev_req *rq)
+{
+	struct vhd *v = V(b);
+	uint32_t blk, in, s0, s1, g;
+	uint64_t doff = 0;
+	bool ok = false;
+
+	if (!v->aio || (rq->op != BDEV_OP_READ && rq->op != BDEV_OP_WRITE))
+		return -ENOTSUP;
+	blk = (uint32_t)(rq->off / v->block_size);
+	in = (uint32_t)(rq->off % v->block_size);
+	if (rq->len > v->block_size - in)
+		return -ENOTSUP;
+	g = granule(v) / VHD_SECTOR;
+	s0 = in / VHD_SECTOR / g * g;
+	s1 = (uint32_t)UTIL_MIN(util_align_up((in + rq->len + VHD_SECTOR - 1) /
+					      VHD_SECTOR, g), v->spb);
+	pthread_mutex_lock(&v->lock);
+	if (v->bat[blk] != VHD_BAT_UNUSED && v->bm[blk]) {
+		ok = util_bit_test(v->bm[blk], s0) &&
+		     util_bit_run(v->bm[blk], s0, s1 - s0) == s1 - s0;
+		doff = data_off(v, blk) + in;
+		/* FUA must also make the block's BAT entry durable: only
+		 * the flush path does that. */
+		if ((rq->flags & BDEV_FUA) && v->meta_dirty)
+			ok = false;
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (!ok || doff % v->b.limits.align_off)
+		return -ENOTSUP;
+	if (rq->op == BDEV_OP_WRITE && !(rq->flags & BDEV_FUA))
+		mark_unsynced(v);
+	return pt_aio_submit(v->aio, rq, doff);
+}
+
 const struct bdev_ops vhd_sparse_ops = {
 	.kind = "vhd-sparse",
+	.submit = sparse_submit,
 	.read = sparse_read,
 	.write = sparse_write,
 	.flush = sparse_flush,

@@ -2,6 +2,7 @@
  * BAT validation, and the parent chain (locators, then the header's parent
  * name; UUID check; depth limit and cycle detection). */
 #include "vhd-int.h"
+#include "passthrough/passthrough.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -238,9 +239,13 @@ static void vhd_free(struct vhd *v)
 	free(v->parent_path);
 	if (v->parent)
 		bdev_close(v->parent);
+	pt_aio_free(v->aio);
+	if (v->dfd >= 0)
+		close(v->dfd);
 	if (v->fd >= 0)
 		close(v->fd);
 	pthread_mutex_destroy(&v->lock);
+	pthread_mutex_destroy(&v->alloc_lock);
 	pthread_mutex_destroy(&v->flush_lock);
 	pthread_rwlock_destroy(&v->rmw_lock);
 	if (v->b.name)
@@ -417,6 +422,51 @@ static int open_parent(struct vhd *v, const char *path, unsigned flags,
 	return 0;
 }
 
+/* Limits and identity: 512-byte sectors with 4 KiB physical blocks (the
+ * data of blocks we allocate starts on 4 KiB), the footer's UUID as the
+ * disk's identity.  Sparse images deallocate nothing on discard (it is
+ * advisory) but zero whole blocks they hold on write-zeroes. */
+static void set_limits(struct vhd *v)
+{
+	struct bdev_limits *l = &v->b.limits;
+
+	l->physical_block = 4096;
+	l->opt_transfer = v->footer.type == VHD_TYPE_FIXED ? 0 : v->block_size;
+	l->unmap_granularity = v->footer.type == VHD_TYPE_FIXED ? 4096
+							     : v->block_size;
+	l->unmap_zeroes = false;
+	memcpy(v->b.ident.id, v->footer.uuid, 16);
+	for (int i = 0; i < 16; i++)
+		snprintf(v->b.ident.serial + 2 * i, 3, "%02x", v->footer.uuid[i]);
+}
+
+/* VHD_O_DIRECT: a second descriptor with O_DIRECT and a libaio engine for
+ * data I/O.  A file system without O_DIRECT, or a fixed image whose data
+ * area does not end on the direct-I/O block (its last block would overlap
+ * the footer), stays buffered: that is not an error. */
+static int open_direct(struct vhd *v, struct bdev_err *e)
+{
+	uint32_t off_al, mem_al;
+
+	v->dfd = open(v->path, (v->b.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC |
+		      O_DIRECT);
+	if (v->dfd < 0)
+		return 0;
+	if (pt_dio_align(v->dfd, &off_al, &mem_al) || off_al > 4096 ||
+	    (v->footer.type == VHD_TYPE_FIXED && v->b.size % off_al)) {
+		close(v->dfd);
+		v->dfd = -1;
+		return 0;
+	}
+	v->aio = pt_aio_new(&v->b, v->dfd, e);
+	if (!v->aio)
+		return -1;
+	v->b.limits.align_off = off_al;
+	v->b.limits.align_mem = mem_al;
+	v->b.limits.fua_native = true;
+	return 0;
+}
+
 static struct bdev *open_layer(const char *path, unsigned flags,
 			       int depth_left, struct chain_seen *seen,
 			       struct bdev_err *e)
@@ -433,7 +483,9 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 		return NULL;
 	}
 	v->fd = -1;
+	v->dfd = -1;
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->alloc_lock, NULL);
 	pthread_mutex_init(&v->flush_lock, NULL);
 	pthread_rwlock_init(&v->rmw_lock, NULL);
 	v->open_flags = flags;
@@ -501,12 +553,18 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 			goto fail;
 		}
 		v->footer_off = size;
+		set_limits(v);
+		if ((flags & VHD_O_DIRECT) && open_direct(v, e))
+			goto fail;
 		return &v->b;
 	}
 	if (open_sparse(v, path, e))
 		goto fail;
 	if (v->footer.type == VHD_TYPE_DIFF && !(flags & VHD_O_NO_PARENT) &&
 	    open_parent(v, path, flags, depth_left, seen, e))
+		goto fail;
+	set_limits(v);
+	if ((flags & VHD_O_DIRECT) && open_direct(v, e))
 		goto fail;
 	return &v->b;
 fail:

@@ -164,9 +164,14 @@ int vhd_relpath(const char *from_dir, const char *to, char *out,
 
 /* ---- the open image (open.c, io.c) ---- */
 
+struct pt_aio;
+
 struct vhd {
 	struct bdev b;             /* must be first */
 	int fd;
+	int dfd;                   /* VHD_O_DIRECT: the file again, O_DIRECT;
+	                            * else -1 */
+	struct pt_aio *aio;        /* data I/O on dfd; NULL without direct */
 	char *path;
 	unsigned open_flags;
 	struct vhd_footer footer;
@@ -185,6 +190,8 @@ struct vhd {
 	bool meta_dirty;
 	int unsynced;              /* data written since the last flush (atomic) */
 	pthread_mutex_t lock;      /* bat, bm[] pointers, dirty flags, footer_off */
+	pthread_mutex_t alloc_lock;/* one block allocation at a time, held
+	                            * across its I/O (lock is not) */
 	pthread_mutex_t flush_lock;/* one flush at a time */
 	pthread_rwlock_t rmw_lock; /* writes shared; partial-sector RMW exclusive */
 	struct bdev *parent;       /* differencing: the parent chain */
