@@ -6,9 +6,10 @@
  *    asked-for bytes copied out;
  *  - write with aligned offset and length but unaligned buffers: copied
  *    into an aligned buffer and written;
- *  - write covering part of a block: read-modify-write of the covering
- *    range (only its partial first and last blocks are read), run alone
- *    through the gate (bdev-gate.c);
+ *  - write covering part of a block: read-modify-write of each partial
+ *    block, run alone through the gate (bdev-gate.c), the aligned middle
+ *    copied and written as above;
+ *  - large requests go in pieces of at most BOUNCE_MAX bytes;
  *  - write-zeroes: the aligned middle is zeroed as usual, the partial edge
  *    blocks are read-modify-written with zeros; discard drops the partial
  *    edges unless the disk promises zeros after unmap, then it zeroes them.
@@ -20,13 +21,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Bounce buffers are at most this big: larger requests go in pieces. */
+#define BOUNCE_MAX (4u << 20)
+
 static void *bounce_alloc(struct bdev *b, uint64_t n)
 {
 	size_t al = UTIL_MAX(UTIL_MAX(b->limits.align_mem, b->limits.align_off),
 			     (uint32_t)sizeof(void *));
 	void *p = NULL;
 
-	if (n > (64u << 20) + 2 * (uint64_t)al || posix_memalign(&p, al, (size_t)n))
+	if (posix_memalign(&p, al, (size_t)n))
 		return NULL;
 	return p;
 }
@@ -74,75 +78,113 @@ static int nomem(struct bdev *b)
 	return bdev_set_error(b, ENOMEM, "out of memory for an alignment bounce buffer");
 }
 
+/* Reads: the covering aligned range, a piece at a time. */
 static int bounce_read(struct bdev *b, struct bdev_req *rq,
 		       int (*serve)(struct bdev *, struct bdev_req *))
 {
 	uint64_t ao = b->limits.align_off;
 	uint64_t a0 = rq->off / ao * ao;
 	uint64_t a1 = util_align_up(rq->off + rq->len, ao);
-	uint8_t *buf = bounce_alloc(b, a1 - a0);
-	int r;
-
-	if (!buf)
-		return nomem(b);
-	r = serve_one(b, BDEV_OP_READ, 0, buf, a0, a1 - a0, serve);
-	if (!r)
-		iov_copy(rq->iov, rq->iovcnt, 0, buf + (rq->off - a0), rq->len,
-			 true);
-	free(buf);
-	return r;
-}
-
-/* Read-modify-write of [off, off+len) with bytes from src (an iovec) or
- * zeros (src NULL).  Runs alone on the disk. */
-static int rmw(struct bdev *b, const struct bdev_req *src, uint64_t off,
-	       uint64_t len, unsigned flags,
-	       int (*serve)(struct bdev *, struct bdev_req *))
-{
-	uint64_t ao = b->limits.align_off;
-	uint64_t a0 = off / ao * ao, a1 = util_align_up(off + len, ao);
-	uint8_t *buf = bounce_alloc(b, a1 - a0);
+	uint64_t piece = UTIL_MIN(a1 - a0, util_align_up(BOUNCE_MAX, ao));
+	uint8_t *buf = bounce_alloc(b, piece);
 	int r = 0;
 
 	if (!buf)
 		return nomem(b);
+	for (uint64_t p = a0; p < a1 && !r; p += piece) {
+		uint64_t n = UTIL_MIN(piece, a1 - p);
+		uint64_t from = UTIL_MAX(p, rq->off);
+		uint64_t to = UTIL_MIN(p + n, rq->off + rq->len);
+
+		r = serve_one(b, BDEV_OP_READ, 0, buf, p, n, serve);
+		if (!r)
+			iov_copy(rq->iov, rq->iovcnt, from - rq->off,
+				 buf + (from - p), to - from, true);
+	}
+	free(buf);
+	return r;
+}
+
+/* Read-modify-write of [off, off+len), which lies inside one aligned
+ * block, with bytes from src at skip (or zeros when src is NULL).  Runs
+ * alone on the disk (the gate). */
+static int rmw_block(struct bdev *b, const struct bdev_req *src,
+		     uint64_t skip, uint64_t off, uint64_t len, unsigned flags,
+		     int (*serve)(struct bdev *, struct bdev_req *))
+{
+	uint64_t ao = b->limits.align_off, a0 = off / ao * ao;
+	uint8_t *buf = bounce_alloc(b, ao);
+	int r;
+
+	if (!buf)
+		return nomem(b);
 	bdev_gate_rmw_begin(b);
-	if (off != a0)
-		r = serve_one(b, BDEV_OP_READ, 0, buf, a0, ao, serve);
-	if (!r && (off + len) % ao && (a1 - ao != a0 || off == a0))
-		r = serve_one(b, BDEV_OP_READ, 0, buf + (a1 - a0 - ao),
-			      a1 - ao, ao, serve);
+	r = serve_one(b, BDEV_OP_READ, 0, buf, a0, ao, serve);
 	if (!r) {
 		if (src)
-			iov_copy(src->iov, src->iovcnt, 0, buf + (off - a0), len,
-				 false);
+			iov_copy(src->iov, src->iovcnt, skip, buf + (off - a0),
+				 len, false);
 		else
 			memset(buf + (off - a0), 0, (size_t)len);
-		r = serve_one(b, BDEV_OP_WRITE, flags, buf, a0, a1 - a0, serve);
+		r = serve_one(b, BDEV_OP_WRITE, flags, buf, a0, ao, serve);
 	}
 	bdev_gate_rmw_end(b);
 	free(buf);
 	return r;
 }
 
+/* Write aligned [off, off+len) from rq's buffers at skip, copied into
+ * aligned buffers a piece at a time. */
+static int copy_write(struct bdev *b, struct bdev_req *rq, uint64_t skip,
+		      uint64_t off, uint64_t len,
+		      int (*serve)(struct bdev *, struct bdev_req *))
+{
+	uint64_t piece = UTIL_MIN(len, BOUNCE_MAX);
+	uint8_t *buf;
+	int r = 0;
+
+	if (!len)
+		return 0;
+	buf = bounce_alloc(b, piece);
+	if (!buf)
+		return nomem(b);
+	for (uint64_t done = 0; done < len && !r; done += piece) {
+		uint64_t n = UTIL_MIN(piece, len - done);
+
+		iov_copy(rq->iov, rq->iovcnt, skip + done, buf, n, false);
+		bdev_gate_write_enter_wait(b);
+		r = serve_one(b, BDEV_OP_WRITE, rq->flags, buf, off + done, n,
+			      serve);
+		bdev_gate_write_exit(b);
+	}
+	free(buf);
+	return r;
+}
+
+/* Split [off, off+len) into a partial first block, an aligned middle and
+ * a partial last block. */
+static void split(uint64_t ao, uint64_t off, uint64_t len, uint64_t *head,
+		  uint64_t *mid, uint64_t *tail)
+{
+	*head = off % ao ? UTIL_MIN(len, ao - off % ao) : 0;
+	*mid = (len - *head) / ao * ao;
+	*tail = len - *head - *mid;
+}
+
 static int bounce_write(struct bdev *b, struct bdev_req *rq,
 			int (*serve)(struct bdev *, struct bdev_req *))
 {
-	uint64_t ao = b->limits.align_off;
-	uint8_t *buf;
-	int r;
+	uint64_t head, mid, tail;
+	int r = 0;
 
-	if ((rq->off | rq->len) % ao)
-		return rmw(b, rq, rq->off, rq->len, rq->flags, serve);
-	/* Only the buffers are misaligned. */
-	buf = bounce_alloc(b, rq->len);
-	if (!buf)
-		return nomem(b);
-	iov_copy(rq->iov, rq->iovcnt, 0, buf, rq->len, false);
-	bdev_gate_write_enter_wait(b);
-	r = serve_one(b, BDEV_OP_WRITE, rq->flags, buf, rq->off, rq->len, serve);
-	bdev_gate_write_exit(b);
-	free(buf);
+	split(b->limits.align_off, rq->off, rq->len, &head, &mid, &tail);
+	if (head)
+		r = rmw_block(b, rq, 0, rq->off, head, rq->flags, serve);
+	if (!r)
+		r = copy_write(b, rq, head, rq->off + head, mid, serve);
+	if (!r && tail)
+		r = rmw_block(b, rq, head + mid, rq->off + head + mid, tail,
+			      rq->flags, serve);
 	return r;
 }
 
@@ -151,22 +193,20 @@ static int bounce_write(struct bdev *b, struct bdev_req *rq,
 static int bounce_zero(struct bdev *b, struct bdev_req *rq,
 		       int (*serve)(struct bdev *, struct bdev_req *))
 {
-	uint64_t ao = b->limits.align_off, end = rq->off + rq->len;
-	uint64_t m0 = util_align_up(rq->off, ao), m1 = end / ao * ao;
 	bool edges = rq->op == BDEV_OP_WRITE_ZEROES || b->limits.unmap_zeroes;
 	unsigned fl = rq->flags & BDEV_FUA;
+	uint64_t head, mid, tail;
 	int r = 0;
 
-	if (m0 >= m1) {   /* inside one block, or two partial ones */
-		return edges ? rmw(b, NULL, rq->off, rq->len, fl, serve) : 0;
-	}
-	if (edges && rq->off < m0)
-		r = rmw(b, NULL, rq->off, m0 - rq->off, fl, serve);
-	if (!r && edges && end > m1)
-		r = rmw(b, NULL, m1, end - m1, fl, serve);
-	if (!r) {
+	split(b->limits.align_off, rq->off, rq->len, &head, &mid, &tail);
+	if (edges && head)
+		r = rmw_block(b, NULL, 0, rq->off, head, fl, serve);
+	if (!r && edges && tail)
+		r = rmw_block(b, NULL, 0, rq->off + head + mid, tail, fl, serve);
+	if (!r && mid) {
 		bdev_gate_write_enter_wait(b);
-		r = serve_one(b, rq->op, rq->flags, NULL, m0, m1 - m0, serve);
+		r = serve_one(b, rq->op, rq->flags, NULL, rq->off + head, mid,
+			      serve);
 		bdev_gate_write_exit(b);
 	}
 	return r;
