@@ -146,9 +146,13 @@ static int opt_info_go(struct nbdsrv_conn *c, const struct opt *o)
 		r = reply_info(c, o->code, NBD_INFO_NAME, name, strlen(name));
 	if (!r && want_desc && desc)
 		r = reply_info(c, o->code, NBD_INFO_DESCRIPTION, desc, strlen(desc));
-	/* Sent whether asked or not: the defaults, stated. */
-	util_put_be32(b, 1);
-	util_put_be32(b + 4, 4096);
+	/* Sent whether asked or not, from the disk's limits: any alignment
+	 * works (the block layer bounces), but a disk on O_DIRECT does a
+	 * read-modify-write below its direct-I/O block, so that is the
+	 * minimum we ask for, as qemu-nbd does with cache=none; the
+	 * preferred size is the physical block, at least a page. */
+	util_put_be32(b, c->s->b->limits.align_off > 1 ? c->s->b->limits.align_off : 1);
+	util_put_be32(b + 4, UTIL_MAX(4096u, c->s->b->limits.physical_block));
 	util_put_be32(b + 8, NBDSRV_MAX_PAYLOAD);
 	if (!r)
 		r = reply_info(c, o->code, NBD_INFO_BLOCK_SIZE, b, 12);

@@ -1,5 +1,6 @@
 /* vhdtool: entry point, subcommand table and shared helpers. */
 #include "vhdtool.h"
+#include "passthrough/passthrough.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -100,12 +101,18 @@ struct bdev *vt_open(const char *path, unsigned flags)
 		o.flags |= VHD_O_IGNORE_PARENT_UUID;
 	if (flags & VT_OPEN_SIZE_FOOTER)
 		o.flags |= VHD_O_SIZE_FOOTER;
+	if (flags & VT_OPEN_DIRECT)
+		o.flags |= VHD_O_DIRECT;
 	b = vhd_open(path, &o, &e);
 	if (b)
 		return tracked(b, path, flags);
 	if ((flags & VT_OPEN_RAW_OK) && e.code == ENOVHD) {
-		b = bdev_file_open(path, (flags & VT_OPEN_RDONLY) ?
-				   BDEV_OPEN_RDONLY : 0, &e);
+		if (flags & VT_OPEN_DIRECT)
+			b = pt_open(path, (flags & VT_OPEN_RDONLY) ? PT_OPEN_RDONLY : 0,
+				    &e);
+		else
+			b = bdev_file_open(path, (flags & VT_OPEN_RDONLY) ?
+					   BDEV_OPEN_RDONLY : 0, &e);
 		if (b)
 			return tracked(b, path, flags);
 	}

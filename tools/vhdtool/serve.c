@@ -83,7 +83,7 @@ static struct bdev *open_snapshot(const char *path)
 static int run_serve(int argc, char **argv);
 VHDTOOL_COMMAND(serve, .name = "serve",
 	.usage = "serve [--socket PATH | --bind ADDR --port N] [--read-only] [--snapshot] "
-		 "[--export-name NAME] [--max-clients N] [--threads N] [--once] [-v] IMAGE",
+		 "[--direct] [--export-name NAME] [--max-clients N] [--threads N] [--once] [-v] IMAGE",
 	.summary = "export a disk (any VHD chain or raw file) over NBD",
 	.run = run_serve)
 
@@ -116,12 +116,14 @@ static int run_serve(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "direct", no_argument, NULL, 'D' },
 		{ 0 }
 	};
 	struct nbdsrv_opts so = { .export_name = "" };
 	const char *sock = NULL, *addr = NULL, *image;
 	unsigned port = NBDSRV_DEFAULT_PORT;
 	bool port_set = false, snapshot = false, verbose = false;
+	unsigned oflags = 0;
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	struct bdev_err e = { 0 };
 	struct nbdsrv *s;
@@ -130,7 +132,7 @@ static int run_serve(int argc, char **argv)
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:b:p:rSe:m:t:ov", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:b:p:rSe:m:t:ovD", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': sock = optarg; break;
 		case 'b': addr = optarg; break;
@@ -152,6 +154,7 @@ static int run_serve(int argc, char **argv)
 			break;
 		case 'o': so.once = true; break;
 		case 'v': verbose = true; break;
+		case 'D': oflags |= VT_OPEN_DIRECT; break;
 		default:
 			return vt_usage(&serve_cmd);
 		}
@@ -166,7 +169,8 @@ static int run_serve(int argc, char **argv)
 	if (snapshot && !so.read_only)
 		b = open_snapshot(image);
 	else
-		b = vt_open(image, (so.read_only ? VT_OPEN_RDONLY : 0) | VT_OPEN_RAW_OK);
+		b = vt_open(image, (so.read_only ? VT_OPEN_RDONLY : 0) |
+			    VT_OPEN_RAW_OK | oflags);
 	if (!b)
 		return 1;
 	snprintf(desc, sizeof(desc), "%s (%s%s)", util_basename(image), b->ops->kind,

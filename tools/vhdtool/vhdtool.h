@@ -43,6 +43,8 @@ bool vt_parse_size(const char *what, const char *s, uint64_t *out);
 #define VT_OPEN_NO_UUID    0x4u   /* do not verify parent UUIDs */
 #define VT_OPEN_SIZE_FOOTER 0x8u  /* use the footer's current size */
 #define VT_OPEN_SIZE_CHS   0x10u  /* use the CHS geometry size */
+#define VT_OPEN_DIRECT     0x20u  /* O_DIRECT + libaio (VHD data, raw files,
+                                   * block devices) */
 struct bdev *vt_open(const char *path, unsigned flags);
 /* Print bdev b's last error as "vhdtool: message". */
 void vt_bdev_err(struct bdev *b);
