@@ -393,20 +393,32 @@ static int op_sync(struct bdev *b, enum bdev_op op, void *buf, uint64_t off,
 	return -EINVAL;
 }
 
-/* Fallback for back-ends without write_zeroes: write a zero buffer. */
+static int serve_plain(struct bdev *b, struct bdev_req *rq);
+
+/* Fallback for back-ends without write_zeroes: write a zero buffer, as
+ * aligned as the disk needs (rq is aligned, so are the 1 MiB pieces), through
+ * serve_plain() so a disk with only a native submit gets it too. */
 static int zero_by_writing(struct bdev *b, uint64_t off, uint64_t len,
 			   unsigned flags)
 {
 	size_t chunk = (size_t)UTIL_MIN(len, (uint64_t)1 << 20);
-	void *zero = calloc(1, chunk);
+	size_t al = UTIL_MAX(b->limits.align_mem, (uint32_t)sizeof(void *));
+	void *zero = NULL;
 	int r = 0;
 
-	if (!zero)
+	if (posix_memalign(&zero, al, chunk))
 		return bdev_set_error(b, ENOMEM, "out of memory");
+	memset(zero, 0, chunk);
 	while (len && !r) {
 		size_t n = (size_t)UTIL_MIN(len, chunk);
+		struct iovec v = { zero, n };
+		struct bdev_req c = {
+			.op = BDEV_OP_WRITE, .flags = flags & BDEV_FUA,
+			.off = off, .len = n, .iov = &v, .iovcnt = 1, .bd = b,
+			.priv_flags = BDEV_RQ_CHILD,
+		};
 
-		r = op_sync(b, BDEV_OP_WRITE, zero, off, n, flags & BDEV_FUA);
+		r = serve_plain(b, &c);
 		off += n;
 		len -= n;
 	}
@@ -423,23 +435,35 @@ static bool has_sync(struct bdev *b, enum bdev_op op)
 		return o->read || b->lower;
 	case BDEV_OP_WRITE:
 		return o->write || b->lower;
-	default:
-		return true;
+	case BDEV_OP_FLUSH:
+		return o->flush || b->lower || !o->submit;
+	case BDEV_OP_DISCARD:
+		return o->discard || b->lower || !o->submit;
+	case BDEV_OP_WRITE_ZEROES:
+		return o->write_zeroes || b->lower || !o->submit;
 	}
+	return true;
 }
 
 /* Serve a checked, aligned request on this thread: the synchronous op
  * where the disk (or the layers under it) has one, which costs no thread
- * hand-off, else a native submit and a wait. */
+ * hand-off, else a native submit and a wait.  A flush, discard or
+ * write-zeroes the native submit declines gets the defaults below (flush
+ * and discard: nothing to do; write-zeroes: write zeros). */
 static int serve_plain(struct bdev *b, struct bdev_req *rq)
 {
 	uint64_t off = rq->off;
 	int r = 0;
 
-	if (!has_sync(b, rq->op))
-		return b->ops->submit ? bdev_native_wait(b, rq, rq->iov, rq->iovcnt,
-							 rq->off, rq->len)
-				      : -ENOTSUP;
+	if (!has_sync(b, rq->op)) {
+		r = b->ops->submit ? bdev_native_wait(b, rq, rq->iov, rq->iovcnt,
+						      rq->off, rq->len)
+				   : -ENOTSUP;
+		if (r != -ENOTSUP || rq->op == BDEV_OP_READ ||
+		    rq->op == BDEV_OP_WRITE)
+			return r;
+		r = 0;
+	}
 	switch (rq->op) {
 	case BDEV_OP_READ:
 	case BDEV_OP_WRITE:
