@@ -492,11 +492,22 @@ static int serve_plain(struct bdev *b, struct bdev_req *rq)
 
 int bdev_serve_sync(struct bdev *b, struct bdev_req *rq)
 {
+	int r;
+
 	if (!rq->len && rq->op != BDEV_OP_FLUSH)
 		return 0;
 	if (!bdev_req_aligned(b, rq))
 		return bdev_bounce(b, rq, serve_plain);
-	return serve_plain(b, rq);
+	if (b->limits.align_off <= 1 || !is_write_op(rq->op) ||
+	    (rq->priv_flags & (BDEV_RQ_GATED | BDEV_RQ_CHILD)))
+		return serve_plain(b, rq);
+	/* An aligned write enters the gate here, on the thread that serves
+	 * it, so it never holds the gate while it waits for a worker (see
+	 * bdev_dispatch()). */
+	bdev_gate_write_enter_wait(b);
+	r = serve_plain(b, rq);
+	bdev_gate_write_exit(b);
+	return r;
 }
 
 /* ---- submit ---- */
@@ -549,6 +560,15 @@ void bdev_dispatch(struct bdev *b, struct bdev_req *rq)
 		bdev_layer_forward(b, rq);
 		return;
 	}
+	/* A write must not hold the gate while it waits in the worker queue:
+	 * the workers ahead of it may all be read-modify-writes waiting for
+	 * the gate to empty (a deadlock once every worker is one).  It
+	 * leaves the gate now and enters it again on its worker
+	 * (bdev_serve_sync()). */
+	if (rq->priv_flags & BDEV_RQ_GATED) {
+		rq->priv_flags &= ~BDEV_RQ_GATED;
+		bdev_gate_write_exit(b);
+	}
 	bdev_worker_queue(rq);
 }
 
@@ -567,14 +587,7 @@ static int sync_call(struct bdev *b, struct bdev_req *rq)
 	bdev_inflight_inc(b);
 	rq->bd = b;
 	tls_msg[0] = '\0';
-	if (b->limits.align_off > 1 && is_write_op(rq->op) &&
-	    bdev_req_aligned(b, rq)) {
-		bdev_gate_write_enter_wait(b);
-		r = serve_plain(b, rq);
-		bdev_gate_write_exit(b);
-	} else {
-		r = bdev_serve_sync(b, rq);
-	}
+	r = bdev_serve_sync(b, rq);
 	if (r && !tls_msg[0])
 		bdev_set_error(b, r, "%s at offset %llu length %llu failed: %s",
 			       rq->op == BDEV_OP_READ ? "read" :
