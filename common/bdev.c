@@ -193,14 +193,22 @@ void bdev_inflight_inc(struct bdev *b)
 
 void bdev_inflight_dec(struct bdev *b)
 {
-	/* A drainer raises drain_waiters before it looks at inflight under
-	 * b->mu, and we broadcast under b->mu: no lost wake-up. */
+	int v = __atomic_load_n(&b->inflight, __ATOMIC_SEQ_CST);
+
+	/* Not the last one: nobody can be waiting for this count. */
+	while (v > 1)
+		if (__atomic_compare_exchange_n(&b->inflight, &v, v - 1, false,
+						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			return;
+	/* Maybe the last one: decrement under b->mu.  A drainer reads
+	 * inflight under b->mu, so it cannot return (and its caller free b)
+	 * before we have let go of b; decrementing first and locking after
+	 * would touch b after a drainer may have seen zero. */
+	pthread_mutex_lock(&b->mu);
 	if (__atomic_sub_fetch(&b->inflight, 1, __ATOMIC_SEQ_CST) == 0 &&
-	    __atomic_load_n(&b->drain_waiters, __ATOMIC_SEQ_CST)) {
-		pthread_mutex_lock(&b->mu);
+	    b->drain_waiters)
 		pthread_cond_broadcast(&b->cv);
-		pthread_mutex_unlock(&b->mu);
-	}
+	pthread_mutex_unlock(&b->mu);
 }
 
 void bdev_drain(struct bdev *b)
