@@ -117,6 +117,7 @@ enum bdev_ec bdev_errclass(int err)
 	case ENOMEDIUM:
 	case EBADF:
 	case ECONNRESET:
+	case ECONNABORTED:   /* FUSE: the file system's daemon died */
 	case EPIPE:
 	case ESTALE:
 		return BDEV_EC_GONE;
