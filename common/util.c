@@ -57,33 +57,6 @@ int util_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-uint64_t util_bit_run(const uint8_t *bm, uint64_t i, uint64_t max)
-{
-	bool v = util_bit_test(bm, i);
-	uint64_t n = 1;
-
-	/* Bit by bit to a byte boundary, then whole bytes. */
-	while (n < max && ((i + n) & 7))
-		if (util_bit_test(bm, i + n) == v)
-			n++;
-		else
-			return n;
-	/* Whole bytes, eight at a time while they last. */
-	while (n + 64 <= max) {
-		uint64_t w;
-
-		memcpy(&w, bm + ((i + n) >> 3), 8);
-		if (w != (v ? ~(uint64_t)0 : 0))
-			break;
-		n += 64;
-	}
-	while (n + 8 <= max && bm[(i + n) >> 3] == (v ? 0xff : 0))
-		n += 8;
-	while (n < max && util_bit_test(bm, i + n) == v)
-		n++;
-	return n;
-}
-
 void util_bit_set_range(uint8_t *bm, uint64_t i, uint64_t n)
 {
 	while (n && (i & 7)) {

@@ -10,81 +10,72 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#include "fs-bits.h"
+#include "fs-compiler.h"
+#include "fs-endian.h"
+#include "fs-overflow.h"
+
+/* The helpers below are the util_ names of the freestanding ones in
+ * fs-*.h (one implementation; these names predate them). */
+#define UTIL_ARRAY_SIZE(a) FS_ARRAY_SIZE(a)
 #define UTIL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define UTIL_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 static inline uint16_t util_get_be16(const void *p)
 {
-	const uint8_t *b = p;
-	return (uint16_t)(b[0] << 8 | b[1]);
+	return fs_load_be16(p);
 }
 static inline uint32_t util_get_be32(const void *p)
 {
-	const uint8_t *b = p;
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-	       (uint32_t)b[2] << 8 | b[3];
+	return fs_load_be32(p);
 }
 static inline uint64_t util_get_be64(const void *p)
 {
-	const uint8_t *b = p;
-	return (uint64_t)util_get_be32(b) << 32 | util_get_be32(b + 4);
+	return fs_load_be64(p);
 }
 static inline void util_put_be16(void *p, uint16_t v)
 {
-	uint8_t *b = p;
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
+	fs_store_be16(p, v);
 }
 static inline void util_put_be32(void *p, uint32_t v)
 {
-	uint8_t *b = p;
-	b[0] = (uint8_t)(v >> 24);
-	b[1] = (uint8_t)(v >> 16);
-	b[2] = (uint8_t)(v >> 8);
-	b[3] = (uint8_t)v;
+	fs_store_be32(p, v);
 }
 static inline void util_put_be64(void *p, uint64_t v)
 {
-	util_put_be32(p, (uint32_t)(v >> 32));
-	util_put_be32((uint8_t *)p + 4, (uint32_t)v);
+	fs_store_be64(p, v);
 }
 static inline uint32_t util_get_le32(const void *p)
 {
-	const uint8_t *b = p;
-	return (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 |
-	       (uint32_t)b[1] << 8 | b[0];
+	return fs_load_le32(p);
 }
 static inline void util_put_le32(void *p, uint32_t v)
 {
-	uint8_t *b = p;
-	b[0] = (uint8_t)v;
-	b[1] = (uint8_t)(v >> 8);
-	b[2] = (uint8_t)(v >> 16);
-	b[3] = (uint8_t)(v >> 24);
+	fs_store_le32(p, v);
 }
 
 /* Checked arithmetic: true on overflow. */
 static inline bool util_add_overflow(uint64_t a, uint64_t b, uint64_t *r)
 {
-	return __builtin_add_overflow(a, b, r);
+	return fs_add_overflow_u64(a, b, r);
 }
 static inline bool util_mul_overflow(uint64_t a, uint64_t b, uint64_t *r)
 {
-	return __builtin_mul_overflow(a, b, r);
+	return fs_mul_overflow_u64(a, b, r);
 }
 /* off + len within size, without overflow. */
 static inline bool util_range_ok(uint64_t off, uint64_t len, uint64_t size)
 {
-	return off <= size && len <= size - off;
+	return fs_range_ok(off, len, size);
 }
+/* v rounded up to a multiple of a (a > 0). */
 static inline uint64_t util_align_up(uint64_t v, uint64_t a)
 {
-	return (v + a - 1) / a * a;
+	return fs_align_up(v, a);
 }
 static inline bool util_is_pow2(uint64_t v)
 {
-	return v && !(v & (v - 1));
+	return fs_is_power_of_2(v);
 }
 
 /* Whole-buffer pread/pwrite: retry short transfers and EINTR.  A read that
@@ -94,21 +85,29 @@ int util_pread_full(int fd, void *buf, size_t len, uint64_t off,
 		    bool zero_past_eof);
 int util_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
-/* MSB-first bit helpers (VHD sector bitmaps). */
+/* MSB-first bit helpers (VHD sector bitmaps): fs_be_bit_* of fs-bits.h. */
 static inline bool util_bit_test(const uint8_t *bm, uint64_t i)
 {
-	return bm[i >> 3] & (0x80u >> (i & 7));
+	return fs_be_bit_test(bm, i);
 }
 static inline void util_bit_set(uint8_t *bm, uint64_t i)
 {
-	bm[i >> 3] |= (uint8_t)(0x80u >> (i & 7));
+	fs_be_bit_set(bm, i);
 }
 static inline void util_bit_clear(uint8_t *bm, uint64_t i)
 {
-	bm[i >> 3] &= (uint8_t)~(0x80u >> (i & 7));
+	fs_be_bit_clear(bm, i);
 }
-/* Length of the run of equal bits starting at bit i, at most max. */
-uint64_t util_bit_run(const uint8_t *bm, uint64_t i, uint64_t max);
+/* Length of the run of equal bits starting at bit i, at most max (0 when
+ * max is 0). */
+static inline uint64_t util_bit_run(const uint8_t *bm, uint64_t i,
+				    uint64_t max)
+{
+	if (!max)
+		return 0;
+	return fs_be_find_next_bit(bm, i + 1, i + max,
+				   !fs_be_bit_test(bm, i)) - i;
+}
 /* Set bits [i, i+n). */
 void util_bit_set_range(uint8_t *bm, uint64_t i, uint64_t n);
 
