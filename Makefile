@@ -1,7 +1,20 @@
-# Top-level build.  Every module folder's *.c goes into one static library;
-# tools link it; each tests/unit/test-*.c is a cmocka program; every
-# executable tests/{interop,e2e,bad,crash}/*.sh is a shell test.  New files
-# are picked up without editing this file.
+# Top-level build.  Sources are discovered; new files are picked up without
+# editing this file:
+#
+#   MODULE/*.c          library code: each module folder's .c files (MODULES
+#                       below) go into $(BUILD)/libstack.a, except main.c;
+#   MODULE/main.c       a program's entry point, never in the library:
+#                       vmm-mini/main.c -> $(BUILD)/bin/vmm-mini, linked with
+#                       the library (bin/, because $(BUILD)/vmm-mini/ is the
+#                       folder of that module's objects);
+#   tools/vhdtool/*.c   the vhdtool program;
+#   tests/unit/test-*.c a cmocka program each (tests/unit/*.c others are
+#                       helpers linked into all of them);
+#   tests/helpers/*.c   a helper program each, driven by shell tests;
+#   tests/{interop,e2e,bad,crash}/*.sh  the executable ones are shell tests.
+#
+# Every object records its header dependencies (-MMD), so changing a header
+# rebuilds whatever includes it.
 #
 #   make            build everything (V=1 for full commands)
 #   make check      install missing Debian packages (as root), build, run all tests
@@ -16,7 +29,9 @@ CC      := gcc
 endif
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter
+WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter \
+	   -Wstrict-prototypes -Wformat=2 -Wwrite-strings -Wundef \
+	   -Wold-style-definition -Wredundant-decls -Wvla -Wshadow
 CPPFLAGS += -D_GNU_SOURCE -I. -Icommon
 LDLIBS  := -lpthread -lz -lcrypto -laio
 TEST_LDLIBS := -lcmocka -lnbd
@@ -37,38 +52,53 @@ Q := @
 endif
 
 MODULES := common vhd passthrough vmbus storvsp vss backup nbd vmm-mini
-LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-LIB      := $(BUILD)/libstack.a
+MOD_SRCS  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+PROG_SRCS := $(filter %/main.c,$(MOD_SRCS))
+PROGS     := $(PROG_SRCS:%/main.c=$(BUILD)/bin/%)
+LIB_SRCS  := $(filter-out $(PROG_SRCS),$(MOD_SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libstack.a
 
 TOOL_SRCS := $(wildcard tools/vhdtool/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
 VHDTOOL   := $(BUILD)/vhdtool
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 UNIT_HELPER_SRCS := $(filter-out tests/unit/test-%,$(wildcard tests/unit/*.c))
 UNIT_HELPER_OBJS := $(UNIT_HELPER_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER_SRCS := $(wildcard tests/helpers/*.c)
+HELPER_OBJS := $(HELPER_SRCS:%.c=$(BUILD)/%.o)
 HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 SHELL_TESTS := $(sort $(wildcard tests/interop/*.sh tests/e2e/*.sh tests/bad/*.sh tests/crash/*.sh))
 
 .PHONY: all check demo bench fuzz clean deps test
 .SECONDARY:
-all: $(VHDTOOL) $(UNIT_BINS) $(HELPER_BINS)
+all: $(VHDTOOL) $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(LIB): $(LIB_OBJS)
+# The library is rebuilt when its list of objects changes, not only when an
+# object does (a removed or renamed source must leave the archive).
+LIB_LIST := $(BUILD)/libstack.list
+$(shell mkdir -p $(BUILD) && echo '$(LIB_OBJS)' | cmp -s - $(LIB_LIST) || \
+	echo '$(LIB_OBJS)' > $(LIB_LIST))
+$(LIB): $(LIB_OBJS) $(LIB_LIST)
 	@$(if $(Q),echo "  AR      $@")
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJS)
 
 $(VHDTOOL): $(TOOL_OBJS) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(LIB) $(LDLIBS)
+
+$(BUILD)/bin/%: $(BUILD)/%/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
@@ -104,9 +134,13 @@ bench:
 FUZZ_SECONDS ?= 60
 FUZZ_SRCS := $(wildcard fuzz/fuzz-*.c)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
-build-fuzz/%: fuzz/%.c $(LIB_SRCS)
-	@mkdir -p build-fuzz
-	$(Q)clang -std=gnu11 -g -O1 $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) $(LDLIBS)
+FUZZ_OBJS := $(FUZZ_SRCS:%.c=build-fuzz/obj/%.o) $(LIB_SRCS:%.c=build-fuzz/obj/%.o)
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=address,undefined
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -MMD -MP -c -o $@ $<
+build-fuzz/%: build-fuzz/obj/fuzz/%.o $(filter-out build-fuzz/obj/fuzz/%,$(FUZZ_OBJS))
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 fuzz:
 	$(Q)scripts/deps.sh clang libclang-rt-14-dev
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
@@ -116,4 +150,6 @@ fuzz:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)
+# Header dependencies of every object.
+-include $(patsubst %.o,%.d,$(LIB_OBJS) $(PROGS:$(BUILD)/bin/%=$(BUILD)/%/main.o) \
+	$(TOOL_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) $(HELPER_OBJS) $(FUZZ_OBJS))
