@@ -7,6 +7,12 @@
 #                       vmm-mini/main.c -> $(BUILD)/bin/vmm-mini, linked with
 #                       the library (bin/, because $(BUILD)/vmm-mini/ is the
 #                       folder of that module's objects);
+#   MODULE/guest/*.c    freestanding code (FREESTANDING_CFLAGS, no libc),
+#   tests/*/guest/*.c   linked at 1 MiB (scripts/freestanding.ld) into a flat
+#                       image $(BUILD)/MODULE/guest.bin, embedded by
+#                       $(BUILD)/MODULE/guest-blob.o with symbols
+#                       <MODULE>_guest_start/_end ('/' and '-' become '_');
+#                       a module's blob goes into the library;
 #   tools/vhdtool/*.c   the vhdtool program;
 #   tests/unit/test-*.c a cmocka program each (tests/unit/*.c others are
 #                       helpers linked into all of them);
@@ -59,6 +65,22 @@ LIB_SRCS  := $(filter-out $(PROG_SRCS),$(MOD_SRCS))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB       := $(BUILD)/libstack.a
 
+# Freestanding code: DIR/guest/*.c -> $(BUILD)/DIR/guest.bin -> guest-blob.o.
+# The flags give code that needs nothing from the host: no libc, no
+# position-independent code (it runs where the linker script puts it), no
+# red zone and no SSE (an interrupt or a kernel-style guest could clobber
+# them), no stack protector (it would need %fs set up).
+FREESTANDING_CFLAGS := -std=gnu11 -ffreestanding -fno-pic -fno-pie \
+	-mno-red-zone -mgeneral-regs-only -nostdlib -fno-stack-protector \
+	-fno-builtin -fno-asynchronous-unwind-tables -O2 -g $(WARN)
+FREESTANDING_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none \
+	-Wl,-z,noexecstack -Wl,--no-warn-rwx-segments -Wl,-T,scripts/freestanding.ld
+GUEST_SRCS  := $(wildcard $(addsuffix /guest/*.c,$(MODULES)) tests/*/guest/*.c)
+GUEST_OBJS  := $(GUEST_SRCS:%.c=$(BUILD)/%.o)
+GUEST_DIRS  := $(sort $(patsubst %/guest/,%,$(dir $(GUEST_SRCS))))
+GUEST_BLOBS := $(GUEST_DIRS:%=$(BUILD)/%/guest-blob.o)
+LIB_OBJS    += $(filter-out $(BUILD)/tests/%,$(GUEST_BLOBS))
+
 TOOL_SRCS := $(wildcard tools/vhdtool/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
 VHDTOOL   := $(BUILD)/vhdtool
@@ -76,6 +98,9 @@ SHELL_TESTS := $(sort $(wildcard tests/interop/*.sh tests/e2e/*.sh tests/bad/*.s
 .PHONY: all check demo bench fuzz clean deps test
 .SECONDARY:
 all: $(VHDTOOL) $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
+
+# Unit tests that link a test blob name it here.
+$(BUILD)/tests/test-fs-freestanding: $(BUILD)/tests/freestanding/guest-blob.o
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,12 +128,36 @@ $(BUILD)/bin/%: $(BUILD)/%/main.o $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(LIB) $(TEST_LDLIBS) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(filter %-blob.o,$^) $(UNIT_HELPER_OBJS) $(LIB) $(TEST_LDLIBS) $(LDLIBS)
 
 $(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(TEST_LDLIBS) $(LDLIBS)
+
+# Freestanding objects: a static pattern rule, so it wins over $(BUILD)/%.o.
+# Only the project's include paths: no _GNU_SOURCE, no sanitizers.
+$(GUEST_OBJS): $(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC (fs) $<")
+	$(Q)$(CC) -I. -Icommon $(FREESTANDING_CFLAGS) -MMD -MP -c -o $@ $<
+
+define guest_elf_rule
+$(BUILD)/$(1)/guest.elf: $(filter $(BUILD)/$(1)/guest/%,$(GUEST_OBJS)) scripts/freestanding.ld
+	@$$(if $(Q),echo "  LD (fs) $$@")
+	$(Q)$(CC) $(FREESTANDING_CFLAGS) $(FREESTANDING_LDFLAGS) -o $$@ $$(filter %.o,$$^)
+endef
+$(foreach d,$(GUEST_DIRS),$(eval $(call guest_elf_rule,$(d))))
+
+$(BUILD)/%/guest.bin: $(BUILD)/%/guest.elf
+	@$(if $(Q),echo "  OBJCOPY $@")
+	$(Q)objcopy -O binary $< $@
+
+# The flat image as read-only data between <name>_guest_start and _end.
+$(BUILD)/%/guest-blob.o: $(BUILD)/%/guest.bin scripts/guest-blob.S
+	@$(if $(Q),echo "  AS      $@")
+	$(Q)$(CC) -c -o $@ -DBLOB_FILE='"$<"' \
+	  -DBLOB_NAME=$(subst -,_,$(subst /,_,$*))_guest scripts/guest-blob.S
 
 deps:
 	$(Q)scripts/deps.sh
@@ -150,6 +199,7 @@ fuzz:
 clean:
 	rm -rf build build-san build-fuzz
 
-# Header dependencies of every object.
--include $(patsubst %.o,%.d,$(LIB_OBJS) $(PROGS:$(BUILD)/bin/%=$(BUILD)/%/main.o) \
-	$(TOOL_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) $(HELPER_OBJS) $(FUZZ_OBJS))
+# Header dependencies of every object (guest blobs are assembled from a
+# .bin, whose own objects carry theirs).
+-include $(patsubst %.o,%.d,$(filter-out %-blob.o,$(LIB_OBJS)) $(PROGS:$(BUILD)/bin/%=$(BUILD)/%/main.o) \
+	$(GUEST_OBJS) $(TOOL_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) $(HELPER_OBJS) $(FUZZ_OBJS))
