@@ -25,6 +25,9 @@
 #   make            build everything (V=1 for full commands)
 #   make check      install missing Debian packages (as root), build, run all tests
 #   make check SANITIZE=1   the same with ASan + UBSan (separate build folder)
+#   make check TSAN=1       ThreadSanitizer build (build-tsan/), runs TSAN_TESTS:
+#                   unit tests named *concurrency* or *nbd-io*, and every test
+#                   whose source holds the marker "tsan-test" (in a comment)
 #   make demo       build, then run the demo on an embedded default
 #   make bench      run the benchmarks in bench/
 #   make fuzz       build libFuzzer targets with clang and run each FUZZ_SECONDS
@@ -42,7 +45,13 @@ CPPFLAGS += -D_GNU_SOURCE -I. -Icommon
 LDLIBS  := -lpthread -lz -lcrypto -laio
 TEST_LDLIBS := -lcmocka -lnbd
 
-ifeq ($(SANITIZE),1)
+ifeq ($(SANITIZE)$(TSAN),11)
+$(error SANITIZE=1 and TSAN=1 cannot be combined: ASan and TSan exclude each other)
+endif
+ifeq ($(TSAN),1)
+BUILD   := build-tsan
+SANFLAGS := -fsanitize=thread
+else ifeq ($(SANITIZE),1)
 BUILD   := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 else
@@ -94,6 +103,19 @@ HELPER_SRCS := $(wildcard tests/helpers/*.c)
 HELPER_OBJS := $(HELPER_SRCS:%.c=$(BUILD)/%.o)
 HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 SHELL_TESTS := $(sort $(wildcard tests/interop/*.sh tests/e2e/*.sh tests/bad/*.sh tests/crash/*.sh))
+
+# Tests run by `make check TSAN=1`.  Modules may append (TSAN_TESTS += ...)
+# or mark a test's source with "tsan-test" in a comment.
+TSAN_MARKED := $(shell grep -l 'tsan-test' $(UNIT_SRCS) $(SHELL_TESTS) 2>/dev/null)
+TSAN_TESTS  += $(filter %concurrency %nbd-io,$(UNIT_BINS)) \
+	       $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(filter %.c,$(TSAN_MARKED))) \
+	       $(filter %.sh,$(TSAN_MARKED))
+ifeq ($(TSAN),1)
+CHECK_TESTS = $(sort $(filter $(BUILD)/%,$(TSAN_TESTS))) \
+	       $(sort $(filter-out $(BUILD)/%,$(TSAN_TESTS)))
+else
+CHECK_TESTS = $(UNIT_BINS) $(SHELL_TESTS)
+endif
 
 .PHONY: all check demo bench fuzz clean deps test
 .SECONDARY:
@@ -164,12 +186,13 @@ deps:
 
 # Unit tests first (fast), then shell tests.  scripts/run-tests.sh prints
 # one line per test and a closing "N passed, N failed, N skipped".
+# With TSAN=1 only TSAN_TESTS run.
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)BUILD=$(BUILD) VHDTOOL=$(abspath $(VHDTOOL)) scripts/run-tests.sh $(UNIT_BINS) $(SHELL_TESTS)
+	$(Q)BUILD=$(BUILD) VHDTOOL=$(abspath $(VHDTOOL)) scripts/run-tests.sh $(CHECK_TESTS)
 
 test: all
-	$(Q)BUILD=$(BUILD) VHDTOOL=$(abspath $(VHDTOOL)) scripts/run-tests.sh $(UNIT_BINS) $(SHELL_TESTS)
+	$(Q)BUILD=$(BUILD) VHDTOOL=$(abspath $(VHDTOOL)) scripts/run-tests.sh $(CHECK_TESTS)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory $(VHDTOOL)
@@ -197,7 +220,7 @@ fuzz:
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus-$$n fuzz/corpus/$$n || exit 1; done
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz
 
 # Header dependencies of every object (guest blobs are assembled from a
 # .bin, whose own objects carry theirs).

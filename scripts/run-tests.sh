@@ -9,6 +9,9 @@ mkdir -p "$logs"
 pass=0 fail=0 skip=0 failed=()
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# A TSan report makes the test exit 66 (TSan's default) at its end; known
+# races are listed, with reasons, in scripts/tsan.supp.
+export TSAN_OPTIONS=${TSAN_OPTIONS:-second_deadlock_stack=1:suppressions=$(cd "$(dirname "$0")" && pwd)/tsan.supp}
 for t in "$@"; do
 	name=$(echo "$t" | sed 's|^tests/||; s|^'"$BUILD"'/tests/|unit/|; s|/|-|g')
 	log="$logs/$name.log"
