@@ -7,6 +7,9 @@ set -eu
 need fio
 fio --enghelp 2>/dev/null | grep -qw nbd || { echo "skip: fio has no nbd engine"; exit 77; }
 
+# fio writes its verify state file (NAME-N-verify.state) into the current
+# folder: run it in the scratch folder, never in the source tree.
+cd "$dir"
 "$V" create -t dynamic "$dir/disk.vhd" 64M >/dev/null
 job=(--name=nbdverify --ioengine=nbd --uri="$uri" --size=24M --offset=4M
      --rw=randwrite --bsrange=512-64k --iodepth=16 --verify=crc32c
