@@ -309,12 +309,14 @@ bool ring_commit(struct ring *r)
 	FS_WRITE_ONCE(r->ctl->read_index, r->priv_read);
 	r->pub_read = r->priv_read;
 	freed = used_bytes(r, old, r->priv_read);
+	/* read_index store before any later load: the pending_send_sz load
+	 * below (pairs with ring_want_space) and the caller's re-check of
+	 * write_index (pairs with ring_write's store, barrier, load of
+	 * read_index: one of the two sides sees the other) */
+	fs_smp_mb();
 
 	if (!(FS_READ_ONCE(r->ctl->feature_bits) & RING_FEAT_PENDING_SEND_SZ))
 		return false;
-	/* read_index store before the pending_send_sz load: pairs with
-	 * ring_want_space */
-	fs_smp_mb();
 	pending = FS_READ_ONCE(r->ctl->pending_send_sz);
 	if (!pending)
 		return false;

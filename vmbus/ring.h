@@ -189,7 +189,11 @@ enum ring_status ring_read(struct ring *r, void *buf, uint32_t max,
 /* Publish what was consumed (read_index).  Returns true when the producer
  * must be signalled: its feature bit is set, it waits for pending_send_sz
  * bytes and this batch freed enough (free space went from <= pending to >
- * pending). */
+ * pending).
+ * A consumer that drains with interrupts unmasked must, after ring_commit,
+ * re-check ring_bytes_to_read() before it sleeps: a packet written while
+ * it was reading was not signalled (the ring did not look empty to the
+ * producer).  ring_commit orders its store before that load. */
 bool ring_commit(struct ring *r);
 
 /* Batched reading: ring_mask_interrupts before draining (the producer then
