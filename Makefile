@@ -16,7 +16,9 @@ CC      := gcc
 endif
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter
+WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter \
+	   -Wstrict-prototypes -Wformat=2 -Wwrite-strings -Wundef \
+	   -Wold-style-definition -Wredundant-decls -Wvla -Wshadow
 CPPFLAGS += -D_GNU_SOURCE -I. -Icommon
 LDLIBS  := -lpthread -lz -lcrypto -laio
 TEST_LDLIBS := -lcmocka -lnbd
