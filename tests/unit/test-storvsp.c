@@ -350,18 +350,22 @@ static void hostile(struct svc *s)
 
 	/* the primary carries on: a flood of TEST UNIT READY without
 	 * reading, then everything answered, nothing dropped */
-	struct svc_req *fl = calloc(2000, sizeof(*fl));
+	struct svc_req *fl = calloc(4000, sizeof(*fl));
 	int sent = 0, done = 0;
-	while (sent < 2000) {
-		fl[sent].cdb_len = 6;
-		fl[sent].data_in = VSP_DATA_NONE;
-		int e = svc_submit(s, 0, &fl[sent]);
-		if (e == -EAGAIN)
-			break;	/* guest->host ring full: host waits on us */
-		CHECK(91, e == 0);
-		sent++;
+	for (int round = 0; round < 4; round++) {
+		while (sent < 4000) {
+			fl[sent].cdb_len = 6;
+			fl[sent].data_in = VSP_DATA_NONE;
+			int e = svc_submit(s, 0, &fl[sent]);
+			if (e == -EAGAIN)
+				break;	/* guest->host ring full */
+			CHECK(91, e == 0);
+			sent++;
+		}
+		/* the host drains ours, fills its ring and waits
+		 * (pending_send_sz) */
+		usleep(50000);
 	}
-	usleep(100000);	/* the host fills its ring and waits (pending_send_sz) */
 	while (done < sent) {
 		int n = svc_poll(s, 5000);
 		CHECK(92, n > 0);
