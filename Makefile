@@ -39,7 +39,13 @@ Q := @
 endif
 
 MODULES := common vhd passthrough scsi vmbus storvsp vss backup nbd vmm-mini
-LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+# MODULE/main.c is a program's entry point, never in the library:
+# vmm-mini/main.c -> $(BUILD)/bin/vmm-mini (bin/, because $(BUILD)/vmm-mini/
+# is the folder of that module's objects).
+MOD_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+PROG_SRCS := $(filter %/main.c,$(MOD_SRCS))
+PROGS    := $(PROG_SRCS:%/main.c=$(BUILD)/bin/%)
+LIB_SRCS := $(filter-out $(PROG_SRCS),$(MOD_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libstack.a
 
@@ -57,7 +63,7 @@ SHELL_TESTS := $(sort $(wildcard tests/interop/*.sh tests/e2e/*.sh tests/bad/*.s
 
 .PHONY: all check demo bench fuzz clean deps test
 .SECONDARY:
-all: $(VHDTOOL) $(UNIT_BINS) $(HELPER_BINS)
+all: $(VHDTOOL) $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -72,15 +78,20 @@ $(VHDTOOL): $(TOOL_OBJS) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(LIB) $(LDLIBS)
 
+$(BUILD)/bin/%: $(BUILD)/%/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(LIB) $(TEST_LDLIBS) $(LDLIBS)
 
-$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(TEST_LDLIBS) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(LIB) $(TEST_LDLIBS) $(LDLIBS)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -118,4 +129,4 @@ fuzz:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)
+-include $(PROG_SRCS:%.c=$(BUILD)/%.d) $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)

@@ -52,6 +52,9 @@ static int cb_open(void *opaque, struct vmbus_chan *vc)
 		}
 		v->subs_offered = 0;
 		v->subs_epoch = vmbus_mgr_epoch(v->cfg.mgr);
+		pthread_mutex_lock(&v->mu);
+		v->st.subchannels_offered = 0;
+		pthread_mutex_unlock(&v->mu);
 	}
 	r = vsp_chan_open(o, vc);
 	if (r < 0)
