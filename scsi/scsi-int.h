@@ -20,8 +20,8 @@
 #define SCSI_MAX_UNMAP_DESC 256    /* block limits VPD: descriptors a command */
 #define SCSI_MAX_WS_BYTES  (128u << 20) /* WRITE SAME: bytes a command */
 #define SCSI_WS_CHUNK      (1u << 20)   /* WRITE SAME: bytes a bdev request */
-#define SCSI_MAX_CAW_BLOCKS 256     /* COMPARE AND WRITE, capped by bytes: */
-#define SCSI_MAX_CAW_BYTES (1u << 20)
+#define SCSI_MAX_CAW_BLOCKS 255     /* COMPARE AND WRITE, capped by bytes: */
+#define SCSI_MAX_CAW_BYTES (64u << 10)
 #define SCSI_MAX_LBA_DESC  256      /* GET LBA STATUS descriptors a reply */
 
 /* Pending unit attentions, a bit per condition (reported in this order). */
