@@ -128,7 +128,6 @@ struct scsi_task {
 	uint64_t avail;              /* bytes in cmd->iov */
 	uint64_t want;               /* bytes the command wanted to move */
 	uint64_t moved;              /* bytes moved */
-	bool removed_inflight;       /* lun was removed while it ran */
 	/* block requests: rqs[0..nrq) */
 	struct bdev_req rq1, *rqs;
 	int nrq;

@@ -174,8 +174,8 @@ void scsi_task_finish(struct scsi_task *tk)
 	c->residual = (int64_t)tk->avail - (int64_t)tk->want;
 	if (l) {
 		pthread_mutex_lock(&t->mu);
-		if (l->removed && !tk->removed_inflight) {
-			tk->removed_inflight = true;
+		/* Removed while it ran: whatever happened, it failed. */
+		if (l->removed) {
 			c->status = SCSI_CHECK_CONDITION;
 			scsi_sense_fill(c->sense, SCSI_SK_ILLEGAL_REQUEST, 0x25, 0);
 			c->sense_len = SCSI_SENSE_LEN;
