@@ -160,6 +160,14 @@ void scsi_task_data_in(struct scsi_task *tk, const void *data, size_t len,
 /* Copy the data-out buffer's first min(len, avail) bytes to dst (the
  * command wants len); returns the bytes copied. */
 size_t scsi_task_data_out(struct scsi_task *tk, void *dst, size_t len);
+/* Bytes of the command's buffer usable in direction d: all of it when
+ * the front end declared that direction, else none (a WRITE whose buffer
+ * was declared data-in writes nothing). */
+static inline uint64_t scsi_task_room(const struct scsi_task *tk,
+				      enum scsi_dir d)
+{
+	return tk->cmd->dir == d ? tk->avail : 0;
+}
 /* Allocate tk->rqs for n requests (zeroed); false (BUSY sent) on ENOMEM. */
 bool scsi_task_reqs(struct scsi_task *tk, int n);
 /* Submit tk->rqs[0..nrq) to the LUN's disk; when the last completes,

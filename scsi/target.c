@@ -221,14 +221,16 @@ void scsi_task_data_in(struct scsi_task *tk, const void *data, size_t len,
 		       size_t alloc)
 {
 	tk->want = UTIL_MIN(len, alloc);
-	tk->moved = iov_copy(tk->cmd, (void *)data, tk->want, true);
+	tk->moved = iov_copy(tk->cmd, (void *)data,
+			     UTIL_MIN(tk->want, scsi_task_room(tk, SCSI_DIR_IN)), true);
 	scsi_task_good(tk);
 }
 
 size_t scsi_task_data_out(struct scsi_task *tk, void *dst, size_t len)
 {
 	tk->want = len;
-	tk->moved = iov_copy(tk->cmd, dst, len, false);
+	tk->moved = iov_copy(tk->cmd, dst,
+			     UTIL_MIN(len, scsi_task_room(tk, SCSI_DIR_OUT)), false);
 	return tk->moved;
 }
 

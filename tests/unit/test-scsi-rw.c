@@ -178,6 +178,17 @@ static void test_residuals(void **state)
 	assert_int_equal(x.c.residual, 768 - 1024);
 	assert_int_equal(f->m0->data[511], 0x11);
 	assert_int_equal(f->m0->data[512], 0xAB);
+	/* a WRITE whose buffer was declared data-in writes nothing */
+	memset(b, 0x99, sizeof(b));
+	cdb10(c, 0x2A, 0, 1);
+	assert_int_equal(run(f->t, &x, 0, 1, c, 10, SCSI_DIR_IN, b, 512), SCSI_GOOD);
+	assert_int_equal(x.c.xfer_len, 0);
+	assert_int_equal(f->m0->data[0], 0x11);
+	/* VERIFY of more than we buffer */
+	cdb16(c, 0x8F, 0, 1u << 30);
+	c[1] = 0x06;
+	run(f->t, &x, 0, 1, c, 16, SCSI_DIR_OUT, b, 512);
+	assert_sense(&x, 5, 0x24, 0);
 	/* scattered buffer */
 	{
 		uint8_t a[100], z[924];
