@@ -69,7 +69,9 @@ struct scsi_cmd {
 	uint32_t lun;               /* 0..SCSI_MAX_LUNS-1; others: no LUN */
 	uint8_t cdb[32];
 	uint8_t cdb_len;            /* bytes valid in cdb (iSCSI: 16) */
-	enum scsi_dir dir;
+	enum scsi_dir dir;          /* iov is used only in this direction:
+	                             * a WRITE with a data-in buffer moves
+	                             * nothing (overflow residual) */
 	const struct iovec *iov;    /* the data buffer (expected length =
 	                             * the iovec total) */
 	int iovcnt;

@@ -174,8 +174,8 @@ void scsi_task_finish(struct scsi_task *tk)
 	c->residual = (int64_t)tk->avail - (int64_t)tk->want;
 	if (l) {
 		pthread_mutex_lock(&t->mu);
-		if (l->removed && !tk->removed_inflight) {
-			tk->removed_inflight = true;
+		/* Removed while it ran: whatever happened, it failed. */
+		if (l->removed) {
 			c->status = SCSI_CHECK_CONDITION;
 			scsi_sense_fill(c->sense, SCSI_SK_ILLEGAL_REQUEST, 0x25, 0);
 			c->sense_len = SCSI_SENSE_LEN;
@@ -221,14 +221,16 @@ void scsi_task_data_in(struct scsi_task *tk, const void *data, size_t len,
 		       size_t alloc)
 {
 	tk->want = UTIL_MIN(len, alloc);
-	tk->moved = iov_copy(tk->cmd, (void *)data, tk->want, true);
+	tk->moved = iov_copy(tk->cmd, (void *)data,
+			     UTIL_MIN(tk->want, scsi_task_room(tk, SCSI_DIR_IN)), true);
 	scsi_task_good(tk);
 }
 
 size_t scsi_task_data_out(struct scsi_task *tk, void *dst, size_t len)
 {
 	tk->want = len;
-	tk->moved = iov_copy(tk->cmd, dst, len, false);
+	tk->moved = iov_copy(tk->cmd, dst,
+			     UTIL_MIN(len, scsi_task_room(tk, SCSI_DIR_OUT)), false);
 	return tk->moved;
 }
 
