@@ -66,7 +66,7 @@ else
 Q := @
 endif
 
-MODULES := common vhd passthrough vmbus storvsp vss backup nbd vmm-mini
+MODULES := common vhd passthrough scsi vmbus storvsp vss backup nbd vmm-mini
 MOD_SRCS  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 PROG_SRCS := $(filter %/main.c,$(MOD_SRCS))
 PROGS     := $(PROG_SRCS:%/main.c=$(BUILD)/bin/%)
@@ -152,10 +152,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(filter %-blob.o,$^) $(UNIT_HELPER_OBJS) $(LIB) $(TEST_LDLIBS) $(LDLIBS)
 
-$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(TEST_LDLIBS) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(LIB) $(TEST_LDLIBS) $(LDLIBS)
 
 # Freestanding objects: a static pattern rule, so it wins over $(BUILD)/%.o.
 # Only the project's include paths: no _GNU_SOURCE, no sanitizers.
