@@ -108,6 +108,16 @@ int scsi_lun_add(struct scsi_target *t, uint32_t lun, struct bdev *bd,
  * 0 or -ENOENT.  Never call from done(). */
 int scsi_lun_remove(struct scsi_target *t, uint32_t lun);
 
+/* The I_T nexus `initiator` ended (iSCSI: its session closed): the
+ * RESERVE(6) reservations it held are released (SPC-2 5.5.1; persistent
+ * reservations stay).  Call once its commands have completed. */
+void scsi_nexus_loss(struct scsi_target *t, uint64_t initiator);
+/* A LOGICAL UNIT RESET of lun (the front end has ended the commands it
+ * aborted): its RESERVE(6) reservation is released.  (No unit attention:
+ * initiators such as libiscsi's test suite do not expect one.)  0 or
+ * -ENOENT. */
+int scsi_lun_reset(struct scsi_target *t, uint32_t lun);
+
 /* Start cmd.  Never fails directly: every outcome reaches cmd->done(). */
 void scsi_submit(struct scsi_target *t, struct scsi_cmd *cmd);
 

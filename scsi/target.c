@@ -34,6 +34,32 @@ void scsi_target_free(struct scsi_target *t)
 
 /* ---- unit attentions ---- */
 
+void scsi_nexus_loss(struct scsi_target *t, uint64_t initiator)
+{
+	pthread_mutex_lock(&t->mu);
+	for (uint32_t i = 0; i < SCSI_MAX_LUNS; i++) {
+		struct scsi_lun *l = t->luns[i];
+
+		if (l && l->pr.spc2 && l->pr.spc2_holder == initiator)
+			l->pr.spc2 = false;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+int scsi_lun_reset(struct scsi_target *t, uint32_t lun)
+{
+	struct scsi_lun *l;
+
+	if (lun >= SCSI_MAX_LUNS)
+		return -ENOENT;
+	pthread_mutex_lock(&t->mu);
+	l = t->luns[lun];
+	if (l && !l->removed)
+		l->pr.spc2 = false;
+	pthread_mutex_unlock(&t->mu);
+	return l ? 0 : -ENOENT;
+}
+
 void scsi_ua_raise(struct scsi_target *t, int lun, uint16_t ua)
 {
 	for (int i = 0; i < t->nitns; i++) {
