@@ -36,7 +36,7 @@ else
 Q := @
 endif
 
-MODULES := common vhd passthrough scsi vmbus storvsp vss backup nbd vmm-mini
+MODULES := common vhd passthrough scsi iscsi vmbus storvsp vss backup nbd vmm-mini
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libstack.a
