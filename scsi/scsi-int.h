@@ -33,6 +33,7 @@ enum {
 	SCSI_UA_RESV_PREEMPTED = 1u << 4,  /* 2A/03 */
 	SCSI_UA_RESV_RELEASED = 1u << 5,   /* 2A/04 */
 	SCSI_UA_REGS_PREEMPTED = 1u << 6,  /* 2A/05 */
+	SCSI_UA_LUN_RESET = 1u << 7,       /* 29/03 */
 };
 
 /* An initiator (I_T nexus) the target has seen. */

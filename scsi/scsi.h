@@ -112,11 +112,11 @@ int scsi_lun_remove(struct scsi_target *t, uint32_t lun);
  * RESERVE(6) reservations it held are released (SPC-2 5.5.1; persistent
  * reservations stay).  Call once its commands have completed. */
 void scsi_nexus_loss(struct scsi_target *t, uint64_t initiator);
-/* A LOGICAL UNIT RESET of lun (the front end has ended the commands it
- * aborted): its RESERVE(6) reservation is released.  (No unit attention:
- * initiators such as libiscsi's test suite do not expect one.)  0 or
- * -ENOENT. */
-int scsi_lun_reset(struct scsi_target *t, uint32_t lun);
+/* A LOGICAL UNIT RESET of lun received from initiator (the front end has
+ * ended the commands it aborted): its RESERVE(6) reservation is released
+ * and every initiator (the issuer too) gets BUS DEVICE RESET FUNCTION
+ * OCCURRED (29/03) on it.  0 or -ENOENT. */
+int scsi_lun_reset(struct scsi_target *t, uint32_t lun, uint64_t initiator);
 
 /* Start cmd.  Never fails directly: every outcome reaches cmd->done(). */
 void scsi_submit(struct scsi_target *t, struct scsi_cmd *cmd);

@@ -46,7 +46,7 @@ void scsi_nexus_loss(struct scsi_target *t, uint64_t initiator)
 	pthread_mutex_unlock(&t->mu);
 }
 
-int scsi_lun_reset(struct scsi_target *t, uint32_t lun)
+int scsi_lun_reset(struct scsi_target *t, uint32_t lun, uint64_t initiator)
 {
 	struct scsi_lun *l;
 
@@ -54,8 +54,12 @@ int scsi_lun_reset(struct scsi_target *t, uint32_t lun)
 		return -ENOENT;
 	pthread_mutex_lock(&t->mu);
 	l = t->luns[lun];
-	if (l && !l->removed)
+	if (l && !l->removed) {
 		l->pr.spc2 = false;
+		(void)initiator;   /* SAM-5 6.3.3: every I_T nexus, the
+				    * issuer's included */
+		scsi_ua_raise(t, (int)lun, SCSI_UA_LUN_RESET);
+	}
 	pthread_mutex_unlock(&t->mu);
 	return l ? 0 : -ENOENT;
 }
@@ -110,6 +114,7 @@ static const struct { uint16_t bit; uint8_t asc, ascq; } ua_codes[] = {
 	{ SCSI_UA_RESV_PREEMPTED, 0x2A, 0x03 },
 	{ SCSI_UA_RESV_RELEASED, 0x2A, 0x04 },
 	{ SCSI_UA_REGS_PREEMPTED, 0x2A, 0x05 },
+	{ SCSI_UA_LUN_RESET, 0x29, 0x03 },
 };
 
 bool scsi_ua_take(struct scsi_task *tk, uint8_t *asc, uint8_t *ascq)
