@@ -690,7 +690,7 @@ static int h_tmf(struct iscsi_conn *c, const struct req *q)
 			break;
 		}
 		abort_tasks(c, false, lun, false, 0);
-		if (fn == ISCSI_TMF_LUN_RESET && scsi_lun_reset(c->s->t, lun, c->nexus))
+		if (fn == ISCSI_TMF_LUN_RESET && scsi_lun_reset(c->s->t, lun))
 			result = ISCSI_TMF_RSP_NO_LUN;
 		break;
 	case ISCSI_TMF_WARM_RESET:
@@ -698,7 +698,7 @@ static int h_tmf(struct iscsi_conn *c, const struct req *q)
 		/* This session's tasks end; every LUN is reset. */
 		abort_tasks(c, true, 0, false, 0);
 		for (uint32_t l = 0; l < SCSI_MAX_LUNS; l++)
-			scsi_lun_reset(c->s->t, l, c->nexus);
+			scsi_lun_reset(c->s->t, l);
 		break;
 	case ISCSI_TMF_CLEAR_ACA:
 	case ISCSI_TMF_TASK_REASSIGN:

@@ -12,7 +12,7 @@
 #define LBA_DESC 16
 #define MAX_EXTENTS 4096     /* block-status calls a command */
 
-/* The status of the extent at byte off: 0 mapped, 1 deallocated, with
+/* The status of the extent at block lba: 0 mapped, 1 deallocated, with
  * *end its end in blocks; -1 on failure (tk answered). */
 static int extent(struct scsi_task *tk, uint64_t lba, uint64_t *end)
 {
@@ -32,10 +32,12 @@ static int extent(struct scsi_task *tk, uint64_t lba, uint64_t *end)
 	/* A partial last block is mapped: round a deallocated extent down
 	 * (unless that leaves nothing: then the block is mapped), a mapped
 	 * one up. */
-	if (dealloc && off / l->bs > lba)
+	if (dealloc && off / l->bs > lba) {
 		*end = off / l->bs;
-	else
-		*end = (off + l->bs - 1) / l->bs, dealloc = false;
+	} else {
+		*end = (off + l->bs - 1) / l->bs;
+		dealloc = false;
+	}
 	*end = UTIL_MIN(*end, scsi_lun_blocks(l));
 	return dealloc;
 }

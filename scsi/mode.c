@@ -157,9 +157,14 @@ static void set_wce(struct scsi_task *tk, bool wce)
 static size_t select_header(struct scsi_task *tk, const uint8_t *buf,
 			    size_t len, bool ten)
 {
-	size_t hdr = ten ? 8 : 4, bdl = ten ? util_get_be16(buf + 6) : buf[3];
+	size_t hdr = ten ? 8 : 4, bdl;
 
-	if (len < hdr || len < hdr + bdl) {
+	if (len < hdr) {
+		scsi_fail(tk, SCSI_SK_ILLEGAL_REQUEST, 0x1A, 0x00);
+		return 0;
+	}
+	bdl = ten ? util_get_be16(buf + 6) : buf[3];
+	if (len < hdr + bdl) {
 		scsi_fail(tk, SCSI_SK_ILLEGAL_REQUEST, 0x1A, 0x00);
 		return 0;
 	}

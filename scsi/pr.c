@@ -151,6 +151,7 @@ static size_t prin_resv(struct scsi_pr *pr, uint8_t *p)
 	return 24;
 }
 
+/* REPORT CAPABILITIES: its header replaces the generation. */
 static size_t prin_caps(struct scsi_pr *pr, uint8_t *p)
 {
 	util_put_be16(p, 8);
@@ -226,8 +227,6 @@ void scsi_h_pr_in(struct scsi_task *tk)
 	util_put_be32(p, pr->gen);
 	n = fill[sa](pr, p);
 	pthread_mutex_unlock(&tk->t->mu);
-	if (sa == 2)                          /* no generation in capabilities */
-		n = prin_caps(pr, p);
 	scsi_task_data_in(tk, p, n, util_get_be16(tk->cdb + 7));
 	free(p);
 }

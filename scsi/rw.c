@@ -85,7 +85,7 @@ void scsi_h_read(struct scsi_task *tk)
 	if (!rw_prepare(tk))
 		return;
 	tk->want = tk->nblocks * tk->lun->bs;
-	tk->moved = UTIL_MIN(tk->want, tk->avail);
+	tk->moved = UTIL_MIN(tk->want, scsi_task_room(tk, SCSI_DIR_IN));
 	if (!tk->moved) {
 		scsi_task_good(tk);
 		return;
@@ -104,7 +104,7 @@ void scsi_h_write(struct scsi_task *tk)
 	if (!rw_prepare(tk) || scsi_check_wp(tk))
 		return;
 	tk->want = tk->nblocks * bs;
-	tk->moved = UTIL_MIN(tk->want, tk->avail / bs * bs);
+	tk->moved = UTIL_MIN(tk->want, scsi_task_room(tk, SCSI_DIR_OUT) / bs * bs);
 	if (!tk->moved) {
 		scsi_task_good(tk);
 		return;
@@ -157,6 +157,11 @@ void scsi_h_verify(struct scsi_task *tk)
 		scsi_fail_cdb(tk, 1, 2);
 		return;
 	}
+	len = tk->nblocks * tk->lun->bs;
+	if (bytchk && len > SCSI_MAX_WS_BYTES) {  /* bounds the read buffer */
+		scsi_fail_cdb(tk, cb, -1);
+		return;
+	}
 	if (!scsi_check_range(tk, tk->lba, tk->nblocks ? tk->nblocks : 1))
 		return;
 	if (!tk->nblocks || !bytchk) {
@@ -166,7 +171,7 @@ void scsi_h_verify(struct scsi_task *tk)
 	len = tk->nblocks * tk->lun->bs;
 	out = bytchk == 3 ? tk->lun->bs : len;
 	tk->want = out;
-	if (tk->avail < out) {
+	if (scsi_task_room(tk, SCSI_DIR_OUT) < out) {
 		tk->moved = 0;
 		scsi_fail(tk, SCSI_SK_ILLEGAL_REQUEST, 0x1A, 0x00);
 		return;

@@ -20,8 +20,8 @@
 #define SCSI_MAX_UNMAP_DESC 256    /* block limits VPD: descriptors a command */
 #define SCSI_MAX_WS_BYTES  (128u << 20) /* WRITE SAME: bytes a command */
 #define SCSI_WS_CHUNK      (1u << 20)   /* WRITE SAME: bytes a bdev request */
-#define SCSI_MAX_CAW_BLOCKS 256     /* COMPARE AND WRITE, capped by bytes: */
-#define SCSI_MAX_CAW_BYTES (1u << 20)
+#define SCSI_MAX_CAW_BLOCKS 255     /* COMPARE AND WRITE, capped by bytes: */
+#define SCSI_MAX_CAW_BYTES (64u << 10)
 #define SCSI_MAX_LBA_DESC  256      /* GET LBA STATUS descriptors a reply */
 
 /* Pending unit attentions, a bit per condition (reported in this order). */
@@ -33,7 +33,8 @@ enum {
 	SCSI_UA_RESV_PREEMPTED = 1u << 4,  /* 2A/03 */
 	SCSI_UA_RESV_RELEASED = 1u << 5,   /* 2A/04 */
 	SCSI_UA_REGS_PREEMPTED = 1u << 6,  /* 2A/05 */
-	SCSI_UA_LUN_RESET = 1u << 7,       /* 29/03 */
+	SCSI_UA_RESET = 1u << 7,           /* 29/03 LOGICAL UNIT RESET */
+	SCSI_UA_NEXUS_LOSS = 1u << 8,      /* 29/07 I_T NEXUS LOSS */
 };
 
 /* An initiator (I_T nexus) the target has seen. */
@@ -129,7 +130,6 @@ struct scsi_task {
 	uint64_t avail;              /* bytes in cmd->iov */
 	uint64_t want;               /* bytes the command wanted to move */
 	uint64_t moved;              /* bytes moved */
-	bool removed_inflight;       /* lun was removed while it ran */
 	/* block requests: rqs[0..nrq) */
 	struct bdev_req rq1, *rqs;
 	int nrq;
@@ -162,6 +162,14 @@ void scsi_task_data_in(struct scsi_task *tk, const void *data, size_t len,
 /* Copy the data-out buffer's first min(len, avail) bytes to dst (the
  * command wants len); returns the bytes copied. */
 size_t scsi_task_data_out(struct scsi_task *tk, void *dst, size_t len);
+/* Bytes of the command's buffer usable in direction d: all of it when
+ * the front end declared that direction, else none (a WRITE whose buffer
+ * was declared data-in writes nothing). */
+static inline uint64_t scsi_task_room(const struct scsi_task *tk,
+				      enum scsi_dir d)
+{
+	return tk->cmd->dir == d ? tk->avail : 0;
+}
 /* Allocate tk->rqs for n requests (zeroed); false (BUSY sent) on ENOMEM. */
 bool scsi_task_reqs(struct scsi_task *tk, int n);
 /* Submit tk->rqs[0..nrq) to the LUN's disk; when the last completes,

@@ -69,7 +69,9 @@ struct scsi_cmd {
 	uint32_t lun;               /* 0..SCSI_MAX_LUNS-1; others: no LUN */
 	uint8_t cdb[32];
 	uint8_t cdb_len;            /* bytes valid in cdb (iSCSI: 16) */
-	enum scsi_dir dir;
+	enum scsi_dir dir;          /* iov is used only in this direction:
+	                             * a WRITE with a data-in buffer moves
+	                             * nothing (overflow residual) */
 	const struct iovec *iov;    /* the data buffer (expected length =
 	                             * the iovec total) */
 	int iovcnt;
@@ -108,15 +110,15 @@ int scsi_lun_add(struct scsi_target *t, uint32_t lun, struct bdev *bd,
  * 0 or -ENOENT.  Never call from done(). */
 int scsi_lun_remove(struct scsi_target *t, uint32_t lun);
 
-/* The I_T nexus `initiator` ended (iSCSI: its session closed): the
- * RESERVE(6) reservations it held are released (SPC-2 5.5.1; persistent
- * reservations stay).  Call once its commands have completed. */
+/* LOGICAL UNIT RESET (task management; the front end has aborted or
+ * waited for the LUN's commands): RESERVE(6) is released, mode pages go
+ * back to their defaults, every initiator gets 29/03.  Persistent
+ * reservations stay.  0 or -ENOENT. */
+int scsi_lun_reset(struct scsi_target *t, uint32_t lun);
+/* The initiator's session ended (I_T nexus loss): its RESERVE(6)
+ * reservations are released; when it returns it gets 29/07 first.
+ * Its persistent registrations stay (SPC-4). */
 void scsi_nexus_loss(struct scsi_target *t, uint64_t initiator);
-/* A LOGICAL UNIT RESET of lun received from initiator (the front end has
- * ended the commands it aborted): its RESERVE(6) reservation is released
- * and every initiator (the issuer too) gets BUS DEVICE RESET FUNCTION
- * OCCURRED (29/03) on it.  0 or -ENOENT. */
-int scsi_lun_reset(struct scsi_target *t, uint32_t lun, uint64_t initiator);
 
 /* Start cmd.  Never fails directly: every outcome reaches cmd->done(). */
 void scsi_submit(struct scsi_target *t, struct scsi_cmd *cmd);

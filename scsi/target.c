@@ -34,36 +34,6 @@ void scsi_target_free(struct scsi_target *t)
 
 /* ---- unit attentions ---- */
 
-void scsi_nexus_loss(struct scsi_target *t, uint64_t initiator)
-{
-	pthread_mutex_lock(&t->mu);
-	for (uint32_t i = 0; i < SCSI_MAX_LUNS; i++) {
-		struct scsi_lun *l = t->luns[i];
-
-		if (l && l->pr.spc2 && l->pr.spc2_holder == initiator)
-			l->pr.spc2 = false;
-	}
-	pthread_mutex_unlock(&t->mu);
-}
-
-int scsi_lun_reset(struct scsi_target *t, uint32_t lun, uint64_t initiator)
-{
-	struct scsi_lun *l;
-
-	if (lun >= SCSI_MAX_LUNS)
-		return -ENOENT;
-	pthread_mutex_lock(&t->mu);
-	l = t->luns[lun];
-	if (l && !l->removed) {
-		l->pr.spc2 = false;
-		(void)initiator;   /* SAM-5 6.3.3: every I_T nexus, the
-				    * issuer's included */
-		scsi_ua_raise(t, (int)lun, SCSI_UA_LUN_RESET);
-	}
-	pthread_mutex_unlock(&t->mu);
-	return l ? 0 : -ENOENT;
-}
-
 void scsi_ua_raise(struct scsi_target *t, int lun, uint16_t ua)
 {
 	for (int i = 0; i < t->nitns; i++) {
@@ -108,13 +78,14 @@ static struct scsi_itn *itn_get(struct scsi_target *t, uint64_t id)
 
 static const struct { uint16_t bit; uint8_t asc, ascq; } ua_codes[] = {
 	{ SCSI_UA_POWER_ON, 0x29, 0x00 },
+	{ SCSI_UA_RESET, 0x29, 0x03 },
+	{ SCSI_UA_NEXUS_LOSS, 0x29, 0x07 },
 	{ SCSI_UA_CAPACITY, 0x2A, 0x09 },
 	{ SCSI_UA_LUNS_CHANGED, 0x3F, 0x0E },
 	{ SCSI_UA_MODE_CHANGED, 0x2A, 0x01 },
 	{ SCSI_UA_RESV_PREEMPTED, 0x2A, 0x03 },
 	{ SCSI_UA_RESV_RELEASED, 0x2A, 0x04 },
 	{ SCSI_UA_REGS_PREEMPTED, 0x2A, 0x05 },
-	{ SCSI_UA_LUN_RESET, 0x29, 0x03 },
 };
 
 bool scsi_ua_take(struct scsi_task *tk, uint8_t *asc, uint8_t *ascq)
@@ -192,6 +163,36 @@ int scsi_lun_remove(struct scsi_target *t, uint32_t lun)
 	return 0;
 }
 
+int scsi_lun_reset(struct scsi_target *t, uint32_t lun)
+{
+	struct scsi_lun *l;
+
+	if (lun >= SCSI_MAX_LUNS)
+		return -ENOENT;
+	pthread_mutex_lock(&t->mu);
+	l = t->luns[lun];
+	if (l) {
+		l->pr.spc2 = false;
+		l->wce = true;
+		scsi_ua_raise(t, (int)lun, SCSI_UA_RESET);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return l ? 0 : -ENOENT;
+}
+
+void scsi_nexus_loss(struct scsi_target *t, uint64_t initiator)
+{
+	pthread_mutex_lock(&t->mu);
+	for (int l = 0; l < SCSI_MAX_LUNS; l++) {
+		if (!t->luns[l])
+			continue;
+		if (t->luns[l]->pr.spc2 && t->luns[l]->pr.spc2_holder == initiator)
+			t->luns[l]->pr.spc2 = false;
+		scsi_ua_raise_itn(t, l, initiator, SCSI_UA_NEXUS_LOSS);
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
 /* ---- task completion ---- */
 
 void scsi_task_finish(struct scsi_task *tk)
@@ -205,8 +206,8 @@ void scsi_task_finish(struct scsi_task *tk)
 	c->residual = (int64_t)tk->avail - (int64_t)tk->want;
 	if (l) {
 		pthread_mutex_lock(&t->mu);
-		if (l->removed && !tk->removed_inflight) {
-			tk->removed_inflight = true;
+		/* Removed while it ran: whatever happened, it failed. */
+		if (l->removed) {
 			c->status = SCSI_CHECK_CONDITION;
 			scsi_sense_fill(c->sense, SCSI_SK_ILLEGAL_REQUEST, 0x25, 0);
 			c->sense_len = SCSI_SENSE_LEN;
@@ -252,14 +253,16 @@ void scsi_task_data_in(struct scsi_task *tk, const void *data, size_t len,
 		       size_t alloc)
 {
 	tk->want = UTIL_MIN(len, alloc);
-	tk->moved = iov_copy(tk->cmd, (void *)data, tk->want, true);
+	tk->moved = iov_copy(tk->cmd, (void *)data,
+			     UTIL_MIN(tk->want, scsi_task_room(tk, SCSI_DIR_IN)), true);
 	scsi_task_good(tk);
 }
 
 size_t scsi_task_data_out(struct scsi_task *tk, void *dst, size_t len)
 {
 	tk->want = len;
-	tk->moved = iov_copy(tk->cmd, dst, len, false);
+	tk->moved = iov_copy(tk->cmd, dst,
+			     UTIL_MIN(len, scsi_task_room(tk, SCSI_DIR_OUT)), false);
 	return tk->moved;
 }
 

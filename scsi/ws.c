@@ -99,14 +99,22 @@ void scsi_h_write_same(struct scsi_task *tk)
 
 	tk->is_write = true;
 	scsi_cdb_lba(tk, &tk->lba, &tk->nblocks, &cb);
-	if (tk->cdb[1] & 0xe0)
-		return scsi_fail_cdb(tk, 1, 7);          /* WRPROTECT */
-	if (tk->cdb[1] & 0x10)
-		return scsi_fail_cdb(tk, 1, 4);          /* ANCHOR */
-	if (!ws16 && (tk->cdb[1] & 0x01))
-		return scsi_fail_cdb(tk, 1, 0);
-	if (!tk->nblocks || tk->nblocks > SCSI_MAX_WS_BYTES / l->bs)
-		return scsi_fail_cdb(tk, cb, -1);        /* WSNZ, max length */
+	if (tk->cdb[1] & 0xe0) {          /* WRPROTECT */
+		scsi_fail_cdb(tk, 1, 7);
+		return;
+	}
+	if (tk->cdb[1] & 0x10) {          /* ANCHOR */
+		scsi_fail_cdb(tk, 1, 4);
+		return;
+	}
+	if (!ws16 && (tk->cdb[1] & 0x01)) {
+		scsi_fail_cdb(tk, 1, 0);
+		return;
+	}
+	if (!tk->nblocks || tk->nblocks > SCSI_MAX_WS_BYTES / l->bs) {        /* WSNZ, max length */
+		scsi_fail_cdb(tk, cb, -1);
+		return;
+	}
 	if (!scsi_check_range(tk, tk->lba, tk->nblocks) || scsi_check_wp(tk) ||
 	    !ws_block(tk, ndob))
 		return;
@@ -175,26 +183,40 @@ void scsi_h_unmap(struct scsi_task *tk)
 	size_t got, n;
 
 	tk->is_write = true;
-	if (tk->cdb[1] & 0x01)
-		return scsi_fail_cdb(tk, 1, 0);          /* ANCHOR */
-	if (!scsi_lun_can_unmap(tk->lun))
-		return scsi_fail_cdb(tk, 0, -1);
+	if (tk->cdb[1] & 0x01) {          /* ANCHOR */
+		scsi_fail_cdb(tk, 1, 0);
+		return;
+	}
+	if (!scsi_lun_can_unmap(tk->lun)) {
+		scsi_fail_cdb(tk, 0, -1);
+		return;
+	}
 	if (scsi_check_wp(tk))
 		return;
-	if (!plen)
-		return scsi_task_good(tk);
+	if (!plen) {
+		scsi_task_good(tk);
+		return;
+	}
 	tk->buf = calloc(1, plen);
-	if (!tk->buf)
-		return scsi_fail_status(tk, SCSI_BUSY);
+	if (!tk->buf) {
+		scsi_fail_status(tk, SCSI_BUSY);
+		return;
+	}
 	got = scsi_task_data_out(tk, tk->buf, plen);
-	if (got < UNMAP_HDR)                             /* PARAMETER LIST LENGTH */
-		return scsi_fail(tk, SCSI_SK_ILLEGAL_REQUEST, 0x1A, 0x00);
+	if (got < UNMAP_HDR) {            /* PARAMETER LIST LENGTH ERROR */
+		scsi_fail(tk, SCSI_SK_ILLEGAL_REQUEST, 0x1A, 0x00);
+		return;
+	}
 	bdl = util_get_be16(tk->buf + 2);
-	if (util_get_be16(tk->buf) < 6 && bdl)
-		return scsi_fail_param(tk, 0, -1);
+	if (util_get_be16(tk->buf) < 6 && bdl) {
+		scsi_fail_param(tk, 0, -1);
+		return;
+	}
 	n = UTIL_MIN((size_t)bdl, got - UNMAP_HDR) / sizeof(struct scsi_unmap_desc);
-	if (n > SCSI_MAX_UNMAP_DESC)
-		return scsi_fail_param(tk, 2, -1);
+	if (n > SCSI_MAX_UNMAP_DESC) {
+		scsi_fail_param(tk, 2, -1);
+		return;
+	}
 	if (unmap_build(tk, n))
 		scsi_rlock_acquire(tk, tk->lba, tk->nblocks, false, go);
 }

@@ -428,6 +428,14 @@ static void test_mode_select(void **state)
 	c[1] = 0x11;
 	run(f->t, &x, 0, 1, c, 6, SCSI_DIR_OUT, p, 10);
 	assert_field(&x, 1, 0);
+	/* MODE SELECT(10) with a list shorter than its 8-byte header (found
+	 * by fuzzing: the header was read before its length was checked) */
+	{
+		uint8_t c10[10] = { 0x55, 0x10, 0, 0, 0, 0, 0, 0, 4, 0 };
+
+		run(f->t, &x, 0, 1, c10, 10, SCSI_DIR_OUT, p, 4);
+		assert_sense(&x, 5, 0x1A, 0);
+	}
 }
 
 static void test_start_stop_prevent(void **state)

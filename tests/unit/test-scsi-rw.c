@@ -4,6 +4,8 @@
  * SAME, UNMAP, SYNCHRONIZE CACHE, GET LBA STATUS; many commands in flight
  * completing out of order; hot removal with commands in flight. */
 #include "scsi-harness.h"
+#include "ut.h"
+#include "vhd/vhd.h"
 
 #define DISK (4u << 20)
 
@@ -176,6 +178,17 @@ static void test_residuals(void **state)
 	assert_int_equal(x.c.residual, 768 - 1024);
 	assert_int_equal(f->m0->data[511], 0x11);
 	assert_int_equal(f->m0->data[512], 0xAB);
+	/* a WRITE whose buffer was declared data-in writes nothing */
+	memset(b, 0x99, sizeof(b));
+	cdb10(c, 0x2A, 0, 1);
+	assert_int_equal(run(f->t, &x, 0, 1, c, 10, SCSI_DIR_IN, b, 512), SCSI_GOOD);
+	assert_int_equal(x.c.xfer_len, 0);
+	assert_int_equal(f->m0->data[0], 0x11);
+	/* VERIFY of more than we buffer */
+	cdb16(c, 0x8F, 0, 1u << 30);
+	c[1] = 0x06;
+	run(f->t, &x, 0, 1, c, 16, SCSI_DIR_OUT, b, 512);
+	assert_sense(&x, 5, 0x24, 0);
 	/* scattered buffer */
 	{
 		uint8_t a[100], z[924];
@@ -476,6 +489,43 @@ static void test_get_lba_status(void **state)
 	assert_sense(&x, 5, 0x21, 0);
 }
 
+/* A dynamic VHD: blocks never written are deallocated, a written one is
+ * mapped. */
+static void test_get_lba_status_vhd(void **state)
+{
+	struct fx *f = *state;
+	char dir[] = "/tmp/test-scsi-rw.XXXXXX";
+	struct vhd_create_opts co = { .type = VHD_TYPE_DYNAMIC, .size = 8u << 20 };
+	struct vhd_open_opts oo = { 0 };
+	struct bdev_err e = { 0 };
+	struct bdev *v;
+	uint8_t c[16], b[8 + 16 * 8], w[4096];
+	struct tc x;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vhd_create(ut_path(dir, "d.vhd"), &co, &e), 0);
+	v = vhd_open(ut_path(dir, "d.vhd"), &oo, &e);
+	assert_non_null(v);
+	assert_int_equal(scsi_lun_add(f->t, 3, v, 0), 0);
+	clear_ua(f->t, 3, 1);
+	memset(w, 0x3C, sizeof(w));
+	cdb10(c, 0x2A, 4096, 8);                      /* at 2 MiB */
+	assert_int_equal(run(f->t, &x, 3, 1, c, 10, SCSI_DIR_OUT, w, 4096), SCSI_GOOD);
+	cdb16(c, 0x9E, 0, sizeof(b));
+	c[1] = 0x12;
+	assert_int_equal(run(f->t, &x, 3, 1, c, 16, SCSI_DIR_IN, b, sizeof(b)), SCSI_GOOD);
+	assert_true(util_get_be32(b) >= 4 + 2 * 16);
+	assert_int_equal(util_get_be64(b + 8), 0);
+	assert_int_equal(util_get_be32(b + 16), 4096);
+	assert_int_equal(b[20] & 0x0f, 1);            /* deallocated */
+	assert_int_equal(util_get_be64(b + 24), 4096);
+	assert_true(util_get_be32(b + 32) >= 8);
+	assert_int_equal(b[36] & 0x0f, 0);            /* mapped */
+	assert_int_equal(scsi_lun_remove(f->t, 3), 0);
+	bdev_close(v);
+	ut_rmtree(dir);
+}
+
 /* 64 commands in flight at once, completed in reverse order. */
 static void test_many_in_flight(void **state)
 {
@@ -582,6 +632,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unmap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_lba_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_lba_status_vhd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_remove, setup, teardown),
 	};
