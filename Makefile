@@ -66,7 +66,7 @@ else
 Q := @
 endif
 
-MODULES := common vhd passthrough scsi vmbus storvsp vss backup nbd vmm-mini
+MODULES := common vhd passthrough scsi iscsi vmbus storvsp vss backup nbd vmm-mini
 MOD_SRCS  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 PROG_SRCS := $(filter %/main.c,$(MOD_SRCS))
 PROGS     := $(PROG_SRCS:%/main.c=$(BUILD)/bin/%)

@@ -33,6 +33,8 @@ enum {
 	SCSI_UA_RESV_PREEMPTED = 1u << 4,  /* 2A/03 */
 	SCSI_UA_RESV_RELEASED = 1u << 5,   /* 2A/04 */
 	SCSI_UA_REGS_PREEMPTED = 1u << 6,  /* 2A/05 */
+	SCSI_UA_RESET = 1u << 7,           /* 29/03 LOGICAL UNIT RESET */
+	SCSI_UA_NEXUS_LOSS = 1u << 8,      /* 29/07 I_T NEXUS LOSS */
 };
 
 /* An initiator (I_T nexus) the target has seen. */

@@ -110,6 +110,16 @@ int scsi_lun_add(struct scsi_target *t, uint32_t lun, struct bdev *bd,
  * 0 or -ENOENT.  Never call from done(). */
 int scsi_lun_remove(struct scsi_target *t, uint32_t lun);
 
+/* LOGICAL UNIT RESET (task management; the front end has aborted or
+ * waited for the LUN's commands): RESERVE(6) is released, mode pages go
+ * back to their defaults, every initiator gets 29/03.  Persistent
+ * reservations stay.  0 or -ENOENT. */
+int scsi_lun_reset(struct scsi_target *t, uint32_t lun);
+/* The initiator's session ended (I_T nexus loss): its RESERVE(6)
+ * reservations are released; when it returns it gets 29/07 first.
+ * Its persistent registrations stay (SPC-4). */
+void scsi_nexus_loss(struct scsi_target *t, uint64_t initiator);
+
 /* Start cmd.  Never fails directly: every outcome reaches cmd->done(). */
 void scsi_submit(struct scsi_target *t, struct scsi_cmd *cmd);
 

@@ -78,6 +78,8 @@ static struct scsi_itn *itn_get(struct scsi_target *t, uint64_t id)
 
 static const struct { uint16_t bit; uint8_t asc, ascq; } ua_codes[] = {
 	{ SCSI_UA_POWER_ON, 0x29, 0x00 },
+	{ SCSI_UA_RESET, 0x29, 0x03 },
+	{ SCSI_UA_NEXUS_LOSS, 0x29, 0x07 },
 	{ SCSI_UA_CAPACITY, 0x2A, 0x09 },
 	{ SCSI_UA_LUNS_CHANGED, 0x3F, 0x0E },
 	{ SCSI_UA_MODE_CHANGED, 0x2A, 0x01 },
@@ -159,6 +161,36 @@ int scsi_lun_remove(struct scsi_target *t, uint32_t lun)
 	pthread_mutex_unlock(&t->mu);
 	free(l);
 	return 0;
+}
+
+int scsi_lun_reset(struct scsi_target *t, uint32_t lun)
+{
+	struct scsi_lun *l;
+
+	if (lun >= SCSI_MAX_LUNS)
+		return -ENOENT;
+	pthread_mutex_lock(&t->mu);
+	l = t->luns[lun];
+	if (l) {
+		l->pr.spc2 = false;
+		l->wce = true;
+		scsi_ua_raise(t, (int)lun, SCSI_UA_RESET);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return l ? 0 : -ENOENT;
+}
+
+void scsi_nexus_loss(struct scsi_target *t, uint64_t initiator)
+{
+	pthread_mutex_lock(&t->mu);
+	for (int l = 0; l < SCSI_MAX_LUNS; l++) {
+		if (!t->luns[l])
+			continue;
+		if (t->luns[l]->pr.spc2 && t->luns[l]->pr.spc2_holder == initiator)
+			t->luns[l]->pr.spc2 = false;
+		scsi_ua_raise_itn(t, l, initiator, SCSI_UA_NEXUS_LOSS);
+	}
+	pthread_mutex_unlock(&t->mu);
 }
 
 /* ---- task completion ---- */

@@ -111,6 +111,12 @@ void scsi_h_write_same(struct scsi_task *tk)
 		scsi_fail_cdb(tk, 1, 0);
 		return;
 	}
+	/* UNMAP on a LUN without logical block provisioning (LBPME 0, no
+	 * LBPWS in VPD B2): refused, as libiscsi's UnmapVPD tests expect. */
+	if (unmap && !scsi_lun_can_unmap(l)) {
+		scsi_fail_cdb(tk, 1, 3);
+		return;
+	}
 	if (!tk->nblocks || tk->nblocks > SCSI_MAX_WS_BYTES / l->bs) {        /* WSNZ, max length */
 		scsi_fail_cdb(tk, cb, -1);
 		return;

@@ -103,6 +103,33 @@ static void test_reserve6(void **state)
 	assert_field(&x, 1, -1);
 }
 
+/* LUN reset and nexus loss release RESERVE(6) and raise their unit
+ * attentions; persistent registrations survive. */
+static void test_reset_and_nexus_loss(void **state)
+{
+	struct fx *f = *state;
+	uint8_t res[6] = { 0x16 }, tur[6] = { 0 }, b[64];
+	struct tc x;
+
+	assert_int_equal(prout(f, A, 0, 0, 0, 0xA), SCSI_GOOD);
+	assert_int_equal(run(f->t, &x, 0, A, res, 6, SCSI_DIR_NONE, NULL, 0), SCSI_GOOD);
+	assert_int_equal(rd(f, B), SCSI_RESERVATION_CONFLICT);
+	assert_int_equal(scsi_lun_reset(f->t, 0), 0);
+	assert_int_equal(scsi_lun_reset(f->t, 9), -ENOENT);
+	run(f->t, &x, 0, B, tur, 6, SCSI_DIR_NONE, NULL, 0);
+	assert_sense(&x, 6, 0x29, 0x03);
+	assert_int_equal(rd(f, B), SCSI_GOOD);
+	run(f->t, &x, 0, A, tur, 6, SCSI_DIR_NONE, NULL, 0);
+	assert_sense(&x, 6, 0x29, 0x03);
+	assert_int_equal(run(f->t, &x, 0, A, res, 6, SCSI_DIR_NONE, NULL, 0), SCSI_GOOD);
+	scsi_nexus_loss(f->t, A);
+	assert_int_equal(rd(f, B), SCSI_GOOD);
+	run(f->t, &x, 0, A, tur, 6, SCSI_DIR_NONE, NULL, 0);
+	assert_sense(&x, 6, 0x29, 0x07);
+	assert_int_equal(prin(f, A, 0, b, sizeof(b)), SCSI_GOOD);
+	assert_int_equal(util_get_be32(b + 4), 8);
+}
+
 static void test_register_and_keys(void **state)
 {
 	struct fx *f = *state;
@@ -421,6 +448,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reserve6, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_and_nexus_loss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register_and_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_errors_and_clear, setup, teardown),

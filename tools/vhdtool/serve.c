@@ -36,7 +36,7 @@ static void on_log(void *opaque, int level, const char *msg)
 /* Open a fresh differencing child of path in a private temporary folder;
  * the file is unlinked at once (the open descriptor keeps it), so it goes
  * away when we exit, however we exit. */
-static struct bdev *open_snapshot(const char *path)
+struct bdev *vt_open_snapshot(const char *path)
 {
 	struct vhd_open_opts oo = { .flags = VHD_O_RDONLY };
 	struct vhd_create_opts co = { .type = VHD_TYPE_DIFF };
@@ -83,8 +83,11 @@ static struct bdev *open_snapshot(const char *path)
 static int run_serve(int argc, char **argv);
 VHDTOOL_COMMAND(serve, .name = "serve",
 	.usage = "serve [--socket PATH | --bind ADDR --port N] [--read-only] [--snapshot] "
-		 "[--direct] [--export-name NAME] [--max-clients N] [--threads N] [--once] [-v] IMAGE",
-	.summary = "export a disk (any VHD chain or raw file) over NBD",
+		 "[--direct] [--export-name NAME] [--max-clients N] [--threads N] [--once] [-v] IMAGE\n"
+		 "serve --iscsi [--bind ADDR] [--port N] [--target-name IQN] [--read-only] "
+		 "[--snapshot] [--direct] [--chap-user USER --chap-secret-file FILE] "
+		 "[--login-timeout MS] [-v] IMAGE...",
+	.summary = "export a disk (any VHD chain or raw file) over NBD, or disks as iSCSI LUNs",
 	.run = run_serve)
 
 static bool parse_uint(const char *what, const char *s, unsigned lo,
@@ -131,6 +134,9 @@ static int run_serve(int argc, char **argv)
 	char desc[600], sz[32];
 	int c, r;
 
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--iscsi"))
+			return vt_serve_iscsi(argc, argv, &serve_cmd);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "s:b:p:rSe:m:t:ovD", lo, NULL)) != -1) {
 		switch (c) {
@@ -167,7 +173,7 @@ static int run_serve(int argc, char **argv)
 		return 2;
 	}
 	if (snapshot && !so.read_only)
-		b = open_snapshot(image);
+		b = vt_open_snapshot(image);
 	else
 		b = vt_open(image, (so.read_only ? VT_OPEN_RDONLY : 0) |
 			    VT_OPEN_RAW_OK | oflags);

@@ -46,6 +46,11 @@ bool vt_parse_size(const char *what, const char *s, uint64_t *out);
 #define VT_OPEN_DIRECT     0x20u  /* O_DIRECT + libaio (VHD data, raw files,
                                    * block devices) */
 struct bdev *vt_open(const char *path, unsigned flags);
+/* A fresh temporary differencing child of the VHD at path (writes go to
+ * it and vanish at exit); prints the error and returns NULL on failure. */
+struct bdev *vt_open_snapshot(const char *path);
+/* vhdtool serve --iscsi (serve-iscsi.c); cmd: for usage errors. */
+int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd);
 /* Print bdev b's last error as "vhdtool: message". */
 void vt_bdev_err(struct bdev *b);
 

@@ -1,0 +1,209 @@
+/* vhdtool serve --iscsi: export disks as the LUNs of one iSCSI target
+ * (LUN 0 = the first image...) until SIGINT/SIGTERM, then drain the
+ * connections and flush every disk. */
+#include "vhdtool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "iscsi/iscsi.h"
+#include "scsi/scsi.h"
+
+static struct iscsi_srv *the_target;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (the_target)
+		iscsi_stop(the_target);
+}
+
+static void on_log(void *opaque, int level, const char *msg)
+{
+	bool verbose = *(bool *)opaque;
+
+	if (level == ISCSI_LOG_ERROR || verbose)
+		vt_err("serve", "%s", msg);
+}
+
+/* The secret: the file's first line, without its newline. */
+static char *read_secret(const char *path)
+{
+	char buf[512];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		vt_err(path, "%s", strerror(errno));
+		return NULL;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		vt_err(path, "%s", strerror(errno));
+		return NULL;
+	}
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	if (strlen(buf) < 12 || strlen(buf) > 255) {
+		vt_err(path, "the CHAP secret must be 12 to 255 bytes on the first line");
+		return NULL;
+	}
+	return strdup(buf);
+}
+
+static bool parse_num(const char *what, const char *s, unsigned long hi,
+		      unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > hi || s[0] == '-') {
+		vt_err(NULL, "%s '%s' is not a number from 0 to %lu", what, s, hi);
+		return false;
+	}
+	*out = (unsigned)v;
+	return true;
+}
+
+int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
+{
+	static const struct option lo[] = {
+		{ "iscsi", no_argument, NULL, 'I' },
+		{ "bind", required_argument, NULL, 'b' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "target-name", required_argument, NULL, 'n' },
+		{ "read-only", no_argument, NULL, 'r' },
+		{ "snapshot", no_argument, NULL, 'S' },
+		{ "direct", no_argument, NULL, 'D' },
+		{ "chap-user", required_argument, NULL, 'u' },
+		{ "chap-secret-file", required_argument, NULL, 'f' },
+		{ "login-timeout", required_argument, NULL, 'L' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ 0 }
+	};
+	struct iscsi_opts io = { 0 };
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+	const char *addr = NULL, *secret_file = NULL, *msg = "";
+	unsigned port = ISCSI_DEFAULT_PORT, oflags = 0;
+	bool read_only = false, snapshot = false, verbose = false;
+	struct bdev *disks[SCSI_MAX_LUNS] = { 0 };
+	struct scsi_target *t = NULL;
+	struct iscsi_srv *s = NULL;
+	char *secret = NULL;
+	int c, n = 0, rc = 1, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "b:p:n:rSDu:f:L:v", lo, NULL)) != -1) {
+		switch (c) {
+		case 'I': break;
+		case 'b': addr = optarg; break;
+		case 'p':
+			if (!parse_num("port", optarg, 65535, &port))
+				return 2;
+			break;
+		case 'n': io.target_name = optarg; break;
+		case 'r': read_only = true; break;
+		case 'S': snapshot = true; break;
+		case 'D': oflags |= VT_OPEN_DIRECT; break;
+		case 'u': io.chap_user = optarg; break;
+		case 'f': secret_file = optarg; break;
+		case 'L':
+			if (!parse_num("login-timeout", optarg, 3600000, &io.login_ms))
+				return 2;
+			break;
+		case 'v': verbose = true; break;
+		default:
+			return vt_usage(cmd);
+		}
+	}
+	if (optind == argc || !io.chap_user != !secret_file)
+		return vt_usage(cmd);
+	if (argc - optind > SCSI_MAX_LUNS) {
+		vt_err(NULL, "at most %d images (one LUN each)", SCSI_MAX_LUNS);
+		return 2;
+	}
+	if (secret_file && !(secret = read_secret(secret_file)))
+		return 2;
+	io.chap_secret = secret;
+	t = scsi_target_new();
+	if (!t) {
+		vt_err(NULL, "%s", strerror(errno));
+		goto out;
+	}
+	for (int i = optind; i < argc; i++, n++) {
+		const char *img = argv[i];
+
+		disks[n] = snapshot && !read_only ? vt_open_snapshot(img) :
+			vt_open(img, (read_only ? VT_OPEN_RDONLY : 0) | VT_OPEN_RAW_OK | oflags);
+		if (!disks[n])
+			goto out;
+		r = scsi_lun_add(t, (uint32_t)n, disks[n], read_only ? SCSI_LUN_READ_ONLY : 0);
+		if (r) {
+			vt_err(img, "cannot be LUN %d: %s", n, r == -EINVAL ?
+			       "its logical block is neither 512 nor 4096 bytes" : strerror(-r));
+			bdev_close(disks[n]);
+			disks[n] = NULL;
+			goto out;
+		}
+	}
+	io.log = on_log;
+	io.log_opaque = &verbose;
+	s = iscsi_new(t, &io, &msg);
+	if (!s) {
+		vt_err(NULL, "%s", msg);
+		goto out;
+	}
+	if (iscsi_listen_tcp(s, addr, port)) {
+		vt_err(NULL, "%s", iscsi_errmsg(s));
+		goto out;
+	}
+	the_target = s;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 0; i < n; i++) {
+		char sz[32];
+
+		printf("serving %s (%s, %s%s) at iscsi://%s%s%s:%u/%s/%d\n", argv[optind + i],
+		       util_fmt_size(disks[i]->size, sz, sizeof(sz)), disks[i]->ops->kind,
+		       snapshot && !read_only ? ", snapshot" : read_only ? ", read-only" : "",
+		       addr && strchr(addr, ':') ? "[" : "", addr ? addr : "127.0.0.1",
+		       addr && strchr(addr, ':') ? "]" : "", iscsi_tcp_port(s),
+		       io.target_name ? io.target_name : ISCSI_DEFAULT_TARGET, i);
+	}
+	fflush(stdout);
+	r = iscsi_run(s);
+	the_target = NULL;
+	rc = r ? 1 : 0;
+	if (r)
+		vt_err(NULL, "%s", iscsi_errmsg(s));
+out:
+	iscsi_free(s);
+	/* LUNs out first (waits for their commands), then flush and close. */
+	for (int i = 0; i < n; i++)
+		if (disks[i])
+			scsi_lun_remove(t, (uint32_t)i);
+	if (t)
+		scsi_target_free(t);
+	for (int i = 0; i < n; i++) {
+		if (disks[i] && bdev_close(disks[i])) {
+			vt_err(NULL, "%s", bdev_last_error());
+			rc = 1;
+		}
+	}
+	if (secret) {
+		memset(secret, 0, strlen(secret));
+		free(secret);
+	}
+	return rc;
+}
