@@ -212,6 +212,32 @@ static int bm_get(struct vhd *v, uint32_t blk, uint8_t **out)
 	return 0;
 }
 
+/* The run of equal bits starting at sector sec of a cached bitmap (at most
+ * max) and their value.  Writers set bits under v->lock while others read,
+ * so the bits are read under it too (a plain concurrent read is a data
+ * race in C, even though bits only go from 0 to 1). */
+static uint64_t bm_run(struct vhd *v, const uint8_t *bm, uint64_t sec,
+		       uint64_t max, bool *set)
+{
+	uint64_t run;
+
+	pthread_mutex_lock(&v->lock);
+	*set = util_bit_test(bm, sec);
+	run = util_bit_run(bm, sec, max);
+	pthread_mutex_unlock(&v->lock);
+	return run;
+}
+
+/* Whether sectors [s0, s1) of a cached bitmap are all present; under
+ * v->lock for the reason above. */
+static bool bm_all_set(struct vhd *v, const uint8_t *bm, uint64_t s0,
+		       uint64_t s1)
+{
+	bool set;
+
+	return bm_run(v, bm, s0, s1 - s0, &set) == s1 - s0 && set;
+}
+
 /* Allocate block blk at the end of the file.  The new footer is written
  * first (past the block), then the block's bitmap over the old footer, so
  * the file always ends with a valid footer; the BAT entry reaches the disk
@@ -334,12 +360,13 @@ static int read_in_block(struct vhd *v, uint32_t blk, uint32_t in,
 	}
 	while (pos < end) {
 		uint32_t sec = pos / VHD_SECTOR;
-		uint64_t run = util_bit_run(bm, sec, v->spb - sec);
+		bool set;
+		uint64_t run = bm_run(v, bm, sec, v->spb - sec, &set);
 		uint32_t stop = (uint32_t)UTIL_MIN((uint64_t)end,
 						   (sec + run) * VHD_SECTOR);
 		uint8_t *dst = buf + (pos - in);
 
-		if (util_bit_test(bm, sec)) {
+		if (set) {
 			r = util_pread_full(v->fd, dst, stop - pos, doff + pos,
 					    false);
 			if (r)
@@ -413,12 +440,12 @@ static int write_in_block(struct vhd *v, uint32_t blk, uint32_t in,
 	if (r)
 		return io_error(v, r, "write", doff + in);
 	mark_unsynced(v);
-	if (util_bit_run(bm, s0, s1 - s0) == s1 - s0 && util_bit_test(bm, s0))
-		return 0;
 	pthread_mutex_lock(&v->lock);
-	util_bit_set_range(bm, s0, s1 - s0);
-	v->bm_dirty[blk] = 1;
-	v->meta_dirty = true;
+	if (!util_bit_test(bm, s0) || util_bit_run(bm, s0, s1 - s0) != s1 - s0) {
+		util_bit_set_range(bm, s0, s1 - s0);
+		v->bm_dirty[blk] = 1;
+		v->meta_dirty = true;
+	}
 	pthread_mutex_unlock(&v->lock);
 	return 0;
 }
@@ -671,7 +698,7 @@ static int dyn_zero_allocated(struct vhd *v, uint32_t blk, uint32_t in,
 	pthread_mutex_unlock(&v->lock);
 	if (r)
 		return r;
-	if (!util_bit_test(bm, s0) || util_bit_run(bm, s0, s1 - s0) != s1 - s0)
+	if (!bm_all_set(v, bm, s0, s1))
 		return 1;
 	if (a >= z)             /* no whole page inside: write it all */
 		a = z = in + n;
@@ -873,10 +900,11 @@ static int sparse_block_status(struct bdev *b, uint64_t off, uint64_t len,
 	}
 	uint32_t sec = in / VHD_SECTOR;
 	uint32_t last = (uint32_t)((in + n + VHD_SECTOR - 1) / VHD_SECTOR);
-	uint64_t run = util_bit_run(bm, sec, last - sec);
+	bool set;
+	uint64_t run = bm_run(v, bm, sec, last - sec, &set);
 
 	n = UTIL_MIN(n, run * VHD_SECTOR + (uint64_t)sec * VHD_SECTOR - in);
-	if (util_bit_test(bm, sec)) {
+	if (set) {
 		st->length = n;
 		st->flags = BDEV_ST_DATA | BDEV_ST_ALLOC;
 		st->depth = 0;

@@ -1,4 +1,5 @@
-/* bdev errors on in-memory disks (tests/unit/memdisk.c): requests past
+/* tsan-test: a concurrency test, run under ThreadSanitizer by make check TSAN=1.
+ * bdev errors on in-memory disks (tests/unit/memdisk.c): requests past
  * the end, to a read-only disk, or malformed are refused at once with
  * their class; injected back-end errors (EIO, ENOSPC, ENODEV, ENOTSUP,
  * EROFS) complete with their class while the requests around them

@@ -1,4 +1,5 @@
-/* bdev layers over in-memory disks (tests/unit/memdisk.c): two observe
+/* tsan-test: a concurrency test, run under ThreadSanitizer by make check TSAN=1.
+ * bdev layers over in-memory disks (tests/unit/memdisk.c): two observe
  * layers stacked both see every completed write, write-zeroes and discard
  * with its range (requests and synchronous calls), never reads or failed
  * writes; the switch layer holds requests while it swaps, flushes the old

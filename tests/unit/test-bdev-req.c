@@ -1,4 +1,5 @@
-/* bdev requests on in-memory disks (tests/unit/memdisk.c): hundreds of
+/* tsan-test: a concurrency test, run under ThreadSanitizer by make check TSAN=1.
+ * bdev requests on in-memory disks (tests/unit/memdisk.c): hundreds of
  * requests in flight completing out of order, many-segment iovecs,
  * bouncing of misaligned requests (the disk counts any misaligned request
  * it receives), the read-modify-write gate, the write-zeroes fallback,

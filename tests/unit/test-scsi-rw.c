@@ -1,4 +1,5 @@
-/* The SCSI target's data path on memory disks of 512 and 4096-byte
+/* tsan-test: a concurrency test, run under ThreadSanitizer by make check TSAN=1.
+ * The SCSI target's data path on memory disks of 512 and 4096-byte
  * blocks: READ/WRITE 6/10/12/16 with FUA, residuals, range and overflow
  * checks, read-only LUNs, block-layer errors as sense, VERIFY, WRITE
  * SAME, UNMAP, SYNCHRONIZE CACHE, GET LBA STATUS; many commands in flight
