@@ -94,8 +94,8 @@ void vsp_slot_ready(struct vsp_slot *s)
 	 * request, which usually follows its reply within spin_us.  That
 	 * wake-up is off the reply's path (the guest has it already) and
 	 * spares the guest a doorbell and the manager's thread a hand-off
-	 * (measured at QD1: 2.5x the requests a second of reading them on
-	 * the manager's thread after a doorbell). */
+	 * (measured at QD1 on the loaded 2-core host: 580-800 requests a
+	 * second without this wake-up, 890-1200 with it). */
 	hand_over = freed || atomic_load(&c->ready) || atomic_load(&c->stop) ||
 		    c->failed;
 	pthread_mutex_unlock(&c->own);
