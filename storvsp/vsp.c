@@ -90,11 +90,10 @@ static void cb_close(void *opaque, struct vmbus_chan *vc)
 static void cb_signal(void *opaque, struct vmbus_chan *vc)
 {
 	struct vsp_offer *o = opaque;
-	uint64_t one = 1;
 
 	/* the guest wrote requests or freed ring space */
 	if (o->chan)
-		(void)!write(o->chan->efd, &one, sizeof(one));
+		vsp_chan_signalled(o->chan);
 }
 
 static const struct vmbus_dev_ops vsp_ops = {
@@ -300,6 +299,9 @@ void vsp_get_stats(struct vsp *v, struct vsp_stats *st)
 	LOAD_COUNTER(st, v, sleeps);
 	LOAD_COUNTER(st, v, chan_failed);
 	LOAD_COUNTER(st, v, notifies);
+	LOAD_COUNTER(st, v, wakes);
+	LOAD_COUNTER(st, v, direct_replies);
+	LOAD_COUNTER(st, v, direct_reads);
 	pthread_mutex_lock(&v->mu);
 	st->channels_open = v->st.channels_open;
 	st->subchannels_offered = v->st.subchannels_offered;
