@@ -127,7 +127,8 @@ enum vss_wstatus vss_enc_negotiate(void *buf, uint32_t cap,
 	n = VSS_IC_HDR + body;
 	if (cap < n)
 		return VSS_W_SPACE;
-	/* the headers' versions: OpenVMM sends 1.0 / 1.0 before negotiation */
+	/* the headers' versions before negotiation: 1.0 / 1.0 (our choice;
+	 * Linux ignores them; what Hyper-V sends is unconfirmed) */
 	put_hdr(p, VSS_VER(1, 0), VSS_VER(1, 0), VSS_ICMSG_NEGOTIATE, body);
 	p += VSS_IC_HDR;
 	put16(p + OFF(vss_negotiate, fw_count), (uint16_t)nfw);
