@@ -29,6 +29,7 @@
 #include "storvsp/storvsp.h"
 #include "vmbus/vmbus.h"
 #include "vmm-mini/vmm.h"
+#include "vss/vss.h"
 
 #define MAX_LUNS SCSI_MAX_LUNS
 
@@ -43,6 +44,7 @@ static void on_term(int sig)
 struct host {
 	struct vmbus_host *h;
 	struct vsp *v;
+	struct vss *vss;	/* the VSS integration channel (backups) */
 	pthread_mutex_t mu;	/* disks[] */
 	struct vmm_disk disks[MAX_LUNS];
 	int ctl_fd;
@@ -328,6 +330,19 @@ static int cmd_host(int argc, char **argv)
 		vmbus_host_free(H.h);
 		return 1;
 	}
+	/* the VSS integration service: a guest's hv_vss binds to it */
+	{
+		struct vss_cfg vc = { .mgr = cfg.mgr,
+				      .instance = { 0x76, 0x6d, 0x6d, 0x2d, 0x6d, 0x69, 0x6e, 0x69,
+						    0x76, 0x73, 0x73, 0x00, 0x00, 0x00, 0x00, 0x01 } };
+
+		r = vss_new(&vc, &H.vss);
+		if (r) {
+			fprintf(stderr, "vmm-mini: vss: %s\n", strerror(-r));
+			rc = 1;
+			goto out;
+		}
+	}
 	for (int i = 0; i < ndisks; i++) {
 		char *path, err[600];
 		int lun;
@@ -397,6 +412,7 @@ out:
 		}
 	vmbus_host_free(H.h);	/* closes the channels: service threads end */
 	vsp_free(H.v);		/* removes the LUNs */
+	vss_free(H.vss);
 	for (int i = 0; i < MAX_LUNS; i++) {
 		struct bdev_err e = { 0 };
 
