@@ -16,7 +16,9 @@ CC      := gcc
 endif
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter
+WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter \
+	   -Wstrict-prototypes -Wformat=2 -Wwrite-strings -Wundef \
+	   -Wold-style-definition -Wredundant-decls -Wvla -Wshadow
 CPPFLAGS += -D_GNU_SOURCE -I. -Icommon
 LDLIBS  := -lpthread -lz -lcrypto -laio
 TEST_LDLIBS := -lcmocka -lnbd
@@ -41,6 +43,51 @@ LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libstack.a
 
+# ---- vmm-mini: program and built-in guest (branch vmm) ------------------
+# A minimal stand-in for the generic rules of branch "build" (programs from
+# MODULE/main.c, freestanding MODULE/guest/*.c); same file names, symbols
+# and flags, so that merging "build" replaces this block by its own.
+#   vmm-mini/main.c     -> $(BUILD)/bin/vmm-mini (not in the library)
+#   vmm-mini/guest/*.c  -> $(BUILD)/vmm-mini/guest.bin (flat, linked at
+#                          1 MiB by scripts/freestanding.ld), embedded by
+#                          $(BUILD)/vmm-mini/guest-blob.o as
+#                          vmm_mini_guest_start/_end (in the library)
+PROG_SRCS := $(filter %/main.c,$(LIB_SRCS))
+PROGS     := $(PROG_SRCS:%/main.c=$(BUILD)/bin/%)
+LIB_SRCS  := $(filter-out $(PROG_SRCS),$(LIB_SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+FREESTANDING_CFLAGS := -std=gnu11 -ffreestanding -fno-pic -fno-pie \
+	-mno-red-zone -mgeneral-regs-only -nostdlib -fno-stack-protector \
+	-fno-builtin -fno-asynchronous-unwind-tables -O2 -g $(WARN)
+FREESTANDING_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none \
+	-Wl,-z,noexecstack -Wl,--no-warn-rwx-segments -Wl,-T,scripts/freestanding.ld
+VMM_GUEST_SRCS := $(wildcard vmm-mini/guest/*.c)
+VMM_GUEST_OBJS := $(VMM_GUEST_SRCS:%.c=$(BUILD)/%.o)
+LIB_OBJS  += $(BUILD)/vmm-mini/guest-blob.o
+
+$(VMM_GUEST_OBJS): $(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC (fs) $<")
+	$(Q)$(CC) -I. -Icommon $(FREESTANDING_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/vmm-mini/guest.elf: $(VMM_GUEST_OBJS) scripts/freestanding.ld
+	@$(if $(Q),echo "  LD (fs) $@")
+	$(Q)$(CC) $(FREESTANDING_CFLAGS) $(FREESTANDING_LDFLAGS) -o $@ $(VMM_GUEST_OBJS)
+
+$(BUILD)/vmm-mini/guest.bin: $(BUILD)/vmm-mini/guest.elf
+	@$(if $(Q),echo "  OBJCOPY $@")
+	$(Q)objcopy -O binary $< $@
+
+$(BUILD)/vmm-mini/guest-blob.o: $(BUILD)/vmm-mini/guest.bin scripts/guest-blob.S
+	@$(if $(Q),echo "  AS      $@")
+	$(Q)$(CC) -c -o $@ -DBLOB_FILE='"$<"' -DBLOB_NAME=vmm_mini_guest scripts/guest-blob.S
+
+$(BUILD)/bin/%: $(BUILD)/%/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+# ---- end vmm-mini --------------------------------------------------------
+
 TOOL_SRCS := $(wildcard tools/vhdtool/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
 VHDTOOL   := $(BUILD)/vhdtool
@@ -55,7 +102,7 @@ SHELL_TESTS := $(sort $(wildcard tests/interop/*.sh tests/e2e/*.sh tests/bad/*.s
 
 .PHONY: all check demo bench fuzz clean deps test
 .SECONDARY:
-all: $(VHDTOOL) $(UNIT_BINS) $(HELPER_BINS)
+all: $(VHDTOOL) $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -116,4 +163,4 @@ fuzz:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)
+-include $(filter-out %-blob.d,$(LIB_OBJS:.o=.d)) $(PROG_SRCS:%.c=$(BUILD)/%.d) $(VMM_GUEST_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)

@@ -1,0 +1,79 @@
+/* vmm-int: private to vmm-mini/.  The VM handle and the functions its
+ * files share:
+ *   kvm.c    /dev/kvm, the VM, guest RAM, vCPUs, irqchip, eventfds, stats
+ *   vm.c     the machine the guest sees: page tables, GDT, IDT, TSSs, CPL0
+ *            stubs, boot page, image, initial registers
+ *   vcpu.c   vmm_run(): vCPU threads, exits, stop
+ */
+#ifndef VMM_INT_H
+#define VMM_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "vmm-mini/vmm.h"
+
+struct vmm_vcpu {
+	unsigned index;
+	int fd;
+	struct kvm_run *run;	/* mmap of the vCPU, run_size bytes */
+	int stats_fd;		/* -1 when KVM has no binary stats */
+	int host_cpu;		/* pinned to it; -1 = not pinned */
+	pthread_t thread;
+	bool started;
+	struct vmm *vm;
+};
+
+struct vmm {
+	int kvm_fd, vm_fd;
+	int mem_fd;
+	uint8_t *mem;		/* MAP_SHARED mapping of mem_fd */
+	uint64_t mem_bytes;
+	size_t run_size;
+	uint64_t tsc_khz;
+
+	unsigned cpus;
+	struct vmm_vcpu vcpu[VMM_MAX_CPUS];
+	int vm_stats_fd;
+
+	/* Wake-up MSI routes: GSI VMM_GSI_BASE + cpu when wake_efd[cpu] >= 0. */
+	int wake_efd[VMM_MAX_CPUS];
+	unsigned doorbells;	/* highest registered doorbell + 1 */
+	int doorbell_efd[VMM_DOORBELLS];
+
+	void (*console)(void *opaque, unsigned cpu, const char *line, size_t len);
+	void *opaque;
+
+	/* Run state.  lock protects result and have_result. */
+	pthread_mutex_t lock;
+	int stop_efd;		/* written by vmm_stop() and by a vCPU that ends the run */
+	volatile int stopping;	/* vCPU threads leave their loop */
+	bool ran;
+	bool have_result;
+	struct vmm_result result;
+
+	char err[256];
+};
+
+#define VMM_GSI_BASE 24	/* above the irqchip's legacy pins */
+
+/* Records a message and returns err (a -errno). */
+int vmm_set_error(struct vmm *vm, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* kvm.c */
+int vmm_kvm_open(struct vmm *vm);
+int vmm_kvm_mem(struct vmm *vm);
+int vmm_kvm_vcpus(struct vmm *vm);
+void vmm_kvm_close(struct vmm *vm);
+int vmm_kvm_signal_msi(struct vmm *vm, unsigned cpu, unsigned vector);
+
+/* vm.c */
+int vmm_machine_build(struct vmm *vm, const struct vmm_config *cfg);
+int vmm_machine_enter(struct vmm *vm, struct vmm_vcpu *vc);
+int vmm_machine_allow_port(struct vmm *vm, unsigned port);
+
+#endif
