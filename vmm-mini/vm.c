@@ -32,21 +32,6 @@
 #define PTE_PCD 0x010ull
 #define PTE_PS  0x080ull
 
-#define SEL_KCODE  0x08
-#define SEL_UDATA  0x2b
-#define SEL_UCODE  0x33
-#define SEL_TSS(i) (0x40 + 16 * (i))
-
-#define TSS_IOPB       104u			/* I/O bitmap offset in the TSS */
-#define TSS_LIMIT      (TSS_IOPB + 8192u)	/* last byte: the 0xff terminator */
-
-/* Stub area offsets from VMM_GPA_STUBS. */
-#define STUB_VEC(v)    ((uint64_t)(v) * 16)	/* 256 x 16 bytes: report vector v */
-#define STUB_COMMON    0x1000ull
-#define STUB_SLEEP     0x1040ull
-#define STUB_WAKE      0x1080ull
-#define STUB_SPURIOUS  0x10c0ull
-
 _Static_assert(VMM_GPA_STUBS + 0x2000 <= VMM_GPA_TSS, "stubs overlap the TSSs");
 _Static_assert(TSS_LIMIT + 1 <= VMM_TSS_STRIDE, "TSS stride");
 

@@ -60,6 +60,22 @@ struct vmm {
 
 #define VMM_GSI_BASE 24	/* above the irqchip's legacy pins */
 
+/* The machine vm.c builds (tests/unit/test-vmm-layout.c checks it). */
+#define SEL_KCODE  0x08
+#define SEL_UDATA  0x2b
+#define SEL_UCODE  0x33
+#define SEL_TSS(i) (0x40 + 16 * (i))
+
+#define TSS_IOPB       104u			/* I/O bitmap offset in the TSS */
+#define TSS_LIMIT      (TSS_IOPB + 8192u)	/* last byte: the 0xff terminator */
+
+/* Stub area offsets from VMM_GPA_STUBS. */
+#define STUB_VEC(v)    ((uint64_t)(v) * 16)	/* 256 x 16 bytes: report vector v */
+#define STUB_COMMON    0x1000ull
+#define STUB_SLEEP     0x1040ull
+#define STUB_WAKE      0x1080ull
+#define STUB_SPURIOUS  0x10c0ull
+
 /* Records a message and returns err (a -errno). */
 int vmm_set_error(struct vmm *vm, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
