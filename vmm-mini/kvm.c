@@ -97,6 +97,8 @@ int vmm_kvm_mem(struct vmm *vm)
 		.memory_size = vm->mem_bytes,
 		.userspace_addr = (uint64_t)(uintptr_t)vm->mem,
 	};
+	if (vm->user_mode)
+		return vmm_user_map(vm);
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		return vmm_set_error(vm, -errno, "KVM_SET_USER_MEMORY_REGION: %s",
 				     strerror(errno));
@@ -109,7 +111,7 @@ static uint64_t tsc_khz(struct vmm *vm, int vcpu_fd)
 {
 	struct timespec a, b;
 	uint64_t t0, t1, ns;
-	int khz = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	int khz = vcpu_fd >= 0 ? ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0) : -1;
 
 	if (khz > 0)
 		return (uint64_t)khz;
@@ -220,6 +222,7 @@ void vmm_kvm_close(struct vmm *vm)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
+	vmm_user_unmap(vm);
 	if (vm->mem)
 		munmap(vm->mem, vm->mem_bytes);
 	if (vm->mem_fd >= 0)
@@ -262,7 +265,7 @@ int vmm_add_doorbell(struct vmm *vm, unsigned n, int efd)
 	io.fd = fcntl(efd, F_DUPFD_CLOEXEC, 0);
 	if (io.fd < 0)
 		return vmm_set_error(vm, -errno, "doorbell %u: %s", n, strerror(errno));
-	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0) {
+	if (!vm->user_mode && ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0) {
 		err = vmm_set_error(vm, -errno, "KVM_IOEVENTFD port 0x%x: %s",
 				    VMM_PORT_DOORBELL + n, strerror(errno));
 		close(io.fd);
@@ -325,8 +328,8 @@ int vmm_add_wake(struct vmm *vm, unsigned cpu, int efd)
 		return vmm_set_error(vm, -errno, "wake-up of vCPU %u: %s", cpu, strerror(errno));
 	irqfd.fd = (uint32_t)fd;
 	vm->wake_efd[cpu] = fd;
-	err = set_routes(vm);
-	if (!err && ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0)
+	err = vm->user_mode ? 0 : set_routes(vm);
+	if (!err && !vm->user_mode && ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0)
 		err = vmm_set_error(vm, -errno, "KVM_IRQFD: %s", strerror(errno));
 	if (err) {
 		vm->wake_efd[cpu] = -1;
@@ -459,10 +462,13 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out, char *err, size_t
 		rc = vmm_set_error(vm, -errno, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	rc = vmm_kvm_open(vm);
+	vm->user_mode = cfg->user_mode;
+	rc = vm->user_mode ? 0 : vmm_kvm_open(vm);
 	if (!rc)
 		rc = vmm_kvm_mem(vm);
-	if (!rc)
+	if (!rc && vm->user_mode)
+		vm->tsc_khz = tsc_khz(vm, -1);
+	else if (!rc)
 		rc = vmm_kvm_vcpus(vm);
 	if (!rc)
 		rc = vmm_machine_build(vm, cfg);

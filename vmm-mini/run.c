@@ -1,6 +1,7 @@
 /* run: `vmm-mini run [--mem SIZE] [--cpus N] [--workload NAME[,ARGS]]
- * [--timeout SECONDS] [--stats]`: boots the built-in guest on KVM and
- * prints its console on stderr ("guest: ...").
+ * [--timeout SECONDS] [--stats] [--user-mode]`: boots the built-in guest
+ * on KVM and prints its console on stderr ("guest: ...").  --user-mode runs
+ * it without KVM, for tests on machines that have none (ubackend.c).
  *
  * Exit status: the guest's own status (0 = success; a non-zero status
  * stays non-zero); 1 when the guest faulted, the run timed out or KVM
@@ -52,7 +53,7 @@ static void console(void *opaque, unsigned cpu, const char *text, size_t len)
 	}
 }
 
-static void print_stats(struct vmm *vm)
+static void print_stats(struct vmm *vm, bool user_mode)
 {
 	static const char *const names[] = {
 		"exits", "insn_emulation", "io_exits", "mmio_exits", "halt_exits",
@@ -69,14 +70,17 @@ static void print_stats(struct vmm *vm)
 			n += (size_t)snprintf(buf + n, sizeof(buf) - n, " %s=%" PRIu64,
 					      names[i], v);
 	}
-	fprintf(stderr, "%s\n", n > 6 ? buf : "stats: KVM gives no binary statistics");
+	fprintf(stderr, "%s\n", n > 6 ? buf : user_mode ? "stats: none in user mode"
+						       : "stats: KVM gives no binary statistics");
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmm-mini run [--mem SIZE] [--cpus N] [--workload NAME[,ARGS]]\n"
-		   "                    [--timeout SECONDS] [--stats]\n"
-		   "workloads: hello, fault[,ADDR], spin[,N], doorbell[,N], exits[,N]\n");
+		   "                    [--timeout SECONDS] [--stats] [--user-mode]\n"
+		   "workloads: hello, fault[,ADDR], spin[,N], doorbell[,N], exits[,N]\n"
+		   "--user-mode: no KVM; the guest's code runs in host threads, its port\n"
+		   "  writes and INT3s caught as signals (a test aid, no isolation)\n");
 }
 
 int vmm_cmd_run(int argc, char **argv)
@@ -87,6 +91,7 @@ int vmm_cmd_run(int argc, char **argv)
 		{ "workload", required_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "stats", no_argument, NULL, 's' },
+		{ "user-mode", no_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -136,6 +141,9 @@ int vmm_cmd_run(int argc, char **argv)
 		case 's':
 			stats = 1;
 			break;
+		case 'u':
+			cfg.user_mode = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -177,7 +185,7 @@ int vmm_cmd_run(int argc, char **argv)
 		rc = 1;
 	}
 	if (stats)
-		print_stats(vm);
+		print_stats(vm, cfg.user_mode);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	running = NULL;

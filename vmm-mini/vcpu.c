@@ -34,7 +34,7 @@ const char *vmm_vector_name(uint64_t v)
 }
 
 /* Records how the run ended (the first caller wins) and wakes vmm_run(). */
-static void end_run(struct vmm *vm, const struct vmm_result *res)
+void vmm_end_run(struct vmm *vm, const struct vmm_result *res)
 {
 	uint64_t one = 1;
 
@@ -48,10 +48,7 @@ static void end_run(struct vmm *vm, const struct vmm_result *res)
 	(void)!write(vm->stop_efd, &one, sizeof(one));
 }
 
-static void end_error(struct vmm *vm, unsigned cpu, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void end_error(struct vmm *vm, unsigned cpu, const char *fmt, ...)
+void vmm_end_error(struct vmm *vm, unsigned cpu, const char *fmt, ...)
 {
 	struct vmm_result res = { .kind = VMM_EXIT_ERROR };
 	va_list ap;
@@ -60,7 +57,7 @@ static void end_error(struct vmm *vm, unsigned cpu, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(res.msg + n, sizeof(res.msg) - (size_t)n, fmt, ap);
 	va_end(ap);
-	end_run(vm, &res);
+	vmm_end_run(vm, &res);
 }
 
 /* A CPL0 stub reported an exception: the frame {vector, error, rip, cs,
@@ -68,21 +65,20 @@ static void end_error(struct vmm *vm, unsigned cpu, const char *fmt, ...)
  * it through vmm_gpa() all the same: the guest controls its memory). */
 static void on_fault(struct vmm *vm, struct vmm_vcpu *vc)
 {
-	struct vmm_result res = { .kind = VMM_EXIT_FAULT };
-	struct vmm_fault *f = &res.fault;
+	struct vmm_fault fault, *f = &fault;
 	struct kvm_regs r;
 	struct kvm_sregs s;
 	uint64_t frame[7];
 	const void *p;
 
 	if (ioctl(vc->fd, KVM_GET_REGS, &r) < 0 || ioctl(vc->fd, KVM_GET_SREGS, &s) < 0) {
-		end_error(vm, vc->index, "guest fault, registers unreadable: %s",
+		vmm_end_error(vm, vc->index, "guest fault, registers unreadable: %s",
 			  strerror(errno));
 		return;
 	}
 	p = vmm_gpa(vm, r.rsp, sizeof(frame));
 	if (!p) {
-		end_error(vm, vc->index, "guest fault with its frame outside RAM (rsp 0x%llx)",
+		vmm_end_error(vm, vc->index, "guest fault with its frame outside RAM (rsp 0x%llx)",
 			  (unsigned long long)r.rsp);
 		return;
 	}
@@ -95,6 +91,13 @@ static void on_fault(struct vmm *vm, struct vmm_vcpu *vc)
 	f->rflags = frame[4];
 	f->rsp = frame[5];
 	f->cr2 = s.cr2;
+	vmm_end_fault(vm, f);
+}
+
+void vmm_end_fault(struct vmm *vm, const struct vmm_fault *f)
+{
+	struct vmm_result res = { .kind = VMM_EXIT_FAULT, .fault = *f };
+
 	if (f->vector < 32)
 		snprintf(res.msg, sizeof(res.msg),
 			 "guest fault: vector %" PRIu64 " (%s) error 0x%" PRIx64
@@ -106,7 +109,7 @@ static void on_fault(struct vmm *vm, struct vmm_vcpu *vc)
 		snprintf(res.msg, sizeof(res.msg),
 			 "guest fault: unexpected interrupt vector %" PRIu64 " at RIP 0x%" PRIx64
 			 " (cpu %u)", f->vector, f->rip, f->cpu);
-	end_run(vm, &res);
+	vmm_end_run(vm, &res);
 }
 
 /* One console line: the guest wrote its length; the text is in its
@@ -128,6 +131,36 @@ static void on_console(struct vmm *vm, struct vmm_vcpu *vc, uint32_t len)
 		vm->console(vm->opaque, vc->index, line, len);
 }
 
+bool vmm_port_out(struct vmm *vm, struct vmm_vcpu *vc, unsigned port, unsigned size,
+		  uint32_t v)
+{
+	switch (port) {
+	case VMM_PORT_CONSOLE:
+		on_console(vm, vc, v);
+		return true;
+	case VMM_PORT_NOP:
+		return true;
+	case VMM_PORT_EXIT: {
+		struct vmm_result res = { .kind = VMM_EXIT_GUEST, .code = (int)v };
+
+		snprintf(res.msg, sizeof(res.msg), "guest exited with status %d", (int)v);
+		vmm_end_run(vm, &res);
+		return false;
+	}
+	}
+	if (port >= VMM_PORT_DOORBELL && port < VMM_PORT_DOORBELL + VMM_DOORBELLS &&
+	    vm->doorbell_efd[port - VMM_PORT_DOORBELL] >= 0) {
+		/* A doorbell written with another size than the ioeventfd's (or
+		 * the user-mode backend, which has no ioeventfd). */
+		uint64_t one = 1;
+
+		(void)!write(vm->doorbell_efd[port - VMM_PORT_DOORBELL], &one, sizeof(one));
+		return true;
+	}
+	vmm_end_error(vm, vc->index, "OUT of %u bytes to unknown port 0x%x", size, port);
+	return false;
+}
+
 /* Returns false when the run ends. */
 static bool on_io(struct vmm *vm, struct vmm_vcpu *vc)
 {
@@ -142,37 +175,15 @@ static bool on_io(struct vmm *vm, struct vmm_vcpu *vc)
 		return true;
 	}
 	if (run->io.count != 1 || run->io.size > 4) {
-		end_error(vm, vc->index, "string or wide OUT to port 0x%x", port);
+		vmm_end_error(vm, vc->index, "string or wide OUT to port 0x%x", port);
 		return false;
 	}
 	memcpy(&v, data, run->io.size);
-	switch (port) {
-	case VMM_PORT_CONSOLE:
-		on_console(vm, vc, v);
-		return true;
-	case VMM_PORT_NOP:
-		return true;
-	case VMM_PORT_EXIT: {
-		struct vmm_result res = { .kind = VMM_EXIT_GUEST, .code = (int)v };
-
-		snprintf(res.msg, sizeof(res.msg), "guest exited with status %d", (int)v);
-		end_run(vm, &res);
-		return false;
-	}
-	case VMM_PORT_FAULT:
+	if (port == VMM_PORT_FAULT) {
 		on_fault(vm, vc);
 		return false;
 	}
-	if (port >= VMM_PORT_DOORBELL && port < VMM_PORT_DOORBELL + VMM_DOORBELLS &&
-	    vm->doorbell_efd[port - VMM_PORT_DOORBELL] >= 0) {
-		/* A doorbell written with another size than the ioeventfd's. */
-		uint64_t one = 1;
-
-		(void)!write(vm->doorbell_efd[port - VMM_PORT_DOORBELL], &one, sizeof(one));
-		return true;
-	}
-	end_error(vm, vc->index, "OUT to unknown port 0x%x", port);
-	return false;
+	return vmm_port_out(vm, vc, port, run->io.size, v);
 }
 
 static bool on_exit(struct vmm *vm, struct vmm_vcpu *vc)
@@ -183,28 +194,28 @@ static bool on_exit(struct vmm *vm, struct vmm_vcpu *vc)
 	case KVM_EXIT_IO:
 		return on_io(vm, vc);
 	case KVM_EXIT_MMIO:
-		end_error(vm, vc->index, "guest %s at GPA 0x%llx: no device there",
+		vmm_end_error(vm, vc->index, "guest %s at GPA 0x%llx: no device there",
 			  run->mmio.is_write ? "store" : "load",
 			  (unsigned long long)run->mmio.phys_addr);
 		return false;
 	case KVM_EXIT_SHUTDOWN:
-		end_error(vm, vc->index, "guest shut down (triple fault)");
+		vmm_end_error(vm, vc->index, "guest shut down (triple fault)");
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
-		end_error(vm, vc->index, "KVM could not enter the guest: reason 0x%llx",
+		vmm_end_error(vm, vc->index, "KVM could not enter the guest: reason 0x%llx",
 			  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
-		end_error(vm, vc->index, "KVM internal error, suberror %u",
+		vmm_end_error(vm, vc->index, "KVM internal error, suberror %u",
 			  run->internal.suberror);
 		return false;
 	case KVM_EXIT_HLT:
-		end_error(vm, vc->index, "guest halted with no interrupt source");
+		vmm_end_error(vm, vc->index, "guest halted with no interrupt source");
 		return false;
 	case KVM_EXIT_INTR:
 		return true;
 	default:
-		end_error(vm, vc->index, "unexpected KVM exit %u", run->exit_reason);
+		vmm_end_error(vm, vc->index, "unexpected KVM exit %u", run->exit_reason);
 		return false;
 	}
 }
@@ -255,19 +266,24 @@ int vmm_pin_service_thread(const struct vmm *vm)
 	return err ? -err : list[0];
 }
 
+void vmm_pin_vcpu_thread(const struct vmm_vcpu *vc)
+{
+	cpu_set_t set;
+
+	if (vc->host_cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(vc->host_cpu, &set);
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vmm_vcpu *vc = arg;
 	struct vmm *vm = vc->vm;
 	sigset_t kick;
 
-	if (vc->host_cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(vc->host_cpu, &set);
-		(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-	}
+	vmm_pin_vcpu_thread(vc);
 	sigemptyset(&kick);
 	sigaddset(&kick, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
@@ -276,7 +292,7 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(vc->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			end_error(vm, vc->index, "KVM_RUN: %s", strerror(errno));
+			vmm_end_error(vm, vc->index, "KVM_RUN: %s", strerror(errno));
 			break;
 		}
 		if (!on_exit(vm, vc))
@@ -295,7 +311,8 @@ static void kick_all(struct vmm *vm)
 			continue;
 		/* immediate_exit covers a thread about to enter KVM_RUN, the
 		 * signal one inside it. */
-		__atomic_store_n(&vc->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (vc->run)
+			__atomic_store_n(&vc->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 		pthread_kill(vc->thread, SIGUSR1);
 	}
 }
@@ -313,11 +330,12 @@ static int start_vcpus(struct vmm *vm)
 	for (unsigned i = 0; i < vm->cpus && !err; i++) {
 		struct vmm_vcpu *vc = &vm->vcpu[i];
 
-		err = vmm_machine_enter(vm, vc);
+		err = vm->user_mode ? 0 : vmm_machine_enter(vm, vc);
 		if (err)
 			break;
 		vc->host_cpu = vcpu_host_cpu(i);
-		err = -pthread_create(&vc->thread, NULL, vcpu_thread, vc);
+		err = -pthread_create(&vc->thread, NULL,
+				      vm->user_mode ? vmm_user_thread : vcpu_thread, vc);
 		if (err)
 			vmm_set_error(vm, err, "vCPU thread: %s", strerror(-err));
 		else
@@ -340,8 +358,14 @@ int vmm_run(struct vmm *vm, unsigned timeout_ms, struct vmm_result *res)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = kick_handler;	/* no SA_RESTART: KVM_RUN returns EINTR */
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR1, &sa, NULL) < 0)
-		return vmm_set_error(vm, -errno, "sigaction: %s", strerror(errno));
+	if (vm->user_mode)
+		err = vmm_user_signals(vm, true);
+	else if (sigaction(SIGUSR1, &sa, NULL) < 0)
+		err = vmm_set_error(vm, -errno, "sigaction: %s", strerror(errno));
+	else
+		err = 0;
+	if (err)
+		return err;
 
 	err = start_vcpus(vm);
 	if (!err) {
@@ -370,6 +394,8 @@ int vmm_run(struct vmm *vm, unsigned timeout_ms, struct vmm_result *res)
 	for (unsigned i = 0; i < vm->cpus; i++)
 		if (vm->vcpu[i].started)
 			pthread_join(vm->vcpu[i].thread, NULL);
+	if (vm->user_mode)
+		vmm_user_signals(vm, false);
 	return 0;
 }
 

@@ -4,11 +4,13 @@
  *   vm.c     the machine the guest sees: page tables, GDT, IDT, TSSs, CPL0
  *            stubs, boot page, image, initial registers
  *   vcpu.c   vmm_run(): vCPU threads, exits, stop
+ *   ubackend.c  the user-mode backend: the guest in host threads (tests)
  */
 #ifndef VMM_INT_H
 #define VMM_INT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -55,6 +57,12 @@ struct vmm {
 	bool have_result;
 	struct vmm_result result;
 
+	/* The user-mode backend (ubackend.c). */
+	bool user_mode;
+	void *user_map;		/* guest area mapped at its guest address */
+	void *user_guard;	/* PROT_NONE above RAM, up to 4 GiB */
+	struct sigaction user_old_sa[6];
+
 	char err[256];
 };
 
@@ -86,6 +94,26 @@ int vmm_kvm_mem(struct vmm *vm);
 int vmm_kvm_vcpus(struct vmm *vm);
 void vmm_kvm_close(struct vmm *vm);
 int vmm_kvm_signal_msi(struct vmm *vm, unsigned cpu, unsigned vector);
+
+/* vcpu.c */
+/* Ends the run (the first call wins) with res, or with an error line. */
+void vmm_end_run(struct vmm *vm, const struct vmm_result *res);
+void vmm_end_error(struct vmm *vm, unsigned cpu, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Pins the calling thread to vc->host_cpu (when there is one). */
+void vmm_pin_vcpu_thread(const struct vmm_vcpu *vc);
+/* Ends the run with a guest fault (one line: vector, error, RIP, CR2). */
+void vmm_end_fault(struct vmm *vm, const struct vmm_fault *f);
+/* A guest OUT of `size` bytes (value v) to an allowed port other than the
+ * fault port.  Returns false when the run ends. */
+bool vmm_port_out(struct vmm *vm, struct vmm_vcpu *vc, unsigned port, unsigned size,
+		  uint32_t v);
+
+/* ubackend.c: the user-mode backend (no KVM; a test aid). */
+int vmm_user_map(struct vmm *vm);
+void vmm_user_unmap(struct vmm *vm);
+int vmm_user_signals(struct vmm *vm, bool install);
+void *vmm_user_thread(void *arg);
 
 /* vm.c */
 int vmm_machine_build(struct vmm *vm, const struct vmm_config *cfg);

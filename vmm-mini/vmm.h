@@ -23,6 +23,7 @@
 #ifndef VMM_H
 #define VMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,10 @@ struct vmm_config {
 	 * May be NULL (lines are dropped). */
 	void (*console)(void *opaque, unsigned cpu, const char *line, size_t len);
 	void *opaque;
+	/* Test aid for machines without KVM: run the guest's CPL3 code in
+	 * host threads, its OUTs and INT3s caught as signals (ubackend.c).  No
+	 * isolation and no statistics; the guest must be the built-in one. */
+	bool user_mode;
 };
 
 /* Creates the VM.  Returns 0 and *out, or -errno with a message in err

@@ -11,8 +11,15 @@ skip() { echo "$*"; exit 77; }
 
 [ -x "$VMM" ] || fail "$VMM not built (make)"
 
+# VMM_USER_MODE=1 runs these tests on the user-mode backend instead of KVM
+# (vmm-mini run --user-mode): a check of the tests and of the guest on
+# machines without KVM.
+USER_MODE_ARG=()
+[ "${VMM_USER_MODE:-0}" = 1 ] && USER_MODE_ARG=(--user-mode)
+
 # Skips (77) unless /dev/kvm exists and opens read-write.
 requires_kvm() {
+	[ "${VMM_USER_MODE:-0}" = 1 ] && return 0
 	[ -e /dev/kvm ] || skip "/dev/kvm is missing: no KVM on this machine"
 	( exec 3<>/dev/kvm ) 2>/dev/null || skip "/dev/kvm is not usable by $(id -un)"
 }
@@ -22,7 +29,7 @@ requires_kvm() {
 run_vmm() {
 	local secs=$1
 	shift
-	timeout -k 2 "$secs" "$VMM" run "$@" 2>"$dir/err"
+	timeout -k 2 "$secs" "$VMM" run "${USER_MODE_ARG[@]}" "$@" 2>"$dir/err"
 	rc=$?
 }
 
