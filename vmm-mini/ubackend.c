@@ -199,6 +199,22 @@ static void on_trap_signal(int sig, siginfo_t *si, void *ucv)
 		vmm_end_fault(vm, &f);
 		leave();
 	}
+	/* The stub's condition: sleep only while *rdx == rax. */
+	if (uc->uc_mcontext.gregs[REG_RDX]) {
+		uint64_t a = (uint64_t)uc->uc_mcontext.gregs[REG_RDX];
+
+		if (!in_guest_ram(vm, a)) {
+			struct vmm_fault f = { .cpu = vc->index, .vector = 14, .cr2 = a,
+					       .rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP] };
+
+			vmm_end_fault(vm, &f);
+			leave();
+		}
+		if (*(volatile uint64_t *)a != (uint64_t)uc->uc_mcontext.gregs[REG_RAX]) {
+			u_in_guest = 1;
+			return;
+		}
+	}
 	p[0] = (struct pollfd){ .fd = vm->stop_efd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = vm->wake_efd[vc->index], .events = POLLIN };
 	for (;;) {

@@ -153,9 +153,17 @@ static void build_stubs(struct vmm *vm)
 	 * The VMM reads the frame at rsp and never resumes this vCPU. */
 	static const uint8_t common[] = { 0x66, 0xba, VMM_PORT_FAULT & 0xff, VMM_PORT_FAULT >> 8,
 					  0xef, 0xf4, 0xeb, 0xfd };
-	/* sti; hlt; iretq: IF=1 only inside this stub; the wake-up interrupt
-	 * ends the hlt and iretq returns to CPL3 with the guest's IF=0. */
-	static const uint8_t sleep[] = { 0xfb, 0xf4, 0x48, 0xcf };
+	/* Sleep while *rdx == rax (rdx = 0: unconditionally):
+	 *	cli; test %rdx,%rdx; jz 1f; cmp (%rdx),%rax; jne 2f;
+	 *   1: sti; hlt;
+	 *   2: iretq
+	 * IF=1 only across the hlt (sti's one-instruction shadow makes
+	 * sti; hlt atomic); the wake-up interrupt ends the hlt and iretq
+	 * returns to CPL3 with the guest's own IF.  The cli and the re-check
+	 * make a lost wake-up impossible even on a host that lets interrupts
+	 * in at CPL3 despite IF=0 (five more emulated instructions, a few us). */
+	static const uint8_t sleep[] = { 0xfa, 0x48, 0x85, 0xd2, 0x74, 0x05, 0x48, 0x3b,
+					 0x02, 0x75, 0x02, 0xfb, 0xf4, 0x48, 0xcf };
 	/* push %rax; mov $0xfee000b0, %eax; movl $0, (%rax); pop %rax; iretq:
 	 * EOI (some hosts EOI at delivery, where this write is harmless). */
 	static const uint8_t wake[] = { 0x50, 0xb8, 0xb0, 0x00, 0xe0, 0xfe, 0xc7, 0x00,

@@ -65,9 +65,11 @@
 
 /* ---- vectors --------------------------------------------------------- */
 /* 0-31 report a fault; 3 (INT3, the only INT allowed at CPL3) is a DPL3
- * trap gate to the sleep stub `sti; hlt; iretq`: the guest runs with IF=0,
- * so an interrupt that arrives while it is awake stays pending and the
- * next sleep returns at once (no lost wake-up).  VMM_VEC_WAKE is the
+ * trap gate to the sleep stub: "sleep until an interrupt, unless the
+ * 64-bit word at rdx no longer holds rax" (rdx = 0: no condition), a
+ * futex-like wait.  The guest runs with IF=0, so an interrupt that arrives
+ * while it is awake stays pending and the next sleep returns at once; the
+ * re-check covers a host that would deliver it anyway.  VMM_VEC_WAKE is the
  * interrupt the VMM's irqfds deliver; its stub does an EOI and returns. */
 #define VMM_VEC_SLEEP     3
 #define VMM_VEC_WAKE      0x40

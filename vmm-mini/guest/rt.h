@@ -8,7 +8,8 @@
  *
  * The guest runs with interrupts disabled (IF=0) outside the sleep stub, so
  * a wake-up that arrives while it is awake stays pending and the next
- * rt_sleep() returns at once: test the condition, then sleep, in a loop.
+ * rt_sleep() returns at once: test the condition, then sleep, in a loop
+ * (rt_sleep_while() re-checks a word with interrupts off, in the stub).
  */
 #ifndef GUEST_RT_H
 #define GUEST_RT_H
@@ -50,7 +51,15 @@ static inline void rt_pause(void)
  * One exit, about 20-80 us on this host. */
 static inline void rt_sleep(void)
 {
-	__asm__ __volatile__("int3" ::: "memory");
+	__asm__ __volatile__("int3" : : "d"(0ull), "a"(0ull) : "memory");
+}
+
+/* Sleeps until the next interrupt unless *p != v already (checked with
+ * interrupts off, in the sleep stub): the wait to use when a peer changes
+ * *p and then interrupts us. */
+static inline void rt_sleep_while(const volatile uint64_t *p, uint64_t v)
+{
+	__asm__ __volatile__("int3" : : "d"(p), "a"(v) : "memory");
 }
 
 /* Rings doorbell n: an ioeventfd in the VMM, no userspace exit. */

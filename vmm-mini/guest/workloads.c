@@ -107,7 +107,7 @@ static int w_doorbell(const uint64_t *arg, unsigned nargs)
 					  (unsigned long long)i);
 				return 1;
 			}
-			rt_sleep();
+			rt_sleep_while(&b->wake_seq[0], seq);
 		}
 		dt = rt_rdtsc() - t0;
 		sum += dt;
