@@ -39,23 +39,24 @@ Q := @
 endif
 
 MODULES := common vhd passthrough vmbus storvsp vss backup nbd vmm-mini
-LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+# MODULE/main.c is a program's entry point, never in the library:
+# vmm-mini/main.c -> $(BUILD)/bin/vmm-mini (bin/, because $(BUILD)/vmm-mini/
+# is the folder of that module's objects).
+MOD_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+PROG_SRCS := $(filter %/main.c,$(MOD_SRCS))
+PROGS    := $(PROG_SRCS:%/main.c=$(BUILD)/bin/%)
+LIB_SRCS := $(filter-out $(PROG_SRCS),$(MOD_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libstack.a
 
 # ---- vmm-mini: program and built-in guest (branch vmm) ------------------
-# A minimal stand-in for the generic rules of branch "build" (programs from
-# MODULE/main.c, freestanding MODULE/guest/*.c); same file names, symbols
-# and flags, so that merging "build" replaces this block by its own.
-#   vmm-mini/main.c     -> $(BUILD)/bin/vmm-mini (not in the library)
+# A minimal stand-in for the generic freestanding rule of branch "build"
+# (MODULE/guest/*.c); same file names, symbols and flags, so that merging
+# "build" replaces this block by its own:
 #   vmm-mini/guest/*.c  -> $(BUILD)/vmm-mini/guest.bin (flat, linked at
 #                          1 MiB by scripts/freestanding.ld), embedded by
 #                          $(BUILD)/vmm-mini/guest-blob.o as
 #                          vmm_mini_guest_start/_end (in the library)
-PROG_SRCS := $(filter %/main.c,$(LIB_SRCS))
-PROGS     := $(PROG_SRCS:%/main.c=$(BUILD)/bin/%)
-LIB_SRCS  := $(filter-out $(PROG_SRCS),$(LIB_SRCS))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 FREESTANDING_CFLAGS := -std=gnu11 -ffreestanding -fno-pic -fno-pie \
 	-mno-red-zone -mgeneral-regs-only -nostdlib -fno-stack-protector \
 	-fno-builtin -fno-asynchronous-unwind-tables -O2 -g $(WARN)
@@ -81,11 +82,6 @@ $(BUILD)/vmm-mini/guest.bin: $(BUILD)/vmm-mini/guest.elf
 $(BUILD)/vmm-mini/guest-blob.o: $(BUILD)/vmm-mini/guest.bin scripts/guest-blob.S
 	@$(if $(Q),echo "  AS      $@")
 	$(Q)$(CC) -c -o $@ -DBLOB_FILE='"$<"' -DBLOB_NAME=vmm_mini_guest scripts/guest-blob.S
-
-$(BUILD)/bin/%: $(BUILD)/%/main.o $(LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 # ---- end vmm-mini --------------------------------------------------------
 
 TOOL_SRCS := $(wildcard tools/vhdtool/*.c)
@@ -116,6 +112,11 @@ $(LIB): $(LIB_OBJS)
 $(VHDTOOL): $(TOOL_OBJS) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(LIB) $(LDLIBS)
+
+$(BUILD)/bin/%: $(BUILD)/%/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
@@ -163,4 +164,4 @@ fuzz:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(filter-out %-blob.d,$(LIB_OBJS:.o=.d)) $(PROG_SRCS:%.c=$(BUILD)/%.d) $(VMM_GUEST_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)
+-include $(PROG_SRCS:%.c=$(BUILD)/%.d) $(filter-out %-blob.d,$(LIB_OBJS:.o=.d)) $(VMM_GUEST_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm-mini/vmm.h"
+#include "vmm-mini/vmm-kvm.h"
 
 static int cmd_host(int argc, char **argv)
 {

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "util.h"
-#include "vmm-mini/vmm.h"
+#include "vmm-mini/vmm-kvm.h"
 
 /* make's freestanding rule: the flat image of vmm-mini/guest/. */
 extern const char vmm_mini_guest_start[], vmm_mini_guest_end[];

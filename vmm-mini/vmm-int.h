@@ -16,7 +16,7 @@
 
 #include <linux/kvm.h>
 
-#include "vmm-mini/vmm.h"
+#include "vmm-mini/vmm-kvm.h"
 
 struct vmm_vcpu {
 	unsigned index;

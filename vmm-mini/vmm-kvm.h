@@ -1,4 +1,7 @@
-/* vmm: a small KVM virtual machine whose guest runs at CPL3 in long mode.
+/* vmm-kvm: a small KVM virtual machine whose guest runs at CPL3 in long
+ * mode (the `run` half of vmm-mini; vmm-mini/vmm.h of branch storvsp holds
+ * the `host` half's disks and control requests: one module, prefix vmm_,
+ * two headers until the branches meet, then one).
  *
  * The VMM sets the machine up from outside (vmm-abi.h gives the layout):
  * page tables, GDT, IDT, one TSS a vCPU with an I/O bitmap, a few CPL0
@@ -20,8 +23,8 @@
  * with SIGUSR1 (a no-op handler is installed) when the VM stops.
  * vmm_stop() may be called from any thread or a signal handler.
  */
-#ifndef VMM_H
-#define VMM_H
+#ifndef VMM_KVM_H
+#define VMM_KVM_H
 
 #include <stdbool.h>
 #include <stddef.h>
