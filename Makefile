@@ -38,7 +38,8 @@ else
 Q := @
 endif
 
-MODULES := common vhd passthrough vmbus storvsp vss backup nbd vmm-mini
+.DEFAULT_GOAL := all
+MODULES := common vhd passthrough scsi vmbus storvsp vss backup nbd vmm-mini
 # MODULE/main.c is a program's entry point, never in the library:
 # vmm-mini/main.c -> $(BUILD)/bin/vmm-mini (bin/, because $(BUILD)/vmm-mini/
 # is the folder of that module's objects).
@@ -123,10 +124,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(LIB) $(TEST_LDLIBS) $(LDLIBS)
 
-$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(TEST_LDLIBS) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(LIB) $(TEST_LDLIBS) $(LDLIBS)
 
 deps:
 	$(Q)scripts/deps.sh

@@ -196,6 +196,13 @@ struct bkp_track;
  * tracking is finalised by bkp_track_close() or at process exit. */
 struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
 				   struct bdev_err *e);
+/* The same as a layer (for long-lived writers such as the storage VSP):
+ * when IMAGE.ctk exists, an observing layer over b (owning it) that records
+ * every write completed through it, and *t for bkp_track_close() after
+ * the layer was closed.  NULL with e->code ENOENT when there is nothing to
+ * track (use b itself), or another error; b stays the caller's then. */
+struct bdev *bkp_track_layer(struct bdev *b, const char *image_path,
+			     struct bkp_track **t, struct bdev_err *e);
 /* Finalise after the disk was closed (or no longer written): write the
  * changed chunks and the image's state, mark the file clean.  Frees t. */
 int bkp_track_close(struct bkp_track *t, struct bdev_err *e);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/publish.h"
 #include "common/util.h"
 
 #define REPO_JSON_MAX 65536
@@ -81,27 +82,28 @@ int bkp_default_threads(void)
 int bkp_write_file(const char *path, const void *data, size_t len,
 		   struct bdev_err *e)
 {
-	char *tmp = util_tmpname(path);
-	int fd, r;
+	struct publish p;
+	int fd = -1, r;
 
-	if (!tmp)
-		return bdev_err_set(e, ENOMEM, "%s: out of memory", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	r = publish_begin(&p, path, PUBLISH_REPLACE, e);
+	if (r)
+		goto out;
+	fd = open(p.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		  publish_mode(&p));
 	if (fd < 0) {
-		r = bdev_err_set(e, errno, "%s: cannot create: %s", tmp,
+		r = bdev_err_set(e, errno, "%s: cannot create: %s", path,
 				 strerror(errno));
-		free(tmp);
-		return r;
+		goto out;
 	}
 	r = util_pwrite_full(fd, data, len, 0);
-	if (!r)
-		r = util_commit_file(fd, tmp, path);
-	close(fd);
-	if (r) {
-		unlink(tmp);
+	if (r)
 		bdev_err_set(e, r, "%s: cannot write: %s", path, strerror(-r));
-	}
-	free(tmp);
+	else
+		r = publish_commit(&p, fd, e);
+out:
+	if (fd >= 0)
+		close(fd);
+	publish_end(&p);
 	return r;
 }
 

@@ -2,7 +2,8 @@
  * Every chunk is checked against its digest before it is written; zero
  * chunks and zero pieces of chunks are not written, so the output is
  * sparse (a dynamic VHD allocates only blocks with data).  The output is
- * built under a temporary name beside dest and renamed when complete. */
+ * built under a temporary name beside dest and renamed when complete
+ * (common/publish.c); a block device as dest is written in place. */
 #include "bkp-int.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/publish.h"
 #include "common/util.h"
 #include "vhd/vhd.h"
 
@@ -162,15 +164,43 @@ static int run(struct rjob *j, const struct bkp_restore_opts *o,
 	return 0;
 }
 
-/* Create the output under tmp: a sparse raw file or a VHD opened rw. */
-static int open_output(struct rjob *j, const char *tmp, int format,
+/* A block device as dest is written in place: zeroed first (the chunks
+ * then go in as into a new sparse file), through the raw-file bdev. */
+static int open_device(struct rjob *j, const char *dev, struct bdev_err *e)
+{
+	int r;
+
+	j->out = bdev_file_open(dev, 0, e);
+	if (!j->out)
+		return -e->code;
+	if (j->out->size < j->x.virtual_size)
+		return bdev_err_set(e, ENOSPC, "%s: device holds %llu bytes; the disk needs %llu",
+				    dev, (unsigned long long)j->out->size,
+				    (unsigned long long)j->x.virtual_size);
+	r = bdev_write_zeroes(j->out, 0, j->x.virtual_size, BDEV_MAY_UNMAP);
+	if (r) {
+		char msg[600];
+
+		return bdev_err_set(e, r, "%s", bdev_errmsg(j->out, msg, sizeof(msg)));
+	}
+	j->piece = RAW_PIECE;
+	return 0;
+}
+
+/* Create the output under its temporary name (owner and mode of a file it
+ * replaces): a sparse raw file or a VHD opened rw. */
+static int open_output(struct rjob *j, struct publish *p, int format,
 		       struct bdev_err *e)
 {
 	struct vhd_create_opts co = { 0 };
 	struct vhd_open_opts oo = { 0 };
+	const char *tmp = p->tmp;
 
+	if (p->in_place)
+		return open_device(j, p->target, e);
 	if (format == BKP_OUT_RAW) {
-		j->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		j->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			     publish_mode(p));
 		if (j->fd < 0)
 			return bdev_err_set(e, errno, "%s: cannot create: %s", tmp,
 					    strerror(errno));
@@ -178,11 +208,11 @@ static int open_output(struct rjob *j, const char *tmp, int format,
 			return bdev_err_set(e, errno, "%s: cannot size: %s", tmp,
 					    strerror(errno));
 		j->piece = RAW_PIECE;
-		return 0;
+		return publish_adopt(p, j->fd, e);
 	}
 	co.type = format == BKP_OUT_FIXED ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
 	co.size = j->x.virtual_size;
-	if (vhd_create(tmp, &co, e))
+	if (vhd_create(tmp, &co, e) || publish_adopt(p, -1, e))
 		return -e->code;
 	j->out = vhd_open(tmp, &oo, e);
 	if (!j->out)
@@ -191,7 +221,8 @@ static int open_output(struct rjob *j, const char *tmp, int format,
 	return 0;
 }
 
-/* Flush and close the output; returns an fd of it to fsync (or -errno). */
+/* Flush and close the output; returns an fd of it to fsync (or -errno;
+ * -1 for a device, which the flush made durable). */
 static int close_output(struct rjob *j, const char *tmp, struct bdev_err *e)
 {
 	int fd, r;
@@ -206,8 +237,8 @@ static int close_output(struct rjob *j, const char *tmp, struct bdev_err *e)
 	}
 	bdev_close(j->out);
 	j->out = NULL;
-	if (r)
-		return r;
+	if (r || !tmp)
+		return r ? r : -1;
 	fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return bdev_err_set(e, errno, "%s: %s", tmp, strerror(errno));
@@ -219,17 +250,15 @@ int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
 		const struct bkp_restore_opts *o, struct bdev_err *e)
 {
 	struct rjob j = { .r = r, .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct publish p = { 0 };
 	struct bkp_info b;
-	char why[256], *tmp = NULL;
+	char why[256];
 	int rc, fd;
 
 	rc = bkp_show(r, id, &b, e);
 	if (rc)
 		return rc;
 	j.id = b.id;
-	if (!o->overwrite && access(dest, F_OK) == 0)
-		return bdev_err_set(e, EEXIST, "%s: already exists (use --force to replace it)",
-				    dest);
 	if (o->format != BKP_OUT_RAW &&
 	    (b.virtual_size % 512 || b.virtual_size > VHD_MAX_SIZE ||
 	     b.virtual_size == 0))
@@ -244,32 +273,25 @@ int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
 				  b.id);
 		goto out;
 	}
-	tmp = util_tmpname(dest);
-	if (!tmp) {
-		rc = bdev_err_set(e, ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = open_output(&j, tmp, o->format, e);
+	/* Symlinks followed, block devices written in place (raw only),
+	 * other devices and FIFOs refused (common/publish.c). */
+	rc = publish_begin(&p, dest, (o->overwrite ? PUBLISH_REPLACE : 0) |
+			   (o->format == BKP_OUT_RAW ? PUBLISH_DEVICE : 0), e);
+	if (!rc)
+		rc = open_output(&j, &p, o->format, e);
 	if (!rc)
 		rc = run(&j, o, e);
-	fd = close_output(&j, tmp, rc ? NULL : e);
-	if (!rc && fd < 0)
+	fd = close_output(&j, p.tmp, rc ? NULL : e);
+	if (!rc && fd < 0 && !p.in_place)
 		rc = fd;
-	if (!rc && fsync(fd) < 0)
-		rc = bdev_err_set(e, errno, "%s: fsync failed: %s", tmp,
-				  strerror(errno));
-	if (!rc && renameat2(AT_FDCWD, tmp, AT_FDCWD, dest,
-			     o->overwrite ? 0 : RENAME_NOREPLACE) < 0)
-		rc = bdev_err_set(e, errno, "%s: %s", dest,
-				  errno == EEXIST ? "already exists" : strerror(errno));
-	if (!rc)
-		(void)util_fsync_dir(dest);
+	if (!rc && !p.in_place)
+		rc = publish_commit(&p, fd, e);
 out:
+	if (j.out)
+		bdev_close(j.out);
 	if (j.fd >= 0)
 		close(j.fd);
-	if (rc && tmp)
-		unlink(tmp);
-	free(tmp);
+	publish_end(&p);
 	bkp_index_free(&j.x);
 	return rc;
 }

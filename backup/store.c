@@ -151,11 +151,18 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 	close(fd);
 	if (!r) {
 		/* Under the lock, like a touch (its mtime is after the
-		 * cutoff of any gc anyway). */
+		 * cutoff of any gc anyway).
+		 * Two threads of one backup can store the same new chunk at
+		 * once: the second finds it there (EEXIST) and adds nothing. */
 		lock_sh(s);
-		if (rename(tmp, path) < 0)
+		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
 			r = -errno;
 		unlock(s);
+		if (r == -EEXIST) {
+			unlink(tmp);
+			free(tmp);
+			return 0;
+		}
 	}
 	if (r) {
 		unlink(tmp);

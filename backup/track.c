@@ -493,8 +493,10 @@ static void mark_stale(const char *ctk)
 	close(fd);
 }
 
-struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
-				   struct bdev_err *e)
+/* The tracking of b opened from image_path (file checked, marked open),
+ * without a hook yet. */
+static struct bkp_track *track_open(struct bdev *b, const char *image_path,
+				    struct bdev_err *e)
 {
 	struct layer_id ids[CTK_MAX_LAYERS];
 	struct bkp_track *t = NULL;
@@ -504,11 +506,6 @@ struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
 
 	if (b->read_only || is_tmpname(image_path)) {
 		bdev_err_set(e, ENOENT, "%s: not tracked", image_path);
-		return NULL;
-	}
-	if (b->hook) {
-		bdev_err_set(e, EBUSY, "%s: the disk already has a write hook",
-			     image_path);
 		return NULL;
 	}
 	ctk = ctk_name(image_path);
@@ -564,7 +561,6 @@ struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
 	t->next = reg;
 	reg = t;
 	pthread_mutex_unlock(&reg_lock);
-	bdev_set_write_hook(b, hook, t);
 	free(ctk);
 	return t;
 
@@ -582,6 +578,40 @@ fail:
 	}
 	free(ctk);
 	return NULL;
+}
+
+struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
+				   struct bdev_err *e)
+{
+	struct bkp_track *t;
+
+	if (b->hook) {
+		bdev_err_set(e, EBUSY, "%s: the disk already has a write hook",
+			     image_path);
+		return NULL;
+	}
+	t = track_open(b, image_path, e);
+	if (t)
+		bdev_set_write_hook(b, hook, t);
+	return t;
+}
+
+struct bdev *bkp_track_layer(struct bdev *b, const char *image_path,
+			     struct bkp_track **out, struct bdev_err *e)
+{
+	struct bkp_track *t = track_open(b, image_path, e);
+	struct bdev *l;
+
+	*out = NULL;
+	if (!t)
+		return NULL;
+	l = bdev_observe_open(b, true, hook, t, e);
+	if (!l) {
+		(void)bkp_track_close(t, NULL);
+		return NULL;
+	}
+	*out = t;
+	return l;
 }
 
 int bkp_track_close(struct bkp_track *t, struct bdev_err *e)

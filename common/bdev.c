@@ -117,6 +117,7 @@ enum bdev_ec bdev_errclass(int err)
 	case ENOMEDIUM:
 	case EBADF:
 	case ECONNRESET:
+	case ECONNABORTED:   /* FUSE: the file system's daemon died */
 	case EPIPE:
 	case ESTALE:
 		return BDEV_EC_GONE;
@@ -193,14 +194,22 @@ void bdev_inflight_inc(struct bdev *b)
 
 void bdev_inflight_dec(struct bdev *b)
 {
-	/* A drainer raises drain_waiters before it looks at inflight under
-	 * b->mu, and we broadcast under b->mu: no lost wake-up. */
+	int v = __atomic_load_n(&b->inflight, __ATOMIC_SEQ_CST);
+
+	/* Not the last one: nobody can be waiting for this count. */
+	while (v > 1)
+		if (__atomic_compare_exchange_n(&b->inflight, &v, v - 1, false,
+						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			return;
+	/* Maybe the last one: decrement under b->mu.  A drainer reads
+	 * inflight under b->mu, so it cannot return (and its caller free b)
+	 * before we have let go of b; decrementing first and locking after
+	 * would touch b after a drainer may have seen zero. */
+	pthread_mutex_lock(&b->mu);
 	if (__atomic_sub_fetch(&b->inflight, 1, __ATOMIC_SEQ_CST) == 0 &&
-	    __atomic_load_n(&b->drain_waiters, __ATOMIC_SEQ_CST)) {
-		pthread_mutex_lock(&b->mu);
+	    b->drain_waiters)
 		pthread_cond_broadcast(&b->cv);
-		pthread_mutex_unlock(&b->mu);
-	}
+	pthread_mutex_unlock(&b->mu);
 }
 
 void bdev_drain(struct bdev *b)
@@ -393,20 +402,32 @@ static int op_sync(struct bdev *b, enum bdev_op op, void *buf, uint64_t off,
 	return -EINVAL;
 }
 
-/* Fallback for back-ends without write_zeroes: write a zero buffer. */
+static int serve_plain(struct bdev *b, struct bdev_req *rq);
+
+/* Fallback for back-ends without write_zeroes: write a zero buffer, as
+ * aligned as the disk needs (rq is aligned, so are the 1 MiB pieces), through
+ * serve_plain() so a disk with only a native submit gets it too. */
 static int zero_by_writing(struct bdev *b, uint64_t off, uint64_t len,
 			   unsigned flags)
 {
 	size_t chunk = (size_t)UTIL_MIN(len, (uint64_t)1 << 20);
-	void *zero = calloc(1, chunk);
+	size_t al = UTIL_MAX(b->limits.align_mem, (uint32_t)sizeof(void *));
+	void *zero = NULL;
 	int r = 0;
 
-	if (!zero)
+	if (posix_memalign(&zero, al, chunk))
 		return bdev_set_error(b, ENOMEM, "out of memory");
+	memset(zero, 0, chunk);
 	while (len && !r) {
 		size_t n = (size_t)UTIL_MIN(len, chunk);
+		struct iovec v = { zero, n };
+		struct bdev_req c = {
+			.op = BDEV_OP_WRITE, .flags = flags & BDEV_FUA,
+			.off = off, .len = n, .iov = &v, .iovcnt = 1, .bd = b,
+			.priv_flags = BDEV_RQ_CHILD,
+		};
 
-		r = op_sync(b, BDEV_OP_WRITE, zero, off, n, flags & BDEV_FUA);
+		r = serve_plain(b, &c);
 		off += n;
 		len -= n;
 	}
@@ -423,23 +444,35 @@ static bool has_sync(struct bdev *b, enum bdev_op op)
 		return o->read || b->lower;
 	case BDEV_OP_WRITE:
 		return o->write || b->lower;
-	default:
-		return true;
+	case BDEV_OP_FLUSH:
+		return o->flush || b->lower || !o->submit;
+	case BDEV_OP_DISCARD:
+		return o->discard || b->lower || !o->submit;
+	case BDEV_OP_WRITE_ZEROES:
+		return o->write_zeroes || b->lower || !o->submit;
 	}
+	return true;
 }
 
 /* Serve a checked, aligned request on this thread: the synchronous op
  * where the disk (or the layers under it) has one, which costs no thread
- * hand-off, else a native submit and a wait. */
+ * hand-off, else a native submit and a wait.  A flush, discard or
+ * write-zeroes the native submit declines gets the defaults below (flush
+ * and discard: nothing to do; write-zeroes: write zeros). */
 static int serve_plain(struct bdev *b, struct bdev_req *rq)
 {
 	uint64_t off = rq->off;
 	int r = 0;
 
-	if (!has_sync(b, rq->op))
-		return b->ops->submit ? bdev_native_wait(b, rq, rq->iov, rq->iovcnt,
-							 rq->off, rq->len)
-				      : -ENOTSUP;
+	if (!has_sync(b, rq->op)) {
+		r = b->ops->submit ? bdev_native_wait(b, rq, rq->iov, rq->iovcnt,
+						      rq->off, rq->len)
+				   : -ENOTSUP;
+		if (r != -ENOTSUP || rq->op == BDEV_OP_READ ||
+		    rq->op == BDEV_OP_WRITE)
+			return r;
+		r = 0;
+	}
 	switch (rq->op) {
 	case BDEV_OP_READ:
 	case BDEV_OP_WRITE:
@@ -468,11 +501,22 @@ static int serve_plain(struct bdev *b, struct bdev_req *rq)
 
 int bdev_serve_sync(struct bdev *b, struct bdev_req *rq)
 {
+	int r;
+
 	if (!rq->len && rq->op != BDEV_OP_FLUSH)
 		return 0;
 	if (!bdev_req_aligned(b, rq))
 		return bdev_bounce(b, rq, serve_plain);
-	return serve_plain(b, rq);
+	if (b->limits.align_off <= 1 || !is_write_op(rq->op) ||
+	    (rq->priv_flags & (BDEV_RQ_GATED | BDEV_RQ_CHILD)))
+		return serve_plain(b, rq);
+	/* An aligned write enters the gate here, on the thread that serves
+	 * it, so it never holds the gate while it waits for a worker (see
+	 * bdev_dispatch()). */
+	bdev_gate_write_enter_wait(b);
+	r = serve_plain(b, rq);
+	bdev_gate_write_exit(b);
+	return r;
 }
 
 /* ---- submit ---- */
@@ -525,6 +569,15 @@ void bdev_dispatch(struct bdev *b, struct bdev_req *rq)
 		bdev_layer_forward(b, rq);
 		return;
 	}
+	/* A write must not hold the gate while it waits in the worker queue:
+	 * the workers ahead of it may all be read-modify-writes waiting for
+	 * the gate to empty (a deadlock once every worker is one).  It
+	 * leaves the gate now and enters it again on its worker
+	 * (bdev_serve_sync()). */
+	if (rq->priv_flags & BDEV_RQ_GATED) {
+		rq->priv_flags &= ~BDEV_RQ_GATED;
+		bdev_gate_write_exit(b);
+	}
 	bdev_worker_queue(rq);
 }
 
@@ -543,14 +596,7 @@ static int sync_call(struct bdev *b, struct bdev_req *rq)
 	bdev_inflight_inc(b);
 	rq->bd = b;
 	tls_msg[0] = '\0';
-	if (b->limits.align_off > 1 && is_write_op(rq->op) &&
-	    bdev_req_aligned(b, rq)) {
-		bdev_gate_write_enter_wait(b);
-		r = serve_plain(b, rq);
-		bdev_gate_write_exit(b);
-	} else {
-		r = bdev_serve_sync(b, rq);
-	}
+	r = bdev_serve_sync(b, rq);
 	if (r && !tls_msg[0])
 		bdev_set_error(b, r, "%s at offset %llu length %llu failed: %s",
 			       rq->op == BDEV_OP_READ ? "read" :

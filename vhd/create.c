@@ -1,6 +1,7 @@
 /* Creating fixed, dynamic and differencing images.  The image is built
  * under a temporary name beside the destination, synced, and renamed into
- * place, so the destination name never shows a partial file. */
+ * place (common/publish.c), so the destination name never shows a partial
+ * file; a replaced file keeps its owner and mode. */
 #include "vhd-int.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/publish.h"
 #include "common/util.h"
 
 #define CREATOR_APP "vhdt"
@@ -124,8 +126,10 @@ static int check_opts(const char *path, const struct vhd_create_opts *o,
 	return 0;
 }
 
-/* Write the whole metadata of a sparse image into fd. */
-static int write_sparse(int fd, const char *path, const struct vhd_create_opts *o,
+/* Write the whole metadata of a sparse image into fd; `where` is the path
+ * the image will have (symlinks followed), for the relative locator. */
+static int write_sparse(int fd, const char *path, const char *where,
+			const struct vhd_create_opts *o,
 			const struct parent_facts *pf, uint64_t size,
 			uint32_t block_size, struct bdev_err *e)
 {
@@ -144,7 +148,7 @@ static int write_sparse(int fd, const char *path, const struct vhd_create_opts *
 	h.max_table_entries = entries;
 	h.block_size = block_size;
 	if (pf) {
-		char *dir = util_dirname(path), absdir[PATH_MAX], rel[PATH_MAX],
+		char *dir = util_dirname(where), absdir[PATH_MAX], rel[PATH_MAX],
 		     relwin[PATH_MAX + 2];
 
 		if (!dir || !realpath(dir, absdir)) {
@@ -200,38 +204,67 @@ static int write_sparse(int fd, const char *path, const struct vhd_create_opts *
 		 : 0;
 }
 
+/* The file being replaced must not be one the new image reads: a child
+ * replacing its own parent (or an ancestor) would lose that data and point
+ * at itself.  parent_facts opened the chain; st is the existing target. */
+static int replaces_own_chain(const char *path, const char *parent,
+			      const struct stat *st, struct bdev_err *e)
+{
+	struct vhd_open_opts o = { .flags = VHD_O_RDONLY };
+	struct bdev *b = vhd_open(parent, &o, e);
+	int r = 0;
+
+	if (!b)
+		return -e->code;
+	for (struct vhd *v = vhd_of(b); v && !r;
+	     v = v->parent ? vhd_of(v->parent) : NULL) {
+		struct stat ls;
+
+		if (fstat(v->fd, &ls) == 0 && ls.st_dev == st->st_dev &&
+		    ls.st_ino == st->st_ino)
+			r = bdev_err_set(e, EINVAL,
+					 "%s: is %s or part of its chain; it cannot be replaced by a child of it",
+					 path, parent);
+	}
+	bdev_close(b);
+	return r;
+}
+
 int vhd_create(const char *path, const struct vhd_create_opts *o,
 	       struct bdev_err *e)
 {
 	struct parent_facts pf;
+	struct publish pub;
 	uint64_t size = o->size;
 	uint32_t bs = o->block_size ? o->block_size : VHD_DEFAULT_BLOCK_SIZE;
-	char *tmp;
-	int fd, r;
+	int fd = -1, r;
 
 	r = check_opts(path, o, e);
 	if (r)
 		return r;
-	if (!o->overwrite && access(path, F_OK) == 0)
-		return bdev_err_set(e, EEXIST, "%s: already exists", path);
+	r = publish_begin(&pub, path, o->overwrite ? PUBLISH_REPLACE : 0, e);
+	if (r)
+		goto out;
 	if (o->type == VHD_TYPE_DIFF) {
 		r = parent_facts(o->parent, &pf, e);
+		if (!r && pub.exists)
+			r = replaces_own_chain(path, o->parent, &pub.st, e);
 		if (r)
-			return r;
+			goto out;
 		size = pf.size;
 		if (!o->block_size && pf.block_size)
 			bs = pf.block_size;
 	}
-	tmp = util_tmpname(path);
-	if (!tmp)
-		return bdev_err_set(e, ENOMEM, "%s: out of memory", path);
-	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(pub.tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		  publish_mode(&pub));
 	if (fd < 0) {
-		r = bdev_err_set(e, errno, "%s: cannot create: %s", tmp,
+		r = bdev_err_set(e, errno, "%s: cannot create: %s", path,
 				 strerror(errno));
-		free(tmp);
-		return r;
+		goto out;
 	}
+	r = publish_adopt(&pub, fd, e);
+	if (r)
+		goto out;
 	if (o->type == VHD_TYPE_FIXED) {
 		struct vhd_footer f;
 		uint8_t uuid[16], foot[512];
@@ -246,21 +279,14 @@ int vhd_create(const char *path, const struct vhd_create_opts *o,
 			bdev_err_set(e, -r, "%s: write failed: %s", path,
 				     strerror(-r));
 	} else {
-		r = write_sparse(fd, path, o, o->type == VHD_TYPE_DIFF ? &pf : NULL,
-				 size, bs, e);
+		r = write_sparse(fd, path, pub.target, o,
+				 o->type == VHD_TYPE_DIFF ? &pf : NULL, size, bs, e);
 	}
-	if (!r && fsync(fd) < 0)
-		r = bdev_err_set(e, errno, "%s: fsync failed: %s", path,
-				 strerror(errno));
-	if (!r && renameat2(AT_FDCWD, tmp, AT_FDCWD, path,
-			    o->overwrite ? 0 : RENAME_NOREPLACE) < 0)
-		r = bdev_err_set(e, errno, "%s: %s", path,
-				 errno == EEXIST ? "already exists" : strerror(errno));
 	if (!r)
-		(void)util_fsync_dir(path);
-	close(fd);
-	if (r)
-		unlink(tmp);
-	free(tmp);
+		r = publish_commit(&pub, fd, e);
+out:
+	if (fd >= 0)
+		close(fd);
+	publish_end(&pub);
 	return r;
 }

@@ -12,6 +12,7 @@
  * cfg.guest_pages before anything maps them.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ struct vmbus_chan {
 	uint32_t relid;
 	enum chan_state state;
 	struct vmbus_guid type, instance;
+	uint16_t sub_index;	/* 0: primary; else a sub-channel, freed on reset */
 	const struct vmbus_dev_ops *ops;
 	void *opaque;
 	/* while open */
@@ -59,6 +61,16 @@ struct vmbus_mgr {
 	struct vmbus_chan ch[MAX_CHANNELS];
 	struct gpadl gp[MAX_GPADLS];
 	struct vmbus_mgr_stats st;
+	uint32_t epoch;		/* bumped by every reset */
+	/* calls posted from other threads (vmbus_mgr_post) */
+	pthread_mutex_t post_mu;
+	struct posted *posted, **posted_tail;
+};
+
+struct posted {
+	void (*fn)(void *arg);
+	void *arg;
+	struct posted *next;
 };
 
 static __thread char last_error[256];
@@ -184,7 +196,7 @@ static int send_offer(struct vmbus_mgr *m, struct vmbus_chan *ch)
 	memset(&o, 0, sizeof(o));
 	o.if_type = ch->type;
 	o.if_instance = ch->instance;
-	o.sub_channel_index = 0;
+	o.sub_channel_index = ch->sub_index;
 	o.child_relid = ch->relid;
 	o.monitor_allocated = 0;	/* no monitor pages: plain signals */
 	o.is_dedicated_interrupt = 1;
@@ -197,9 +209,13 @@ static void reset_all(struct vmbus_mgr *m)
 {
 	for (int i = 0; i < MAX_CHANNELS; i++) {
 		chan_close(&m->ch[i]);
-		if (m->ch[i].state == CH_RESCINDED)
+		/* sub-channels exist for one connection: the next guest
+		 * asks for its own */
+		if (m->ch[i].state == CH_RESCINDED || m->ch[i].sub_index)
 			m->ch[i].state = CH_FREE;
+		m->ch[i].sub_index = 0;
 	}
+	m->epoch++;
 	for (int i = 0; i < MAX_GPADLS; i++)
 		if (m->gp[i].used)
 			gpadl_free(&m->gp[i]);
@@ -565,6 +581,8 @@ int vmbus_mgr_new(const struct vmbus_mgr_cfg *cfg, struct vmbus_mgr **out)
 	if (!m)
 		return -ENOMEM;
 	m->cfg = *cfg;
+	pthread_mutex_init(&m->post_mu, NULL);
+	m->posted_tail = &m->posted;
 	for (int i = 0; i < MAX_CHANNELS; i++) {
 		m->ch[i].m = m;
 		m->ch[i].relid = (uint32_t)i + 1;
@@ -578,12 +596,19 @@ void vmbus_mgr_free(struct vmbus_mgr *m)
 	if (!m)
 		return;
 	reset_all(m);
+	while (m->posted) {
+		struct posted *p = m->posted;
+
+		m->posted = p->next;
+		free(p);
+	}
+	pthread_mutex_destroy(&m->post_mu);
 	free(m);
 }
 
-int vmbus_mgr_add_device(struct vmbus_mgr *m, const struct vmbus_guid *type,
-			 const struct vmbus_guid *instance,
-			 const struct vmbus_dev_ops *ops, void *opaque)
+static int add_chan(struct vmbus_mgr *m, const struct vmbus_guid *type,
+		    const struct vmbus_guid *instance, uint16_t sub_index,
+		    const struct vmbus_dev_ops *ops, void *opaque)
 {
 	for (int i = 0; i < MAX_CHANNELS; i++) {
 		struct vmbus_chan *ch = &m->ch[i];
@@ -593,6 +618,7 @@ int vmbus_mgr_add_device(struct vmbus_mgr *m, const struct vmbus_guid *type,
 		ch->state = CH_OFFERED;
 		ch->type = *type;
 		ch->instance = *instance;
+		ch->sub_index = sub_index;
 		ch->ops = ops;
 		ch->opaque = opaque;
 		if (m->version && m->offers_requested) {
@@ -607,6 +633,67 @@ int vmbus_mgr_add_device(struct vmbus_mgr *m, const struct vmbus_guid *type,
 	}
 	set_error("no free relid (%d channels)", MAX_CHANNELS);
 	return -ENOSPC;
+}
+
+int vmbus_mgr_add_device(struct vmbus_mgr *m, const struct vmbus_guid *type,
+			 const struct vmbus_guid *instance,
+			 const struct vmbus_dev_ops *ops, void *opaque)
+{
+	return add_chan(m, type, instance, 0, ops, opaque);
+}
+
+int vmbus_mgr_add_subchannel(struct vmbus_mgr *m, uint32_t primary,
+			     uint16_t index, const struct vmbus_dev_ops *ops,
+			     void *opaque)
+{
+	struct vmbus_chan *p = chan_by_relid(m, primary);
+
+	if (!p || p->sub_index || p->state == CH_RESCINDED || index == 0) {
+		set_error("sub-channel %u of relid %u: no such primary", index, primary);
+		return -EINVAL;
+	}
+	return add_chan(m, &p->type, &p->instance, index, ops, opaque);
+}
+
+uint32_t vmbus_mgr_epoch(const struct vmbus_mgr *m)
+{
+	return m->epoch;
+}
+
+int vmbus_mgr_post(struct vmbus_mgr *m, void (*fn)(void *arg), void *arg)
+{
+	struct posted *p = malloc(sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->fn = fn;
+	p->arg = arg;
+	p->next = NULL;
+	pthread_mutex_lock(&m->post_mu);
+	*m->posted_tail = p;
+	m->posted_tail = &p->next;
+	pthread_mutex_unlock(&m->post_mu);
+	if (m->cfg.wake)
+		m->cfg.wake(m->cfg.opaque);
+	return 0;
+}
+
+void vmbus_mgr_run_posted(struct vmbus_mgr *m)
+{
+	struct posted *list;
+
+	pthread_mutex_lock(&m->post_mu);
+	list = m->posted;
+	m->posted = NULL;
+	m->posted_tail = &m->posted;
+	pthread_mutex_unlock(&m->post_mu);
+	while (list) {
+		struct posted *p = list;
+
+		list = p->next;
+		p->fn(p->arg);
+		free(p);
+	}
 }
 
 int vmbus_mgr_rescind(struct vmbus_mgr *m, uint32_t relid)

@@ -54,6 +54,15 @@ static void signal_guest(void *opaque, uint32_t relid)
 	(void)!write(h->efd_guest, &one, sizeof(one));
 }
 
+/* vmbus_mgr_post from another thread: ring our own doorbell. */
+static void wake_host(void *opaque)
+{
+	struct vmbus_host *h = opaque;
+	uint64_t one = 1;
+
+	(void)!write(h->efd_host, &one, sizeof(one));
+}
+
 static enum ring_status put_msg(struct vmbus_host *h, const void *msg, uint32_t len)
 {
 	struct ring_iov iov = { msg, len };
@@ -187,6 +196,7 @@ int vmbus_host_new(uint64_t mem_bytes, struct vmbus_host **out)
 	cfg = (struct vmbus_mgr_cfg){ .mem_fd = h->mem_fd,
 				      .guest_pages = top / RING_PAGE_SIZE,
 				      .send = host_send, .signal = signal_guest,
+				      .wake = wake_host,
 				      .opaque = h };
 	r = vmbus_mgr_new(&cfg, &h->mgr);
 	if (r < 0)
@@ -232,6 +242,13 @@ void vmbus_host_free(struct vmbus_host *h)
 struct vmbus_mgr *vmbus_host_mgr(struct vmbus_host *h)
 {
 	return h->mgr;
+}
+
+void *vmbus_host_guest_mem(struct vmbus_host *h, uint64_t *guest_bytes)
+{
+	if (guest_bytes)
+		*guest_bytes = h->guest_bytes;
+	return h->mem;
 }
 
 int vmbus_host_event_fd(const struct vmbus_host *h)
@@ -391,6 +408,7 @@ int vmbus_host_run(struct vmbus_host *h, int timeout_ms)
 			vmbus_mgr_signal(h->mgr, i * 64 + bit);
 		}
 	}
+	vmbus_mgr_run_posted(h->mgr);
 	r = drain_messages(h);
 	if (r < 0)
 		return r;

@@ -253,6 +253,9 @@ struct vmbus_mgr_cfg {
 	int (*send)(void *opaque, const void *msg, size_t len);
 	/* signal the guest for channel relid */
 	void (*signal)(void *opaque, uint32_t relid);
+	/* optional, any thread: make the manager's thread call
+	 * vmbus_mgr_run_posted soon (vmbus_mgr_post) */
+	void (*wake)(void *opaque);
 	void *opaque;
 };
 
@@ -274,6 +277,26 @@ void vmbus_mgr_free(struct vmbus_mgr *m);
 int vmbus_mgr_add_device(struct vmbus_mgr *m, const struct vmbus_guid *type,
 			 const struct vmbus_guid *instance,
 			 const struct vmbus_dev_ops *ops, void *opaque);
+/* Offer sub-channel `index` (>= 1) of the primary channel `primary`:
+ * same interface type and instance, sub_channel_index = index (notes
+ * 2.5 step 4).  Returns its relid or -errno; offered at once when the
+ * guest already asked for offers.  Sub-channels last one connection:
+ * vmbus_mgr_reset frees them (see vmbus_mgr_epoch). */
+int vmbus_mgr_add_subchannel(struct vmbus_mgr *m, uint32_t primary,
+			     uint16_t index, const struct vmbus_dev_ops *ops,
+			     void *opaque);
+/* Counts resets (guest detach, INITIATE_CONTACT again, UNLOAD): a device
+ * that remembers sub-channel relids knows they were freed when it
+ * changed. */
+uint32_t vmbus_mgr_epoch(const struct vmbus_mgr *m);
+
+/* Any thread: queue fn(arg) to run on the manager's thread (the next
+ * vmbus_mgr_run_posted, which vmbus_host_run calls), and wake it through
+ * cfg.wake.  For device threads that need the manager (offers, failing a
+ * channel).  0 or -ENOMEM. */
+int vmbus_mgr_post(struct vmbus_mgr *m, void (*fn)(void *arg), void *arg);
+void vmbus_mgr_run_posted(struct vmbus_mgr *m);
+
 /* Hot remove: close the channel if open, send RESCIND_CHANNELOFFER; the
  * relid is freed when the guest answers RELID_RELEASED (or on unload). */
 int vmbus_mgr_rescind(struct vmbus_mgr *m, uint32_t relid);
@@ -353,6 +376,9 @@ int vmbus_host_accept(struct vmbus_host *h, int timeout_ms);
  * -ENOTCONN when the guest detached (the manager is reset), -errno on
  * host failures. */
 int vmbus_host_run(struct vmbus_host *h, int timeout_ms);
+/* The partition memory as the host maps it; *guest_bytes: the part the
+ * guest owns (GPAs below it), where its data buffers live. */
+void *vmbus_host_guest_mem(struct vmbus_host *h, uint64_t *guest_bytes);
 /* The fds to poll for vmbus_host_run (doorbell, socket); -1 if none. */
 int vmbus_host_event_fd(const struct vmbus_host *h);
 

@@ -216,6 +216,65 @@ static void test_offers(void **state)
 	fx_free(f);
 }
 
+static int posted_runs;
+
+static void posted_fn(void *arg)
+{
+	posted_runs += *(int *)arg;
+}
+
+/* Sub-channels: same type and instance, their index; gone after a reset
+ * (the epoch changes).  Calls posted from a device thread run on the
+ * manager's thread in order. */
+static void test_subchannels_post(void **state)
+{
+	struct fx *f = fx_new();
+	struct vmbus_msg_hdr h;
+	struct vmbus_msg_offer o;
+	int one = 1, ten = 10;
+	uint32_t epoch;
+
+	(void)state;
+	assert_int_equal(vmbus_mgr_add_device(f->m, &scsi, &inst1, &ops, f), 1);
+	/* no primary, index 0, a sub-channel of a sub-channel: refused */
+	assert_int_equal(vmbus_mgr_add_subchannel(f->m, 9, 1, &ops, f), -EINVAL);
+	assert_int_equal(vmbus_mgr_add_subchannel(f->m, 1, 0, &ops, f), -EINVAL);
+	contact(f, VMBUS_VERSION(5, 2), true);
+	handle(f, &h, sizeof(h), VMBUS_MSG_REQUESTOFFERS);
+	expect_offer(f, &scsi, &inst1, 1);
+	next(f, VMBUS_MSG_ALLOFFERS_DELIVERED);
+	assert_int_equal(vmbus_mgr_add_subchannel(f->m, 1, 1, &ops, f), 2);
+	assert_int_equal(vmbus_mgr_add_subchannel(f->m, 1, 2, &ops, f), 3);
+	assert_int_equal(vmbus_mgr_add_subchannel(f->m, 2, 1, &ops, f), -EINVAL);
+	for (uint16_t i = 1; i <= 2; i++) {
+		memcpy(&o, next(f, VMBUS_MSG_OFFERCHANNEL)->b, sizeof(o));
+		assert_memory_equal(&o.if_type, &scsi, 16);
+		assert_memory_equal(&o.if_instance, &inst1, 16);
+		assert_int_equal(o.sub_channel_index, i);
+		assert_int_equal(o.child_relid, 1 + i);
+	}
+	none_pending(f);
+	/* a reset frees them: the next guest sees only the primary */
+	epoch = vmbus_mgr_epoch(f->m);
+	vmbus_mgr_reset(f->m);
+	assert_int_not_equal(vmbus_mgr_epoch(f->m), epoch);
+	contact(f, VMBUS_VERSION(5, 2), true);
+	handle(f, &h, sizeof(h), VMBUS_MSG_REQUESTOFFERS);
+	expect_offer(f, &scsi, &inst1, 1);
+	next(f, VMBUS_MSG_ALLOFFERS_DELIVERED);
+	none_pending(f);
+	/* posted calls */
+	assert_int_equal(vmbus_mgr_post(f->m, posted_fn, &one), 0);
+	assert_int_equal(vmbus_mgr_post(f->m, posted_fn, &ten), 0);
+	assert_int_equal(posted_runs, 0);
+	vmbus_mgr_run_posted(f->m);
+	assert_int_equal(posted_runs, 11);
+	vmbus_mgr_run_posted(f->m);
+	assert_int_equal(posted_runs, 11);
+	assert_int_equal(vmbus_mgr_post(f->m, posted_fn, &one), 0);
+	fx_free(f);	/* frees what was never run */
+}
+
 /* --- GPADLs --- */
 
 /* Send a GPADL of n PFNs (header + bodies as Linux splits them). */
@@ -577,6 +636,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_version),
 		cmocka_unit_test(test_offers),
+		cmocka_unit_test(test_subchannels_post),
 		cmocka_unit_test(test_gpadl_ok),
 		cmocka_unit_test(test_gpadl_hostile),
 		cmocka_unit_test(test_open_close),

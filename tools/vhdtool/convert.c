@@ -7,7 +7,9 @@
  * temporary file behind; it is never under DST's name.  The output is
  * sparse: zero ranges of the source are neither read (when its block status
  * says so) nor written.  An existing block device as DST (-O raw --force)
- * is written in place, zero ranges zeroed. */
+ * is written in place, zero ranges zeroed.  common/publish.c decides what
+ * DST is: symlinks are followed, character devices and FIFOs refused, and
+ * a replaced file keeps its owner and mode. */
 #include "vhdtool.h"
 
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/publish.h"
 #include "common/util.h"
 #include "vhd/vhd.h"
 
@@ -79,44 +82,63 @@ static bool dst_in_chain(struct bdev *src, const char *src_path,
 	return false;
 }
 
-/* Create the destination file under tmp and open it.  NULL on error
- * (printed). */
-static struct bdev *make_dst(const struct conv *cv, const char *tmp,
+/* A library message about the temporary file, without its name (the
+ * message is printed under DST's name). */
+static const char *tmp_msg(const struct publish *pub, const char *msg)
+{
+	size_t n = strlen(pub->tmp);
+
+	return !strncmp(msg, pub->tmp, n) && !strncmp(msg + n, ": ", 2)
+	       ? msg + n + 2 : msg;
+}
+
+/* Create the destination file under its temporary name and open it, with
+ * the owner and mode of a file it replaces.  NULL on error (printed). */
+static struct bdev *make_dst(const struct conv *cv, struct publish *pub,
 			     uint64_t size)
 {
 	struct bdev_err e = { 0 };
-	struct bdev *b;
+	struct bdev *b = NULL;
 
 	if (cv->fmt == OUT_RAW) {
-		int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		int fd = open(pub->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			      publish_mode(pub));
 
 		if (fd < 0) {
-			vt_err(tmp, "cannot create: %s", strerror(errno));
+			vt_err(cv->dst_path, "cannot create: %s", strerror(errno));
 			return NULL;
 		}
 		if (ftruncate(fd, (off_t)size) < 0) {
-			vt_err(tmp, "cannot set the size: %s", strerror(errno));
+			vt_err(cv->dst_path, "cannot set the size: %s", strerror(errno));
 			close(fd);
 			return NULL;
 		}
 		close(fd);
-		b = bdev_file_open(tmp, 0, &e);
 	} else {
 		struct vhd_create_opts o = {
 			.type = cv->fmt == OUT_FIXED ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC,
 			.size = size,
 			.block_size = cv->block_size,
 		};
-		struct vhd_open_opts oo = { 0 };
 
-		if (vhd_create(tmp, &o, &e)) {
-			vt_err(NULL, "%s", e.msg);
+		if (vhd_create(pub->tmp, &o, &e)) {
+			vt_err(cv->dst_path, "%s", tmp_msg(pub, e.msg));
 			return NULL;
 		}
-		b = vhd_open(tmp, &oo, &e);
+	}
+	if (publish_adopt(pub, -1, &e)) {
+		vt_err(NULL, "%s", e.msg);
+		return NULL;
+	}
+	if (cv->fmt == OUT_RAW) {
+		b = bdev_file_open(pub->tmp, 0, &e);
+	} else {
+		struct vhd_open_opts oo = { 0 };
+
+		b = vhd_open(pub->tmp, &oo, &e);
 	}
 	if (!b)
-		vt_err(NULL, "%s", e.msg);
+		vt_err(cv->dst_path, "%s", tmp_msg(pub, e.msg));
 	return b;
 }
 
@@ -144,10 +166,10 @@ static int copy(const struct conv *cv, struct bdev *src, struct bdev *dst,
 }
 
 /* Raw output onto an existing block device, in place. */
-static int to_device(const struct conv *cv, struct bdev *src)
+static int to_device(const struct conv *cv, const char *dev, struct bdev *src)
 {
 	struct bdev_err e = { 0 };
-	struct bdev *dst = bdev_file_open(cv->dst_path, 0, &e);
+	struct bdev *dst = bdev_file_open(dev, 0, &e);
 	int r;
 
 	if (!dst) {
@@ -168,32 +190,30 @@ static int to_device(const struct conv *cv, struct bdev *src)
 
 static int convert(const struct conv *cv, struct bdev *src)
 {
+	struct bdev_err e = { 0 };
+	struct publish pub;
 	struct stat dst_st;
 	uint64_t size = src->size;
 	struct bdev *dst;
-	char *tmp;
 	int r;
 
-	if (stat(cv->dst_path, &dst_st) == 0) {
-		if (dst_in_chain(src, cv->src_path, &dst_st)) {
-			vt_err(cv->dst_path, "is the source or part of its chain; choose another destination");
-			return 1;
-		}
-		if (S_ISDIR(dst_st.st_mode)) {
-			vt_err(cv->dst_path, "is a folder");
-			return 1;
-		}
-		if (!cv->force) {
-			vt_err(cv->dst_path, "already exists (use --force to replace it)");
-			return 1;
-		}
-		if (S_ISBLK(dst_st.st_mode)) {
-			if (cv->fmt != OUT_RAW) {
-				vt_err(cv->dst_path, "is a block device: only -O raw can be written to it");
-				return 1;
-			}
-			return to_device(cv, src);
-		}
+	if (stat(cv->dst_path, &dst_st) == 0 &&
+	    dst_in_chain(src, cv->src_path, &dst_st)) {
+		vt_err(cv->dst_path, "is the source or part of its chain; choose another destination");
+		return 1;
+	}
+	/* Symlinks followed; devices other than block devices refused. */
+	if (publish_begin(&pub, cv->dst_path,
+			  (cv->force ? PUBLISH_REPLACE : 0) |
+			  (cv->fmt == OUT_RAW ? PUBLISH_DEVICE : 0), &e)) {
+		vt_err(NULL, "%s", e.msg);
+		publish_end(&pub);
+		return 1;
+	}
+	if (pub.in_place) {
+		r = to_device(cv, pub.target, src);
+		publish_end(&pub);
+		return r;
 	}
 	if (cv->fmt != OUT_RAW)
 		size = util_align_up(size, 512);
@@ -202,30 +222,22 @@ static int convert(const struct conv *cv, struct bdev *src)
 	if (cv->fmt != OUT_RAW && size > VHD_MAX_SIZE) {
 		vt_err(cv->src_path, "disk of %llu bytes is larger than the VHD limit of 2040 GiB",
 		       (unsigned long long)size);
+		publish_end(&pub);
 		return 1;
 	}
-	tmp = util_tmpname(cv->dst_path);
-	if (!tmp) {
-		vt_err(NULL, "out of memory");
-		return 1;
-	}
-	dst = make_dst(cv, tmp, size);
+	dst = make_dst(cv, &pub, size);
 	if (!dst) {
-		unlink(tmp);
-		free(tmp);
+		publish_end(&pub);
 		return 1;
 	}
 	r = copy(cv, src, dst, true);
 	bdev_close(dst);
 	if (!r) {
-		r = util_commit_file(-1, tmp, cv->dst_path);
+		r = publish_commit(&pub, -1, &e);
 		if (r)
-			vt_err(cv->dst_path, "cannot rename the finished output into place: %s",
-			       strerror(-r));
+			vt_err(NULL, "%s", e.msg);
 	}
-	if (r)
-		unlink(tmp);
-	free(tmp);
+	publish_end(&pub);
 	return r ? 1 : 0;
 }
 

@@ -3,9 +3,11 @@
 #include "passthrough/passthrough.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backup/bkp.h"
 #include "common/util.h"
@@ -177,10 +179,51 @@ static int global_options(int argc, char **argv)
 	return i - 1;
 }
 
+/* Make sure descriptors 0, 1 and 2 are open before anything opens a file.
+ * Started with one closed, the first image or temporary file opened would
+ * get that number, and the image would then be read as standard input or
+ * have messages and progress written into it.  /dev/null is opened in the
+ * contrary mode (write-only as stdin, read-only as stdout and stderr, as
+ * gnulib's stdopen does), so reading a closed stdin or writing a closed
+ * stdout fails loudly instead of silently doing nothing.  False when one
+ * cannot be opened (nothing can be reported then). */
+static bool guard_std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int nfd;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		/* The lowest free number is fd: the ones below are open. */
+		nfd = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+		if (nfd != fd) {
+			if (nfd >= 0)
+				close(nfd);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* What a command printed must have reached standard output: a full disk or
+ * a closed stdout turns success into failure (as coreutils' close_stdout). */
+static int finish_stdout(int rc)
+{
+	errno = 0;
+	if ((fflush(stdout) || ferror(stdout)) && rc == 0) {
+		vt_err(NULL, "standard output: %s",
+		       errno ? strerror(errno) : "write error");
+		return 1;
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	int skip;
 
+	if (!guard_std_fds())
+		return 1;
 	qsort(cmds, (size_t)ncmds, sizeof(cmds[0]), cmp_cmd);
 	skip = global_options(argc, argv);
 	if (skip < 0)
@@ -195,7 +238,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
 		help(stdout);
-		return 0;
+		return finish_stdout(0);
 	}
 	for (int i = 0; i < ncmds; i++) {
 		if (strcmp(argv[1], cmds[i]->name))
@@ -204,9 +247,9 @@ int main(int argc, char **argv)
 			if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) {
 				print_usage(stdout, cmds[i]);
 				fprintf(stdout, "\n%s\n", cmds[i]->summary);
-				return 0;
+				return finish_stdout(0);
 			}
-		return cmds[i]->run(argc - 1, argv + 1);
+		return finish_stdout(cmds[i]->run(argc - 1, argv + 1));
 	}
 	vt_err(NULL, "unknown command '%s' (see vhdtool --help)", argv[1]);
 	return 2;

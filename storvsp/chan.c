@@ -1,0 +1,373 @@
+/* storvsp channel service thread: one a channel, the only consumer of the
+ * guest->host ring and the only producer of the host->guest ring.
+ *
+ * Loop: write ready completions (a FIFO filled by SCSI completion
+ * threads), read new packets while a slot is free, publish; poll while
+ * there was work within the last spin_us, then unmask the guest's
+ * interrupts and sleep on the channel's eventfd.  Wakers: the guest's
+ * signal (through the vmbus manager's thread), SCSI completions, hot-plug
+ * notifications, close.  The "sleeping" flag and the queues are both
+ * sequentially consistent, so a waker either sees the thread asleep (and
+ * writes the eventfd) or the thread sees its work before sleeping.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storvsp/vsp-int.h"
+
+#define READ_BATCH 32		/* packets read between publishing read_index */
+#define SLEEP_MS 200		/* bounded sleep: re-check stop/quiesce */
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+void vsp_chan_wake(struct vsp_chan *c)
+{
+	uint64_t one = 1;
+
+	if (atomic_load(&c->sleeping))
+		(void)!write(c->efd, &one, sizeof(one));
+}
+
+void vsp_slot_ready(struct vsp_slot *s)
+{
+	struct vsp_chan *c = s->c;
+
+	pthread_mutex_lock(&c->q_mu);
+	c->q[(c->q_head + c->q_len) % c->nslots] = s->idx;
+	c->q_len++;
+	pthread_mutex_unlock(&c->q_mu);
+	vsp_chan_wake(c);
+}
+
+static void post_fail(void *arg)
+{
+	struct vsp_offer *o = arg;
+
+	/* manager's thread: the channel may have been closed (and even
+	 * re-opened) since; fail only the one that asked */
+	if (o->chan && atomic_load(&o->chan->failed))
+		vmbus_chan_fail(o->chan->vc);
+}
+
+void vsp_chan_fail(struct vsp_chan *c, const char *fmt, ...)
+{
+	char msg[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (atomic_load(&c->failed))
+		return;
+	atomic_store(&c->failed, true);
+	vsp_note(c->v, "channel %u closed: %s", c->offer->relid, msg);
+	vsp_count(c->v, &c->v->st.chan_failed, 1);
+}
+
+static void slot_free(struct vsp_chan *c, struct vsp_slot *s)
+{
+	c->free_idx[c->nfree++] = s->idx;
+	atomic_fetch_sub(&c->inflight, 1);
+}
+
+/* Write queued completions while the ring has room.  Returns how many. */
+static int send_ready(struct vsp_chan *c)
+{
+	int n = 0;
+
+	for (;;) {
+		struct vsp_slot *s;
+		struct ring_iov iov;
+		enum ring_status st;
+		bool sig;
+
+		pthread_mutex_lock(&c->q_mu);
+		if (!c->q_len) {
+			pthread_mutex_unlock(&c->q_mu);
+			return n;
+		}
+		s = &c->slots[c->q[c->q_head]];
+		pthread_mutex_unlock(&c->q_mu);
+
+		if (!atomic_load(&c->failed) && !atomic_load(&c->stop)) {
+			if (c->out_blocked)
+				return n;
+			iov = (struct ring_iov){ &s->reply, s->reply_len };
+			st = ring_write(c->out, RING_PKT_COMP, 0, s->trans_id, 0,
+					&iov, 1, &sig);
+			if (st == RING_NOSPACE) {
+				vsp_count(c->v, &c->v->st.ring_full, 1);
+				if (ring_want_space(c->out, ring_packet_bytes(s->reply_len)))
+					continue;	/* room appeared meanwhile */
+				c->out_blocked = true;	/* the guest signals */
+				return n;
+			}
+			if (st != RING_OK) {
+				vsp_chan_fail(c, "host->guest ring: %s", ring_status_str(st));
+			} else if (sig) {
+				vmbus_chan_signal(c->vc);
+			}
+		}
+		/* written (or dropped on a failed channel): free the slot */
+		pthread_mutex_lock(&c->q_mu);
+		c->q_head = (c->q_head + 1) % c->nslots;
+		c->q_len--;
+		pthread_mutex_unlock(&c->q_mu);
+		slot_free(c, s);
+		n++;
+	}
+}
+
+/* Unsolicited ENUMERATE_BUS / REMOVE_DEVICE (primary, Ready). */
+static int send_notify(struct vsp_chan *c)
+{
+	struct vsp *v = c->v;
+	unsigned bits;
+	int n = 0;
+
+	if (c->offer->index != 0 || c->failed || c->out_blocked ||
+	    atomic_load(&v->state) != VSP_ST_READY || !atomic_load(&v->notify))
+		return 0;
+	bits = atomic_exchange(&v->notify, 0);
+	for (unsigned b = VSP_NOTIFY_ENUMERATE; b <= VSP_NOTIFY_REMOVE; b <<= 1) {
+		struct vsp_packet p;
+		struct ring_iov iov = { &p, VSP_PACKET_SIZE };
+		enum ring_status st;
+		bool sig;
+
+		if (!(bits & b))
+			continue;
+		memset(&p, 0, sizeof(p));
+		p.operation = b == VSP_NOTIFY_ENUMERATE ? VSP_OP_ENUMERATE_BUS
+							: VSP_OP_REMOVE_DEVICE;
+		/* in-band, flags 0, trans_id 0, 64 bytes (notes 3.8) */
+		st = ring_write(c->out, RING_PKT_DATA_INBAND, 0, 0, 0, &iov, 1, &sig);
+		if (st == RING_NOSPACE) {
+			atomic_fetch_or(&v->notify, b);	/* later */
+			continue;
+		}
+		if (st != RING_OK) {
+			vsp_chan_fail(c, "host->guest ring: %s", ring_status_str(st));
+			return n;
+		}
+		if (sig)
+			vmbus_chan_signal(c->vc);
+		vsp_count(v, &v->st.notifies, 1);
+		n++;
+	}
+	return n;
+}
+
+/* Read packets into free slots.  Returns how many. */
+static int take_requests(struct vsp_chan *c)
+{
+	int n = 0;
+
+	while (c->nfree && !c->failed && n < READ_BATCH) {
+		struct ring_pkt pkt;
+		enum ring_status st = ring_peek(c->in, c->pkt, c->pkt_max, &pkt);
+		struct vsp_slot *s;
+
+		if (st == RING_EMPTY)
+			break;
+		if (st != RING_OK) {
+			vsp_chan_fail(c, "guest->host ring: %s", ring_status_str(st));
+			break;
+		}
+		ring_advance(c->in);
+		s = &c->slots[c->free_idx[--c->nfree]];
+		atomic_fetch_add(&c->inflight, 1);
+		n++;
+		if (vsp_handle_packet(c, s, &pkt, c->pkt) < 0)
+			slot_free(c, s);	/* the channel failed */
+	}
+	if (n && !c->failed && ring_commit(c->in))
+		vmbus_chan_signal(c->vc);
+	return n;
+}
+
+static bool has_ready(struct vsp_chan *c)
+{
+	bool r;
+
+	pthread_mutex_lock(&c->q_mu);
+	r = c->q_len > 0;
+	pthread_mutex_unlock(&c->q_mu);
+	return r;
+}
+
+/* Nothing to do for now?  Called with interrupts unmasked and
+ * c->sleeping set. */
+static bool idle(struct vsp_chan *c, bool quiescing)
+{
+	if (atomic_load(&c->stop) && atomic_load(&c->inflight) == 0)
+		return false;
+	if (has_ready(c) && (!c->out_blocked || c->failed))
+		return false;
+	if (c->failed)
+		return true;
+	if (!quiescing && c->nfree && ring_bytes_to_read(c->in))
+		return false;
+	if (c->offer->index == 0 && atomic_load(&c->v->notify) &&
+	    atomic_load(&c->v->state) == VSP_ST_READY && !c->out_blocked)
+		return false;
+	return true;
+}
+
+static void *service(void *arg)
+{
+	struct vsp_chan *c = arg;
+	int64_t spin_ns = (int64_t)c->v->cfg.spin_us * 1000, last = now_ns();
+	bool masked = false;
+
+	if (c->v->cfg.cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(c->v->cfg.cpu, &set);
+		(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
+	for (;;) {
+		bool quiescing = atomic_load(&c->v->quiesce) || atomic_load(&c->stop);
+		int work = 0;
+
+		if (c->failed && !c->fail_posted) {
+			c->fail_posted = true;
+			(void)vmbus_mgr_post(c->v->cfg.mgr, post_fail, c->offer);
+		}
+		if (!masked && !c->failed) {
+			ring_mask_interrupts(c->in);	/* we are polling */
+			masked = true;
+		}
+		work += send_ready(c);
+		work += send_notify(c);
+		if (!quiescing)
+			work += take_requests(c);
+		if (atomic_load(&c->stop) && atomic_load(&c->inflight) == 0)
+			break;
+		if (work) {
+			last = now_ns();
+			continue;
+		}
+		if (now_ns() - last < spin_ns) {
+			cpu_relax();
+			continue;
+		}
+		/* sleep: unmask, announce, re-check, then poll */
+		if (masked && !c->failed) {
+			(void)ring_unmask_interrupts(c->in);
+			masked = false;
+		}
+		atomic_store(&c->sleeping, true);
+		if (idle(c, quiescing)) {
+			struct pollfd p = { .fd = c->efd, .events = POLLIN };
+			uint64_t cnt;
+
+			vsp_count(c->v, &c->v->st.sleeps, 1);
+			if (poll(&p, 1, SLEEP_MS) > 0)
+				(void)!read(c->efd, &cnt, sizeof(cnt));
+		}
+		atomic_store(&c->sleeping, false);
+		c->out_blocked = false;	/* woken: try the ring again */
+		last = now_ns();
+	}
+	return NULL;
+}
+
+static void chan_free(struct vsp_chan *c)
+{
+	if (c->slots)
+		for (uint32_t i = 0; i < c->nslots; i++)
+			free(c->slots[i].iov);
+	free(c->slots);
+	free(c->free_idx);
+	free(c->q);
+	free(c->pkt);
+	if (c->efd >= 0)
+		close(c->efd);
+	pthread_mutex_destroy(&c->q_mu);
+	free(c);
+}
+
+int vsp_chan_open(struct vsp_offer *o, struct vmbus_chan *vc)
+{
+	struct vsp *v = o->v;
+	struct vsp_chan *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->q_mu, NULL);
+	c->v = v;
+	c->offer = o;
+	c->vc = vc;
+	c->in = vmbus_chan_in(vc);
+	c->out = vmbus_chan_out(vc);
+	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->nslots = v->cfg.slots;
+	/* descriptor + range header + PFNs + vstor packet */
+	c->pkt_max = RING_DESC_SIZE + sizeof(struct vsp_gpa_range) +
+		     8 * v->max_pages + VSP_PACKET_SIZE;
+	c->pkt = aligned_alloc(8, (c->pkt_max + 7) & ~7u);
+	c->slots = calloc(c->nslots, sizeof(*c->slots));
+	c->free_idx = calloc(c->nslots, sizeof(uint32_t));
+	c->q = calloc(c->nslots, sizeof(uint32_t));
+	if (c->efd < 0 || !c->pkt || !c->slots || !c->free_idx || !c->q) {
+		r = c->efd < 0 ? -errno : -ENOMEM;
+		goto err;
+	}
+	for (uint32_t i = 0; i < c->nslots; i++) {
+		c->slots[i].c = c;
+		c->slots[i].idx = i;
+		c->slots[i].iov = calloc(v->max_pages + 1, sizeof(struct iovec));
+		if (!c->slots[i].iov) {
+			r = -ENOMEM;
+			goto err;
+		}
+		c->free_idx[c->nfree++] = c->nslots - 1 - i;
+	}
+	r = -pthread_create(&c->thr, NULL, service, c);
+	if (r)
+		goto err;
+	o->chan = c;
+	return 0;
+err:
+	chan_free(c);
+	return r;
+}
+
+/* Manager's thread (the channel's close op): the rings are unmapped when
+ * this returns, so the service thread finishes first.  Requests in flight
+ * point into guest memory, which stays mapped: they complete (their
+ * replies dropped), then the thread exits. */
+void vsp_chan_close(struct vsp_chan *c)
+{
+	uint64_t one = 1;
+
+	atomic_store(&c->stop, true);	/* replies are dropped from now on */
+	(void)!write(c->efd, &one, sizeof(one));
+	pthread_join(c->thr, NULL);
+	c->offer->chan = NULL;
+	chan_free(c);
+}
