@@ -234,7 +234,11 @@ static void on_trap_signal(int sig, siginfo_t *si, void *ucv)
 static void on_kick_signal(int sig)
 {
 	(void)sig;
-	if (u_cur && u_in_guest && u_cur->vm->stopping)
+	if (!u_cur || !u_in_guest)
+		return;
+	if (u_cur->vm->paused)
+		vmm_pause_point(u_cur->vm);	/* poll(): async-signal-safe */
+	if (u_cur->vm->stopping)
 		leave();
 }
 

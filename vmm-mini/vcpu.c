@@ -289,6 +289,16 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
 	while (!vm->stopping) {
+		if (vm->paused) {
+			vmm_pause_point(vm);
+			if (vm->stopping)
+				break;
+			__atomic_store_n(&vc->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+			/* a pause that came after the check: KVM_RUN returns at
+			 * once and we come back here */
+			if (vm->paused)
+				continue;
+		}
 		if (ioctl(vc->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -397,6 +407,35 @@ int vmm_run(struct vmm *vm, unsigned timeout_ms, struct vmm_result *res)
 	if (vm->user_mode)
 		vmm_user_signals(vm, false);
 	return 0;
+}
+
+void vmm_pause_point(struct vmm *vm)
+{
+	struct pollfd p = { .fd = vm->stop_efd, .events = POLLIN };
+
+	while (vm->paused && !vm->stopping)
+		(void)poll(&p, 1, 10);
+}
+
+void vmm_pause(struct vmm *vm, bool pause)
+{
+	__atomic_store_n(&vm->paused, pause ? 1 : 0, __ATOMIC_SEQ_CST);
+	if (!pause)
+		return;
+	for (unsigned i = 0; i < vm->cpus; i++) {
+		struct vmm_vcpu *vc = &vm->vcpu[i];
+
+		if (!vc->started)
+			continue;
+		if (vc->run)
+			__atomic_store_n(&vc->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		pthread_kill(vc->thread, SIGUSR1);
+	}
+}
+
+bool vmm_paused(const struct vmm *vm)
+{
+	return vm->paused;
 }
 
 void vmm_stop(struct vmm *vm)

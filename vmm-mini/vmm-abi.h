@@ -62,6 +62,7 @@
 #define VMM_PORT_DOORBELL 0x520	/* + n, n < VMM_DOORBELLS: outl, an
 				   ioeventfd (no userspace exit) */
 #define VMM_DOORBELLS     16
+#define VMM_DOORBELL_VMBUS 2	/* the VMBus transport's doorbell (0, 1: echo) */
 
 /* ---- vectors --------------------------------------------------------- */
 /* 0-31 report a fault; 3 (INT3, the only INT allowed at CPL3) is a DPL3
@@ -92,6 +93,19 @@ struct vmm_boot {
 	volatile uint64_t wake_seq[VMM_MAX_CPUS]; /* bumped by the VMM before each
 						     wake interrupt to cpu i */
 	char workload[VMM_WORKLOAD_MAX]; /* "NAME[,ARGS]", NUL-terminated */
+	/* Set by the VMM (then a wake-up of vCPU 0) to ask the guest to stop:
+	 * finish in-flight I/O, flush its disks, exit 0. */
+	volatile uint64_t stop_req;
+	/* VMBus (vmm-mini run --disk): the partition transport in guest RAM
+	 * (docs/vmbus-transport.md; vmbus_event_gpa = 0: no VMBus).  Signal
+	 * the host by setting relid's bit in the event page's guest->host
+	 * flags, then `outl` to VMM_PORT_DOORBELL + vmbus_doorbell; the host
+	 * wakes vCPU 0 (wake_seq[0]) after setting host->guest flags. */
+	uint64_t vmbus_event_gpa;
+	uint64_t vmbus_msg_g2h_gpa;
+	uint64_t vmbus_msg_h2g_gpa;
+	uint32_t vmbus_msg_ring_bytes;
+	uint32_t vmbus_doorbell;
 };
 
 _Static_assert(sizeof(struct vmm_boot) <= 4096, "boot page");

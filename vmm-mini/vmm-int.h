@@ -53,6 +53,7 @@ struct vmm {
 	pthread_mutex_t lock;
 	int stop_efd;		/* written by vmm_stop() and by a vCPU that ends the run */
 	volatile int stopping;	/* vCPU threads leave their loop */
+	volatile int paused;	/* vmm_pause(): vCPU threads wait outside the guest */
 	bool ran;
 	bool have_result;
 	struct vmm_result result;
@@ -100,6 +101,9 @@ int vmm_kvm_signal_msi(struct vmm *vm, unsigned cpu, unsigned vector);
 void vmm_end_run(struct vmm *vm, const struct vmm_result *res);
 void vmm_end_error(struct vmm *vm, unsigned cpu, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Called by a vCPU thread outside the guest: waits (sleeping, polling the
+ * stop eventfd every 10 ms) while the VM is paused and not stopping. */
+void vmm_pause_point(struct vmm *vm);
 /* Pins the calling thread to vc->host_cpu (when there is one). */
 void vmm_pin_vcpu_thread(const struct vmm_vcpu *vc);
 /* Ends the run with a guest fault (one line: vector, error, RIP, CR2). */

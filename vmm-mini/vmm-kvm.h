@@ -104,6 +104,11 @@ struct vmm_result {
  * the run could not start.  Once per VM. */
 int vmm_run(struct vmm *vm, unsigned timeout_ms, struct vmm_result *res);
 void vmm_stop(struct vmm *vm);
+/* Pause (every vCPU leaves the guest and waits) or resume the VM.  Any
+ * thread, while vmm_run() runs.  A vCPU sleeping in the guest's sleep stub
+ * stays asleep until its wake-up, then waits. */
+void vmm_pause(struct vmm *vm, bool pause);
+bool vmm_paused(const struct vmm *vm);
 
 /* Name of an exception vector ("#PF"), or "" when it has none. */
 const char *vmm_vector_name(uint64_t vector);

@@ -225,3 +225,22 @@ void rt_printf(const char *fmt, ...)
 	__builtin_va_end(ap);
 	rt_outl(VMM_PORT_CONSOLE, (uint32_t)o.len);
 }
+
+bool rt_arg(const char *args, const char *key, uint64_t *v)
+{
+	size_t k = strlen(key);
+	const char *p = args;
+
+	while (p && *p) {
+		if (!rt_strncmp(p, key, k) && p[k] == '=') {
+			const char *q = p + k + 1;
+
+			return rt_parse_u64(&q, v) && (*q == ',' || *q == '\0');
+		}
+		while (*p && *p != ',')
+			p++;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}

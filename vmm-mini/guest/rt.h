@@ -98,6 +98,10 @@ __attribute__((noreturn)) void rt_exit(int status);
  * false when there is none. */
 bool rt_parse_u64(const char **s, uint64_t *v);
 
+/* In "KEY=N,KEY=N..." (args; may be NULL), the number given for key:
+ * true and *v set when present and well-formed. */
+bool rt_arg(const char *args, const char *key, uint64_t *v);
+
 /* The workload selector (workloads.c), called by the entry stub on every
  * vCPU; its return value is the exit status. */
 int guest_main(unsigned cpu, const struct vmm_boot *boot);

@@ -2,6 +2,7 @@
  * "NAME[,ARG...]" (vmm-mini run --workload).  vCPU 0 runs the workload;
  * the others report that they are up and sleep until the VM stops. */
 #include "vmm-mini/guest/rt.h"
+#include "vmm-mini/guest/workloads.h"
 
 #define MAX_ARGS 4
 
@@ -9,6 +10,7 @@ struct workload {
 	const char *name;
 	int (*run)(const uint64_t *arg, unsigned nargs);
 	const char *usage;
+	int (*run_kv)(const char *args);	/* KEY=N arguments instead */
 };
 
 static volatile uint32_t cpu_up[VMM_MAX_CPUS];
@@ -152,11 +154,15 @@ static int w_exits(const uint64_t *arg, unsigned nargs)
 }
 
 static const struct workload workloads[] = {
-	{ "hello", w_hello, "hello" },
-	{ "fault", w_fault, "fault[,ADDR]" },
-	{ "spin", w_spin, "spin[,N]" },
-	{ "doorbell", w_doorbell, "doorbell[,N]" },
-	{ "exits", w_exits, "exits[,N]" },
+	{ "hello", w_hello, "hello", NULL },
+	{ "fault", w_fault, "fault[,ADDR]", NULL },
+	{ "spin", w_spin, "spin[,N]", NULL },
+	{ "doorbell", w_doorbell, "doorbell[,N]", NULL },
+	{ "exits", w_exits, "exits[,N]", NULL },
+	{ "records", NULL, "records[,seconds=N][,count=N][,qd=N][,batch=N][,slots=N][,flush_ms=N]",
+	  w_records },
+	{ "randrw", NULL, "randrw[,lun=N][,bs=N][,qd=N][,seconds=N][,read=PCT][,seq=1][,span_mb=N]",
+	  w_randrw },
 };
 
 /* Splits "NAME[,N[,N...]]"; returns the workload or NULL. */
@@ -167,6 +173,10 @@ static const struct workload *parse(const char *s, uint64_t *arg, unsigned *narg
 	while (s[len] && s[len] != ',')
 		len++;
 	*nargs = 0;
+	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+		if (workloads[i].run_kv && strlen(workloads[i].name) == len &&
+		    rt_strncmp(workloads[i].name, s, len) == 0)
+			return &workloads[i];
 	for (const char *p = s + len; *p == ',';) {
 		p++;
 		if (*nargs == MAX_ARGS || !rt_parse_u64(&p, &arg[*nargs]))
@@ -204,6 +214,13 @@ int guest_main(unsigned cpu, const struct vmm_boot *boot)
 		for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
 			rt_printf("  %s", workloads[i].usage);
 		return 2;
+	}
+	if (w->run_kv) {
+		const char *a = name;
+
+		while (*a && *a != ',')
+			a++;
+		return w->run_kv(*a ? a + 1 : a);
 	}
 	return w->run(arg, nargs);
 }
