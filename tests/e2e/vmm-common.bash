@@ -52,15 +52,21 @@ start_vmm() {
 }
 
 # ctl SOCKET JSON...: one answer line per request, on stdout.
+# (The system's python when there is one: a pyenv shim takes seconds to
+# start on a loaded machine.)
+PY3=$(command -v /usr/bin/python3 || command -v python3)
 ctl() {
-	python3 - "$@" <<'PY'
+	"$PY3" - "$@" <<'PY'
 import socket, sys, time
-s = socket.socket(socket.AF_UNIX)
 for _ in range(100):
+    s = socket.socket(socket.AF_UNIX)
     try:
         s.connect(sys.argv[1]); break
-    except OSError:
-        time.sleep(0.05)
+    except OSError as e:
+        err = e
+        s.close(); time.sleep(0.05)
+else:
+    sys.exit("control socket: %s" % err)
 f = s.makefile("rw")
 for q in sys.argv[2:]:
     f.write(q + "\n"); f.flush(); print(f.readline().strip())
