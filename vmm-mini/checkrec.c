@@ -23,6 +23,7 @@
 #include "vmm-mini/vmm.h"
 
 #define MAX_REPORT 10		/* problems printed per image */
+#define CHUNK_SLOTS 256		/* slots read at once (1 MiB) */
 
 struct ck {
 	const char *path;
@@ -61,7 +62,7 @@ static int check_image(struct ck *c)
 	}
 	nslots = d.bd->size / VMM_REC_BYTES;
 	seqs = calloc(nslots ? nslots : 1, sizeof(*seqs));
-	buf = aligned_alloc(4096, VMM_REC_BYTES);
+	buf = aligned_alloc(4096, CHUNK_SLOTS * VMM_REC_BYTES);
 	if (!seqs || !buf) {
 		fprintf(stderr, "%s: out of memory\n", c->path);
 		vmm_disk_close(&d, &e);
@@ -70,16 +71,23 @@ static int check_image(struct ck *c)
 		return 1;
 	}
 	for (uint64_t i = 0; i < nslots; i++) {
-		const struct vmm_rec *h = (const void *)buf;
+		const uint8_t *rec = buf + i % CHUNK_SLOTS * VMM_REC_BYTES;
+		const struct vmm_rec *h = (const void *)rec;
 
-		r = bdev_read(d.bd, buf, i * VMM_REC_BYTES, VMM_REC_BYTES);
-		if (r) {
-			problem(c, "slot %" PRIu64 ": read: %s", i, bdev_last_error());
-			continue;
+		if (i % CHUNK_SLOTS == 0) {
+			uint64_t n = nslots - i < CHUNK_SLOTS ? nslots - i : CHUNK_SLOTS;
+
+			r = bdev_read(d.bd, buf, i * VMM_REC_BYTES, n * VMM_REC_BYTES);
+			if (r) {
+				problem(c, "slots %" PRIu64 "-%" PRIu64 ": read: %s", i, i + n - 1,
+					bdev_last_error());
+				i += n - 1;
+				continue;
+			}
 		}
 		if (h->magic != VMM_REC_MAGIC)
 			continue;
-		if (vmm_rec_sum(buf, VMM_REC_BYTES) != h->checksum) {
+		if (vmm_rec_sum(rec, VMM_REC_BYTES) != h->checksum) {
 			problem(c, "slot %" PRIu64 ": checksum mismatch (sequence %" PRIu64 ")", i,
 				h->seq);
 			continue;
@@ -107,7 +115,7 @@ static int check_image(struct ck *c)
 			static uint8_t want[VMM_REC_BYTES] __attribute__((aligned(8)));
 
 			vmm_rec_fill(want, h->seq, h->slots, h->block_size, h->lun, h->run_id);
-			if (memcmp(want, buf, VMM_REC_BYTES))
+			if (memcmp(want, rec, VMM_REC_BYTES))
 				problem(c, "slot %" PRIu64 ": sequence %" PRIu64 ": content differs",
 					i, h->seq);
 		}

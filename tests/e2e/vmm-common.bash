@@ -95,7 +95,7 @@ flushed() {
 stop_vmm() {
 	kill -"$1" "$pid" 2>/dev/null
 	for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	wait "$pid"
+	{ wait "$pid"; } 2>/dev/null
 	rc=$?
 	pid=
 }
