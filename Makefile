@@ -142,8 +142,8 @@ test: all
 	$(Q)BUILD=$(BUILD) VHDTOOL=$(abspath $(VHDTOOL)) scripts/run-tests.sh $(UNIT_BINS) $(SHELL_TESTS)
 
 demo: deps
-	$(Q)$(MAKE) --no-print-directory $(VHDTOOL)
-	$(Q)VHDTOOL=$(abspath $(VHDTOOL)) scripts/demo.sh
+	$(Q)$(MAKE) --no-print-directory $(VHDTOOL) $(PROGS)
+	$(Q)VHDTOOL=$(abspath $(VHDTOOL)) VMM=$(abspath $(BUILD)/bin/vmm-mini) scripts/demo.sh
 
 bench:
 	$(Q)scripts/deps.sh bc
