@@ -365,7 +365,7 @@ int vmm_stor_merge(struct vmm_stor *s, int lun, char **into, char **child,
 	struct vhd_merge_opts mo = { 0 };
 	struct vhd_merge_stats st = { 0 };
 	struct bdev_err be = { 0 }, be2 = { 0 };
-	struct bdev *cur, *nb;
+	struct bdev *cur, *nb, *dead = NULL;
 	struct stor_lun *l;
 	int r, mr;
 
@@ -380,6 +380,14 @@ int vmm_stor_merge(struct vmm_stor *s, int lun, char **into, char **child,
 		r = err_set(e, ENOENT, "LUN %d has no snapshot child to merge", lun);
 		goto out;
 	}
+	/* What the LUN gets if nothing can be reopened after the merge: its
+	 * held requests must end (with errors), never hang.  Made first, so
+	 * that the release below cannot fail. */
+	dead = dead_open(l->sw);
+	if (!dead) {
+		r = err_set(e, ENOMEM, "out of memory");
+		goto out;
+	}
 	/* The LUN's requests are held for the whole merge: the child is
 	 * closed (vhd_merge works on closed files), folded into its parent,
 	 * and the parent reopened in its place. */
@@ -391,21 +399,22 @@ int vmm_stor_merge(struct vmm_stor *s, int lun, char **into, char **child,
 	bdev_close(cur);
 	mr = vhd_merge(l->chain[l->nsnap], &mo, &st, &be);
 	nb = vhd_open(mr ? l->chain[l->nsnap] : l->chain[l->nsnap - 1], &oo, &be2);
+	if (nb && (nb->size != l->sw->size || nb->read_only ||
+		   nb->limits.logical_block != l->sw->limits.logical_block)) {
+		bdev_close(nb);
+		nb = NULL;
+		bdev_err_set(&be2, EINVAL, "the reopened image differs in size or block size");
+	}
 	if (!nb) {
-		/* Nothing to serve the LUN with: its requests fail from now on
-		 * (an empty switch would hang them). */
 		r = err_set(e, be2.code ? be2.code : EIO, "LUN %d lost its disk: %s", lun,
 			    be2.msg);
-		nb = dead_open(l->sw);
-		if (!nb || bdev_switch_release(l->sw, nb))
-			abort();	/* the held requests could never end */
-		l->d.bd = nb;
-		goto out;
+		nb = dead;
+		dead = NULL;
 	}
-	r = bdev_switch_release(l->sw, nb);
-	if (r)
-		abort();	/* same size, block size and writability as before */
+	(void)bdev_switch_release(l->sw, nb);	/* same size, block size, writability */
 	l->d.bd = nb;
+	if (r)
+		goto out;
 	if (mr) {
 		r = err_set(e, be.code ? be.code : EIO, "merge: %s", be.msg);
 		goto out;
@@ -415,6 +424,8 @@ int vmm_stor_merge(struct vmm_stor *s, int lun, char **into, char **child,
 	*into = strdup(l->chain[l->nsnap]);
 out:
 	pthread_mutex_unlock(&s->mu);
+	if (dead)
+		bdev_close(dead);
 	return r;
 }
 

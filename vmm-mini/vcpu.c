@@ -294,8 +294,12 @@ static void *vcpu_thread(void *arg)
 			if (vm->stopping)
 				break;
 			__atomic_store_n(&vc->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-			/* a pause that came after the check: KVM_RUN returns at
-			 * once and we come back here */
+			/* kick_all sets stopping before immediate_exit: a stop
+			 * whose immediate_exit we just cleared is seen here; a
+			 * pause that came after the check makes KVM_RUN return
+			 * at once and we come back here */
+			if (vm->stopping)
+				break;
 			if (vm->paused)
 				continue;
 		}
