@@ -1,25 +1,30 @@
 #!/bin/bash
 # Benchmark: the ring path.  tests/helpers/storvsc-client (the guest side,
-# its own process, pinned to CPU 1) drives `vmm-mini host` (service threads
-# pinned to CPU 0, polling 50 us then sleeping) through the vmbus rings ->
-# storvsp -> scsi -> bdev, on three disks of BENCH_SIZE (default 512M):
+# its own process, pinned to CPU 1) drives `vmm-mini host` (pinned to CPU
+# 0, service threads polling 50 us then sleeping) through the vmbus rings
+# -> storvsp -> scsi -> bdev, on three disks of BENCH_SIZE (default 256M)
+# holding the same random bytes:
 #   pt-file   a raw file (pass-through, O_DIRECT + libaio)
-#   fixed     a fixed VHD (VHD_O_DIRECT)
-#   dynamic   a dynamic VHD, every block written first
+#   fixed     a fixed VHD   (vhdtool convert -O fixed from the raw file)
+#   dynamic   a dynamic VHD (vhdtool convert -O dynamic: every block data)
 # side by side with fio --ioengine=libaio --direct=1 (pinned to CPU 1) on
-# the raw file.  Workloads, RUNTIME seconds each (default 3): 4 KiB random
+# the raw file.  Workloads, RUNTIME seconds each (default 2): 4 KiB random
 # read at QD1, QD32, QD64; 4 KiB random write at QD32; 1 MiB sequential
-# read at QD8.  Prints a Markdown table with ratios and the per-request
-# CPU cost of host and client.  Results: BENCHMARKS.md ("Storage VSP").
+# read at QD8.  ROUNDS rounds (default 3), each running fio and the three
+# disks one after the other (interleaved, so load changes hit all alike);
+# the table has the medians, the load average before and after, and the
+# per-request CPU cost of host and client on the pass-through file.
+# Results: BENCHMARKS.md ("Storage VSP").
 #
-#   BENCH_SIZE=512M RUNTIME=3 BENCH_DIR=/tmp bench/storvsp.sh
+#   BENCH_SIZE=256M RUNTIME=2 ROUNDS=3 BENCH_DIR=/tmp bench/storvsp.sh
 set -eu
 BUILD=${BUILD:-build}
 VMM=$BUILD/bin/vmm-mini
 CL=$BUILD/tests/helpers/storvsc-client
 T=${VHDTOOL:-$BUILD/vhdtool}
-RUNTIME=${RUNTIME:-3}
-SIZE=${BENCH_SIZE:-512M}
+RUNTIME=${RUNTIME:-2}
+ROUNDS=${ROUNDS:-3}
+SIZE=${BENCH_SIZE:-256M}
 for t in fio; do
 	command -v $t >/dev/null || { echo "bench/storvsp.sh: $t missing, skipped"; exit 0; }
 done
@@ -29,9 +34,12 @@ pid=
 cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid"; rm -rf "$dir"; }
 trap cleanup EXIT
 
-head -c "$SIZE" /dev/urandom > "$dir/raw.img" 2>/dev/null || { dd if=/dev/urandom of="$dir/raw.img" bs=1M count=512 status=none; }
-"$T" create -t fixed "$dir/fixed.vhd" "$SIZE" >/dev/null
-"$T" create "$dir/dyn.vhd" "$SIZE" >/dev/null
+head -c "$SIZE" /dev/urandom > "$dir/raw.img"
+# the same bytes in every disk: reads of a VHD hit data, not holes
+"$T" convert -O fixed "$dir/raw.img" "$dir/fixed.vhd" >/dev/null
+"$T" convert -O dynamic "$dir/raw.img" "$dir/dyn.vhd" >/dev/null
+cmp <("$T" read "$dir/dyn.vhd" 0 1048576) <(head -c 1048576 "$dir/raw.img") ||
+	{ echo "bench/storvsp.sh: dynamic VHD differs from the raw file" >&2; exit 1; }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
@@ -62,39 +70,45 @@ fio_run() {
 		awk -F';' -v rw="$1" '{ if (rw ~ /write/) print $49; else print $8 }'
 }
 
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 workloads="randread:4096:1 randread:4096:32 randread:4096:64 randwrite:4096:32 read:1048576:8"
 declare -A R
-for disk in pt-file fixed dynamic; do
-	case $disk in
-	pt-file) img=$dir/raw.img ;;
-	fixed) img=$dir/fixed.vhd ;;
-	dynamic) img=$dir/dyn.vhd ;;
-	esac
-	start_host "$img"
-	if [ $disk = dynamic ]; then
-		"$CL" "$dir/s.sock" bench 0 read 1048576 8 2 1 >/dev/null	# warm up
-		# allocate every block: one sequential write pass
-		"$CL" "$dir/s.sock" verify 0 1 $(( $(numfmt --from=iec "$SIZE") >> 20 )) >/dev/null
-	fi
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+for round in $(seq "$ROUNDS"); do
 	for w in $workloads; do
 		IFS=: read -r mode bs qd <<<"$w"
-		R[$disk,$w]=$(vsp_run "$mode" "$bs" "$qd")
+		R[fio,$w]+="$(fio_run "$mode" "$bs" "$qd")"$'\n'
 	done
-	stop_host
+	for disk in pt-file fixed dynamic; do
+		case $disk in
+		pt-file) img=$dir/raw.img ;;
+		fixed) img=$dir/fixed.vhd ;;
+		dynamic) img=$dir/dyn.vhd ;;
+		esac
+		start_host "$img"
+		for w in $workloads; do
+			IFS=: read -r mode bs qd <<<"$w"
+			R[$disk,$w]+="$(vsp_run "$mode" "$bs" "$qd")"$'\n'
+		done
+		stop_host
+	done
 done
-for w in $workloads; do
-	IFS=: read -r mode bs qd <<<"$w"
-	R[fio,$w]=$(fio_run "$mode" "$bs" "$qd")
-done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# column K (1 = IOPS, 2 = host us/req, 3 = client us/req) of a cell's runs
+col() { printf '%s' "${R[$1]}" | awk -v k="$2" 'NF { print $k }' | median; }
+
+echo "$ROUNDS rounds, ${RUNTIME}s a workload, $SIZE disks; load average before: $load0, after: $load1"
+echo
 echo "| workload | fio IOPS | pt-file IOPS (x fio) | fixed IOPS (x pt) | dynamic IOPS (x pt) | host CPU us/req (pt) | client CPU us/req (pt) |"
 echo "|---|---|---|---|---|---|---|"
 for w in $workloads; do
 	IFS=: read -r mode bs qd <<<"$w"
-	f=${R[fio,$w]}
-	read -r p ph pc <<<"${R[pt-file,$w]}"
-	read -r x _ _ <<<"${R[fixed,$w]}"
-	read -r d _ _ <<<"${R[dynamic,$w]}"
+	f=$(printf '%s' "${R[fio,$w]}" | median)
+	p=$(col "pt-file,$w" 1); ph=$(col "pt-file,$w" 2); pc=$(col "pt-file,$w" 3)
+	x=$(col "fixed,$w" 1)
+	d=$(col "dynamic,$w" 1)
 	printf "| %s %s QD%s | %s | %s (%.2f) | %s (%.2f) | %s (%.2f) | %s | %s |\n" "$mode" "$bs" "$qd" \
 		"$f" "$p" "$(echo "$p / $f" | bc -l)" "$x" "$(echo "$x / $p" | bc -l)" \
 		"$d" "$(echo "$d / $p" | bc -l)" "$ph" "$pc"

@@ -1,14 +1,23 @@
 /* storvsp channel service thread: one a channel, the only consumer of the
- * guest->host ring and the only producer of the host->guest ring.
+ * guest->host ring and the only producer of the host->guest ring while it
+ * is awake (it holds the channel's token, c->own).
  *
- * Loop: write ready completions (a FIFO filled by SCSI completion
- * threads), read new packets while a slot is free, publish; poll while
- * there was work within the last spin_us, then unmask the guest's
- * interrupts and sleep on the channel's eventfd.  Wakers: the guest's
- * signal (through the vmbus manager's thread), SCSI completions, hot-plug
- * notifications, close.  The "sleeping" flag and the queues are both
- * sequentially consistent, so a waker either sees the thread asleep (and
- * writes the eventfd) or the thread sees its work before sleeping.
+ * Loop: write ready completions (a lock-free stack pushed by the disks'
+ * completion threads), read new packets while a slot is free, publish;
+ * poll while there was work within the last spin_us (guest interrupts
+ * masked), then unmask them, release the token and sleep on the channel's
+ * eventfd.
+ *
+ * While it sleeps, the thread that has work serves the channel itself
+ * for one pass instead of waking it (measured: every wake-up is a
+ * context switch costing tens of microseconds on a loaded 2-core host):
+ * a completion thread takes the token with a trylock and writes its reply
+ * (and any others ready) into the ring; the manager's thread, signalled
+ * by the guest, reads the new requests and submits them.  If the trylock
+ * fails, or work is left after the pass, the service thread is woken
+ * (one eventfd write).  `sleeping` and the ready stack are sequentially
+ * consistent: a completer either sees the thread asleep or the thread
+ * sees its reply before sleeping.
  */
 #include <errno.h>
 #include <poll.h>
@@ -41,23 +50,60 @@ static inline void cpu_relax(void)
 #endif
 }
 
-void vsp_chan_wake(struct vsp_chan *c)
+static void wake(struct vsp_chan *c)
 {
 	uint64_t one = 1;
 
-	if (atomic_load(&c->sleeping))
-		(void)!write(c->efd, &one, sizeof(one));
+	vsp_count(c->v, &c->v->st.wakes, 1);
+	(void)!write(c->efd, &one, sizeof(one));
 }
+
+void vsp_chan_wake(struct vsp_chan *c)
+{
+	if (atomic_load(&c->sleeping))
+		wake(c);
+}
+
+static int send_ready(struct vsp_chan *c, uint32_t *freed);
 
 void vsp_slot_ready(struct vsp_slot *s)
 {
 	struct vsp_chan *c = s->c;
+	uint32_t head, freed = 0;
+	bool hand_over;
 
-	pthread_mutex_lock(&c->q_mu);
-	c->q[(c->q_head + c->q_len) % c->nslots] = s->idx;
-	c->q_len++;
-	pthread_mutex_unlock(&c->q_mu);
-	vsp_chan_wake(c);
+	/* pin the channel: once the reply is pushed the service thread may
+	 * write it and free the slot; c must outlive this function */
+	atomic_fetch_add(&c->inflight, 1);
+	head = atomic_load(&c->ready);
+	do {
+		s->next_ready = head;
+	} while (!atomic_compare_exchange_weak(&c->ready, &head, s->idx + 1));
+	if (!atomic_load(&c->sleeping))
+		goto unpin;	/* awake: its loop takes it */
+	if (pthread_mutex_trylock(&c->own) != 0) {
+		wake(c);	/* someone else serves: make sure it is seen */
+		goto unpin;
+	}
+	/* the service thread sleeps: write the replies from this thread
+	 * (c stays valid: this slot keeps inflight above 0 until below) */
+	(void)send_ready(c, &freed);
+	vsp_count(c->v, &c->v->st.direct_replies, freed);
+	/* Wake the service thread anyway: replies left over (ring full),
+	 * closing, or, the common case, to poll for the guest's next
+	 * request, which usually follows its reply within spin_us.  That
+	 * wake-up is off the reply's path (the guest has it already) and
+	 * spares the guest a doorbell and the manager's thread a hand-off
+	 * (measured at QD1 on the loaded 2-core host: 580-800 requests a
+	 * second without this wake-up, 890-1200 with it). */
+	hand_over = freed || atomic_load(&c->ready) || atomic_load(&c->stop) ||
+		    c->failed;
+	pthread_mutex_unlock(&c->own);
+	if (hand_over)
+		wake(c);	/* after the unlock: it takes the token first */
+unpin:
+	/* last: once inflight may reach 0 the channel may be freed */
+	atomic_fetch_sub(&c->inflight, freed + 1);
 }
 
 static void post_fail(void *arg)
@@ -85,30 +131,39 @@ void vsp_chan_fail(struct vsp_chan *c, const char *fmt, ...)
 	vsp_count(c->v, &c->v->st.chan_failed, 1);
 }
 
+/* Called with the token held; the caller subtracts from c->inflight
+ * (so a completion thread can do it last). */
 static void slot_free(struct vsp_chan *c, struct vsp_slot *s)
 {
 	c->free_idx[c->nfree++] = s->idx;
-	atomic_fetch_sub(&c->inflight, 1);
 }
 
-/* Write queued completions while the ring has room.  Returns how many. */
-static int send_ready(struct vsp_chan *c)
+/* Move the ready stack into the FIFO, oldest first.  Token held. */
+static void take_ready(struct vsp_chan *c)
+{
+	uint32_t head = atomic_exchange(&c->ready, 0), n = 0, tmp;
+
+	/* the stack is newest first: count, then fill the FIFO backwards */
+	for (uint32_t i = head; i; i = c->slots[i - 1].next_ready)
+		n++;
+	tmp = n;
+	for (uint32_t i = head; i; i = c->slots[i - 1].next_ready)
+		c->q[(c->q_head + c->q_len + --tmp) % c->nslots] = i - 1;
+	c->q_len += n;
+}
+
+/* Write queued completions while the ring has room.  Token held.
+ * Returns how many were handled; *freed counts the slots freed. */
+static int send_ready(struct vsp_chan *c, uint32_t *freed)
 {
 	int n = 0;
 
-	for (;;) {
-		struct vsp_slot *s;
+	take_ready(c);
+	while (c->q_len) {
+		struct vsp_slot *s = &c->slots[c->q[c->q_head]];
 		struct ring_iov iov;
 		enum ring_status st;
 		bool sig;
-
-		pthread_mutex_lock(&c->q_mu);
-		if (!c->q_len) {
-			pthread_mutex_unlock(&c->q_mu);
-			return n;
-		}
-		s = &c->slots[c->q[c->q_head]];
-		pthread_mutex_unlock(&c->q_mu);
 
 		if (!atomic_load(&c->failed) && !atomic_load(&c->stop)) {
 			if (c->out_blocked)
@@ -130,13 +185,13 @@ static int send_ready(struct vsp_chan *c)
 			}
 		}
 		/* written (or dropped on a failed channel): free the slot */
-		pthread_mutex_lock(&c->q_mu);
 		c->q_head = (c->q_head + 1) % c->nslots;
 		c->q_len--;
-		pthread_mutex_unlock(&c->q_mu);
 		slot_free(c, s);
+		(*freed)++;
 		n++;
 	}
+	return n;
 }
 
 /* Unsolicited ENUMERATE_BUS / REMOVE_DEVICE (primary, Ready). */
@@ -199,8 +254,10 @@ static int take_requests(struct vsp_chan *c)
 		s = &c->slots[c->free_idx[--c->nfree]];
 		atomic_fetch_add(&c->inflight, 1);
 		n++;
-		if (vsp_handle_packet(c, s, &pkt, c->pkt) < 0)
+		if (vsp_handle_packet(c, s, &pkt, c->pkt) < 0) {
 			slot_free(c, s);	/* the channel failed */
+			atomic_fetch_sub(&c->inflight, 1);
+		}
 	}
 	if (n && !c->failed && ring_commit(c->in))
 		vmbus_chan_signal(c->vc);
@@ -209,12 +266,34 @@ static int take_requests(struct vsp_chan *c)
 
 static bool has_ready(struct vsp_chan *c)
 {
-	bool r;
+	return c->q_len > 0 || atomic_load(&c->ready) != 0;
+}
 
-	pthread_mutex_lock(&c->q_mu);
-	r = c->q_len > 0;
-	pthread_mutex_unlock(&c->q_mu);
-	return r;
+void vsp_chan_signalled(struct vsp_chan *c)
+{
+	uint32_t freed = 0;
+	int n;
+
+	if (!atomic_load(&c->sleeping) || pthread_mutex_trylock(&c->own) != 0) {
+		wake(c);
+		return;
+	}
+	/* the service thread sleeps, interrupts unmasked: one pass here.
+	 * The guest may have freed ring space for waiting replies. */
+	c->out_blocked = false;
+	(void)send_ready(c, &freed);
+	atomic_fetch_sub(&c->inflight, freed);
+	n = 0;
+	if (!atomic_load(&c->v->quiesce) && !atomic_load(&c->stop))
+		n = take_requests(c);
+	vsp_count(c->v, &c->v->st.direct_reads, (uint64_t)n);
+	/* more than one pass's worth, replies left, or something for the
+	 * thread to do (failure, notifications): hand over */
+	if (c->failed || c->out_blocked || atomic_load(&c->stop) ||
+	    (c->nfree && ring_bytes_to_read(c->in)) || n >= READ_BATCH ||
+	    (c->offer->index == 0 && atomic_load(&c->v->notify)))
+		wake(c);
+	pthread_mutex_unlock(&c->own);
 }
 
 /* Nothing to do for now?  Called with interrupts unmasked and
@@ -248,8 +327,10 @@ static void *service(void *arg)
 		CPU_SET(c->v->cfg.cpu, &set);
 		(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
+	pthread_mutex_lock(&c->own);
 	for (;;) {
 		bool quiescing = atomic_load(&c->v->quiesce) || atomic_load(&c->stop);
+		uint32_t freed = 0;
 		int work = 0;
 
 		if (c->failed && !c->fail_posted) {
@@ -260,7 +341,8 @@ static void *service(void *arg)
 			ring_mask_interrupts(c->in);	/* we are polling */
 			masked = true;
 		}
-		work += send_ready(c);
+		work += send_ready(c, &freed);
+		atomic_fetch_sub(&c->inflight, freed);
 		work += send_notify(c);
 		if (!quiescing)
 			work += take_requests(c);
@@ -285,13 +367,17 @@ static void *service(void *arg)
 			uint64_t cnt;
 
 			vsp_count(c->v, &c->v->st.sleeps, 1);
-			if (poll(&p, 1, SLEEP_MS) > 0)
+			/* others may serve the channel while we sleep */
+			pthread_mutex_unlock(&c->own);
+			if (poll(&p, 1, atomic_load(&c->stop) ? 1 : SLEEP_MS) > 0)
 				(void)!read(c->efd, &cnt, sizeof(cnt));
+			pthread_mutex_lock(&c->own);
 		}
 		atomic_store(&c->sleeping, false);
 		c->out_blocked = false;	/* woken: try the ring again */
 		last = now_ns();
 	}
+	pthread_mutex_unlock(&c->own);
 	return NULL;
 }
 
@@ -306,7 +392,7 @@ static void chan_free(struct vsp_chan *c)
 	free(c->pkt);
 	if (c->efd >= 0)
 		close(c->efd);
-	pthread_mutex_destroy(&c->q_mu);
+	pthread_mutex_destroy(&c->own);
 	free(c);
 }
 
@@ -318,7 +404,7 @@ int vsp_chan_open(struct vsp_offer *o, struct vmbus_chan *vc)
 
 	if (!c)
 		return -ENOMEM;
-	pthread_mutex_init(&c->q_mu, NULL);
+	pthread_mutex_init(&c->own, NULL);
 	c->v = v;
 	c->offer = o;
 	c->vc = vc;

@@ -240,6 +240,9 @@ struct vsp_stats {
 	uint64_t rejected;	/* requests refused before reaching the target */
 	uint64_t ring_full;	/* times a completion waited for ring space */
 	uint64_t sleeps;	/* service thread sleeps */
+	uint64_t wakes;		/* eventfd writes waking a service thread */
+	uint64_t direct_replies; /* written by the thread that completed them */
+	uint64_t direct_reads;	/* packets read on the manager's thread */
 	uint64_t chan_failed;	/* channels closed for breaking the rules */
 	uint64_t notifies;	/* ENUMERATE_BUS / REMOVE_DEVICE sent */
 	uint32_t channels_open;

@@ -38,6 +38,7 @@ struct vsp_slot {
 	uint64_t trans_id;
 	uint32_t reply_len;	/* bytes of reply to send */
 	uint32_t idx;
+	uint32_t next_ready;	/* ready stack: the next slot's idx + 1, 0 = end */
 	struct vsp_packet reply;
 	struct vsp_srb req;	/* the request's SRB (copy) */
 	struct iovec *iov;	/* cfg max pages + 1 entries */
@@ -51,29 +52,40 @@ struct vsp_offer {
 	struct vsp_chan *chan;	/* while open (manager's thread) */
 };
 
-/* An open channel and its service thread. */
+/* An open channel and its service thread.
+ *
+ * Ownership: `own` is the channel's service token.  The service thread
+ * holds it while awake and releases it (after setting `sleeping`) to
+ * sleep.  While it sleeps another thread may take the token with a
+ * trylock and serve the channel itself for one pass, saving a hand-off:
+ * a disk's completion thread writes its replies straight into the
+ * host->guest ring, the vmbus manager's thread reads the requests the
+ * guest signalled.  So each ring still has one producer and one consumer
+ * at a time; fields marked (token) are used only by the token's holder. */
 struct vsp_chan {
 	struct vsp *v;
 	struct vsp_offer *offer;
 	struct vmbus_chan *vc;
-	struct ring *in, *out;	/* the service thread's alone */
+	struct ring *in, *out;	/* (token) */
 	pthread_t thr;
 	int efd;		/* wakes the service thread */
+	pthread_mutex_t own;	/* the service token */
 	atomic_bool stop;	/* close: exit once nothing is in flight */
-	atomic_bool sleeping;	/* the thread is (about to be) in poll() */
-	atomic_bool failed;	/* guest broke the rules: rings untouched since
-				 * (set by the service thread only) */
-	bool fail_posted;
-	bool out_blocked;	/* waiting for the guest to free ring space */
+	atomic_bool sleeping;	/* the service thread released the token to
+				 * sleep (or is about to) */
+	atomic_bool failed;	/* guest broke the rules: rings untouched since */
+	bool fail_posted;	/* service thread only */
+	bool out_blocked;	/* (token) waiting for the guest to free space */
 
-	uint8_t *pkt;		/* copy-out buffer */
+	uint8_t *pkt;		/* (token) copy-out buffer */
 	uint32_t pkt_max;
 	struct vsp_slot *slots;
 	uint32_t nslots;
-	uint32_t *free_idx, nfree; /* service thread only */
-	/* completions ready to write: a FIFO of slot indices (each slot at
-	 * most once), filled from any thread under q_mu */
-	pthread_mutex_t q_mu;
+	uint32_t *free_idx, nfree; /* (token) */
+	/* completions ready to write: a lock-free stack pushed by any
+	 * thread (slot idx + 1, linked through next_ready, 0 = empty),
+	 * taken whole by the token's holder into the FIFO q (token) */
+	_Atomic uint32_t ready;
 	uint32_t *q, q_head, q_len;
 	atomic_uint inflight;	/* slots in use */
 };
@@ -110,7 +122,11 @@ int vsp_offer_subchannels(struct vsp *v, uint16_t n);
 int vsp_chan_open(struct vsp_offer *o, struct vmbus_chan *vc);
 void vsp_chan_close(struct vsp_chan *c);
 void vsp_chan_wake(struct vsp_chan *c);
-/* Queue slot s's reply for writing (any thread). */
+/* The guest signalled the channel (manager's thread): serve it here
+ * when its thread sleeps, else wake that. */
+void vsp_chan_signalled(struct vsp_chan *c);
+/* Queue slot s's reply for writing (any thread); written at once when
+ * the service thread sleeps and the token is free. */
 void vsp_slot_ready(struct vsp_slot *s);
 /* The guest broke the rules: stop serving this channel (service thread). */
 void vsp_chan_fail(struct vsp_chan *c, const char *fmt, ...)

@@ -16,6 +16,8 @@
 
 #include "storvsp/vsp-int.h"
 
+/* A statistics counter of v->st: atomic, no lock (vsp_get_stats reads
+ * each with an atomic load). */
 void vsp_count(struct vsp *v, uint64_t *field, uint64_t n)
 {
 	__atomic_fetch_add(field, n, __ATOMIC_RELAXED);
@@ -88,11 +90,10 @@ static void cb_close(void *opaque, struct vmbus_chan *vc)
 static void cb_signal(void *opaque, struct vmbus_chan *vc)
 {
 	struct vsp_offer *o = opaque;
-	uint64_t one = 1;
 
 	/* the guest wrote requests or freed ring space */
 	if (o->chan)
-		(void)!write(o->chan->efd, &one, sizeof(one));
+		vsp_chan_signalled(o->chan);
 }
 
 static const struct vmbus_dev_ops vsp_ops = {
@@ -282,11 +283,29 @@ int vsp_quiesce(struct vsp *v, int timeout_ms)
 	}
 }
 
+/* The counters are incremented atomically without v->mu (vsp_count), so
+ * they are read one by one atomically too: a struct copy would race. */
+#define LOAD_COUNTER(st, v, field) \
+	((st)->field = __atomic_load_n(&(v)->st.field, __ATOMIC_RELAXED))
+
 void vsp_get_stats(struct vsp *v, struct vsp_stats *st)
 {
+	memset(st, 0, sizeof(*st));
+	LOAD_COUNTER(st, v, packets);
+	LOAD_COUNTER(st, v, srbs);
+	LOAD_COUNTER(st, v, srb_errors);
+	LOAD_COUNTER(st, v, rejected);
+	LOAD_COUNTER(st, v, ring_full);
+	LOAD_COUNTER(st, v, sleeps);
+	LOAD_COUNTER(st, v, chan_failed);
+	LOAD_COUNTER(st, v, notifies);
+	LOAD_COUNTER(st, v, wakes);
+	LOAD_COUNTER(st, v, direct_replies);
+	LOAD_COUNTER(st, v, direct_reads);
 	pthread_mutex_lock(&v->mu);
-	*st = v->st;
-	st->inflight = 0;
+	st->channels_open = v->st.channels_open;
+	st->subchannels_offered = v->st.subchannels_offered;
+	memcpy(st->last_error, v->st.last_error, sizeof(st->last_error));
 	for (int i = 0; i <= VSP_MAX_SUBCHANNELS; i++)
 		if (v->chans[i])
 			st->inflight += atomic_load(&v->chans[i]->inflight);

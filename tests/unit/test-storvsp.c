@@ -502,6 +502,9 @@ static void test_two_processes(void **state)
 		char c[2];
 
 		assert_true(++rounds < 2000000);
+		/* statistics read while the service threads count (TSan) */
+		if (rounds % 16 == 0)
+			vsp_get_stats(v, &st);
 		if (read(cmd_pipe[0], c, 2) == 2) {
 			if (c[0] == 'a') {
 				d2 = md_open(MD_NATIVE, DISK_BYTES, 1, 0, 3);

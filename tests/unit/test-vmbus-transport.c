@@ -5,7 +5,8 @@
  * header and a body message, OPENCHANNEL, thousands of packets both ways
  * with completions (the host->guest ring small enough to fill, so both
  * sides wait on pending_send_sz), then close, teardown and unload.
- * Signals are counted on both sides: far fewer than packets. */
+ * Signals are counted on both sides: far fewer than packets.
+ * tsan-test */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
