@@ -90,6 +90,7 @@ GUEST_DIRS  := $(sort $(patsubst %/guest/,%,$(dir $(GUEST_SRCS))))
 GUEST_BLOBS := $(GUEST_DIRS:%=$(BUILD)/%/guest-blob.o)
 LIB_OBJS    += $(filter-out $(BUILD)/tests/%,$(GUEST_BLOBS))
 
+
 TOOL_SRCS := $(wildcard tools/vhdtool/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
 VHDTOOL   := $(BUILD)/vhdtool
@@ -195,8 +196,8 @@ test: all
 	$(Q)BUILD=$(BUILD) VHDTOOL=$(abspath $(VHDTOOL)) scripts/run-tests.sh $(CHECK_TESTS)
 
 demo: deps
-	$(Q)$(MAKE) --no-print-directory $(VHDTOOL)
-	$(Q)VHDTOOL=$(abspath $(VHDTOOL)) scripts/demo.sh
+	$(Q)$(MAKE) --no-print-directory $(VHDTOOL) $(PROGS)
+	$(Q)VHDTOOL=$(abspath $(VHDTOOL)) VMM=$(abspath $(BUILD)/bin/vmm-mini) scripts/demo.sh
 
 bench:
 	$(Q)scripts/deps.sh bc

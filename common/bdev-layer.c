@@ -370,6 +370,77 @@ struct bdev *bdev_switch_lower(struct bdev *sw)
 	return l;
 }
 
+/* Pause: new requests are held; wait for those in flight. */
+static struct bdev *sw_pause(struct sw *s)
+{
+	struct bdev *cur;
+
+	pthread_mutex_lock(&s->mu);
+	while (s->paused)   /* one swap or hold at a time */
+		pthread_cond_wait(&s->cv, &s->mu);
+	s->paused = true;
+	while (s->active)
+		pthread_cond_wait(&s->cv, &s->mu);
+	cur = s->b.lower;
+	pthread_mutex_unlock(&s->mu);
+	return cur;
+}
+
+/* Unpause (with new_lower in place when not NULL) and resubmit the held
+ * requests. */
+static void sw_resume(struct bdev *swb, struct bdev *new_lower)
+{
+	struct sw *s = SW(swb);
+	struct bdev_req *held;
+
+	pthread_mutex_lock(&s->mu);
+	if (new_lower)
+		s->b.lower = new_lower;
+	s->paused = false;
+	held = s->held;
+	s->held = NULL;
+	s->tail = &s->held;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	while (held) {
+		struct bdev_req *rq = held;
+
+		held = rq->next;
+		if (sw_submit(swb, rq))
+			bdev_req_complete(rq, -EIO);
+	}
+}
+
+int bdev_switch_hold(struct bdev *swb, struct bdev **cur)
+{
+	int r;
+
+	if (swb->ops != &switch_ops)
+		return bdev_set_error(swb, EINVAL, "not a switch layer");
+	*cur = sw_pause(SW(swb));
+	r = (*cur)->read_only ? 0 : bdev_flush(*cur);
+	if (r)
+		sw_resume(swb, NULL);
+	return r;
+}
+
+int bdev_switch_release(struct bdev *swb, struct bdev *new_lower)
+{
+	if (swb->ops != &switch_ops)
+		return bdev_set_error(swb, EINVAL, "not a switch layer");
+	if (new_lower && (new_lower->size != swb->size ||
+			  new_lower->limits.logical_block != swb->limits.logical_block ||
+			  (new_lower->read_only && !swb->read_only))) {
+		/* the caller keeps new_lower; the old disk stays */
+		sw_resume(swb, NULL);
+		return bdev_set_error(swb, EINVAL,
+			"cannot switch to %s: not the same size, block size or writability",
+			new_lower->name);
+	}
+	sw_resume(swb, new_lower);
+	return 0;
+}
+
 int bdev_switch_swap(struct bdev *swb, struct bdev *new_lower,
 		     struct bdev **old)
 {

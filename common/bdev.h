@@ -268,6 +268,17 @@ struct bdev *bdev_observe_open(struct bdev *lower, bool owns_lower,
 struct bdev *bdev_switch_open(struct bdev *lower, struct bdev_err *e);
 int bdev_switch_swap(struct bdev *sw, struct bdev *new_lower,
 		     struct bdev **old);
+/* The same in two steps, for work that needs the disk quiet in between
+ * (creating a snapshot child, merging it back): bdev_switch_hold() holds
+ * new requests, waits for those in flight, flushes and gives the disk
+ * behind the switch in *cur (still in place; a failed flush resumes and
+ * returns -errno).  bdev_switch_release() puts new_lower in place when not
+ * NULL (the caller then owns *cur) and lets the held requests go; a
+ * new_lower of another size, block size or writability is refused
+ * (-EINVAL, the old disk stays, the requests go to it).  Call release
+ * exactly once after a successful hold, from any thread. */
+int bdev_switch_hold(struct bdev *sw, struct bdev **cur);
+int bdev_switch_release(struct bdev *sw, struct bdev *new_lower);
 /* The disk currently behind the switch (valid until the next swap). */
 struct bdev *bdev_switch_lower(struct bdev *sw);
 

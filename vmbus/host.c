@@ -2,6 +2,11 @@
  * and an event page at its top, eventfd doorbells, and one outside process
  * ("guest") attached over a unix socket (docs/vmbus-transport.md).
  *
+ * The same transport also runs over a VM's own RAM (vmbus_host_new_vm): the
+ * VMM owns the memory, turns our doorbell eventfd into a guest port (an
+ * ioeventfd under KVM) and wakes the guest through its own callback (an
+ * irqfd interrupt); the guest is attached from the start and never leaves.
+ *
  * Threads: one thread calls vmbus_host_run and everything else; device
  * callbacks run on it.
  */
@@ -37,6 +42,10 @@ struct vmbus_host {
 	int efd_host;		/* the guest writes, we read */
 	int efd_guest;		/* we write, the guest reads */
 	int listen_fd, conn_fd;
+	bool attached;		/* a guest is there (always, for a VM) */
+	bool vm;		/* vmbus_host_new_vm: memory and wake-ups are the VMM's */
+	void (*vm_wake)(void *opaque);
+	void *vm_opaque;
 	struct vmbus_mgr *mgr;
 	struct backlog_msg *backlog;
 	unsigned nbacklog;
@@ -49,6 +58,10 @@ static void signal_guest(void *opaque, uint32_t relid)
 	uint64_t one = 1;
 
 	xport_flag_set(h->ev_h2g, relid);
+	if (h->vm) {
+		h->vm_wake(h->vm_opaque);
+		return;
+	}
 	/* the eventfd counter cannot overflow from writes of 1 in practice;
 	 * a failed write means the fd is gone, which run() notices */
 	(void)!write(h->efd_guest, &one, sizeof(one));
@@ -108,7 +121,7 @@ static int host_send(void *opaque, const void *msg, size_t len)
 	struct vmbus_host *h = opaque;
 	enum ring_status st = RING_NOSPACE;
 
-	if (h->conn_fd < 0)
+	if (!h->attached)
 		return 0;	/* nobody to tell */
 	if (h->nbacklog == 0)
 		st = put_msg(h, msg, (uint32_t)len);
@@ -148,25 +161,59 @@ static void format_shared(struct vmbus_host *h)
 		(void)!read(h->efd_guest, &cnt, sizeof(cnt));
 }
 
+/* The transport pages at the top of the memory, the eventfds and the
+ * manager; h->mem, h->mem_fd and h->mem_bytes are set. */
+static int host_init(struct vmbus_host *h)
+{
+	struct vmbus_mgr_cfg cfg;
+	uint64_t top = h->mem_bytes - (uint64_t)VMBUS_XPORT_PAGES * RING_PAGE_SIZE;
+
+	h->guest_bytes = top;
+	h->ev_gpa = top;
+	h->g2h_gpa = top + RING_PAGE_SIZE;
+	h->h2g_gpa = h->g2h_gpa + VMBUS_XPORT_MSG_RING_BYTES;
+	h->ev_g2h = (uint64_t *)(h->mem + h->ev_gpa + XPORT_EV_G2H);
+	h->ev_h2g = (uint64_t *)(h->mem + h->ev_gpa + XPORT_EV_H2G);
+	format_shared(h);
+	h->efd_host = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!h->vm)
+		h->efd_guest = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->efd_host < 0 || (!h->vm && h->efd_guest < 0))
+		return -errno;
+	cfg = (struct vmbus_mgr_cfg){ .mem_fd = h->mem_fd,
+				      .guest_pages = top / RING_PAGE_SIZE,
+				      .send = host_send, .signal = signal_guest,
+				      .wake = wake_host,
+				      .opaque = h };
+	return vmbus_mgr_new(&cfg, &h->mgr);
+}
+
+static struct vmbus_host *host_alloc(void)
+{
+	struct vmbus_host *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->mem_fd = h->efd_host = h->efd_guest = h->listen_fd = h->conn_fd = -1;
+	h->backlog = calloc(BACKLOG_MAX, sizeof(h->backlog[0]));
+	if (!h->backlog) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
 int vmbus_host_new(uint64_t mem_bytes, struct vmbus_host **out)
 {
 	struct vmbus_host *h;
-	struct vmbus_mgr_cfg cfg;
-	uint64_t top;
 	int r;
 
 	if (mem_bytes % RING_PAGE_SIZE ||
 	    mem_bytes <= (uint64_t)(VMBUS_XPORT_PAGES + 1) * RING_PAGE_SIZE)
 		return -EINVAL;
-	h = calloc(1, sizeof(*h));
+	h = host_alloc();
 	if (!h)
 		return -ENOMEM;
-	h->mem_fd = h->efd_host = h->efd_guest = h->listen_fd = h->conn_fd = -1;
-	h->backlog = calloc(BACKLOG_MAX, sizeof(h->backlog[0]));
-	if (!h->backlog) {
-		r = -ENOMEM;
-		goto err;
-	}
 	h->mem_fd = memfd_create("vmbus-partition", MFD_CLOEXEC);
 	if (h->mem_fd < 0 || ftruncate(h->mem_fd, (off_t)mem_bytes) < 0) {
 		r = -errno;
@@ -179,26 +226,7 @@ int vmbus_host_new(uint64_t mem_bytes, struct vmbus_host **out)
 		goto err;
 	}
 	h->mem_bytes = mem_bytes;
-	top = mem_bytes - (uint64_t)VMBUS_XPORT_PAGES * RING_PAGE_SIZE;
-	h->guest_bytes = top;
-	h->ev_gpa = top;
-	h->g2h_gpa = top + RING_PAGE_SIZE;
-	h->h2g_gpa = h->g2h_gpa + VMBUS_XPORT_MSG_RING_BYTES;
-	h->ev_g2h = (uint64_t *)(h->mem + h->ev_gpa + XPORT_EV_G2H);
-	h->ev_h2g = (uint64_t *)(h->mem + h->ev_gpa + XPORT_EV_H2G);
-	format_shared(h);
-	h->efd_host = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	h->efd_guest = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (h->efd_host < 0 || h->efd_guest < 0) {
-		r = -errno;
-		goto err;
-	}
-	cfg = (struct vmbus_mgr_cfg){ .mem_fd = h->mem_fd,
-				      .guest_pages = top / RING_PAGE_SIZE,
-				      .send = host_send, .signal = signal_guest,
-				      .wake = wake_host,
-				      .opaque = h };
-	r = vmbus_mgr_new(&cfg, &h->mgr);
+	r = host_init(h);
 	if (r < 0)
 		goto err;
 	*out = h;
@@ -208,12 +236,59 @@ err:
 	return r;
 }
 
+int vmbus_host_new_vm(const struct vmbus_host_vm_cfg *c, struct vmbus_host **out)
+{
+	struct vmbus_host *h;
+	int r;
+
+	if (c->mem_bytes % RING_PAGE_SIZE || !c->mem || c->mem_fd < 0 || !c->wake ||
+	    c->mem_bytes <= (uint64_t)(VMBUS_XPORT_PAGES + 1) * RING_PAGE_SIZE)
+		return -EINVAL;
+	h = host_alloc();
+	if (!h)
+		return -ENOMEM;
+	h->vm = true;
+	h->attached = true;
+	h->mem = c->mem;
+	h->mem_bytes = c->mem_bytes;
+	h->mem_fd = fcntl(c->mem_fd, F_DUPFD_CLOEXEC, 0);
+	h->vm_wake = c->wake;
+	h->vm_opaque = c->opaque;
+	if (h->mem_fd < 0) {
+		r = -errno;
+		goto err;
+	}
+	r = host_init(h);
+	if (r < 0)
+		goto err;
+	*out = h;
+	return 0;
+err:
+	vmbus_host_free(h);
+	return r;
+}
+
+void vmbus_host_layout(const struct vmbus_host *h, struct vmbus_xport_hello *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->magic = VMBUS_XPORT_MAGIC;
+	out->version = VMBUS_XPORT_VERSION;
+	out->page_size = RING_PAGE_SIZE;
+	out->mem_bytes = h->mem_bytes;
+	out->guest_bytes = h->guest_bytes;
+	out->event_gpa = h->ev_gpa;
+	out->msg_g2h_gpa = h->g2h_gpa;
+	out->msg_h2g_gpa = h->h2g_gpa;
+	out->msg_ring_bytes = VMBUS_XPORT_MSG_RING_BYTES;
+}
+
 static void detach(struct vmbus_host *h)
 {
 	vmbus_mgr_reset(h->mgr);
 	if (h->conn_fd >= 0)
 		close(h->conn_fd);
 	h->conn_fd = -1;
+	h->attached = h->vm;	/* a VM's guest stays: it starts over */
 	format_shared(h);
 }
 
@@ -231,7 +306,7 @@ void vmbus_host_free(struct vmbus_host *h)
 		close(h->efd_host);
 	if (h->efd_guest >= 0)
 		close(h->efd_guest);
-	if (h->mem)
+	if (h->mem && !h->vm)
 		munmap(h->mem, h->mem_bytes);
 	if (h->mem_fd >= 0)
 		close(h->mem_fd);
@@ -295,9 +370,9 @@ int vmbus_host_accept(struct vmbus_host *h, int timeout_ms)
 	struct cmsghdr *c;
 	int fd, r;
 
-	if (h->listen_fd < 0)
+	if (h->listen_fd < 0 || h->vm)
 		return -EINVAL;
-	if (h->conn_fd >= 0)
+	if (h->attached)
 		return -EBUSY;
 	r = poll(&p, 1, timeout_ms);
 	if (r < 0)
@@ -308,16 +383,7 @@ int vmbus_host_accept(struct vmbus_host *h, int timeout_ms)
 	if (fd < 0)
 		return -errno;
 
-	memset(&hello, 0, sizeof(hello));
-	hello.magic = VMBUS_XPORT_MAGIC;
-	hello.version = VMBUS_XPORT_VERSION;
-	hello.page_size = RING_PAGE_SIZE;
-	hello.mem_bytes = h->mem_bytes;
-	hello.guest_bytes = h->guest_bytes;
-	hello.event_gpa = h->ev_gpa;
-	hello.msg_g2h_gpa = h->g2h_gpa;
-	hello.msg_h2g_gpa = h->h2g_gpa;
-	hello.msg_ring_bytes = VMBUS_XPORT_MSG_RING_BYTES;
+	vmbus_host_layout(h, &hello);
 	memset(&u, 0, sizeof(u));
 	c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
@@ -332,6 +398,7 @@ int vmbus_host_accept(struct vmbus_host *h, int timeout_ms)
 		return r;
 	}
 	h->conn_fd = fd;
+	h->attached = true;
 	return 0;
 }
 
@@ -383,7 +450,7 @@ int vmbus_host_run(struct vmbus_host *h, int timeout_ms)
 	uint64_t cnt;
 	int r;
 
-	if (h->conn_fd < 0)
+	if (!h->attached)
 		return -ENOTCONN;
 	r = poll(p, 2, timeout_ms);
 	if (r < 0)
@@ -415,8 +482,10 @@ int vmbus_host_run(struct vmbus_host *h, int timeout_ms)
 	if (h->nbacklog)
 		flush_backlog(h);
 	if (h->failed) {
+		/* a VM's guest broke its message ring: everything is reset and
+		 * it may start over (INITIATE_CONTACT) */
 		detach(h);
-		return -ENOTCONN;
+		return h->vm ? -EPROTO : -ENOTCONN;
 	}
 	return 0;
 }

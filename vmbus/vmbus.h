@@ -382,6 +382,27 @@ void *vmbus_host_guest_mem(struct vmbus_host *h, uint64_t *guest_bytes);
 /* The fds to poll for vmbus_host_run (doorbell, socket); -1 if none. */
 int vmbus_host_event_fd(const struct vmbus_host *h);
 
+/* The transport over a VM's own RAM: the VMM gives the memory (its memfd
+ * and its mapping, mem_bytes long; the top VMBUS_XPORT_PAGES pages become
+ * the event page and the message rings, so the guest must keep out of
+ * them), turns vmbus_host_event_fd() into a guest doorbell (the guest sets
+ * its flag bit in the event page, then rings it), and wakes the guest with
+ * `wake` (any thread; after the host->guest flag bit is set).  Signals are
+ * suppressed the VMBus way (interrupt_mask, pending_send_sz) by the rings.
+ * The guest is attached from the start: vmbus_host_run serves it, and
+ * returns -EPROTO when it broke its message ring (everything was reset;
+ * the guest may start over).  The memory stays the VMM's. */
+struct vmbus_host_vm_cfg {
+	int mem_fd;		/* the RAM memfd (duplicated: the caller keeps its own) */
+	void *mem;		/* the VMM's MAP_SHARED mapping of [0, mem_bytes) */
+	uint64_t mem_bytes;
+	void (*wake)(void *opaque);
+	void *opaque;
+};
+int vmbus_host_new_vm(const struct vmbus_host_vm_cfg *cfg, struct vmbus_host **out);
+/* Where the transport lies (the hello a socket guest would receive). */
+void vmbus_host_layout(const struct vmbus_host *h, struct vmbus_xport_hello *out);
+
 /* Guest side (vmbus/guest.c): a client library for a process standing in
  * for a guest.  Single-threaded. */
 struct vmbus_guest;

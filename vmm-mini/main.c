@@ -29,6 +29,7 @@
 #include "storvsp/storvsp.h"
 #include "vmbus/vmbus.h"
 #include "vmm-mini/vmm.h"
+#include "vmm-mini/vmm-kvm.h"
 #include "vss/vss.h"
 
 #define MAX_LUNS SCSI_MAX_LUNS
@@ -43,199 +44,33 @@ static void on_term(int sig)
 
 struct host {
 	struct vmbus_host *h;
-	struct vsp *v;
+	struct vmm_stor *st;
 	struct vss *vss;	/* the VSS integration channel (backups) */
-	pthread_mutex_t mu;	/* disks[] */
-	struct vmm_disk disks[MAX_LUNS];
-	int ctl_fd;
 	volatile int quit;
 };
 
-static int add_disk(struct host *H, const char *path, int lun, bool ro, char *err, size_t el)
-{
-	struct bdev_err e = { 0 };
-	struct vmm_disk d;
-	int r;
-
-	pthread_mutex_lock(&H->mu);
-	if (lun < 0)
-		for (lun = 0; lun < MAX_LUNS && H->disks[lun].bd; lun++)
-			;
-	if (lun >= MAX_LUNS || H->disks[lun].bd) {
-		pthread_mutex_unlock(&H->mu);
-		snprintf(err, el, lun >= MAX_LUNS ? "no free LUN" : "LUN %d is in use", lun);
-		return -EEXIST;
-	}
-	r = vmm_disk_open(path, ro, &d, &e);
-	if (r) {
-		pthread_mutex_unlock(&H->mu);
-		snprintf(err, el, "%s", e.msg);
-		return r;
-	}
-	r = vsp_lun_add(H->v, (uint32_t)lun, d.bd, d.ro ? SCSI_LUN_READ_ONLY : 0);
-	if (r) {
-		vmm_disk_close(&d, &e);
-		pthread_mutex_unlock(&H->mu);
-		snprintf(err, el, "LUN %d: %s", lun, strerror(-r));
-		return r;
-	}
-	H->disks[lun] = d;
-	pthread_mutex_unlock(&H->mu);
-	return lun;
-}
-
-static int remove_disk(struct host *H, int lun, char *err, size_t el)
-{
-	struct bdev_err e = { 0 };
-	int r;
-
-	pthread_mutex_lock(&H->mu);
-	if (lun < 0 || lun >= MAX_LUNS || !H->disks[lun].bd) {
-		pthread_mutex_unlock(&H->mu);
-		snprintf(err, el, "no LUN %d", lun);
-		return -ENOENT;
-	}
-	r = vsp_lun_remove(H->v, (uint32_t)lun);	/* waits for its commands */
-	if (!r)
-		r = vmm_disk_close(&H->disks[lun], &e);
-	pthread_mutex_unlock(&H->mu);
-	if (r)
-		snprintf(err, el, "%s", e.msg[0] ? e.msg : strerror(-r));
-	return r;
-}
-
 /* One control request -> one answer line (without newline). */
-static void control_line(struct host *H, const char *line, char *out, size_t cap)
+static void control_line(void *opaque, const char *line, char *out, size_t cap)
 {
+	struct host *H = opaque;
 	struct vmm_req q;
 	const char *why = NULL;
-	char err[600], js[1200];
-	int r;
+	char js[1200];
 
 	if (vmm_req_parse(line, &q, &why)) {
 		vmm_json_str(js, sizeof(js), why);
 		snprintf(out, cap, "{\"error\":%s}", js);
 		return;
 	}
-	if (!strcmp(q.cmd, "disks")) {
-		size_t n = (size_t)snprintf(out, cap, "{\"disks\":[");
-
-		pthread_mutex_lock(&H->mu);
-		for (int i = 0; i < MAX_LUNS && n < cap; i++) {
-			struct vmm_disk *d = &H->disks[i];
-
-			if (!d->bd)
-				continue;
-			vmm_json_str(js, sizeof(js), d->path);
-			n += (size_t)snprintf(out + n, cap - n,
-					      "%s{\"lun\":%d,\"path\":%s,\"kind\":\"%s\",\"size\":%llu,\"ro\":%s,\"tracked\":%s}",
-					      out[n - 1] == '[' ? "" : ",", i, js, d->kind,
-					      (unsigned long long)d->bd->size, d->ro ? "true" : "false",
-					      d->track ? "true" : "false");
-		}
-		pthread_mutex_unlock(&H->mu);
-		if (n < cap)
-			snprintf(out + n, cap - n, "]}");
-	} else if (!strcmp(q.cmd, "disk-add")) {
-		if (!q.path[0]) {
-			snprintf(out, cap, "{\"error\":\"disk-add needs \\\"path\\\"\"}");
-			return;
-		}
-		r = add_disk(H, q.path, (int)q.lun, q.ro, err, sizeof(err));
-		if (r < 0) {
-			vmm_json_str(js, sizeof(js), err);
-			snprintf(out, cap, "{\"error\":%s}", js);
-		} else {
-			snprintf(out, cap, "{\"ok\":true,\"lun\":%d}", r);
-		}
-	} else if (!strcmp(q.cmd, "disk-remove")) {
-		if (q.lun < 0) {
-			snprintf(out, cap, "{\"error\":\"disk-remove needs \\\"lun\\\"\"}");
-			return;
-		}
-		r = remove_disk(H, (int)q.lun, err, sizeof(err));
-		if (r < 0) {
-			vmm_json_str(js, sizeof(js), err);
-			snprintf(out, cap, "{\"error\":%s}", js);
-		} else {
-			snprintf(out, cap, "{\"ok\":true}");
-		}
-	} else if (!strcmp(q.cmd, "stats")) {
-		struct vsp_stats st;
-
-		vsp_get_stats(H->v, &st);
-		snprintf(out, cap, "{\"packets\":%llu,\"srbs\":%llu,\"errors\":%llu,\"channels_open\":%u,\"channels_failed\":%llu,\"version\":%u}",
-			 (unsigned long long)st.packets, (unsigned long long)st.srbs,
-			 (unsigned long long)st.srb_errors, st.channels_open,
-			 (unsigned long long)st.chan_failed, st.version);
-	} else if (!strcmp(q.cmd, "quit")) {
+	if (vmm_stor_control(H->st, &q, out, cap))
+		return;
+	if (!strcmp(q.cmd, "quit")) {
 		H->quit = 1;
 		snprintf(out, cap, "{\"ok\":true}");
 	} else {
 		vmm_json_str(js, sizeof(js), q.cmd);
 		snprintf(out, cap, "{\"error\":\"unknown command\",\"cmd\":%s}", js);
 	}
-}
-
-static void *control_thread(void *arg)
-{
-	struct host *H = arg;
-
-	while (!H->quit && !got_term) {
-		struct pollfd p = { .fd = H->ctl_fd, .events = POLLIN };
-		char line[4096], out[8192];
-		size_t n = 0;
-		FILE *f;
-		int fd;
-
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		fd = accept4(H->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		f = fdopen(fd, "r+");
-		if (!f) {
-			close(fd);
-			continue;
-		}
-		while (!H->quit && fgets(line, sizeof(line), f)) {
-			n = strlen(line);
-			if (n && line[n - 1] != '\n' && !feof(f)) {
-				int c;
-
-				while ((c = fgetc(f)) != EOF && c != '\n')
-					;
-				snprintf(out, sizeof(out), "{\"error\":\"line too long\"}");
-			} else {
-				control_line(H, line, out, sizeof(out));
-			}
-			fprintf(f, "%s\n", out);
-			fflush(f);
-		}
-		fclose(f);
-	}
-	return NULL;
-}
-
-static int listen_unix(const char *path)
-{
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(a.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(a.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4) < 0) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
-	return fd;
 }
 
 static void usage(FILE *f)
@@ -261,10 +96,10 @@ static int cmd_host(int argc, char **argv)
 	const char *listen_path = NULL, *ctl_path = NULL, *disks[MAX_LUNS];
 	uint64_t mem = 256ull << 20, maxx = 1 << 20;
 	int ndisks = 0, subs = 1, cpu = -1, c, r, rc = 0;
-	struct host H = { .ctl_fd = -1 };
-	struct vsp_cfg cfg = { 0 };
-	pthread_t ctl_thr;
-	bool ctl_started = false;
+	struct host H = { 0 };
+	struct vmm_stor_cfg cfg = { 0 };
+	struct vmm_stor_err se = { 0 };
+	struct vmm_ctl *ctl = NULL;
 	struct sigaction sa = { .sa_handler = on_term };
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -303,7 +138,6 @@ static int cmd_host(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	pthread_mutex_init(&H.mu, NULL);
 	if (cpu >= 0) {
 		cpu_set_t set;
 
@@ -320,11 +154,9 @@ static int cmd_host(int argc, char **argv)
 	cfg.mgr = vmbus_host_mgr(H.h);
 	cfg.guest_mem = vmbus_host_guest_mem(H.h, &cfg.guest_bytes);
 	cfg.max_transfer = (uint32_t)maxx;
-	cfg.max_subchannels = (uint16_t)subs;
+	cfg.subchannels = (uint16_t)subs;
 	cfg.cpu = cpu;
-	cfg.instance = (struct vmbus_guid){ { 0x76, 0x6d, 0x6d, 0x2d, 0x6d, 0x69, 0x6e, 0x69,
-					      0x73, 0x63, 0x73, 0x69, 0x00, 0x00, 0x00, 0x01 } };
-	r = vsp_new(&cfg, &H.v);
+	r = vmm_stor_new(&cfg, &H.st);
 	if (r) {
 		fprintf(stderr, "vmm-mini: storvsp: %s\n", strerror(-r));
 		vmbus_host_free(H.h);
@@ -344,7 +176,7 @@ static int cmd_host(int argc, char **argv)
 		}
 	}
 	for (int i = 0; i < ndisks; i++) {
-		char *path, err[600];
+		char *path;
 		int lun;
 		bool ro;
 
@@ -354,10 +186,10 @@ static int cmd_host(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
-		r = add_disk(&H, path, lun, ro, err, sizeof(err));
+		r = vmm_stor_add(H.st, path, lun, ro, &se);
 		free(path);
 		if (r < 0) {
-			fprintf(stderr, "vmm-mini: %s\n", err);
+			fprintf(stderr, "vmm-mini: %s\n", se.msg);
 			rc = 1;
 			goto out;
 		}
@@ -369,15 +201,13 @@ static int cmd_host(int argc, char **argv)
 		goto out;
 	}
 	if (ctl_path) {
-		H.ctl_fd = listen_unix(ctl_path);
-		if (H.ctl_fd < 0) {
+		r = vmm_ctl_start(ctl_path, control_line, &H, &ctl);
+		if (r) {
 			fprintf(stderr, "vmm-mini: control socket %s: %s\n", ctl_path,
-				strerror(-H.ctl_fd));
+				strerror(-r));
 			rc = 1;
 			goto out;
 		}
-		if (pthread_create(&ctl_thr, NULL, control_thread, &H) == 0)
-			ctl_started = true;
 	}
 	fprintf(stderr, "vmm-mini: serving %d disk(s) on %s\n", ndisks, listen_path);
 	while (!got_term && !H.quit) {
@@ -398,35 +228,23 @@ static int cmd_host(int argc, char **argv)
 		}
 	}
 	/* drain: no new requests; those in flight complete into the rings */
-	if (vsp_quiesce(H.v, 10000))
+	if (vmm_stor_quiesce(H.st, 10000))
 		fprintf(stderr, "vmm-mini: requests still in flight after 10 s\n");
 out:
 	H.quit = 1;
-	if (ctl_started)
-		pthread_join(ctl_thr, NULL);
+	vmm_ctl_stop(ctl);
 	/* flush every disk before the channels go */
-	for (int i = 0; i < MAX_LUNS; i++)
-		if (H.disks[i].bd && !H.disks[i].ro && bdev_flush(H.disks[i].bd)) {
-			fprintf(stderr, "vmm-mini: LUN %d: flush: %s\n", i, bdev_last_error());
-			rc = 1;
-		}
-	vmbus_host_free(H.h);	/* closes the channels: service threads end */
-	vsp_free(H.v);		/* removes the LUNs */
-	vss_free(H.vss);
-	for (int i = 0; i < MAX_LUNS; i++) {
-		struct bdev_err e = { 0 };
-
-		if (H.disks[i].bd && vmm_disk_close(&H.disks[i], &e)) {
-			fprintf(stderr, "vmm-mini: LUN %d: %s\n", i, e.msg);
-			rc = 1;
-		}
+	if (vmm_stor_flush(H.st, &se)) {
+		fprintf(stderr, "vmm-mini: %s\n", se.msg);
+		rc = 1;
 	}
-	if (H.ctl_fd >= 0) {
-		close(H.ctl_fd);
-		unlink(ctl_path);
+	vmbus_host_free(H.h);	/* closes the channels: service threads end */
+	vss_free(H.vss);
+	if (vmm_stor_free(H.st, &se)) {	/* removes the LUNs, closes the disks */
+		fprintf(stderr, "vmm-mini: %s\n", se.msg);
+		rc = 1;
 	}
 	unlink(listen_path);
-	pthread_mutex_destroy(&H.mu);
 	if (!rc)
 		fprintf(stderr, "vmm-mini: stopped\n");
 	return rc;
@@ -438,6 +256,8 @@ static const struct {
 	const char *summary;
 } cmds[] = {
 	{ "host", cmd_host, "serve an outside partition's SCSI disks over the vmbus transport" },
+	{ "run", vmm_cmd_run, "boot the built-in guest on KVM (its disks on the same storage VSP)" },
+	{ "check-records", vmm_cmd_check_records, "verify the records workload's writes on images" },
 };
 
 int main(int argc, char **argv)

@@ -50,4 +50,75 @@ int vmm_req_parse(const char *line, struct vmm_req *r, const char **why);
  * it needed (like snprintf). */
 size_t vmm_json_str(char *out, size_t cap, const char *s);
 
+/* ---- stor.c: a SCSI controller's disks (host and run) ---- */
+
+struct vmbus_mgr;
+struct vsp;
+struct vmm_stor;
+
+struct vmm_stor_cfg {
+	struct vmbus_mgr *mgr;	/* the controller is offered here */
+	void *guest_mem;	/* the partition's memory as the host maps it */
+	uint64_t guest_bytes;	/* GPAs below this are the guest's */
+	uint32_t max_transfer;	/* 0: 1 MiB */
+	uint16_t subchannels;
+	int cpu;		/* >= 0: pin the storvsp threads there */
+	/* Each LUN behind a switch layer: snapshot and merge while running
+	 * (one mutex more a request). */
+	bool switchable;
+};
+
+struct vmm_stor_err {
+	int code;		/* positive errno */
+	char msg[600];
+};
+
+/* vsp_new on cfg->mgr (the manager's thread). */
+int vmm_stor_new(const struct vmm_stor_cfg *cfg, struct vmm_stor **out);
+/* After the channels closed: removes the LUNs, closes (flushing) their
+ * disks.  0 or the first -errno (*e says which). */
+int vmm_stor_free(struct vmm_stor *s, struct vmm_stor_err *e);
+struct vsp *vmm_stor_vsp(struct vmm_stor *s);
+
+/* Open IMAGE (vmm_disk_open) as LUN lun (-1: the first free) and hot add
+ * it.  Returns the LUN or -errno. */
+int vmm_stor_add(struct vmm_stor *s, const char *path, int lun, bool ro,
+		 struct vmm_stor_err *e);
+/* Hot remove (waits for the LUN's commands), flush and close. */
+int vmm_stor_remove(struct vmm_stor *s, int lun, struct vmm_stor_err *e);
+/* Switchable writable VHD LUNs: drain the LUN, create a differencing
+ * child beside its top image (NAME-snapN.vhd), switch the LUN's writes to
+ * it.  *parent and *child (malloc'd) name both files. */
+int vmm_stor_snapshot(struct vmm_stor *s, int lun, char **parent, char **child,
+		      struct vmm_stor_err *e);
+/* Fold the top snapshot child back into its parent and serve the parent
+ * again.  The LUN's requests are held (not failed) while the merge runs;
+ * the guest keeps running.  *into and *child (malloc'd, the child's file
+ * is gone) name both. */
+int vmm_stor_merge(struct vmm_stor *s, int lun, char **into, char **child,
+		   struct vmm_stor_err *e);
+/* {"disks":[...]} into out. */
+int vmm_stor_disks_json(struct vmm_stor *s, char *out, size_t cap);
+int vmm_stor_flush(struct vmm_stor *s, struct vmm_stor_err *e);
+int vmm_stor_quiesce(struct vmm_stor *s, int timeout_ms);
+/* Serve the control requests about disks (disks, disk-add, disk-remove,
+ * snapshot, merge, stats): false when q is none of them. */
+bool vmm_stor_control(struct vmm_stor *s, const struct vmm_req *q, char *out, size_t cap);
+
+/* `vmm-mini check-records IMAGE[,flushed=SEQ]...` (checkrec.c): prints
+ * and returns the exit status. */
+int vmm_cmd_check_records(int argc, char **argv);
+
+/* ---- ctl.c: the control socket (one JSON object a line each way) ---- */
+
+struct vmm_ctl;
+/* Listen on path (replaced if it exists) and serve one client at a time
+ * from a thread: handle(opaque, request line, answer buffer, its size)
+ * for each line.  0 or -errno. */
+int vmm_ctl_start(const char *path,
+		  void (*handle)(void *opaque, const char *line, char *out, size_t cap),
+		  void *opaque, struct vmm_ctl **out);
+/* Stop the thread, close and remove the socket. */
+void vmm_ctl_stop(struct vmm_ctl *c);
+
 #endif

@@ -1,0 +1,19 @@
+#!/bin/bash
+# The randrw workload through the whole path (fixed VHD): random 4 KiB
+# reads and writes at queue depth 16 and 1 MiB sequential reads, each for
+# a second; the guest reports IOPS and RDTSC latency percentiles and no
+# errors; the image checks clean.  VMM_USER_MODE=1: the user-mode backend.
+. "$(dirname "$0")/vmm-common.bash"
+requires_kvm
+
+"$VHDTOOL" create -t fixed "$dir/f.vhd" 32M >/dev/null || fail "create"
+for w in "bs=4096,qd=16,read=50" "bs=1048576,qd=4,seq=1"; do
+	run_vmm 20 --mem 64M --timeout 15 --disk "$dir/f.vhd" --workload "randrw,seconds=1,$w"
+	[ "$rc" = 0 ] || fail "randrw $w exited $rc"
+	grep -Eq "randrw: lun 0, .* [1-9][0-9]* IOPS, [0-9]+ MiB/s, 0 errors" "$dir/err" || fail "randrw $w: no IOPS"
+	grep -Eq "randrw: latency us: p50 [0-9]+, p90 [0-9]+, p99 [0-9]+, p99.9 [0-9]+, max [0-9]+" "$dir/err" ||
+		fail "randrw $w: no latency percentiles"
+	grep "randrw:" "$dir/err" | sed 's/^/  /'
+done
+"$VHDTOOL" check "$dir/f.vhd" >/dev/null || fail "image damaged"
+echo ok

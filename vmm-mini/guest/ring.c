@@ -1,0 +1,3 @@
+/* The project's VMBus ring, compiled unchanged into the guest (it is
+ * freestanding: see vmbus/ring.h). */
+#include "vmbus/ring.c"
