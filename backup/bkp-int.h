@@ -143,9 +143,6 @@ void bkp_writer_unregister(struct bkp_repo *r, const char *id, int fd);
 
 /* Time of the coarse clock file timestamps are taken from. */
 struct timespec bkp_now_coarse(void);
-/* Wait until the coarse clock is past t, so that a later change of a file
- * gets a later timestamp than t (at most one clock tick). */
-void bkp_settle(struct timespec t);
 int bkp_ts_cmp(struct timespec a, struct timespec b);
 
 /* Worker threads when the caller does not say: 2 per CPU, 4 to 64. */
