@@ -8,6 +8,10 @@
 # see the change (read it) and restore the new bytes, not the old ones.
 # Then tracking must work again: a tracked write a second later gives an
 # incremental backup.
+# gc, with the repository on that filesystem: a chunk a running backup
+# touched after its start, in the same second, has an mtime before that
+# start; gc --grace 0 must keep it (and remove it once it is garbage for
+# real).
 #
 # Needs root, mkfs.ext4 and a loop device (a real coarse filesystem: such
 # timestamps cannot be faked with touch, which cannot set ctime).
@@ -21,6 +25,7 @@ dir=$(mktemp -d)
 mnt=$dir/mnt
 mounted=
 cleanup() {
+	exec 7<&-
 	[ -n "$mounted" ] && { umount "$mnt" || umount -l "$mnt"; } 2>/dev/null
 	rm -rf "$dir"
 }
@@ -101,4 +106,33 @@ id6=$(backup)
 	fail "after a tracked write: $kind reading $nread chunks, want incremental reading 4 ($(jget "$id6" reason))"
 restores "$id6" "incremental"
 $T backup verify "$repo" >/dev/null || fail verify
+echo "tracking: incremental again"
+
+# ---- gc beside a backup, repository on the coarse filesystem ----
+command -v flock >/dev/null || { echo "flock is not installed"; exit 77; }
+repo2=$mnt/repo
+nchunks() { find "$repo2/chunks" -type f ! -name '.*' | wc -l; }
+$T backup init --chunk-size 1M "$repo2" || fail "init on ext4"
+head -c $((4 * M)) /dev/urandom >"$dir/g.raw"
+gid=$($T backup create --no-track "$repo2" "$dir/g.raw" 2>/dev/null) || fail "create on ext4"
+$T backup forget "$repo2" "$gid" || fail forget
+sleep 2.1                      # its 4 chunks are old garbage now
+second_start
+sleep 0.3
+# A backup registers (start time now, lock held), then deduplicates
+# against the 4 chunks: it touches them, a moment later in the same second.
+reg=$repo2/writers/20250101T000000Z-0000abcd
+date +%s.%N >"$reg"
+exec 7<"$reg"
+flock -x 7 || fail "flock"
+sleep 0.2
+find "$repo2/chunks" -type f ! -name '.*' -exec touch {} +
+$T backup gc --grace 0 "$repo2" >"$dir/out" || fail "gc: $(cat "$dir/out")"
+[ "$(nchunks)" = 4 ] ||
+	fail "gc removed chunks a running backup touched after its start: $(cat "$dir/out")"
+exec 7<&-                      # that backup ended
+sleep 2.1
+$T backup gc --grace 0 "$repo2" >"$dir/out" || fail "gc: $(cat "$dir/out")"
+[ "$(nchunks)" = 0 ] || fail "gc kept old garbage: $(cat "$dir/out")"
+echo "gc: kept what a running backup touched, removed it later"
 echo ok
