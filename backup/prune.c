@@ -375,6 +375,16 @@ static void sweep_tmp(struct bkp_repo *r, const char *sub,
 	free(dir);
 }
 
+/* Whether the chunk file of quarantined NAME.bad (in folder sub) is back. */
+static bool good_copy(struct bkp_repo *r, const char *sub, const char *bad)
+{
+	char *p = bkp_path(r, "%s/%.*s", sub, 2 * BKP_DIGEST, bad);
+	bool there = p && access(p, F_OK) == 0;
+
+	free(p);
+	return there;
+}
+
 static int sweep_dir(struct bkp_repo *r, int i, struct timespec cutoff,
 		     const struct bkp_gc_opts *o, uint8_t (*ref)[BKP_DIGEST],
 		     size_t nref, struct bkp_gc_result *res, struct bdev_err *e)
@@ -394,15 +404,23 @@ static int sweep_dir(struct bkp_repo *r, int i, struct timespec cutoff,
 	dir = bkp_path(r, "%s", sub);
 	d = dir ? opendir(dir) : NULL;
 	for (struct dirent *de; d && (de = readdir(d)); ) {
+		char hex[2 * BKP_DIGEST + 1], *p;
 		uint8_t dg[BKP_DIGEST];
 		struct stat st;
-		char *p;
+		bool bad;
 
-		if (strncmp(de->d_name, pre, 2) ||
-		    bkp_unhex(de->d_name, dg, BKP_DIGEST))
+		/* HEX, or HEX.bad: quarantined by verify, kept as evidence
+		 * while a backup references HEX and no good copy came back. */
+		snprintf(hex, sizeof(hex), "%.*s", 2 * BKP_DIGEST, de->d_name);
+		bad = strlen(de->d_name) == 2 * BKP_DIGEST + 4 &&
+		      !strcmp(de->d_name + 2 * BKP_DIGEST, ".bad");
+		if (strncmp(de->d_name, pre, 2) || bkp_unhex(hex, dg, BKP_DIGEST) ||
+		    (!bad && de->d_name[2 * BKP_DIGEST]))
 			continue;
-		res->chunks++;
-		if (nref && bsearch(dg, ref, nref, BKP_DIGEST, bkp_digest_cmp))
+		if (!bad)
+			res->chunks++;
+		if (nref && bsearch(dg, ref, nref, BKP_DIGEST, bkp_digest_cmp) &&
+		    (!bad || !good_copy(r, sub, de->d_name)))
 			continue;
 		p = bkp_path(r, "%s/%s", sub, de->d_name);
 		if (!p || stat(p, &st) < 0) {
