@@ -175,6 +175,7 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 		  struct bdev_err *e)
 {
 	char path[PATH_MAX], *tmp;
+	bool damaged;
 	size_t n;
 	int fd, r;
 
@@ -189,8 +190,7 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 	unlock(s);
 	if (r == 0)
 		return 0;
-	if (r == -EBADMSG)
-		s->replaced++;
+	damaged = r == -EBADMSG;
 	n = bkp_chunk_encode(data, len, s->enc, s->enccap);
 	if (!n)
 		return bdev_err_set(e, EINVAL, "chunk of %zu bytes cannot be encoded",
@@ -214,9 +214,11 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 		/* Under the lock, like a touch (its mtime is after the
 		 * cutoff of any gc anyway).
 		 * Two threads of one backup can store the same new chunk at
-		 * once: the second finds it there (EEXIST) and adds nothing. */
+		 * once: the second finds it there (EEXIST) and adds nothing.
+		 * A damaged file is replaced (rename swaps it atomically). */
 		lock_sh(s);
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
+		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path,
+			      damaged ? 0 : RENAME_NOREPLACE) < 0)
 			r = -errno;
 		unlock(s);
 		if (r == -EEXIST) {
@@ -230,6 +232,7 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 		bdev_err_set(e, r, "%s: cannot store chunk: %s", path, strerror(-r));
 	} else {
 		*added = n;
+		s->replaced += damaged;
 	}
 	free(tmp);
 	return r;
