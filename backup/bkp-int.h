@@ -75,13 +75,20 @@ struct bkp_store {
 	int lockfd;           /* chunks.lock, held shared around each insert */
 	uint8_t *enc;         /* encode buffer */
 	size_t enccap;
+	uint8_t *chk;         /* an existing chunk file read back (enccap) */
+	uint8_t *dec;         /* its content, inflated (chunk size) */
+	bool deep;            /* also inflate compressed files to compare */
+	uint64_t replaced;    /* damaged files bkp_store_put replaced */
 };
 int bkp_store_init(struct bkp_store *s, struct bkp_repo *r,
 		   struct bdev_err *e);
 void bkp_store_fini(struct bkp_store *s);
-/* Make sure chunk d (content data) is in the repository: an intact
- * existing file is touched (mtime now, for gc), else it is written.
- * *added is the file size when this call stored it, else 0. */
+/* Make sure chunk d (content data) is in the repository: an existing
+ * file proven to hold data (header, size, payload CRC; a stored payload
+ * compared; a compressed one inflated and compared when s->deep) is
+ * touched (mtime now, for gc), else it is written, replacing a damaged one
+ * (counted in s->replaced).  *added is the file size when this call
+ * stored it, else 0. */
 int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 		  const void *data, size_t len, uint64_t *added,
 		  struct bdev_err *e);
@@ -91,8 +98,16 @@ int bkp_store_touch(struct bkp_store *s, const uint8_t d[BKP_DIGEST]);
  * chunks a concurrent one stored): syncfs() of the repository. */
 int bkp_sync_repo(struct bkp_repo *r, struct bdev_err *e);
 
+/* Move damaged chunk d aside to chunks/XX/HEX.bad, so that the next
+ * backup having its data stores it again (as Proxmox Backup Server does),
+ * holding chunks.lock exclusively after checking that it is still
+ * damaged (a backup may have stored a good copy since).  1 moved, 0 not
+ * damaged (any more) or missing, -errno with e filled. */
+int bkp_chunk_quarantine(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
+			 struct bdev_err *e);
 /* Read and decode chunk d into dst (cap), checking its digest.  Returns
- * the length, -ENOENT (missing) or -EBADMSG (damaged); why filled.
+ * the length, -ENOENT (missing; why says when it was quarantined) or
+ * -EBADMSG (damaged); why filled.
  * filebuf (bkp_chunk_bound(cap) bytes) is scratch; *stored gets the file
  * size when not NULL. */
 ssize_t bkp_chunk_load(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
@@ -143,9 +158,6 @@ void bkp_writer_unregister(struct bkp_repo *r, const char *id, int fd);
 
 /* Time of the coarse clock file timestamps are taken from. */
 struct timespec bkp_now_coarse(void);
-/* Wait until the coarse clock is past t, so that a later change of a file
- * gets a later timestamp than t (at most one clock tick). */
-void bkp_settle(struct timespec t);
 int bkp_ts_cmp(struct timespec a, struct timespec b);
 
 /* Worker threads when the caller does not say: 2 per CPU, 4 to 64. */

@@ -68,6 +68,7 @@ struct bkp_info {
 	uint64_t chunks_zero;     /* all-zero chunks (never stored) */
 	uint64_t chunks_read;     /* chunks read from the source */
 	uint64_t chunks_new;      /* chunk files this backup added */
+	uint64_t chunks_replaced; /* damaged chunk files it stored again */
 	uint64_t bytes_read;
 	uint64_t bytes_new;       /* uncompressed bytes of the new chunks */
 	uint64_t bytes_stored;    /* bytes of the chunk files it added */
@@ -82,9 +83,20 @@ struct bkp_info {
 char *bkp_info_json(const struct bkp_info *b);
 
 /* All readable backups, oldest first (*out malloc'd, free() it).  A
- * manifest that cannot be read is skipped here; bkp_verify names it. */
+ * manifest that cannot be read is skipped here; bkp_list_damaged and
+ * bkp_verify name it. */
 int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
 	     struct bdev_err *e);
+
+/* A backup whose manifest exists but cannot be read. */
+struct bkp_damaged {
+	char id[BKP_ID_MAX];
+	char why[256];            /* "manifest damaged: ..." */
+};
+/* The backups bkp_list leaves out because their manifest is damaged, by
+ * ID (oldest first); *out malloc'd. */
+int bkp_list_damaged(struct bkp_repo *r, struct bkp_damaged **out, size_t *n,
+		     struct bdev_err *e);
 /* One backup; id "latest" is the newest. */
 int bkp_show(struct bkp_repo *r, const char *id, struct bkp_info *out,
 	     struct bdev_err *e);
@@ -96,7 +108,8 @@ typedef void (*bkp_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
 struct bkp_create_opts {
 	const char *source;       /* path of src: recorded; SOURCE.ctk beside it */
-	bool full;                /* read everything even with valid tracking */
+	bool full;                /* read everything even with valid tracking,
+				   * and inflate existing chunks to compare */
 	bool no_track;            /* do not create or use SOURCE.ctk */
 	int threads;              /* 0: two per online CPU (at least 4) */
 	bkp_progress_fn progress; /* called from the calling thread */
@@ -137,15 +150,40 @@ typedef void (*bkp_report_fn)(void *opaque, const char *msg);
 struct bkp_verify_result {
 	uint64_t backups, backups_damaged;
 	uint64_t chunks, chunks_damaged;   /* chunk files checked / bad or missing */
+	uint64_t chunks_quarantined;       /* damaged files moved to HEX.bad */
 	uint64_t bytes;                    /* stored bytes read */
 };
 
 /* Check backup id (NULL: every backup and every chunk file): manifests,
- * index checksums, and each chunk re-hashed.  Returns 0 when it ran (res
- * tells what it found), -errno when it could not. */
+ * index checksums, and each chunk re-hashed.  A damaged chunk file is
+ * renamed chunks/XX/HEX.bad (quarantined) so that the next backup having
+ * its data stores it again.  Returns 0 when it ran (res tells what it
+ * found), -errno when it could not. */
 int bkp_verify(struct bkp_repo *r, const char *id, int threads,
 	       bkp_report_fn report, void *opaque,
 	       struct bkp_verify_result *res, struct bdev_err *e);
+
+/* ---- repair ---- */
+
+struct bkp_repair_result {
+	struct bkp_verify_result verify;   /* the verify pass that comes first */
+	uint64_t chunks_needed;            /* referenced, missing or quarantined */
+	uint64_t chunks_restored;          /* stored again from a source */
+	uint64_t backups_repaired;         /* were damaged, are complete now */
+	uint64_t backups_lost;             /* stay damaged */
+};
+
+/* Verify the whole repository (quarantining damaged chunks, reported like
+ * bkp_verify), then read each source disk in src[0..nsrc) at the
+ * repository's chunk boundaries (and at the shorter last chunk of each
+ * damaged backup's disk size), hash, and store again every chunk a backup
+ * needs and lacks.  Reports "chunk HEX: stored again from NAME at offset
+ * N", then for each backup that was damaged "backup ID: repaired" or
+ * "backup ID: stays damaged: ...".  0 when it ran (res says what it did),
+ * -errno when it could not. */
+int bkp_repair(struct bkp_repo *r, struct bdev *const *src, size_t nsrc,
+	       int threads, bkp_report_fn report, void *opaque,
+	       struct bkp_repair_result *res, struct bdev_err *e);
 
 /* ---- prune, forget, gc ---- */
 

@@ -4,8 +4,15 @@
  * Incremental: when SOURCE.ctk is valid and the repository holds a backup
  * of the same tracking generation, only chunks written since that backup
  * are read; the others take its digests (their files are touched, and a
- * chunk gone meanwhile is read again).  Otherwise every chunk is read,
- * except ranges the disk reports as zero (block status).
+ * chunk gone meanwhile, or quarantined by verify, is read again).
+ * Otherwise every chunk is read, except ranges the disk reports as zero
+ * (block status).
+ *
+ * A chunk read from the source is never deduplicated against a stored
+ * file on the strength of its name: the file must prove it holds the data
+ * (bkp_store_put; --full also inflates compressed files), and a damaged
+ * one is replaced.  So a rotten chunk cannot poison a backup that has the
+ * data at hand.
  *
  * gc safety: the backup registers itself (writers/ID) before it touches or
  * stores any chunk, and every chunk it references is touched or stored
@@ -34,7 +41,8 @@ struct cjob {
 	/* atomics */
 	uint64_t next, done_bytes;
 	uint64_t chunks_read, chunks_new, chunks_zero;
-	uint64_t bytes_read, bytes_new, bytes_stored;
+	uint64_t bytes_read, bytes_new, bytes_stored, chunks_replaced;
+	bool deep;                    /* --full: inflate existing chunks to compare */
 	bool stop;
 	/* guarded by lock */
 	pthread_mutex_t lock;
@@ -141,6 +149,7 @@ static void *worker(void *arg)
 	int r = buf ? bkp_store_init(&st, j->r, &e)
 		    : bdev_err_set(&e, ENOMEM, "out of memory");
 
+	st.deep = j->deep;
 	while (!r && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
 		uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
 
@@ -151,6 +160,7 @@ static void *worker(void *arg)
 	}
 	if (r)
 		job_fail(j, r, e.msg);
+	add(&j->chunks_replaced, st.replaced);
 	bkp_store_fini(&st);
 	free(buf);
 	pthread_mutex_lock(&j->lock);
@@ -333,6 +343,7 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 
 	j->r = r;
 	j->src = src;
+	j->deep = o->full;
 	j->size = src->size;
 	j->cs = r->chunk_size;
 	j->n = j->size / j->cs + (j->size % j->cs != 0);
@@ -380,6 +391,7 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	b->chunks_zero = j->chunks_zero;
 	b->chunks_read = j->chunks_read;
 	b->chunks_new = j->chunks_new;
+	b->chunks_replaced = j->chunks_replaced;
 	b->bytes_read = j->bytes_read;
 	b->bytes_new = j->bytes_new;
 	b->bytes_stored = j->bytes_stored;

@@ -151,13 +151,15 @@ char *bkp_info_json(const struct bkp_info *b)
 		b->incremental ? "incremental" : "full");
 	util_json_str(f, b->reason);
 	fprintf(f, ", \"chunk-size\": %u, \"chunks\": %llu, \"chunks-zero\": %llu, "
-		"\"chunks-read\": %llu, \"chunks-new\": %llu, \"bytes-read\": %llu, "
+		"\"chunks-read\": %llu, \"chunks-new\": %llu, "
+		"\"chunks-replaced\": %llu, \"bytes-read\": %llu, "
 		"\"bytes-new\": %llu, \"bytes-stored\": %llu, \"seconds\": %.3f, "
 		"\"index-sha256\": \"%s\", \"change-tracking\": ",
 		b->chunk_size, (unsigned long long)b->chunks,
 		(unsigned long long)b->chunks_zero,
 		(unsigned long long)b->chunks_read,
 		(unsigned long long)b->chunks_new,
+		(unsigned long long)b->chunks_replaced,
 		(unsigned long long)b->bytes_read,
 		(unsigned long long)b->bytes_new,
 		(unsigned long long)b->bytes_stored, b->seconds,
@@ -269,6 +271,9 @@ static int parse_manifest(const struct bkp_json *j, struct bkp_info *b,
 		 !get_u64(j, "bytes-new", &b->bytes_new) ||
 		 !get_u64(j, "bytes-stored", &b->bytes_stored))
 		bad = "counters";
+	else if (bkp_json_get(j, "chunks-replaced") &&   /* optional */
+		 !get_u64(j, "chunks-replaced", &b->chunks_replaced))
+		bad = "chunks-replaced";
 	else if (!(v = bkp_json_get(j, "seconds")) || v->type != BKP_J_NUM)
 		bad = "seconds";
 	else if ((b->seconds = v->num),
@@ -363,6 +368,39 @@ int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
 			k++;
 	bkp_ids_free(ids, cnt);
 	qsort(v, k, sizeof(*v), cmp_info);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int bkp_list_damaged(struct bkp_repo *r, struct bkp_damaged **out, size_t *n,
+		     struct bdev_err *e)
+{
+	struct bkp_damaged *v;
+	struct bkp_info b;
+	char **ids;
+	size_t cnt, k = 0;
+	int rc = bkp_ids(r, false, &ids, &cnt, e);
+
+	if (rc)
+		return rc;
+	v = calloc(cnt ? cnt : 1, sizeof(*v));
+	if (!v) {
+		bkp_ids_free(ids, cnt);
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		rc = bkp_manifest_read(r, ids[i], &b, v[k].why, sizeof(v[k].why));
+		if (rc == -ENOMEM) {
+			free(v);
+			bkp_ids_free(ids, cnt);
+			return bdev_err_set(e, ENOMEM, "out of memory");
+		}
+		/* -ENOENT: removed meanwhile (prune), not damaged. */
+		if (rc && rc != -ENOENT)
+			snprintf(v[k++].id, sizeof(v->id), "%s", ids[i]);
+	}
+	bkp_ids_free(ids, cnt);
 	*out = v;
 	*n = k;
 	return 0;

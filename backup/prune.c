@@ -375,6 +375,16 @@ static void sweep_tmp(struct bkp_repo *r, const char *sub,
 	free(dir);
 }
 
+/* Whether the chunk file of quarantined NAME.bad (in folder sub) is back. */
+static bool good_copy(struct bkp_repo *r, const char *sub, const char *bad)
+{
+	char *p = bkp_path(r, "%s/%.*s", sub, 2 * BKP_DIGEST, bad);
+	bool there = p && access(p, F_OK) == 0;
+
+	free(p);
+	return there;
+}
+
 static int sweep_dir(struct bkp_repo *r, int i, struct timespec cutoff,
 		     const struct bkp_gc_opts *o, uint8_t (*ref)[BKP_DIGEST],
 		     size_t nref, struct bkp_gc_result *res, struct bdev_err *e)
@@ -394,15 +404,23 @@ static int sweep_dir(struct bkp_repo *r, int i, struct timespec cutoff,
 	dir = bkp_path(r, "%s", sub);
 	d = dir ? opendir(dir) : NULL;
 	for (struct dirent *de; d && (de = readdir(d)); ) {
+		char hex[2 * BKP_DIGEST + 1], *p;
 		uint8_t dg[BKP_DIGEST];
 		struct stat st;
-		char *p;
+		bool bad;
 
-		if (strncmp(de->d_name, pre, 2) ||
-		    bkp_unhex(de->d_name, dg, BKP_DIGEST))
+		/* HEX, or HEX.bad: quarantined by verify, kept as evidence
+		 * while a backup references HEX and no good copy came back. */
+		snprintf(hex, sizeof(hex), "%.*s", 2 * BKP_DIGEST, de->d_name);
+		bad = strlen(de->d_name) == 2 * BKP_DIGEST + 4 &&
+		      !strcmp(de->d_name + 2 * BKP_DIGEST, ".bad");
+		if (strncmp(de->d_name, pre, 2) || bkp_unhex(hex, dg, BKP_DIGEST) ||
+		    (!bad && de->d_name[2 * BKP_DIGEST]))
 			continue;
-		res->chunks++;
-		if (nref && bsearch(dg, ref, nref, BKP_DIGEST, bkp_digest_cmp))
+		if (!bad)
+			res->chunks++;
+		if (nref && bsearch(dg, ref, nref, BKP_DIGEST, bkp_digest_cmp) &&
+		    (!bad || !good_copy(r, sub, de->d_name)))
 			continue;
 		p = bkp_path(r, "%s/%s", sub, de->d_name);
 		if (!p || stat(p, &st) < 0) {
@@ -433,6 +451,41 @@ static int sweep_dir(struct bkp_repo *r, int i, struct timespec cutoff,
 	return 0;
 }
 
+/* The sweep compares file mtimes with the cutoff, and filesystems
+ * truncate mtimes to their granularity (1 s on ext3, ext4 with 128-byte
+ * inodes and some NFS servers, 2 s on FAT): a chunk touched after the
+ * cutoff can carry an mtime up to one granule before it.  So the cutoff
+ * is lowered by the granularity of the repository's filesystem, found by
+ * stamping the file fd (the repository lock) with the current time: no
+ * nanoseconds means whole seconds (2 s assumed, FAT's), else the largest
+ * power of ten dividing them. */
+static struct timespec mtime_granularity(int fd)
+{
+	struct timespec g = { 2, 0 };
+	struct stat st;
+	long ns;
+
+	if (futimens(fd, NULL) < 0 || fstat(fd, &st) < 0 ||
+	    !st.st_mtim.tv_nsec)
+		return g;
+	g.tv_sec = 0;
+	g.tv_nsec = 1;
+	for (ns = st.st_mtim.tv_nsec; ns % 10 == 0; ns /= 10)
+		g.tv_nsec *= 10;
+	return g;
+}
+
+static struct timespec ts_sub(struct timespec a, struct timespec b)
+{
+	a.tv_sec -= b.tv_sec;
+	a.tv_nsec -= b.tv_nsec;
+	if (a.tv_nsec < 0) {
+		a.tv_nsec += 1000000000;
+		a.tv_sec--;
+	}
+	return a;
+}
+
 int bkp_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 	   struct bkp_gc_result *res, struct bdev_err *e)
 {
@@ -451,6 +504,7 @@ int bkp_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 	if (rc)
 		goto out;
 	cutoff.tv_sec -= (time_t)grace;
+	cutoff = ts_sub(cutoff, mtime_granularity(fd));
 	rc = mark(r, cutoff, o->dry_run, &ref, &nref, e);
 	if (rc)
 		goto out;

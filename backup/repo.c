@@ -57,18 +57,6 @@ int bkp_ts_cmp(struct timespec a, struct timespec b)
 	return 0;
 }
 
-void bkp_settle(struct timespec t)
-{
-	/* File timestamps come from the coarse clock (or a finer one that
-	 * is never behind it); once it has passed t, any later change gets
-	 * a timestamp after t.  One tick is a few milliseconds. */
-	for (int i = 0; i < 1000 && bkp_ts_cmp(bkp_now_coarse(), t) <= 0; i++) {
-		struct timespec d = { 0, 1000000 };
-
-		nanosleep(&d, NULL);
-	}
-}
-
 int bkp_default_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);

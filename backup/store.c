@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "common/util.h"
 
@@ -50,7 +51,9 @@ int bkp_store_init(struct bkp_store *s, struct bkp_repo *r,
 	free(p);
 	s->enccap = bkp_chunk_bound(r->chunk_size);
 	s->enc = malloc(s->enccap);
-	if (!s->enc) {
+	s->chk = malloc(s->enccap);
+	s->dec = malloc(r->chunk_size);
+	if (!s->enc || !s->chk || !s->dec) {
 		bkp_store_fini(s);
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	}
@@ -63,7 +66,9 @@ void bkp_store_fini(struct bkp_store *s)
 		close(s->lockfd);
 	s->lockfd = -1;
 	free(s->enc);
-	s->enc = NULL;
+	free(s->chk);
+	free(s->dec);
+	s->enc = s->chk = s->dec = NULL;
 }
 
 static void lock_sh(struct bkp_store *s)
@@ -118,22 +123,78 @@ int bkp_store_touch(struct bkp_store *s, const uint8_t d[BKP_DIGEST])
 	return r;
 }
 
+/* With chunks.lock held: whether the existing file at path holds
+ * exactly data (len bytes), proven rather than assumed from its header:
+ * header, file size, content length and payload CRC; a stored payload is
+ * compared with data byte for byte; a compressed one is inflated and
+ * compared when s->deep.  A proven file is touched (gc).  0 proven,
+ * -ENOENT missing, -EBADMSG damaged or different. */
+static int prove_locked(struct bkp_store *s, const char *path,
+			const void *data, size_t len)
+{
+	const uint8_t *h = s->chk;
+	char why[128];
+	struct stat st;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -EBADMSG;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > s->enccap ||
+	    (uint64_t)st.st_size < BKP_CHUNK_HDR) {
+		r = -EBADMSG;
+		goto out;
+	}
+	r = util_pread_full(fd, s->chk, (size_t)st.st_size, 0, false);
+	if (!r)
+		r = bkp_chunk_check_hdr(h, (uint64_t)st.st_size, why, sizeof(why));
+	if (r || util_get_le32(h + 8) != len ||
+	    util_get_le32(h + 16) != (uint32_t)crc32(0, h + BKP_CHUNK_HDR,
+						     util_get_le32(h + 12))) {
+		r = -EBADMSG;
+		goto out;
+	}
+	if (h[5] == BKP_METHOD_STORED) {
+		if (memcmp(h + BKP_CHUNK_HDR, data, len))
+			r = -EBADMSG;
+	} else if (s->deep) {
+		if (bkp_chunk_decode(h, (size_t)st.st_size, s->dec,
+				     s->r->chunk_size, why, sizeof(why)) != (ssize_t)len ||
+		    memcmp(s->dec, data, len))
+			r = -EBADMSG;
+	}
+	if (!r && futimens(fd, NULL) < 0)
+		r = -EBADMSG;
+out:
+	close(fd);
+	return r;
+}
+
 int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 		  const void *data, size_t len, uint64_t *added,
 		  struct bdev_err *e)
 {
 	char path[PATH_MAX], *tmp;
+	bool damaged;
 	size_t n;
 	int fd, r;
 
 	*added = 0;
-	if (bkp_store_touch(s, d) == 0)
+	bkp_chunk_path(s->r, d, path, sizeof(path));
+	/* An existing file is reused only when proven to hold data: one
+	 * whose payload rotted would otherwise be referenced by every later
+	 * backup of the same data.  A damaged one is replaced below (the
+	 * rename swaps it atomically; readers see the old or the new). */
+	lock_sh(s);
+	r = prove_locked(s, path, data, len);
+	unlock(s);
+	if (r == 0)
 		return 0;
+	damaged = r == -EBADMSG;
 	n = bkp_chunk_encode(data, len, s->enc, s->enccap);
 	if (!n)
 		return bdev_err_set(e, EINVAL, "chunk of %zu bytes cannot be encoded",
 				    len);
-	bkp_chunk_path(s->r, d, path, sizeof(path));
 	tmp = util_tmpname(path);
 	if (!tmp)
 		return bdev_err_set(e, ENOMEM, "out of memory");
@@ -153,9 +214,11 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 		/* Under the lock, like a touch (its mtime is after the
 		 * cutoff of any gc anyway).
 		 * Two threads of one backup can store the same new chunk at
-		 * once: the second finds it there (EEXIST) and adds nothing. */
+		 * once: the second finds it there (EEXIST) and adds nothing.
+		 * A damaged file is replaced (rename swaps it atomically). */
 		lock_sh(s);
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
+		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path,
+			      damaged ? 0 : RENAME_NOREPLACE) < 0)
 			r = -errno;
 		unlock(s);
 		if (r == -EEXIST) {
@@ -169,6 +232,7 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 		bdev_err_set(e, r, "%s: cannot store chunk: %s", path, strerror(-r));
 	} else {
 		*added = n;
+		s->replaced += damaged;
 	}
 	free(tmp);
 	return r;
@@ -201,6 +265,14 @@ ssize_t bkp_chunk_load(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = errno;
+		if (rc == ENOENT && strlen(path) + 5 < sizeof(path)) {
+			strcat(path, ".bad");
+			if (access(path, F_OK) == 0) {
+				snprintf(why, wl, "damaged, quarantined as %s (run backup repair, or back up the data again)",
+					 util_basename(path));
+				return -ENOENT;
+			}
+		}
 		snprintf(why, wl, "%s", rc == ENOENT ? "missing from the repository"
 			 : strerror(rc));
 		return rc == ENOENT ? -ENOENT : -EBADMSG;
@@ -233,4 +305,44 @@ ssize_t bkp_chunk_load(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
 		return -EBADMSG;
 	}
 	return n;
+}
+
+int bkp_chunk_quarantine(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
+			 struct bdev_err *e)
+{
+	char path[PATH_MAX], bad[PATH_MAX + 8], why[200];
+	uint8_t *buf = malloc(r->chunk_size);
+	uint8_t *fbuf = malloc(bkp_chunk_bound(r->chunk_size));
+	ssize_t n;
+	int fd, rc = 0;
+
+	if (!buf || !fbuf) {
+		free(buf);
+		free(fbuf);
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	}
+	fd = bkp_lock(r, "chunks.lock", true, e);
+	if (fd < 0) {
+		free(buf);
+		free(fbuf);
+		return fd;
+	}
+	/* Exclusive: no backup proves, touches or stores a chunk meanwhile.
+	 * Check again: one may have replaced it with a good copy since it was
+	 * found damaged. */
+	n = bkp_chunk_load(r, d, buf, r->chunk_size, fbuf, NULL, why,
+			   sizeof(why));
+	if (n == -EBADMSG) {
+		bkp_chunk_path(r, d, path, sizeof(path));
+		snprintf(bad, sizeof(bad), "%s.bad", path);
+		if (rename(path, bad) < 0)
+			rc = bdev_err_set(e, errno, "%s: cannot quarantine: %s", path,
+					  strerror(errno));
+		else
+			rc = 1;
+	}
+	close(fd);
+	free(buf);
+	free(fbuf);
+	return rc;
 }

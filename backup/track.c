@@ -11,8 +11,10 @@
  * disk size and a random generation id.  A writer marks it "open" (durably)
  * before its first write and "clean" with the layers' new state when it
  * finishes; a file left "open" (crash), a layer whose state differs (a
- * foreign tool wrote it: ctime cannot be set back), or a "stale" flag (a
- * second writer that could not take the lock) make it invalid.  An invalid
+ * foreign tool wrote it: ctime cannot be set back), a record whose
+ * timestamps are not proven distinguishable from a later write ("racy",
+ * below), or a "stale" flag (a second writer that could not take the lock)
+ * make it invalid.  An invalid
  * file is reset to a new generation, so no earlier backup can serve as the
  * base of an incremental.
  *
@@ -62,6 +64,10 @@ struct ctk {
 	uint32_t state, granule, epoch, nlayers, stale;
 	uint64_t vsize, nmarks;
 	uint8_t gen[16];
+	/* When the layer records were proven (ctk_prove), on the tracking
+	 * file's own filesystem clock (its mtime) and on the system clock;
+	 * zero: not proven. */
+	struct timespec proof_fs, proof_clock;
 	struct layer_id layer[CTK_MAX_LAYERS];
 	uint32_t *marks;
 };
@@ -109,6 +115,10 @@ static void encode_hdr(const struct ctk *c, uint8_t *h)
 	util_put_le32(h + 52, c->nlayers);
 	put_le64(h + 56, c->nmarks);
 	util_put_le32(h + 64, marks_crc(c));
+	put_le64(h + 68, (uint64_t)c->proof_fs.tv_sec);
+	util_put_le32(h + 76, (uint32_t)c->proof_fs.tv_nsec);
+	put_le64(h + 80, (uint64_t)c->proof_clock.tv_sec);
+	util_put_le32(h + 88, (uint32_t)c->proof_clock.tv_nsec);
 	for (uint32_t i = 0; i < c->nlayers; i++) {
 		uint8_t *l = h + CTK_LAYERS_OFF + i * CTK_LAYER_SIZE;
 		const struct layer_id *x = &c->layer[i];
@@ -152,6 +162,15 @@ static int ctk_read(int fd, struct ctk *c, char *why, size_t wl)
 	c->nlayers = util_get_le32(h + 52);
 	c->nmarks = get_le64(h + 56);
 	c->stale = util_get_le32(h + CTK_STALE_OFF);
+	c->proof_fs.tv_sec = (time_t)get_le64(h + 68);
+	c->proof_fs.tv_nsec = util_get_le32(h + 76);
+	c->proof_clock.tv_sec = (time_t)get_le64(h + 80);
+	c->proof_clock.tv_nsec = util_get_le32(h + 88);
+	if (c->proof_fs.tv_nsec >= 1000000000 ||
+	    c->proof_clock.tv_nsec >= 1000000000) {
+		snprintf(why, wl, "tracking file header has bad fields");
+		return -EBADMSG;
+	}
 	if (!util_is_pow2(c->granule) || c->granule < 4096 ||
 	    c->nlayers < 1 || c->nlayers > CTK_MAX_LAYERS ||
 	    c->nmarks > CTK_MAX_MARKS ||
@@ -343,9 +362,101 @@ static struct timespec latest_change(const struct layer_id *x, uint32_t n)
 	return t;
 }
 
-/* Whether c describes the disk now (ids, n layers, size vsize). */
+/* ---- racy timestamps ----
+ *
+ * A layer record (size, mtime, ctime) proves the file unchanged only if
+ * any later write would give it a different timestamp.  The kernel
+ * truncates timestamps to the filesystem's granularity (1 s on ext3, ext4
+ * with 128-byte inodes, some NFS servers; 2 s on FAT), so a write in the
+ * same second as the record would leave mtime and ctime exactly as
+ * recorded.  Git calls such index entries "racy".  Rule: a record is
+ * trusted only when it was proven, after it was taken, that the clock the
+ * file's timestamps come from had moved past them:
+ *  - a layer on the tracking file's filesystem (the usual case: the
+ *    leaf, and parents in the same folder): its latest timestamp must be
+ *    strictly before the tracking file's own mtime read after writing the
+ *    record (the filesystem's clock at its own granularity; on NFS the
+ *    server's clock, so client clock skew does not matter);
+ *  - a layer on another filesystem: before the system clock at that
+ *    moment, less 2 s (the coarsest granularity, FAT's) when the
+ *    timestamps have no nanoseconds.
+ * The proof is recorded in the header; a record without it (a crash
+ * before it was written, files of older versions) is invalid. */
+
+/* Whether layer x's record was proven by c's proof times; ctk_dev is the
+ * device of the tracking file. */
+static bool layer_proven(const struct ctk *c, const struct layer_id *x,
+			 uint64_t ctk_dev)
+{
+	struct timespec last = latest_change(x, 1);
+
+	if (x->dev == ctk_dev)
+		return c->proof_fs.tv_sec > 0 && bkp_ts_cmp(last, c->proof_fs) < 0;
+	if (!x->mtime_nsec && !x->ctime_nsec)
+		last.tv_sec += 2;
+	return c->proof_clock.tv_sec > 0 && bkp_ts_cmp(last, c->proof_clock) < 0;
+}
+
+/* Device of the open file fd (0 if unknown: then no layer matches and
+ * the stricter clock rule applies). */
+static uint64_t fd_dev(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_dev : 0;
+}
+
+static bool layers_proven(const struct ctk *c, uint64_t ctk_dev)
+{
+	for (uint32_t i = 0; i < c->nlayers; i++)
+		if (!layer_proven(c, &c->layer[i], ctk_dev))
+			return false;
+	return true;
+}
+
+/* Prove the layer records of c (already written to fd, durably): rewrite
+ * the header, which sets the tracking file's mtime to the filesystem's
+ * "now", until that is past every recorded timestamp; then record the
+ * proof.  Waits at most a few seconds (one second on a filesystem with
+ * 1-second timestamps, a clock tick otherwise).  When it cannot prove
+ * them (timestamps in the future) the record stays unproven, hence
+ * invalid: the next backup reads everything.  The proof itself is not
+ * made durable: losing it only costs a full backup. */
+static int ctk_prove(int fd, struct ctk *c)
+{
+	static const struct timespec zero = { 0, 0 };
+	uint8_t h[CTK_HDR];
+	struct stat st;
+
+	for (int i = 0; i < 500; i++) {
+		struct timespec clk = bkp_now_coarse(), pause = { 0, 10000000 };
+
+		c->proof_fs = c->proof_clock = zero;
+		int r;
+
+		encode_hdr(c, h);
+		r = util_pwrite_full(fd, h, CTK_STALE_OFF, 0);
+		if (r)
+			return r;
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		c->proof_fs = st.st_mtim;
+		c->proof_clock = clk;
+		if (layers_proven(c, (uint64_t)st.st_dev)) {
+			encode_hdr(c, h);
+			return util_pwrite_full(fd, h, CTK_STALE_OFF, 0);
+		}
+		nanosleep(&pause, NULL);
+	}
+	c->proof_fs = c->proof_clock = zero;
+	return 0;
+}
+
+/* Whether c describes the disk now (ids, n layers, size vsize); ctk_dev
+ * is the tracking file's device. */
 static bool ctk_valid(const struct ctk *c, const struct layer_id *ids,
-		      uint32_t n, uint64_t vsize, char *why, size_t wl)
+		      uint32_t n, uint64_t vsize, uint64_t ctk_dev,
+		      char *why, size_t wl)
 {
 	if (c->state == ST_OPEN) {
 		snprintf(why, wl, "change tracking invalid: the last writer did not close it cleanly (crash, or still writing)");
@@ -368,7 +479,13 @@ static bool ctk_valid(const struct ctk *c, const struct layer_id *ids,
 			 n, c->nlayers);
 		return false;
 	}
-	return same_layers(c->layer, ids, n, why, wl);
+	if (!same_layers(c->layer, ids, n, why, wl))
+		return false;
+	if (!layers_proven(c, ctk_dev)) {
+		snprintf(why, wl, "change tracking invalid: the image's timestamps were recorded within the filesystem's timestamp resolution of a write, so a later write could not be told apart");
+		return false;
+	}
+	return true;
 }
 
 /* A new generation for disk size vsize: epoch 1, no marks. */
@@ -543,7 +660,8 @@ static struct bkp_track *track_open(struct bdev *b, const char *image_path,
 	r = ctk_read(fd, &t->c, why, sizeof(why));
 	if (r == -ENOMEM)
 		goto nomem;
-	if (r || !ctk_valid(&t->c, ids, n, b->size, why, sizeof(why))) {
+	if (r || !ctk_valid(&t->c, ids, n, b->size, fd_dev(fd), why,
+				 sizeof(why))) {
 		/* Start a new generation: no backup can be its base. */
 		r = ctk_reset(&t->c, b->size, ids, n, ST_OPEN);
 		if (r)
@@ -639,13 +757,16 @@ int bkp_track_close(struct bkp_track *t, struct bdev_err *e)
 	} else {
 		t->c.state = ST_INVALID;
 	}
+	/* Written unproven first: a crash before the proof leaves it
+	 * invalid. */
+	t->c.proof_fs.tv_sec = t->c.proof_clock.tv_sec = 0;
 	r = ctk_write(t->fd, &t->c, true, false);
+	/* Later writes by anyone must get a later timestamp than recorded. */
+	if (!r && t->c.state == ST_CLEAN)
+		r = ctk_prove(t->fd, &t->c);
 	if (r)
 		bdev_err_set(e, -r, "change-tracking file: cannot update: %s",
 			     strerror(-r));
-	/* Later writes by anyone must get a later timestamp than recorded. */
-	if (t->c.state == ST_CLEAN)
-		bkp_settle(latest_change(t->c.layer, t->c.nlayers));
 	close(t->fd);
 	free(t->c.marks);
 	free_paths(t->paths, t->c.nlayers);
@@ -715,23 +836,27 @@ struct bkp_ctk_session *bkp_ctk_begin(struct bdev *src, const char *path,
 	r = created ? -ENOENT : ctk_read(s->fd, &s->c, why, wl);
 	if (created)
 		snprintf(why, wl, "no change tracking yet (first backup of this image)");
-	if (!r && ctk_valid(&s->c, s->ids, s->n, src->size, why, wl) &&
+	if (!r && ctk_valid(&s->c, s->ids, s->n, src->size, fd_dev(s->fd),
+			    why, wl) &&
 	    s->c.epoch < UINT32_MAX - 1) {
 		*valid = true;
 		s->epoch_before = s->c.epoch;
 		s->c.epoch++;
 		r = ctk_write(s->fd, &s->c, false, false);
 	} else {
+		/* A new record of the layers: proven before the backup
+		 * reads, so that any write after that point shows. */
 		r = ctk_reset(&s->c, src->size, s->ids, s->n, ST_CLEAN);
 		if (!r)
 			r = ctk_write(s->fd, &s->c, true, true);
+		if (!r)
+			r = ctk_prove(s->fd, &s->c);
 	}
 	if (r) {
 		snprintf(why, wl, "cannot update %s: %s", s->ctk, strerror(-r));
 		*valid = false;
 		goto fail;
 	}
-	bkp_settle(latest_change(s->ids, s->n));
 	return s;
 fail:
 	bkp_ctk_abort(s);

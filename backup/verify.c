@@ -1,7 +1,10 @@
 /* bkp_verify: check manifests and index checksums, then re-read and
  * re-hash every chunk the selected backups reference (and, for the whole
  * repository, every chunk file), on all cores; name each damaged chunk and
- * each backup that references a damaged or missing one. */
+ * each backup that references a damaged or missing one.  A damaged chunk
+ * file is quarantined (renamed HEX.bad, as Proxmox Backup Server does):
+ * the next backup that reads that data stores it again, and a backup
+ * that reuses it from its parent reads it from the source again. */
 #include "bkp-int.h"
 
 #include <dirent.h>
@@ -17,6 +20,7 @@ struct vchunk {
 	uint8_t d[BKP_DIGEST];
 	bool referenced;         /* by a backup (else only found on disk) */
 	bool gone;               /* unreferenced and removed meanwhile (gc) */
+	bool damaged;            /* there but bad (not merely missing) */
 	char *why;               /* NULL: intact */
 };
 
@@ -57,6 +61,7 @@ static void *vworker(void *arg)
 			j->c[i].gone = true;    /* garbage a gc just removed */
 		else if (n < 0)
 			j->c[i].why = strdup(why);
+		j->c[i].damaged = n == -EBADMSG;
 	}
 	free(buf);
 	free(fbuf);
@@ -104,6 +109,7 @@ static int push(struct vchunk **v, size_t *n, size_t *cap, const uint8_t *d,
 	memcpy((*v)[*n].d, d, BKP_DIGEST);
 	(*v)[*n].referenced = referenced;
 	(*v)[*n].gone = false;
+	(*v)[*n].damaged = false;
 	(*v)[*n].why = NULL;
 	(*n)++;
 	return 0;
@@ -239,8 +245,20 @@ int bkp_verify(struct bkp_repo *r, const char *id, int threads,
 	for (size_t i = 0; i < u; i++) {
 		res->chunks += !c[i].gone;
 		if (c[i].why) {
+			struct bdev_err qe = { 0 };
+			int q = c[i].damaged ? bkp_chunk_quarantine(r, c[i].d, &qe) : 0;
+
 			bkp_hex(c[i].d, BKP_DIGEST, hex);
-			reportf(report, opaque, "chunk %s: %s", hex, c[i].why);
+			if (q == 1) {
+				reportf(report, opaque, "chunk %s: %s; quarantined as %s.bad",
+					hex, c[i].why, hex);
+				res->chunks_quarantined++;
+			} else if (q < 0) {
+				reportf(report, opaque, "chunk %s: %s; %s", hex, c[i].why,
+					qe.msg);
+			} else {
+				reportf(report, opaque, "chunk %s: %s", hex, c[i].why);
+			}
 			res->chunks_damaged++;
 		}
 	}

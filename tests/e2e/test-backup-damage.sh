@@ -3,8 +3,9 @@
 # one 8 MiB disk (1 MiB chunks): B1 the base, B2..B5 each with one chunk of
 # its own.  Then, one after the other: a bit flipped in B2's own chunk, B3's
 # chunk truncated, B4's chunk deleted, B5's index corrupted, a chunk all
-# backups share damaged, B1's manifest garbled.  After each step `verify`
-# must name exactly the damaged backups (and the chunk), restoring a
+# backups share damaged (then repaired from a copy of the disk), B1's
+# manifest garbled.  After each step `verify` must name exactly the
+# damaged backups (and the chunk, quarantined as HEX.bad), restoring a
 # damaged backup must fail with a clear message and leave no file, and an
 # undamaged one must still restore.
 set -u
@@ -74,14 +75,16 @@ c=$(chunk_of "$dir/ref2" 0)
 flip "$c" 5000
 check bitflip 2
 grep -q "^chunk $(basename "$c"): payload checksum mismatch" "$dir/verify" || fail "bitflip: chunk not named: $(cat "$dir/verify")"
-restore_fails bitflip 2 "chunk 0 (disk offset 0) $(basename "$c"): payload checksum mismatch"
+grep -q "^chunk $(basename "$c"): .*; quarantined as $(basename "$c").bad" "$dir/verify" || fail "bitflip: not quarantined"
+[ -e "$c.bad" ] && [ ! -e "$c" ] || fail "bitflip: $c not renamed .bad"
+restore_fails bitflip 2 "chunk 0 (disk offset 0) $(basename "$c"): damaged, quarantined as $(basename "$c").bad"
 
 # 2. B3's chunk truncated.
 c=$(chunk_of "$dir/ref3" 1)
 truncate -s 1000 "$c"
 check truncate 2 3
 grep -q "^chunk $(basename "$c"): file is 1000 bytes" "$dir/verify" || fail "truncate: chunk not named"
-restore_fails truncate 3 "chunk 1 (disk offset 1048576).*file is 1000 bytes"
+restore_fails truncate 3 "chunk 1 (disk offset 1048576).*quarantined"
 
 # 3. B4's chunk deleted.
 c=$(chunk_of "$dir/ref4" 2)
@@ -102,15 +105,21 @@ flip "$c" 30
 $T backup verify "$repo" >"$dir/verify" && fail "shared: verify passed"
 got=$(grep -c '^backup ' "$dir/verify")
 [ "$got" = 5 ] || fail "shared: $got backups named, want 5"
-restore_fails shared 1 "chunk 7 .*payload checksum mismatch"
-flip "$c" 30   # repair
+restore_fails shared 1 "chunk 7 .*quarantined"
+# repair from a copy of B1's disk: the shared chunk comes back, the others
+# (their data is in no source given) stay lost.
+$T backup repair "$repo" "$dir/ref1" >"$dir/repair" && fail "repair said every backup is whole"
+grep -q "^chunk $(basename "$c"): stored again from .*ref1 at offset $((7 * M))" "$dir/repair" || fail "repair: $(cat "$dir/repair")"
+grep -q "1 backups repaired, 4 stay damaged" "$dir/repair" || fail "repair summary: $(cat "$dir/repair")"
 check repaired 2 3 4 5
 
-# 6. B1's manifest garbled: named, skipped by list, restore says why.
+# 6. B1's manifest garbled: named, listed as damaged, restore says why.
 printf '{"format": 1, "id": ' >"$repo/backups/${B[1]}.json"
 check manifest 1 2 3 4 5
 grep -q "^backup ${B[1]}: manifest damaged" "$dir/verify" || fail "manifest: not named"
-[ "$($T backup list --json "$repo" | grep -c '"id"')" = 4 ] || fail "list shows a damaged manifest"
+$T backup list --json "$repo" >"$dir/list" 2>/dev/null && fail "list succeeded with a damaged manifest"
+[ "$(grep -c '"id"' "$dir/list")" = 5 ] || fail "list omits a damaged manifest"
+[ "$(grep -c '"damaged"' "$dir/list")" = 1 ] || fail "list does not mark the damaged manifest"
 restore_fails manifest 1 "manifest damaged"
 
 # gc refuses while an index is unreadable, and works once it is forgotten.

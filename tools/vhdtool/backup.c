@@ -5,6 +5,7 @@
  *   backup list [--json] REPO          backup show [--json] REPO ID
  *   backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID DEST
  *   backup verify REPO [ID]            backup forget REPO ID
+ *   backup repair REPO SOURCE...
  *   backup prune --keep-last N ... [--dry-run] REPO
  *   backup gc [--grace SECONDS] [--dry-run] REPO
  */
@@ -28,10 +29,11 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 		 "backup show [--json] REPO ID|latest\n"
 		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID|latest DEST\n"
 		 "backup verify REPO [ID|latest]\n"
+		 "backup repair REPO SOURCE...\n"
 		 "backup prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] REPO\n"
 		 "backup gc [--grace SECONDS] [--dry-run] REPO\n"
 		 "backup forget REPO ID",
-	.summary = "deduplicating backups of disks: create, list, restore, verify, prune, gc",
+	.summary = "deduplicating backups of disks: create, list, restore, verify, repair, prune, gc",
 	.run = run_backup)
 
 /* ---- shared helpers ---- */
@@ -198,6 +200,10 @@ static int cmd_create(int argc, char **argv)
 		(unsigned long long)b.chunks_new,
 		util_fmt_size(b.bytes_stored, s1, sizeof(s1)),
 		util_fmt_size(b.virtual_size, s2, sizeof(s2)), b.seconds);
+	if (b.chunks_replaced)
+		fprintf(stderr, "vhdtool: %s: %llu damaged chunk files of the repository were stored again from %s\n",
+			argv[optind], (unsigned long long)b.chunks_replaced,
+			argv[optind + 1]);
 	if (!strcmp(b.consistency, "inconsistent"))
 		fprintf(stderr, "vhdtool: warning: %s changed while it was read; the backup is not a point-in-time image\n",
 			argv[optind + 1]);
@@ -249,8 +255,9 @@ static int cmd_list(int argc, char **argv, bool show)
 	struct bdev_err e = { 0 };
 	struct bkp_repo *r;
 	struct bkp_info *v = NULL, one;
+	struct bkp_damaged *bad = NULL;
 	bool json = false;
-	size_t n = 0;
+	size_t n = 0, nbad = 0;
 	int c, rc;
 
 	optind = 1;
@@ -265,8 +272,11 @@ static int cmd_list(int argc, char **argv, bool show)
 	if (!r)
 		return 1;
 	rc = show ? bkp_show(r, argv[optind + 1], &one, &e) : bkp_list(r, &v, &n, &e);
+	if (!rc && !show)
+		rc = bkp_list_damaged(r, &bad, &nbad, &e);
 	bkp_close(r);
 	if (rc) {
+		free(v);
 		vt_err(NULL, "%s", e.msg);
 		return 1;
 	}
@@ -285,7 +295,15 @@ static int cmd_list(int argc, char **argv, bool show)
 			fputs(i ? ",\n " : "\n ", stdout);
 			print_json(&v[i]);
 		}
-		fputs(n ? "\n]\n" : "]\n", stdout);
+		/* Damaged ones: {"id": ..., "damaged": "why"}. */
+		for (size_t i = 0; i < nbad; i++) {
+			fputs(n + i ? ",\n {\"id\": " : "\n {\"id\": ", stdout);
+			util_json_str(stdout, bad[i].id);
+			fputs(", \"damaged\": ", stdout);
+			util_json_str(stdout, bad[i].why);
+			fputs("}", stdout);
+		}
+		fputs(n + nbad ? "\n]\n" : "]\n", stdout);
 	} else {
 		printf("%-25s  %-19s  %-11s  %10s  %7s  %10s  %s\n", "ID", "TIME (UTC)",
 		       "KIND", "SIZE", "READ", "STORED", "SOURCE");
@@ -300,9 +318,16 @@ static int cmd_list(int argc, char **argv, bool show)
 			       util_fmt_size(v[i].bytes_stored, s2, sizeof(s2)),
 			       v[i].source);
 		}
+		for (size_t i = 0; i < nbad; i++)
+			printf("%-25s  DAMAGED: %s\n", bad[i].id, bad[i].why);
 	}
+	/* Never silently fewer backups than there are. */
+	for (size_t i = 0; i < nbad; i++)
+		vt_err(NULL, "%s: backup %s: %s (see backup verify)",
+		       argv[optind], bad[i].id, bad[i].why);
 	free(v);
-	return 0;
+	free(bad);
+	return nbad ? 1 : 0;
 }
 
 /* ---- restore ---- */
@@ -386,6 +411,20 @@ static void print_line(void *opaque, const char *msg)
 	printf("%s\n", msg);
 }
 
+static void print_verify_summary(const struct bkp_verify_result *res)
+{
+	char s[32];
+
+	printf("%s: %llu backups (%llu damaged), %llu chunks (%llu damaged or missing, %llu quarantined), %s read\n",
+	       res->backups_damaged || res->chunks_damaged ? "damaged" : "ok",
+	       (unsigned long long)res->backups,
+	       (unsigned long long)res->backups_damaged,
+	       (unsigned long long)res->chunks,
+	       (unsigned long long)res->chunks_damaged,
+	       (unsigned long long)res->chunks_quarantined,
+	       util_fmt_size(res->bytes, s, sizeof(s)));
+}
+
 static int cmd_verify(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -395,7 +434,6 @@ static int cmd_verify(int argc, char **argv)
 	struct bdev_err e = { 0 };
 	struct bkp_repo *r;
 	int c, threads = 0, rc;
-	char s[32];
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:", lo, NULL)) != -1) {
@@ -414,14 +452,64 @@ static int cmd_verify(int argc, char **argv)
 		vt_err(NULL, "%s", e.msg);
 		return 2;
 	}
-	printf("%s: %llu backups (%llu damaged), %llu chunks (%llu damaged or missing), %s read\n",
-	       res.backups_damaged || res.chunks_damaged ? "damaged" : "ok",
-	       (unsigned long long)res.backups,
-	       (unsigned long long)res.backups_damaged,
-	       (unsigned long long)res.chunks,
-	       (unsigned long long)res.chunks_damaged,
-	       util_fmt_size(res.bytes, s, sizeof(s)));
+	print_verify_summary(&res);
 	return res.backups_damaged || res.chunks_damaged ? 1 : 0;
+}
+
+/* ---- repair ---- */
+
+static int cmd_repair(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "threads", required_argument, NULL, 't' }, { 0 }
+	};
+	struct bkp_repair_result res;
+	struct bdev_err e = { 0 };
+	struct bdev **src;
+	struct bkp_repo *r;
+	int c, threads = 0, rc = 0, nsrc = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:", lo, NULL)) != -1) {
+		if (c != 't' || !parse_count("thread count", optarg, &threads))
+			return c == 't' ? 2 : vt_usage(&backup_cmd);
+	}
+	if (argc - optind < 2)
+		return vt_usage(&backup_cmd);
+	src = calloc((size_t)(argc - optind - 1), sizeof(*src));
+	if (!src) {
+		vt_err(NULL, "out of memory");
+		return 2;
+	}
+	for (int i = optind + 1; i < argc && !rc; i++) {
+		src[nsrc] = vt_open(argv[i], VT_OPEN_RDONLY | VT_OPEN_RAW_OK);
+		if (src[nsrc])
+			nsrc++;
+		else
+			rc = 2;
+	}
+	r = rc ? NULL : open_repo(argv[optind]);
+	if (!rc && !r)
+		rc = 2;
+	if (!rc && bkp_repair(r, src, (size_t)nsrc, threads, print_line, NULL,
+			      &res, &e)) {
+		vt_err(NULL, "%s", e.msg);
+		rc = 2;
+	}
+	if (r)
+		bkp_close(r);
+	for (int i = 0; i < nsrc; i++)
+		bdev_close(src[i]);
+	free(src);
+	if (rc)
+		return rc;
+	print_verify_summary(&res.verify);
+	printf("repair: %llu chunks missing or damaged, %llu stored again from the sources; %llu backups repaired, %llu stay damaged\n",
+	       (unsigned long long)res.chunks_needed,
+	       (unsigned long long)res.chunks_restored,
+	       (unsigned long long)res.backups_repaired,
+	       (unsigned long long)res.backups_lost);
+	return res.backups_lost ? 1 : 0;
 }
 
 /* ---- prune, forget, gc ---- */
@@ -550,6 +638,7 @@ static int run_backup(int argc, char **argv)
 		{ "init", cmd_init }, { "create", cmd_create },
 		{ "restore", cmd_restore }, { "verify", cmd_verify },
 		{ "prune", cmd_prune }, { "gc", cmd_gc }, { "forget", cmd_forget },
+		{ "repair", cmd_repair },
 	};
 
 	if (argc < 2)
