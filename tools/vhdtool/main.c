@@ -80,12 +80,25 @@ void vt_bdev_err(struct bdev *b)
 }
 
 /* Writable opens record their writes in IMAGE.ctk (change tracking for
- * incremental backups) when that file exists; finalised at exit. */
+ * incremental backups) when that file exists: an observing layer over the
+ * disk (bkp_track_layer), so another tracker can stack on it; finalised at
+ * exit. */
 static struct bdev *tracked(struct bdev *b, const char *path, unsigned flags)
 {
-	if (!(flags & VT_OPEN_RDONLY))
-		(void)bkp_track_attach(b, path, NULL);
-	return b;
+	struct bkp_track *t;
+	struct bdev *l;
+
+	if (flags & VT_OPEN_RDONLY)
+		return b;
+	l = bkp_track_layer(b, path, &t, NULL);
+	return l ? l : b;
+}
+
+const char *vt_kind(const struct bdev *b)
+{
+	while (b->lower)
+		b = b->lower;
+	return b->ops->kind;
 }
 
 struct bdev *vt_open(const char *path, unsigned flags)

@@ -175,7 +175,7 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		char sz[32];
 
 		printf("serving %s (%s, %s%s) at iscsi://%s%s%s:%u/%s/%d\n", argv[optind + i],
-		       util_fmt_size(disks[i]->size, sz, sizeof(sz)), disks[i]->ops->kind,
+		       util_fmt_size(disks[i]->size, sz, sizeof(sz)), vt_kind(disks[i]),
 		       snapshot && !read_only ? ", snapshot" : read_only ? ", read-only" : "",
 		       addr && strchr(addr, ':') ? "[" : "", addr ? addr : "127.0.0.1",
 		       addr && strchr(addr, ':') ? "]" : "", iscsi_tcp_port(s),

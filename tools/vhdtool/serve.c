@@ -179,7 +179,7 @@ static int run_serve(int argc, char **argv)
 			    VT_OPEN_RAW_OK | oflags);
 	if (!b)
 		return 1;
-	snprintf(desc, sizeof(desc), "%s (%s%s)", util_basename(image), b->ops->kind,
+	snprintf(desc, sizeof(desc), "%s (%s%s)", util_basename(image), vt_kind(b),
 		 snapshot && !so.read_only ? ", snapshot: writes are discarded at exit"
 		 : so.read_only ? ", read-only" : "");
 	so.description = desc;

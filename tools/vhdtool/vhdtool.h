@@ -53,6 +53,8 @@ struct bdev *vt_open_snapshot(const char *path);
 int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd);
 /* Print bdev b's last error as "vhdtool: message". */
 void vt_bdev_err(struct bdev *b);
+/* The kind of the disk at the bottom of b's layers (vhd-sparse, raw...). */
+const char *vt_kind(const struct bdev *b);
 
 
 /* Progress bars and interruption (progress.c), for long operations:
