@@ -170,6 +170,13 @@ static inline uint64_t scsi_task_room(const struct scsi_task *tk,
 {
 	return tk->cmd->dir == d ? tk->avail : 0;
 }
+/* Commands whose data-out buffer has one exact size (COMPARE AND WRITE:
+ * the verify and write data; WRITE SAME: one block, none with NDOB): true
+ * when the buffer is len bytes in the data-out direction.  Otherwise
+ * ILLEGAL REQUEST, INVALID FIELD IN CDB pointing at the CDB's length
+ * field (byte) is sent and false returned: the CDB and the transfer
+ * disagree, and unlike a WRITE's blocks the data cannot be cut. */
+bool scsi_check_out_len(struct scsi_task *tk, uint64_t len, int byte);
 /* Allocate tk->rqs for n requests (zeroed); false (BUSY sent) on ENOMEM. */
 bool scsi_task_reqs(struct scsi_task *tk, int n);
 /* Submit tk->rqs[0..nrq) to the LUN's disk; when the last completes,
