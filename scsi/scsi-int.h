@@ -229,6 +229,9 @@ void scsi_h_read(struct scsi_task *tk);             /* rw.c */
 void scsi_h_write(struct scsi_task *tk);
 void scsi_h_verify(struct scsi_task *tk);
 void scsi_h_sync_cache(struct scsi_task *tk);
+void scsi_h_prefetch(struct scsi_task *tk);
+void scsi_h_write_verify(struct scsi_task *tk);      /* rmw.c */
+void scsi_h_orwrite(struct scsi_task *tk);
 void scsi_h_write_same(struct scsi_task *tk);       /* ws.c */
 void scsi_h_unmap(struct scsi_task *tk);
 void scsi_h_caw(struct scsi_task *tk);              /* caw.c */
@@ -261,6 +264,11 @@ bool scsi_check_range(struct scsi_task *tk, uint64_t lba, uint64_t n);
  * CDB by its length (6: count 0 = 256); *count_byte: where the count is. */
 void scsi_cdb_lba(const struct scsi_task *tk, uint64_t *lba, uint64_t *n,
 		  int *count_byte);
+/* Decode and check what READ, WRITE, WRITE AND VERIFY and ORWRITE share
+ * (rw.c): protection field, length against the maximum transfer, range.
+ * False when tk was answered; true with tk->lba/nblocks set (nblocks 0:
+ * nothing to do, GOOD sent and false returned). */
+bool scsi_rw_prepare(struct scsi_task *tk);
 /* Read-only LUN: true (WRITE PROTECTED sent). */
 bool scsi_check_wp(struct scsi_task *tk);
 static inline bool scsi_lun_ro(const struct scsi_lun *l)
