@@ -138,11 +138,16 @@ void scsi_h_caw(struct scsi_task *tk)
 	if (!scsi_check_range(tk, tk->lba, tk->nblocks ? tk->nblocks : 1) ||
 	    scsi_check_wp(tk))
 		return;
+	/* The buffer holds the verify and the write data, nothing else (a
+	 * zero-block command has none): libiscsi's InvalidDataOutSize, and
+	 * Simple, whose 256 blocks wrap to 0 in the one-byte field. */
+	len = tk->nblocks * bs;
+	if (!scsi_check_out_len(tk, 2 * len, 13))
+		return;
 	if (!tk->nblocks) {
 		scsi_task_good(tk);
 		return;
 	}
-	len = tk->nblocks * bs;
 	if (tk->cdb[1] & 0x08 || !__atomic_load_n(&tk->lun->wce, __ATOMIC_RELAXED))
 		tk->wflags = BDEV_FUA;
 	tk->buf = malloc(3 * len);
@@ -151,9 +156,6 @@ void scsi_h_caw(struct scsi_task *tk)
 		scsi_fail_status(tk, SCSI_BUSY);
 		return;
 	}
-	if (scsi_task_data_out(tk, tk->buf, 2 * len) < 2 * len) {
-		scsi_fail(tk, SCSI_SK_ILLEGAL_REQUEST, 0x1A, 0x00);
-		return;
-	}
+	scsi_task_data_out(tk, tk->buf, 2 * len);   /* all of it: checked */
 	scsi_rlock_acquire(tk, tk->lba, tk->nblocks, true, caw_read);
 }

@@ -125,7 +125,8 @@ static size_t vpd_b0(const struct scsi_lun *l, uint8_t *p)
 	uint32_t bs = l->bs, opt = lim->opt_transfer;
 	uint32_t caw = UTIL_MIN(SCSI_MAX_CAW_BLOCKS, SCSI_MAX_CAW_BYTES / bs);
 
-	p[4] = 0x01;                                     /* WSNZ */
+	/* WSNZ 0: WRITE SAME with zero blocks runs to the end of the medium
+	 * (within the maximum write same length). */
 	p[5] = (uint8_t)UTIL_MIN(caw, 255u);             /* max CAW length */
 	util_put_be16(p + 6, (uint16_t)(lim->physical_block / bs));
 	util_put_be32(p + 8, lim->max_transfer / bs);

@@ -1,5 +1,5 @@
-/* The data path: READ and WRITE (6)/(10)/(12)/(16), VERIFY (10)/(16),
- * SYNCHRONIZE CACHE (10)/(16).  Data moves straight between the
+/* The data path: READ and WRITE (6)/(10)/(12)/(16), VERIFY
+ * (10)/(12)/(16), SYNCHRONIZE CACHE (10)/(16), PRE-FETCH (10)/(16).  Data moves straight between the
  * command's scatter list and the disk; a buffer shorter than the command
  * wants moves what fits (whole blocks for writes) and reports an
  * overflow residual, as iSCSI initiators expect. */
@@ -38,10 +38,7 @@ void scsi_cdb_lba(const struct scsi_task *tk, uint64_t *lba, uint64_t *n,
 	}
 }
 
-/* Decode and check what READ and WRITE share: protection field, length
- * against the maximum transfer, range.  False when tk was answered;
- * true with tk->lba/nblocks set (nblocks 0: nothing to do, GOOD sent). */
-static bool rw_prepare(struct scsi_task *tk)
+bool scsi_rw_prepare(struct scsi_task *tk)
 {
 	const struct scsi_lun *l = tk->lun;
 	uint32_t maxb = l->bd->limits.max_transfer / l->bs;
@@ -82,7 +79,7 @@ static void rw_submit(struct scsi_task *tk)
 
 void scsi_h_read(struct scsi_task *tk)
 {
-	if (!rw_prepare(tk))
+	if (!scsi_rw_prepare(tk))
 		return;
 	tk->want = tk->nblocks * tk->lun->bs;
 	tk->moved = UTIL_MIN(tk->want, scsi_task_room(tk, SCSI_DIR_IN));
@@ -101,7 +98,7 @@ void scsi_h_write(struct scsi_task *tk)
 	bool fua = tk->op->cdb_len > 6 && (tk->cdb[1] & 0x08);
 
 	tk->is_write = true;
-	if (!rw_prepare(tk) || scsi_check_wp(tk))
+	if (!scsi_rw_prepare(tk) || scsi_check_wp(tk))
 		return;
 	tk->want = tk->nblocks * bs;
 	tk->moved = UTIL_MIN(tk->want, scsi_task_room(tk, SCSI_DIR_OUT) / bs * bs);
@@ -212,4 +209,18 @@ void scsi_h_sync_cache(struct scsi_task *tk)
 	tk->is_write = true;
 	tk->rqs[0].op = BDEV_OP_FLUSH;
 	scsi_task_submit(tk, scsi_task_end_io);
+}
+
+/* ---- PRE-FETCH: the range is checked; nothing is read ahead ----
+ * The disks below keep no cache of ours to fill (the host's page cache
+ * and the image's own reads decide), so the command is advisory: GOOD,
+ * never CONDITION MET (which would promise the blocks fit a cache). */
+
+void scsi_h_prefetch(struct scsi_task *tk)
+{
+	int cb;
+
+	scsi_cdb_lba(tk, &tk->lba, &tk->nblocks, &cb);
+	if (scsi_check_range(tk, tk->lba, tk->nblocks ? tk->nblocks : 1))
+		scsi_task_good(tk);
 }

@@ -170,6 +170,13 @@ static inline uint64_t scsi_task_room(const struct scsi_task *tk,
 {
 	return tk->cmd->dir == d ? tk->avail : 0;
 }
+/* Commands whose data-out buffer has one exact size (COMPARE AND WRITE:
+ * the verify and write data; WRITE SAME: one block, none with NDOB): true
+ * when the buffer is len bytes in the data-out direction.  Otherwise
+ * ILLEGAL REQUEST, INVALID FIELD IN CDB pointing at the CDB's length
+ * field (byte) is sent and false returned: the CDB and the transfer
+ * disagree, and unlike a WRITE's blocks the data cannot be cut. */
+bool scsi_check_out_len(struct scsi_task *tk, uint64_t len, int byte);
 /* Allocate tk->rqs for n requests (zeroed); false (BUSY sent) on ENOMEM. */
 bool scsi_task_reqs(struct scsi_task *tk, int n);
 /* Submit tk->rqs[0..nrq) to the LUN's disk; when the last completes,
@@ -222,6 +229,9 @@ void scsi_h_read(struct scsi_task *tk);             /* rw.c */
 void scsi_h_write(struct scsi_task *tk);
 void scsi_h_verify(struct scsi_task *tk);
 void scsi_h_sync_cache(struct scsi_task *tk);
+void scsi_h_prefetch(struct scsi_task *tk);
+void scsi_h_write_verify(struct scsi_task *tk);      /* rmw.c */
+void scsi_h_orwrite(struct scsi_task *tk);
 void scsi_h_write_same(struct scsi_task *tk);       /* ws.c */
 void scsi_h_unmap(struct scsi_task *tk);
 void scsi_h_caw(struct scsi_task *tk);              /* caw.c */
@@ -254,6 +264,11 @@ bool scsi_check_range(struct scsi_task *tk, uint64_t lba, uint64_t n);
  * CDB by its length (6: count 0 = 256); *count_byte: where the count is. */
 void scsi_cdb_lba(const struct scsi_task *tk, uint64_t *lba, uint64_t *n,
 		  int *count_byte);
+/* Decode and check what READ, WRITE, WRITE AND VERIFY and ORWRITE share
+ * (rw.c): protection field, length against the maximum transfer, range.
+ * False when tk was answered; true with tk->lba/nblocks set (nblocks 0:
+ * nothing to do, GOOD sent and false returned). */
+bool scsi_rw_prepare(struct scsi_task *tk);
 /* Read-only LUN: true (WRITE PROTECTED sent). */
 bool scsi_check_wp(struct scsi_task *tk);
 static inline bool scsi_lun_ro(const struct scsi_lun *l)

@@ -290,6 +290,15 @@ bool scsi_task_trim_iov(struct scsi_task *tk, uint64_t len)
 	return true;
 }
 
+bool scsi_check_out_len(struct scsi_task *tk, uint64_t len, int byte)
+{
+	if (scsi_task_room(tk, SCSI_DIR_OUT) == len && (len || !tk->avail))
+		return true;
+	tk->want = len;
+	scsi_fail_cdb(tk, byte, -1);
+	return false;
+}
+
 /* ---- block request fan-out ---- */
 
 bool scsi_task_reqs(struct scsi_task *tk, int n)

@@ -32,8 +32,8 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-/* The block to repeat into tk->buf (one block; zeros for NDOB).  False
- * when tk was answered. */
+/* The block to repeat into tk->buf (one block; zeros for NDOB); the
+ * buffer's size was checked.  False when tk was answered. */
 static bool ws_block(struct scsi_task *tk, bool ndob)
 {
 	uint32_t bs = tk->lun->bs;
@@ -44,12 +44,8 @@ static bool ws_block(struct scsi_task *tk, bool ndob)
 		return false;
 	}
 	tk->buflen = bs;
-	if (ndob)
-		return true;
-	if (scsi_task_data_out(tk, tk->buf, bs) < bs) {
-		scsi_fail(tk, SCSI_SK_ILLEGAL_REQUEST, 0x1A, 0x00);
-		return false;
-	}
+	if (!ndob)
+		scsi_task_data_out(tk, tk->buf, bs);
 	return true;
 }
 
@@ -117,12 +113,22 @@ void scsi_h_write_same(struct scsi_task *tk)
 		scsi_fail_cdb(tk, 1, 3);
 		return;
 	}
-	if (!tk->nblocks || tk->nblocks > SCSI_MAX_WS_BYTES / l->bs) {        /* WSNZ, max length */
+	/* Zero blocks: from the LBA to the end of the medium (WSNZ 0). */
+	if (!tk->nblocks) {
+		if (!scsi_check_range(tk, tk->lba, 1))
+			return;
+		tk->nblocks = scsi_lun_blocks(l) - tk->lba;
+	}
+	if (tk->nblocks > SCSI_MAX_WS_BYTES / l->bs) {  /* max write same length */
 		scsi_fail_cdb(tk, cb, -1);
 		return;
 	}
-	if (!scsi_check_range(tk, tk->lba, tk->nblocks) || scsi_check_wp(tk) ||
-	    !ws_block(tk, ndob))
+	if (!scsi_check_range(tk, tk->lba, tk->nblocks) || scsi_check_wp(tk))
+		return;
+	/* Exactly one block of data-out, none with NDOB (libiscsi's
+	 * WriteSame10/16.InvalidDataOutSize); checked after write protection,
+	 * which libiscsi's ReadOnly expects whatever the buffer. */
+	if (!scsi_check_out_len(tk, ndob ? 0 : l->bs, cb) || !ws_block(tk, ndob))
 		return;
 	if (!__atomic_load_n(&tk->lun->wce, __ATOMIC_RELAXED))
 		tk->wflags = BDEV_FUA;

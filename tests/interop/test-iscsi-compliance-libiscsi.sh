@@ -10,9 +10,7 @@ need iscsi-test-cu python3
 results() { python3 "$(dirname "$0")/cu-results.py" "$1"; }
 
 # Known failures, each explained in README.md.
-known="CompareAndWrite.Simple CompareAndWrite.Miscompare CompareAndWrite.InvalidDataOutSize
-GetLBAStatus.UnmapSingle WriteSame10.InvalidDataOutSize WriteSame16.InvalidDataOutSize
-iSCSIdatasn.iSCSIDataSnInvalid"
+known="GetLBAStatus.UnmapSingle iSCSIdatasn.iSCSIDataSnInvalid"
 
 "$V" create -t dynamic "$dir/disk.vhd" 64M >/dev/null
 serve_iscsi "$dir/disk.vhd"

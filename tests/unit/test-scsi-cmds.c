@@ -104,6 +104,7 @@ static void test_inquiry_vpd(void **state)
 	/* block limits */
 	assert_int_equal(inq(f, &x, 0, 1, 0xB0, b, sizeof(b)), SCSI_GOOD);
 	assert_int_equal(util_get_be16(b + 2), 0x3C);
+	assert_int_equal(b[4] & 0x01, 0);                    /* WSNZ 0 */
 	assert_int_equal(util_get_be16(b + 6), 8);           /* 4096/512 */
 	assert_int_equal(util_get_be32(b + 12), 65536 / 512);
 	assert_int_equal(util_get_be32(b + 20), UINT32_MAX);

@@ -338,8 +338,18 @@ static void test_caw(void **state)
 	assert_field(&x, 13, -1);
 	caw(f, &x, DISK / 512 - 1, 2, b, 2048);
 	assert_sense(&x, 5, 0x21, 0);
-	caw(f, &x, 0, 2, b, 1024);
-	assert_sense(&x, 5, 0x1A, 0);
+	/* a data-out buffer of the wrong size: INVALID FIELD IN CDB at the
+	 * block count, nothing compared or written (libiscsi
+	 * CompareAndWrite.InvalidDataOutSize: too short, too long; Simple:
+	 * 256 blocks wrap to 0 with 512 blocks of data) */
+	memset(b, 0x22, 2048);
+	caw(f, &x, 8, 2, b, 1024);
+	assert_field(&x, 13, -1);
+	caw(f, &x, 8, 1, b, 2048);
+	assert_field(&x, 13, -1);
+	caw(f, &x, 8, 0, b, 2048);
+	assert_field(&x, 13, -1);
+	assert_int_equal(f->m->count[BDEV_OP_READ], 3);   /* the three above */
 	assert_int_equal(caw(f, &x, 0, 0, NULL, 0), SCSI_GOOD);
 }
 

@@ -344,10 +344,17 @@ static void test_write_same(void **state)
 	cdb10(c, 0x41, 3, 2);
 	assert_int_equal(run(f->t, &x, 1, 1, c, 10, SCSI_DIR_OUT, b, 4096), SCSI_GOOD);
 	assert_memory_equal(f->m1->data + 4 * 4096, b, 4096);
-	/* zero blocks (WSNZ), too long, anchor, out of range, short data */
-	cdb10(c, 0x41, 3, 0);
+	/* zero blocks (WSNZ 0): from the LBA to the end of the disk */
+	fill(b, 4096, 5);
+	cdb10(c, 0x41, 1000, 0);
+	assert_int_equal(run(f->t, &x, 1, 1, c, 10, SCSI_DIR_OUT, b, 4096), SCSI_GOOD);
+	assert_memory_equal(f->m1->data + 1000 * 4096, b, 4096);
+	assert_memory_equal(f->m1->data + DISK - 4096, b, 4096);
+	assert_int_not_equal(f->m1->data[999 * 4096], b[0]);
+	cdb10(c, 0x41, DISK / 4096, 0);               /* at the end: nothing left */
 	run(f->t, &x, 1, 1, c, 10, SCSI_DIR_OUT, b, 4096);
-	assert_field(&x, 7, -1);
+	assert_sense(&x, 5, 0x21, 0);
+	/* too long, anchor, out of range */
 	cdb16(c, 0x93, 0, 1u << 30);
 	run(f->t, &x, 0, 1, c, 16, SCSI_DIR_OUT, b, 512);
 	assert_field(&x, 10, -1);
@@ -358,9 +365,33 @@ static void test_write_same(void **state)
 	cdb16(c, 0x93, DISK / 512, 1);
 	run(f->t, &x, 0, 1, c, 16, SCSI_DIR_OUT, b, 512);
 	assert_sense(&x, 5, 0x21, 0);
+	/* a data-out buffer of other than one block: INVALID FIELD IN CDB at
+	 * the block count, nothing written (libiscsi InvalidDataOutSize) */
+	memset(f->m0->data, 0, 4096);
+	memset(b, 0xA6, sizeof(b));
 	cdb16(c, 0x93, 0, 1);
-	run(f->t, &x, 0, 1, c, 16, SCSI_DIR_OUT, b, 100);
-	assert_sense(&x, 5, 0x1A, 0);
+	run(f->t, &x, 0, 1, c, 16, SCSI_DIR_OUT, b, 256);
+	assert_field(&x, 10, -1);
+	cdb10(c, 0x41, 0, 1);
+	c[1] = 0x08;                                  /* UNMAP, as libiscsi */
+	run(f->t, &x, 0, 1, c, 10, SCSI_DIR_OUT, b, 1024);
+	assert_field(&x, 7, -1);
+	assert_int_equal(x.c.residual, 512);
+	run(f->t, &x, 0, 1, c, 10, SCSI_DIR_IN, b, 512);
+	assert_field(&x, 7, -1);
+	assert_int_equal(f->m0->data[0], 0);
+	cdb16(c, 0x93, 0, 1);
+	c[1] = 0x01;                                  /* NDOB with data */
+	run(f->t, &x, 0, 1, c, 16, SCSI_DIR_OUT, b, 512);
+	assert_field(&x, 10, -1);
+	/* write protection first, whatever the buffer (libiscsi ReadOnly) */
+	cdb10(c, 0x41, 0, 1);
+	c[1] = 0x08;
+	assert_int_equal(scsi_lun_remove(f->t, 0), 0);
+	assert_int_equal(scsi_lun_add(f->t, 0, &f->m0->b, SCSI_LUN_READ_ONLY), 0);
+	clear_ua(f->t, 0, 1);
+	run(f->t, &x, 0, 1, c, 10, SCSI_DIR_OUT, NULL, 0);
+	assert_sense(&x, 7, 0x27, 0);
 }
 
 /* An UNMAP parameter list with n descriptors. */
@@ -522,6 +553,23 @@ static void test_get_lba_status_vhd(void **state)
 	assert_int_equal(util_get_be64(b + 24), 4096);
 	assert_true(util_get_be32(b + 32) >= 8);
 	assert_int_equal(b[36] & 0x0f, 0);            /* mapped */
+	/* one block unmapped inside the 2 MiB block (which stays: a dynamic
+	 * VHD frees whole blocks only): asked from the next LBA, the first
+	 * descriptor starts there, mapped (libiscsi UnmapSingle's check) */
+	{
+		uint8_t u[24] = { 0, 22, 0, 16 };
+
+		util_put_be64(u + 8, 4096);
+		util_put_be32(u + 16, 1);
+		cdb10(c, 0x42, 0, sizeof(u));
+		assert_int_equal(run(f->t, &x, 3, 1, c, 10, SCSI_DIR_OUT, u, sizeof(u)),
+				 SCSI_GOOD);
+	}
+	cdb16(c, 0x9E, 4097, 24);
+	c[1] = 0x12;
+	assert_int_equal(run(f->t, &x, 3, 1, c, 16, SCSI_DIR_IN, b, 24), SCSI_GOOD);
+	assert_int_equal(util_get_be64(b + 8), 4097);
+	assert_int_equal(b[20] & 0x0f, 0);
 	assert_int_equal(scsi_lun_remove(f->t, 3), 0);
 	bdev_close(v);
 	ut_rmtree(dir);
