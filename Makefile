@@ -31,6 +31,8 @@
 #   make demo       build, then run the demo on an embedded default
 #   make bench      run the benchmarks in bench/
 #   make fuzz       build libFuzzer targets with clang and run each FUZZ_SECONDS
+#   make install    programs, man pages, bash completion (PREFIX, DESTDIR);
+#                   make uninstall removes them
 
 CC      ?= gcc
 ifeq ($(origin CC),default)
@@ -90,6 +92,18 @@ GUEST_DIRS  := $(sort $(patsubst %/guest/,%,$(dir $(GUEST_SRCS))))
 GUEST_BLOBS := $(GUEST_DIRS:%=$(BUILD)/%/guest-blob.o)
 LIB_OBJS    += $(filter-out $(BUILD)/tests/%,$(GUEST_BLOBS))
 
+# The version, from one place: the VERSION file, followed in a git checkout
+# by `git describe` (commit, "-dirty" with uncommitted changes), e.g.
+# "0.1.0 (git be3826d-dirty)".  `make VERSION=x` overrides it.  Only the
+# programs' main.c get it (-DVERSION); they are recompiled when it changes.
+VERSION ?= $(strip $(shell cat VERSION 2>/dev/null || echo unknown)$(shell \
+	d=$$(git describe --tags --always --dirty 2>/dev/null) && echo " (git $$d)"))
+VERSION_STAMP := $(BUILD)/version.stamp
+$(shell mkdir -p $(BUILD) && echo '$(VERSION)' | cmp -s - $(VERSION_STAMP) || \
+	echo '$(VERSION)' > $(VERSION_STAMP))
+VERSION_OBJS := $(BUILD)/tools/vhdtool/main.o $(PROG_SRCS:%.c=$(BUILD)/%.o)
+$(VERSION_OBJS): $(VERSION_STAMP)
+$(VERSION_OBJS): CPPFLAGS += -DVERSION='"$(VERSION)"'
 
 TOOL_SRCS := $(wildcard tools/vhdtool/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
@@ -118,7 +132,7 @@ else
 CHECK_TESTS = $(UNIT_BINS) $(SHELL_TESTS)
 endif
 
-.PHONY: all check demo bench fuzz clean deps test
+.PHONY: all check demo bench fuzz clean deps test install uninstall
 .SECONDARY:
 all: $(VHDTOOL) $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
 
@@ -219,6 +233,27 @@ fuzz:
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
 	$(Q)for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus-$$n fuzz/corpus/$$n || exit 1; done
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs, their man pages
+# (docs/man/PROGRAM.1, written by hand) and vhdtool's bash completion.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL ?= install
+MAN_PAGES := $(wildcard docs/man/*.1)
+INSTALLED := $(DESTDIR)$(BINDIR)/vhdtool $(PROGS:$(BUILD)/bin/%=$(DESTDIR)$(BINDIR)/%) \
+	$(MAN_PAGES:docs/man/%=$(DESTDIR)$(MANDIR)/man1/%) \
+	$(DESTDIR)$(BASHCOMPDIR)/vhdtool
+
+install: $(VHDTOOL) $(PROGS)
+	$(Q)$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	$(Q)$(INSTALL) -m 0755 $(VHDTOOL) $(PROGS) $(DESTDIR)$(BINDIR)/
+	$(Q)$(INSTALL) -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	$(Q)$(INSTALL) -m 0644 contrib/bash-completion/vhdtool $(DESTDIR)$(BASHCOMPDIR)/vhdtool
+
+uninstall:
+	$(Q)rm -f $(INSTALLED)
 
 clean:
 	rm -rf build build-san build-tsan build-fuzz

@@ -13,6 +13,10 @@
 #include "common/util.h"
 #include "vhd/vhd.h"
 
+#ifndef VERSION
+#define VERSION "unknown"   /* the Makefile passes -DVERSION */
+#endif
+
 #define MAX_CMDS 64
 static const struct vhdtool_cmd *cmds[MAX_CMDS];
 static int ncmds;
@@ -150,7 +154,8 @@ static void help(FILE *f)
 		   "  --size-from current|chs  disk size from the footer's current size or the CHS\n"
 		   "                           geometry (default: CHS only for creators \"vpc \" and\n"
 		   "                           \"qemu\" when they differ, as qemu does)\n"
-		   "  --ignore-parent-uuid     open chains whose parent UUID does not match\n\n"
+		   "  --ignore-parent-uuid     open chains whose parent UUID does not match\n"
+		   "  --version                print the program name and version\n\n"
 		   "commands:\n");
 	for (int i = 0; i < ncmds; i++)
 		fprintf(f, "  %-10s %s\n", cmds[i]->name, cmds[i]->summary);
@@ -238,6 +243,10 @@ int main(int argc, char **argv)
 	if (!guard_std_fds())
 		return 1;
 	qsort(cmds, (size_t)ncmds, sizeof(cmds[0]), cmp_cmd);
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf("vhdtool %s\n", VERSION);
+		return finish_stdout(0);
+	}
 	skip = global_options(argc, argv);
 	if (skip < 0)
 		return 2;
