@@ -262,6 +262,13 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+#ifndef VERSION
+#define VERSION "unknown"
+#endif
+	if (argc >= 2 && !strcmp(argv[1], "--version")) {
+		printf("vmm-mini %s\n", VERSION);
+		return 0;
+	}
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fprintf(argc < 2 ? stderr : stdout, "vmm-mini: a small virtualization host\ncommands:\n");
 		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
