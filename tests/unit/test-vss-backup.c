@@ -278,7 +278,7 @@ struct host {
 	struct vmbus_host *h;
 	struct vss *v;
 	pthread_t thr;
-	volatile int stop;
+	int stop;          /* atomic */
 	char sock[128];
 	pid_t pid;
 	int stop_pipe[2], rep_pipe[2];
@@ -288,12 +288,12 @@ static void *host_thread(void *arg)
 {
 	struct host *H = arg;
 
-	while (!H->stop) {
+	while (!__atomic_load_n(&H->stop, __ATOMIC_ACQUIRE)) {
 		int r = vmbus_host_accept(H->h, 50);
 
 		if (r)
 			continue;
-		while (!H->stop && (r = vmbus_host_run(H->h, 20)) == 0)
+		while (!__atomic_load_n(&H->stop, __ATOMIC_ACQUIRE) && (r = vmbus_host_run(H->h, 20)) == 0)
 			;
 	}
 	return NULL;
@@ -374,7 +374,7 @@ static void host_stop(struct host *H, struct guest_report *rep)
 	assert_int_equal(read(H->rep_pipe[0], rep, sizeof(*rep)), (ssize_t)sizeof(*rep));
 	assert_int_equal(waitpid(H->pid, &status, 0), H->pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	H->stop = 1;
+	__atomic_store_n(&H->stop, 1, __ATOMIC_RELEASE);
 	pthread_join(H->thr, NULL);
 	vmbus_host_free(H->h);
 	vss_free(H->v);
@@ -423,8 +423,8 @@ static struct bdev *open_ro(const char *path, bool no_parent)
  * block k of both gets seq k + 1. */
 struct writer {
 	struct tset *t;
-	volatile int stop;
-	volatile uint32_t done;
+	int stop;          /* atomic */
+	uint32_t done;     /* atomic */
 };
 
 static void *writer_thread(void *arg)
@@ -433,10 +433,10 @@ static void *writer_thread(void *arg)
 
 	/* the last two blocks are the test's; paced so that the backup
 	 * (tens of ms) happens while it still writes */
-	for (uint32_t k = 0; k < NBLK - 2 && !w->stop; k++) {
+	for (uint32_t k = 0; k < NBLK - 2 && !__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE); k++) {
 		put_blk(w->t->d[0].top, k, k + 1);
 		put_blk(w->t->d[1].top, k, k + 1);
-		w->done = k + 1;
+		__atomic_store_n(&w->done, k + 1, __ATOMIC_RELEASE);
 		usleep(500);
 	}
 	return NULL;
@@ -458,10 +458,10 @@ static void test_full_sequence(void **state)
 	put_blk(t.d[0].top, NBLK - 1, 0xBEF0);	/* before the freeze */
 	host_start(&H, VSSG_NORMAL, true);
 	assert_int_equal(pthread_create(&wt, NULL, writer_thread, &w), 0);
-	for (int i = 0; i < 2000 && w.done < 50; i++)
+	for (int i = 0; i < 2000 && __atomic_load_n(&w.done, __ATOMIC_ACQUIRE) < 50; i++)
 		usleep(1000);
 	assert_int_equal(vss_backup(H.v, &snap_ops, &t, 2, &o, &res), 0);
-	w.stop = 1;
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(wt, NULL);
 	assert_int_equal(res.consistency, VSS_CONS_APP);
 	assert_string_equal(vss_consistency_str(res.consistency), "application");
@@ -495,14 +495,14 @@ static void test_full_sequence(void **state)
 	for (uint32_t k = b; k < NBLK - 2; k++)
 		assert_int_equal(get_blk(pb, k), 0);
 	assert_true(a == b || a == b + 1);
-	assert_true(a > 0 && a <= w.done);
+	assert_true(a > 0 && a <= __atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
 	assert_int_equal(get_blk(pa, NBLK - 1), 0xBEF0);
 	assert_int_equal(get_blk(pa, NBLK - 2), 0);
 	bdev_close(pa);
 	bdev_close(pb);
 	/* the children (with their parents) hold everything */
 	struct bdev *ca = open_ro(t.d[0].child, false);
-	for (uint32_t k = 0; k < w.done; k++)
+	for (uint32_t k = 0; k < __atomic_load_n(&w.done, __ATOMIC_ACQUIRE); k++)
 		assert_int_equal(get_blk(ca, k), k + 1);
 	assert_int_equal(get_blk(ca, NBLK - 2), 0xAF7E);
 	bdev_close(ca);
