@@ -20,7 +20,8 @@
 #include <sys/mman.h>
 
 #include "vmbus/vmbus.h"
-#include "vmbus/vmbus-fs.h"
+#include "common/fs-compiler.h"
+#include "common/fs-overflow.h"
 
 #define MAX_CHANNELS 64		/* relid = slot + 1 */
 #define MAX_GPADLS 256

@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 #include "vmbus/vmbus.h"
-#include "vmbus/vmbus-fs.h"
+#include "common/fs-compiler.h"
+#include "common/fs-overflow.h"
 #include "vmbus/vmbus-int.h"
 
 struct vmbus_guest {

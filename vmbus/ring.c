@@ -13,7 +13,8 @@
  * read_index, and signals a waiting producer once enough space is free.
  */
 #include "vmbus/ring.h"
-#include "vmbus/vmbus-fs.h"
+#include "common/fs-compiler.h"
+#include "common/fs-overflow.h"
 
 #define RING_CTL_BYTES RING_PAGE_SIZE
 
