@@ -64,7 +64,7 @@ serve_iscsi() {
 stop() {
 	local rc=0
 
-	kill -"${1:-TERM}" "$srv_pid"
+	kill -"${1:-TERM}" "$srv_pid" || { echo "FAIL: vhdtool serve --iscsi ended before it was stopped:"; cat "$dir/serve.err"; exit 1; }
 	wait "$srv_pid" || rc=$?
 	srv_pid=
 	if [ "$rc" -ne 0 ]; then
