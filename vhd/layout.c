@@ -162,7 +162,10 @@ static bool present_zero(const uint8_t *bm, uint32_t s0, const uint8_t *data,
 	return true;
 }
 
-int vhd_block_empty(struct vhd *v, uint32_t blk, bool *empty)
+/* Whether allocated block blk holds nothing: no present sector, or (when
+ * !present_counts) only present sectors reading as zeros. */
+static int block_check(struct vhd *v, uint32_t blk, bool present_counts,
+		       bool *empty)
 {
 	uint64_t bm_off = (uint64_t)v->bat[blk] * VHD_SECTOR;
 	uint64_t first = (uint64_t)blk * v->block_size;
@@ -190,7 +193,7 @@ int vhd_block_empty(struct vhd *v, uint32_t blk, bool *empty)
 	if (util_bit_run(bm, 0, live) == live && !util_bit_test(bm, 0))
 		goto out;                  /* nothing present */
 	*empty = false;
-	if (v->footer.type == VHD_TYPE_DIFF)
+	if (present_counts)
 		goto out;                  /* present sectors hide the parent */
 	buf = malloc(COPY_BUF);
 	if (!buf) {
@@ -227,6 +230,16 @@ out:
 	return r;
 }
 
+int vhd_block_empty(struct vhd *v, uint32_t blk, bool *empty)
+{
+	return block_check(v, blk, v->footer.type == VHD_TYPE_DIFF, empty);
+}
+
+int vhd_block_zero(struct vhd *v, uint32_t blk, bool *zero)
+{
+	return block_check(v, blk, false, zero);
+}
+
 int vhd_footer_read_raw(struct vhd *v, uint8_t raw[512])
 {
 	uint64_t off = v->footer.type == VHD_TYPE_FIXED ? v->file_size - 512
@@ -253,7 +266,14 @@ int vhd_footer_write_raw(struct vhd *v, uint8_t raw[512], uint64_t off)
 	return 0;
 }
 
-int vhd_block_append(struct vhd *v, uint32_t blk, uint64_t *new_off)
+/* Make room for one more block at the end of the file: the footer is
+ * written past it first (so the file always ends with a footer), the old
+ * footer's place zeroed.  With reserve the space is allocated first
+ * (fallocate), so a full disk fails here; without, the block's data is
+ * left a hole that reads as zeros.  Sets where its bitmap goes and the new
+ * end of the blocks (the footer's offset); v->footer_off is not changed. */
+static int block_room(struct vhd *v, bool reserve, uint64_t *bm_off_out,
+		      uint64_t *new_end_out)
 {
 	uint64_t bm_off = util_align_up(v->footer_off + v->bm_size,
 					VHD_DATA_ALIGN) - v->bm_size;
@@ -264,7 +284,8 @@ int vhd_block_append(struct vhd *v, uint32_t blk, uint64_t *new_off)
 	if (bm_off / VHD_SECTOR >= VHD_BAT_UNUSED)
 		return bdev_set_error(&v->b, EFBIG,
 				      "image file would grow past 2 TiB, the VHD limit");
-	if (fallocate(v->fd, FALLOC_FL_KEEP_SIZE, (off_t)v->footer_off,
+	if (reserve &&
+	    fallocate(v->fd, FALLOC_FL_KEEP_SIZE, (off_t)v->footer_off,
 		      (off_t)(new_end + 512 - v->footer_off)) < 0 &&
 	    errno != EOPNOTSUPP && errno != ENOSYS)
 		return bdev_set_error(&v->b, errno,
@@ -290,10 +311,36 @@ int vhd_block_append(struct vhd *v, uint32_t blk, uint64_t *new_off)
 					      (unsigned long long)v->footer_off,
 					      strerror(-r));
 	}
-	r = vhd_file_copy(v, (uint64_t)v->bat[blk] * VHD_SECTOR, bm_off,
-			  vhd_block_span(v));
+	*bm_off_out = bm_off;
+	*new_end_out = new_end;
+	return 0;
+}
+
+int vhd_block_append(struct vhd *v, uint32_t blk, uint64_t *new_off)
+{
+	uint64_t bm_off, new_end;
+	int r = block_room(v, true, &bm_off, &new_end);
+
+	if (!r)
+		r = vhd_file_copy(v, (uint64_t)v->bat[blk] * VHD_SECTOR, bm_off,
+				  vhd_block_span(v));
 	if (r)
 		return r;
+	v->footer_off = new_end;
+	*new_off = bm_off;
+	return 0;
+}
+
+int vhd_block_append_new(struct vhd *v, const uint8_t *bm, uint64_t *new_off)
+{
+	uint64_t bm_off, new_end;
+	int r = block_room(v, false, &bm_off, &new_end);
+
+	if (r)
+		return r;
+	r = util_pwrite_full(v->fd, bm, v->bm_size, bm_off);
+	if (r)
+		return bdev_set_error(&v->b, r, "bitmap write failed: %s", strerror(-r));
 	v->footer_off = new_end;
 	*new_off = bm_off;
 	return 0;

@@ -33,6 +33,7 @@
 
 struct layer {
 	const char *path;     /* owned by the open chain */
+	uint64_t size;        /* its disk size */
 	uint8_t uuid[16];
 	dev_t dev;
 	ino_t ino;
@@ -55,6 +56,7 @@ static int list_chain(struct bdev *b, struct chain *c, struct bdev_err *e)
 		if (fstat(v->fd, &st) < 0)
 			return bdev_err_set(e, errno, "%s: %s", v->path, strerror(errno));
 		l->path = v->path;
+		l->size = v->b.size;
 		memcpy(l->uuid, v->footer.uuid, 16);
 		l->dev = st.st_dev;
 		l->ino = st.st_ino;
@@ -172,6 +174,34 @@ static int find_target(const struct chain *c, const char *into,
 	return i;
 }
 
+/* Past the end of a layer smaller than the child, the child's chain reads
+ * zeros wherever no layer above holds data, whatever the ancestor holds
+ * there (a layer was shrunk).  The copy writes only what layers above the
+ * ancestor hold, so the ancestor must be zeroed in those ranges too, or
+ * the merged disk would show its stale data.  Idempotent, like the copy. */
+static int zero_unheld(struct bdev *top, struct bdev *dst,
+		       const struct chain *c, int depth, struct bdev_err *e)
+{
+	uint64_t m = c->l[depth].size, end = UTIL_MIN(top->size, dst->size);
+
+	for (int i = 1; i < depth; i++)
+		m = UTIL_MIN(m, c->l[i].size);
+	while (m < end) {
+		struct bdev_status bs;
+		int r = bdev_block_status(top, m, end - m, &bs);
+
+		if (r)
+			return vhd_err_from(vhd_of(top), r, e);
+		if (!(bs.flags & BDEV_ST_ALLOC) || bs.depth >= depth) {
+			r = bdev_write_zeroes(dst, m, bs.length, BDEV_MAY_UNMAP);
+			if (r)
+				return vhd_err_from(vhd_of(dst), r, e);
+		}
+		m += bs.length;
+	}
+	return 0;
+}
+
 int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 	      struct vhd_merge_stats *st, struct bdev_err *e)
 {
@@ -246,6 +276,8 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 		};
 
 		r = bdev_copy(top, dst, top->size, &co, &cs, e);
+		if (!r)
+			r = zero_unheld(top, dst, c, depth, e);
 		if (r)
 			goto out;
 	}
@@ -256,6 +288,21 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 	if (r) {
 		vhd_err_from(vhd_of(dst), r, e);
 		goto out;
+	}
+	if (top->size < dst->size) {
+		/* The child was shrunk: so is the ancestor, its data past the
+		 * child's end dropped (the child never showed it).  Before
+		 * the removals: killed here, the chain still reads the same
+		 * and a second run completes the merge. */
+		struct vhd_resize_stats rs;
+
+		bdev_close(dst);
+		dst = NULL;
+		r = vhd_resize(c->l[depth].path, top->size,
+			       VHD_RESIZE_SHRINK | VHD_RESIZE_DISCARD, &rs, e);
+		if (r)
+			goto out;
+		st->shrunk = true;
 	}
 	if (!o->keep) {
 		/* Nearest the ancestor first, the child last.  A crash between

@@ -110,8 +110,9 @@ static int file_zero(struct vhd *v, uint64_t off, uint64_t len, bool *zero,
 
 /* ---- fixed ---- */
 
-static int fixed_resize(struct vhd *v, uint64_t size, bool shrink)
+static int fixed_resize(struct vhd *v, uint64_t size, unsigned flags)
 {
+	bool shrink = flags & VHD_RESIZE_SHRINK;
 	uint64_t old = v->b.size, end = v->file_size - 512;
 	uint8_t raw[512], nraw[512];
 	int r;
@@ -127,7 +128,9 @@ static int fixed_resize(struct vhd *v, uint64_t size, bool shrink)
 
 		if (!shrink)
 			return bdev_set_error(&v->b, EINVAL, "the new size is smaller than the disk: shrinking needs --allow-shrink");
-		r = file_zero(v, size, old - size, &zero, &where);
+		zero = true;   /* VHD_RESIZE_DISCARD: whatever lies there goes */
+		r = (flags & VHD_RESIZE_DISCARD) ? 0
+		    : file_zero(v, size, old - size, &zero, &where);
 		if (r)
 			return r;
 		if (!zero)
@@ -341,6 +344,43 @@ static int set_max_entries(struct vhd *v, uint32_t entries)
 	return vhd_datasync(v);
 }
 
+/* The in-memory tables follow a grown BAT (new entries unused), so that
+ * later steps can allocate blocks there and vhd_free frees the right
+ * count. */
+static int grow_tables(struct vhd *v, uint32_t entries)
+{
+	uint32_t old = v->hdr.max_table_entries;
+	uint64_t secs = util_align_up((uint64_t)entries * 4, VHD_SECTOR) / VHD_SECTOR;
+	uint32_t *bat = realloc(v->bat, sizeof(*bat) * entries);
+	uint8_t **bm;
+	uint8_t *bmd, *batd;
+
+	if (bat)
+		v->bat = bat;
+	bm = bat ? realloc(v->bm, sizeof(*bm) * entries) : NULL;
+	if (bm)
+		v->bm = bm;
+	bmd = bm ? calloc(entries, 1) : NULL;
+	batd = bmd ? calloc(secs, 1) : NULL;
+	if (!batd) {
+		free(bmd);
+		return bdev_set_error(&v->b, ENOMEM, "out of memory");
+	}
+	for (uint32_t i = old; i < entries; i++) {
+		v->bat[i] = VHD_BAT_UNUSED;
+		v->bm[i] = NULL;
+	}
+	memcpy(bmd, v->bm_dirty, old);
+	free(v->bm_dirty);
+	v->bm_dirty = bmd;
+	memcpy(batd, v->bat_dirty,
+	       util_align_up((uint64_t)old * 4, VHD_SECTOR) / VHD_SECTOR);
+	free(v->bat_dirty);
+	v->bat_dirty = batd;
+	v->hdr.max_table_entries = entries;
+	return 0;
+}
+
 /* Give the BAT room for `entries` entries (unused) and raise the header's
  * max_table_entries. */
 static int grow_bat(struct vhd *v, uint32_t entries, struct vhd_resize_stats *st)
@@ -381,7 +421,9 @@ static int grow_bat(struct vhd *v, uint32_t entries, struct vhd_resize_stats *st
 	if (r)
 		return bdev_set_error(&v->b, r, "BAT write failed: %s", strerror(-r));
 	r = vhd_datasync(v);
-	return r ? r : set_max_entries(v, entries);
+	if (!r)
+		r = set_max_entries(v, entries);
+	return r ? r : grow_tables(v, entries);
 }
 
 /* The footers, end first. */
@@ -405,7 +447,7 @@ static int write_footers(struct vhd *v, uint64_t size)
  * nothing (dynamic: zeros; differencing: no sector present).  Sets *clear
  * when bitmap bits there must be cleared. */
 static int tail_check(struct vhd *v, uint32_t blk, uint32_t a, uint8_t *bm,
-		      bool *clear)
+		      bool discard, bool *clear)
 {
 	uint64_t bm_off = (uint64_t)v->bat[blk] * VHD_SECTOR;
 	uint32_t s0 = a / VHD_SECTOR;
@@ -420,10 +462,15 @@ static int tail_check(struct vhd *v, uint32_t blk, uint32_t a, uint8_t *bm,
 	if (util_bit_run(bm, s0, v->spb - s0) == v->spb - s0 &&
 	    !util_bit_test(bm, s0))
 		return 0;
-	if (v->footer.type == VHD_TYPE_DIFF)
-		return bdev_set_error(&v->b, ENOTEMPTY,
-				      "cannot shrink: the image holds data at disk offset %llu, past the new end",
-				      (unsigned long long)((uint64_t)blk * v->block_size + a));
+	if (discard) {
+		/* Dropped: the data past the cut is zeroed (so a later grow
+		 * shows zeros) and its sectors cleared. */
+		r = zero_file_range(v, bm_off + v->bm_size + a, v->block_size - a);
+		*clear = !r;
+		return r;
+	}
+	/* Present sectors past the cut must read zeros (in a differencing
+	 * image too: zeros there only hid the parent past the new end). */
 	r = file_zero(v, bm_off + v->bm_size + a, v->block_size - a, &zero, &where);
 	if (r)
 		return r;
@@ -436,8 +483,10 @@ static int tail_check(struct vhd *v, uint32_t blk, uint32_t a, uint8_t *bm,
 	return 0;
 }
 
-static int sparse_shrink(struct vhd *v, uint64_t size, struct vhd_resize_stats *st)
+static int sparse_shrink(struct vhd *v, uint64_t size, unsigned flags,
+			 struct vhd_resize_stats *st)
 {
+	bool discard = flags & VHD_RESIZE_DISCARD;
 	uint32_t entries = v->hdr.max_table_entries;
 	uint32_t keep = (uint32_t)((size + v->block_size - 1) / v->block_size);
 	uint32_t last = keep - 1, cut = (uint32_t)(size - (uint64_t)last * v->block_size);
@@ -449,19 +498,21 @@ static int sparse_shrink(struct vhd *v, uint64_t size, struct vhd_resize_stats *
 	if (!bm)
 		return bdev_set_error(&v->b, ENOMEM, "out of memory");
 	/* Checks first: nothing changes when the shrink is refused. */
-	for (uint32_t i = keep; i < entries && !r; i++) {
+	for (uint32_t i = keep; i < entries && !r && !discard; i++) {
 		bool empty;
 
 		if (v->bat[i] == VHD_BAT_UNUSED)
 			continue;
-		r = vhd_block_empty(v, i, &empty);
+		/* Zeros are no data: a differencing image's present zero
+		 * sectors (which hid the parent) go too. */
+		r = vhd_block_zero(v, i, &empty);
 		if (!r && !empty)
 			r = bdev_set_error(&v->b, ENOTEMPTY,
 					   "cannot shrink: block %u (disk offset %llu) past the new end holds data",
 					   i, (unsigned long long)i * v->block_size);
 	}
 	if (!r && cut < v->block_size && v->bat[last] != VHD_BAT_UNUSED)
-		r = tail_check(v, last, cut, bm, &clear);
+		r = tail_check(v, last, cut, bm, discard, &clear);
 	if (r)
 		goto out;
 	for (uint32_t i = keep; i < entries; i++)
@@ -494,6 +545,163 @@ out:
 	return r;
 }
 
+/* True when [off, off+len) of b reads as zeros (block status). */
+static int reads_zero(struct bdev *b, uint64_t off, uint64_t len, bool *zero)
+{
+	*zero = true;
+	while (len && *zero) {
+		struct bdev_status bs;
+		int r = bdev_block_status(b, off, len, &bs);
+
+		if (r)
+			return r;
+		*zero = bs.flags & BDEV_ST_ZERO;
+		off += bs.length;
+		len -= bs.length;
+	}
+	return 0;
+}
+
+/* Make bytes [lo, hi) of block blk of a differencing image present and
+ * zero (hiding the parent there).  Bitmap bytes stay 0x00 or 0xff (the
+ * granule rule of io.c): the sectors of the first granule before lo get
+ * the data the disk shows there now (the child's own, or the parent's),
+ * so the disk reads the same below lo.  Data before bitmap: an allocated
+ * block gets its data written and synced before its bitmap; a new block
+ * is appended (no BAT entry yet: *new_off is set, the caller stores it). */
+static int hide_in_block(struct vhd *v, struct bdev *parent, uint32_t blk,
+			 uint32_t lo, uint32_t hi, uint64_t *new_off)
+{
+	uint64_t base = (uint64_t)blk * v->block_size, data;
+	uint32_t s0 = lo / VHD_SECTOR, s1 = (hi + VHD_SECTOR - 1) / VHD_SECTOR;
+	uint32_t g0 = s0 / 8 * 8, g1 = UTIL_MIN((s1 + 7) / 8 * 8, v->spb);
+	bool alloc = v->bat[blk] != VHD_BAT_UNUSED;
+	uint8_t *bm = calloc(1, v->bm_size);
+	uint8_t *buf = calloc(g1 - g0, VHD_SECTOR);
+	int r = 0;
+
+	*new_off = 0;
+	if (!bm || !buf) {
+		r = bdev_set_error(&v->b, ENOMEM, "out of memory");
+		goto out;
+	}
+	data = alloc ? (uint64_t)v->bat[blk] * VHD_SECTOR + v->bm_size : 0;
+	if (alloc && (r = util_pread_full(v->fd, bm, v->bm_size,
+					  data - v->bm_size, false))) {
+		r = bdev_set_error(&v->b, r, "bitmap read failed: %s", strerror(-r));
+		goto out;
+	}
+	for (uint32_t s = g0; s < s0 && !r; s++) {
+		uint8_t *p = buf + (size_t)(s - g0) * VHD_SECTOR;
+		uint64_t at = base + (uint64_t)s * VHD_SECTOR;
+
+		if (alloc && util_bit_test(bm, s)) {
+			r = util_pread_full(v->fd, p, VHD_SECTOR,
+					    data + (uint64_t)s * VHD_SECTOR, false);
+			if (r)
+				r = bdev_set_error(&v->b, r, "read failed: %s", strerror(-r));
+		} else if (at < parent->size) {
+			r = bdev_read(parent, p, at, VHD_SECTOR);
+			if (r) {
+				char msg[512];
+
+				r = bdev_set_error(&v->b, r, "parent: %s",
+						   bdev_errmsg(parent, msg, sizeof(msg)));
+			}
+		}
+	}
+	if (r)
+		goto out;
+	util_bit_set_range(bm, g0, g1 - g0);
+	if (!alloc) {
+		r = vhd_block_append_new(v, bm, new_off);
+		/* The new block's data is a hole: only the copied sectors. */
+		if (!r && s0 > g0 &&
+		    (r = util_pwrite_full(v->fd, buf, (size_t)(s0 - g0) * VHD_SECTOR,
+					  *new_off + v->bm_size + (uint64_t)g0 * VHD_SECTOR)))
+			r = bdev_set_error(&v->b, r, "write failed: %s", strerror(-r));
+		goto out;
+	}
+	r = util_pwrite_full(v->fd, buf, (size_t)(g1 - g0) * VHD_SECTOR,
+			     data + (uint64_t)g0 * VHD_SECTOR);
+	if (r) {
+		r = bdev_set_error(&v->b, r, "write failed: %s", strerror(-r));
+		goto out;
+	}
+	r = vhd_datasync(v);
+	if (!r && (r = util_pwrite_full(v->fd, bm, v->bm_size, data - v->bm_size)))
+		r = bdev_set_error(&v->b, r, "bitmap write failed: %s", strerror(-r));
+out:
+	free(buf);
+	free(bm);
+	return r;
+}
+
+/* Differencing, growing from old to size: the range [old, min(size, P))
+ * (P: the parent's disk size) would show the parent's data there, which
+ * this disk never showed (it was shrunk, or is smaller than its parent).
+ * The new area must read as zeros, as qemu makes it for an overlay over a
+ * larger backing file.  Wherever the parent holds something non-zero
+ * there, the child's sectors are made present and zero, before the
+ * footers give the new size: until then they lie past the end of the
+ * disk, so a crash leaves the old size reading the same.  New blocks are
+ * appended with their bitmaps, synced, then entered in the BAT, synced. */
+static int diff_hide_parent(struct vhd *v, uint64_t old, uint64_t size,
+			    struct vhd_resize_stats *st)
+{
+	struct vhd_open_opts po = { .flags = VHD_O_RDONLY };
+	char ppath[4096], why[1200];
+	uint32_t lo = UINT32_MAX, hi = 0;
+	struct bdev_err pe = { 0 };
+	struct bdev *parent;
+	uint64_t end;
+	int r;
+
+	r = vhd_find_parent(v->fd, v->path, &v->hdr, v->file_size, ppath,
+			    sizeof(ppath), why, sizeof(why));
+	if (r)
+		return bdev_set_error(&v->b, -r, "cannot grow without the parent (its data past the old end must be hidden): %s",
+				      why);
+	parent = vhd_open(ppath, &po, &pe);
+	if (!parent)
+		return bdev_set_error(&v->b, pe.code, "cannot grow without the parent: %s",
+				      pe.msg);
+	end = UTIL_MIN(size, parent->size);
+	for (uint64_t off = old; off < end && !r;) {
+		uint32_t blk = (uint32_t)(off / v->block_size);
+		uint64_t base = (uint64_t)blk * v->block_size;
+		uint64_t stop = UTIL_MIN(end, base + v->block_size), at;
+		bool zero;
+
+		r = reads_zero(parent, off, stop - off, &zero);
+		if (r) {
+			char msg[512];
+
+			r = bdev_set_error(&v->b, r, "parent: %s",
+					   bdev_errmsg(parent, msg, sizeof(msg)));
+		} else if (!zero) {
+			r = hide_in_block(v, parent, blk, (uint32_t)(off - base),
+					  (uint32_t)(stop - base), &at);
+			if (!r && at) {
+				v->bat[blk] = (uint32_t)(at / VHD_SECTOR);
+				lo = UTIL_MIN(lo, blk);
+				hi = UTIL_MAX(hi, blk);
+			}
+			st->blocks_hiding += !r;
+		}
+		off = stop;
+	}
+	bdev_close(parent);
+	if (!r)
+		r = vhd_datasync(v);
+	if (!r && lo <= hi) {
+		r = vhd_bat_store(v, lo, hi);
+		if (!r)
+			r = vhd_datasync(v);
+	}
+	return r;
+}
+
 static int sparse_grow(struct vhd *v, uint64_t size, struct vhd_resize_stats *st)
 {
 	uint64_t old = v->b.size;
@@ -517,6 +725,8 @@ static int sparse_grow(struct vhd *v, uint64_t size, struct vhd_resize_stats *st
 	}
 	if (!r && need > v->hdr.max_table_entries)
 		r = grow_bat(v, (uint32_t)need, st);
+	if (!r && v->footer.type == VHD_TYPE_DIFF)
+		r = diff_hide_parent(v, old, size, st);
 	return r ? r : write_footers(v, size);
 }
 
@@ -547,13 +757,13 @@ int vhd_resize(const char *path, uint64_t size, unsigned flags,
 	if (size == b->size)
 		r = 0;
 	else if (v->footer.type == VHD_TYPE_FIXED)
-		r = fixed_resize(v, size, flags & VHD_RESIZE_SHRINK);
+		r = fixed_resize(v, size, flags);
 	else if (size > b->size)
 		r = sparse_grow(v, size, st);
 	else if (!(flags & VHD_RESIZE_SHRINK))
 		r = bdev_set_error(b, EINVAL, "the new size is smaller than the disk: shrinking needs --allow-shrink");
 	else
-		r = sparse_shrink(v, size, st);
+		r = sparse_shrink(v, size, flags, st);
 	if (r)
 		vhd_err_from(v, r, e);
 	bdev_close(b);

@@ -255,11 +255,19 @@ int vhd_bat_store(struct vhd *v, uint32_t first, uint32_t last);
  * image every present sector reads as zeros, in a differencing one no
  * sector is present.  Sectors past the disk end do not count. */
 int vhd_block_empty(struct vhd *v, uint32_t blk, bool *empty);
+/* Whether every present sector of allocated block blk (inside the disk)
+ * reads as zeros, in any image type: nothing the disk shows but zeros. */
+int vhd_block_zero(struct vhd *v, uint32_t blk, bool *zero);
 /* Copy allocated block blk to the end of the file (bitmap + data, data on
  * a 4 KiB boundary).  The footer is written past the copy first, so the
  * file always ends with a footer; v->footer_off moves on.  The BAT is not
  * changed: *new_off is the copy's bitmap offset. */
 int vhd_block_append(struct vhd *v, uint32_t blk, uint64_t *new_off);
+/* Append a new block (for no BAT entry yet) with bitmap bm and data that
+ * reads as zeros (a hole in the file); the footer is written past it
+ * first.  *new_off is its bitmap offset; the caller writes data into it
+ * and stores the BAT entry after a sync. */
+int vhd_block_append_new(struct vhd *v, const uint8_t *bm, uint64_t *new_off);
 /* Read the end footer's raw bytes. */
 int vhd_footer_read_raw(struct vhd *v, uint8_t raw[512]);
 /* Write the footer bytes raw at off (checksum recomputed first). */

@@ -154,25 +154,35 @@ struct vhd_merge_stats {
 	uint64_t bytes;           /* bytes written into the ancestor */
 	bool grown;               /* the ancestor was resized to the child's
 	                           * (larger) size first */
+	bool shrunk;              /* the ancestor was cut to the child's
+	                           * (smaller) size, its data past it dropped */
 	char into[4096];          /* the ancestor's path */
 };
 /* Merge differencing image `child` (and the layers between it and the
  * ancestor) into the ancestor, then delete the merged files unless keep.
  * Restartable: interrupted, the child's chain still reads the same and a
  * second run completes the merge.  An ancestor smaller than the child (the
- * child was resized) is grown first.  -EBUSY (message names the file) when
+ * child was resized) is grown first; a larger one is shrunk to the child's
+ * size after the copy (what lay past the child's end is dropped), and where
+ * the chain reads zeros past a shrunk layer's end the ancestor is zeroed,
+ * so the merged disk reads exactly as the child did.  -EBUSY (message names the file) when
  * another image in the chain's folders depends on a file the merge changes
  * or removes, unless force. */
 int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 	      struct vhd_merge_stats *st, struct bdev_err *e);
 
 #define VHD_RESIZE_SHRINK 0x1u    /* allow a smaller size */
+#define VHD_RESIZE_DISCARD 0x2u   /* with SHRINK: drop data past the new end
+                                   * instead of refusing (merge) */
 struct vhd_resize_stats {
 	uint64_t old_size, new_size;
 	uint32_t blocks_moved;    /* moved to the end to make room for the BAT */
 	uint32_t blocks_dropped;  /* empty blocks past a shrunk end (their
 	                           * space is reclaimed by vhd_compact) */
 	bool locators_moved;      /* parent locators moved for the BAT */
+	uint32_t blocks_hiding;   /* differencing, grown: blocks made to read
+	                           * zeros over the parent's data in the new
+	                           * range */
 };
 /* Change the disk size of a fixed, dynamic or differencing image in place
  * (size: a multiple of 512).  Growing a sparse image grows its BAT, moving

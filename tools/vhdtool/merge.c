@@ -58,7 +58,8 @@ static int run_merge(int argc, char **argv)
 	printf("%s: merged %d layer%s into %s (%s written)%s%s\n", argv[optind],
 	       st.layers, st.layers == 1 ? "" : "s", st.into,
 	       util_fmt_size(st.bytes, sz, sizeof(sz)),
-	       st.grown ? "; the ancestor was grown to the child's size" : "",
+	       st.grown ? "; the ancestor was grown to the child's size" :
+	       st.shrunk ? "; the ancestor was cut to the child's size" : "",
 	       st.removed ? "; merged files removed" : "");
 	return 0;
 }

@@ -90,6 +90,9 @@ static int run_resize(int argc, char **argv)
 		       st.blocks_moved == 1 ? "" : "s");
 	if (st.locators_moved)
 		printf("; parent locators moved");
+	if (st.blocks_hiding)
+		printf("; %u block%s made to read zeros over the parent's data in the new range",
+		       st.blocks_hiding, st.blocks_hiding == 1 ? "" : "s");
 	printf("\n");
 	if (st.blocks_dropped) {
 		struct vhd_compact_stats cs;
