@@ -249,6 +249,10 @@ static void check_sparse(struct ck *c, const struct vhd_footer *f,
 			problem(c, "parent: %s", e.msg);
 			goto out;
 		}
+		/* The limit open applies: this image is one more layer. */
+		if (vhd_of(p)->layers >= VHD_DEFAULT_MAX_DEPTH)
+			problem(c, "chain too deep: %d layers with this image, more than %d, so no command can open it (merge some layers)",
+				vhd_of(p)->layers + 1, VHD_DEFAULT_MAX_DEPTH);
 		if (memcmp(vhd_of(p)->footer.uuid, h.parent_uuid, 16)) {
 			char a[40], b[40];
 

@@ -83,6 +83,14 @@ static int parent_facts(const char *parent, struct parent_facts *pf,
 	if (!b)
 		return -e->code;
 	v = vhd_of(b);
+	/* The child is one more layer: a chain open refuses more than
+	 * VHD_DEFAULT_MAX_DEPTH, so no command could open it. */
+	if (v->layers >= VHD_DEFAULT_MAX_DEPTH) {
+		bdev_close(b);
+		return bdev_err_set(e, ELOOP,
+				    "%s: its chain has %d layers, the most an image can have; a child of it could not be opened (merge some layers first)",
+				    parent, v->layers);
+	}
 	pf->size = b->size;
 	pf->block_size = v->footer.type == VHD_TYPE_FIXED ? 0 : v->block_size;
 	memcpy(pf->uuid, v->footer.uuid, 16);

@@ -700,16 +700,65 @@ static void test_depth_limit(void **state)
 	open_fails(pth(f, top), &o, ELOOP, "4 layers");
 }
 
+/* Give the image at path the footer UUID uuid (both footers). */
+static void set_uuid(const char *path, const uint8_t uuid[16])
+{
+	int fd = open(path, O_RDWR);
+	struct vhd_footer ft;
+	uint8_t raw[512];
+	char why[200];
+	struct stat st;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(util_pread_full(fd, raw, 512, (uint64_t)st.st_size - 512,
+					 false), 0);
+	assert_int_equal(vhd_footer_decode(raw, &ft, why, sizeof(why)), 0);
+	memcpy(ft.uuid, uuid, 16);
+	vhd_footer_encode(&ft, raw);
+	assert_int_equal(util_pwrite_full(fd, raw, 512, (uint64_t)st.st_size - 512), 0);
+	assert_int_equal(util_pwrite_full(fd, raw, 512, 0), 0);
+	close(fd);
+}
+
+static void count_problem(void *opaque, bool repaired, const char *msg)
+{
+	(void)repaired;
+	if (strstr(msg, "chain too deep"))
+		(*(int *)opaque)++;
+}
+
 static void test_default_depth_limit_is_32(void **state)
 {
 	struct fx *f = *state;
 	struct vhd_open_opts o = { .flags = VHD_O_RDONLY };
+	struct vhd_create_opts co = { .type = VHD_TYPE_DIFF };
+	struct bdev_err e = { 0 };
+	uint8_t uuid[16];
 	struct bdev *b;
+	int deep = 0;
 
-	(void)make_chain(f, VHD_DEFAULT_MAX_DEPTH + 1);
+	(void)make_chain(f, VHD_DEFAULT_MAX_DEPTH);
 	b = open_ok(pth(f, "l32.vhd"), VHD_O_RDONLY);
+	memcpy(uuid, vhd_of(b)->footer.uuid, 16);
 	bdev_close(b);
-	open_fails(pth(f, "l33.vhd"), &o, ELOOP, "32 layers");
+	/* A 33rd layer would be unusable: create refuses it. */
+	co.parent = pth(f, "l32.vhd");
+	assert_int_equal(vhd_create(pth(f, "l33.vhd"), &co, &e), -ELOOP);
+	assert_non_null(strstr(e.msg, "32 layers"));
+	assert_int_not_equal(access(pth(f, "l33.vhd"), F_OK), 0);
+	/* One made by hand (a new bottom layer under l1, with l1's UUID):
+	 * open refuses it and check says why. */
+	b = open_ok(pth(f, "l1.vhd"), VHD_O_RDONLY);
+	memcpy(uuid, vhd_of(b)->footer.uuid, 16);
+	bdev_close(b);
+	assert_int_equal(rename(pth(f, "l1.vhd"), pth(f, "l0.vhd")), 0);
+	create_child(pth(f, "l1.vhd"), pth(f, "l0.vhd"));
+	set_uuid(pth(f, "l1.vhd"), uuid);
+	open_fails(pth(f, "l32.vhd"), &o, ELOOP, "32 layers");
+	assert_true(vhd_check(pth(f, "l32.vhd"), 0, count_problem, &deep, &e) > 0);
+	assert_int_equal(deep, 1);
+	assert_int_equal(vhd_check(pth(f, "l31.vhd"), 0, count_problem, &deep, &e), 0);
 }
 
 int main(void)
