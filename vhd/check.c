@@ -1,7 +1,14 @@
 /* check and repair.  Works on the file itself (not through vhd_open) so it
  * can describe damage that open refuses.  Repairs: a lost or torn end
  * footer rebuilt from the copy at offset 0 (and a damaged copy from the end
- * footer), BAT entries pointing past the end of the file cleared. */
+ * footer), BAT entries pointing past the end of the file cleared.
+ *
+ * A file cut short (its end footer lost, the end is data) keeps what
+ * survived: the footer is rebuilt after the last block that still has its
+ * bitmap, so the part of a block before the cut is kept; what was lost
+ * (present sectors past the cut, blocks whose bitmap was cut off) is
+ * reported as "data lost" and stays counted as a problem: a repair never
+ * ends with "no problems" when data could not be recovered. */
 #include "vhd-int.h"
 
 #include <errno.h>
@@ -23,6 +30,12 @@ struct ck {
 	int problems;
 	int fd;
 	uint64_t size;
+	/* End footer lost (the file was cut or grown): rebuilt at
+	 * footer_at from the copy at offset 0 once the blocks are known. */
+	bool footer_lost;
+	uint64_t cut;              /* file size as found */
+	uint64_t footer_at;
+	uint8_t copy[512];
 };
 
 static void problem(struct ck *c, const char *fmt, ...)
@@ -97,9 +110,16 @@ static int check_footers(struct ck *c, struct vhd_footer *f,
 	*f = fs;
 	problem(c, "end footer is %s (%s)", vhd_is_footer_cookie(end) ? "torn" : "missing",
 		why_end);
-	/* Torn: replace it in place.  Missing (the end is data): append. */
-	if (!vhd_is_footer_cookie(end))
+	/* Torn: replace it in place.  Missing (the end is data): append,
+	 * after the blocks that survived (check_sparse moves footer_at). */
+	if (!vhd_is_footer_cookie(end)) {
 		*footer_off = util_align_up(c->size, 512);
+		c->footer_lost = true;
+		c->cut = c->size;
+		c->footer_at = *footer_off;
+		memcpy(c->copy, start, 512);
+		return 0;
+	}
 	if (repairing(c)) {
 		if (!util_pwrite_full(c->fd, start, 512, *footer_off)) {
 			c->size = *footer_off + 512;
@@ -127,6 +147,88 @@ static int write_bat_entry(struct ck *c, const struct vhd_header *h, uint32_t i)
 
 	util_put_be32(v, VHD_BAT_UNUSED);
 	return util_pwrite_full(c->fd, v, 4, h->table_offset + 4ull * i);
+}
+
+/* Repair: clear BAT entry i whose block was lost.  Reported, but not
+ * counted as repaired: the data stays lost, so the problem stays. */
+static void clear_lost(struct ck *c, const struct vhd_header *h, uint32_t i)
+{
+	char msg[80];
+
+	if (!repairing(c) || write_bat_entry(c, h, i))
+		return;
+	snprintf(msg, sizeof(msg), "cleared BAT entry %u", i);
+	c->report(c->opaque, true, msg);
+}
+
+/* Write the rebuilt end footer of a file that lost it (see struct ck). */
+static void rebuild_lost_footer(struct ck *c)
+{
+	if (!c->footer_lost || !repairing(c))
+		return;
+	if (!util_pwrite_full(c->fd, c->copy, 512, c->footer_at)) {
+		c->size = c->footer_at + 512;
+		repaired(c, "rebuilt the end footer at offset %llu from the copy at offset 0",
+			 (unsigned long long)c->footer_at);
+	}
+}
+
+/* The file was cut at c->cut: blocks whose bitmap survived are kept (the
+ * footer goes after them, their lost tail reads as zeros), blocks whose
+ * bitmap was cut off are lost whole.  Every lost present sector is
+ * reported as data lost (a problem that stays).  Sets *footer_off. */
+static void cut_blocks(struct ck *c, const struct vhd_header *h, uint32_t *bat,
+		       uint32_t bm_size, uint64_t disk_size, uint64_t meta_end,
+		       uint64_t *footer_off)
+{
+	uint64_t span = bm_size + (uint64_t)h->block_size, end = *footer_off;
+	uint32_t spb = h->block_size / VHD_SECTOR;
+	uint8_t *bm = malloc(bm_size);
+
+	if (!bm) {
+		problem(c, "out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < h->max_table_entries; i++) {
+		uint64_t off = (uint64_t)bat[i] * VHD_SECTOR, first = (uint64_t)i * h->block_size;
+		uint64_t live = first < disk_size ? UTIL_MIN((uint64_t)spb,
+				(disk_size - first) / VHD_SECTOR) : 0;
+		uint64_t s0, lo = UINT64_MAX, hi = 0;
+
+		if (bat[i] == VHD_BAT_UNUSED || off < meta_end || off + span <= c->cut)
+			continue;
+		if (off + bm_size > c->cut ||
+		    util_pread_full(c->fd, bm, bm_size, off, false)) {
+			if (first < disk_size)
+				problem(c, "data lost: block %u (disk bytes %llu-%llu) lay past the end of the file (cut at %llu), its bitmap with it",
+					i, (unsigned long long)first,
+					(unsigned long long)(first + live * VHD_SECTOR - 1),
+					(unsigned long long)c->cut);
+			else
+				problem(c, "BAT entry %u is beyond the disk size and points past the end of the file", i);
+			clear_lost(c, h, i);
+			bat[i] = VHD_BAT_UNUSED;
+			continue;
+		}
+		/* Kept: the footer goes after it; sectors from the cut on
+		 * read as zeros. */
+		end = UTIL_MAX(end, off + span);
+		s0 = (c->cut - off - bm_size) / VHD_SECTOR;
+		for (uint64_t s = s0; s < live; s++)
+			if (util_bit_test(bm, s)) {
+				lo = UTIL_MIN(lo, s);
+				hi = s;
+			}
+		if (lo <= hi)
+			problem(c, "data lost: block %u: disk bytes %llu-%llu lay past the end of the file (cut at %llu); the rest of the block is kept, the lost part reads as zeros",
+				i, (unsigned long long)(first + UTIL_MAX(lo * VHD_SECTOR,
+						c->cut - off - bm_size)),
+				(unsigned long long)(first + (hi + 1) * VHD_SECTOR - 1),
+				(unsigned long long)c->cut);
+	}
+	free(bm);
+	*footer_off = end;
+	c->footer_at = end;
 }
 
 static void check_sparse(struct ck *c, const struct vhd_footer *f,
@@ -182,20 +284,28 @@ static void check_sparse(struct ck *c, const struct vhd_footer *f,
 		bat[i] = util_get_be32(raw + 4ull * i);
 	meta_end = UTIL_MAX(f->data_offset + 1024, h.table_offset + bat_bytes);
 	span = bm_size + (uint64_t)h.block_size;
+	if (c->footer_lost)
+		cut_blocks(c, &h, bat, bm_size, disk_size, meta_end, &footer_off);
 	/* Entries past the end of the file: report, optionally clear. */
 	for (uint32_t i = 0; i < h.max_table_entries; i++) {
 		uint64_t off = (uint64_t)bat[i] * VHD_SECTOR;
 
 		if (bat[i] == VHD_BAT_UNUSED || off + span <= footer_off)
 			continue;
-		if (i >= need)
+		if (i >= need) {
 			problem(c, "BAT entry %u is beyond the disk size and points past the end of the file", i);
-		else
-			problem(c, "BAT entry %u: block at offset %llu ends past the end of the file (footer at %llu)",
-				i, (unsigned long long)off,
-				(unsigned long long)footer_off);
-		if (repairing(c) && !write_bat_entry(c, &h, i))
-			repaired(c, "cleared BAT entry %u (its data was lost)", i);
+			if (repairing(c) && !write_bat_entry(c, &h, i))
+				repaired(c, "cleared BAT entry %u", i);
+		} else {
+			/* Clearing it loses the block: a problem that stays,
+			 * never "no problems" after the repair. */
+			problem(c, "data lost: BAT entry %u (disk bytes %llu-%llu): block at offset %llu ends past the end of the file (footer at %llu)",
+				i, (unsigned long long)i * h.block_size,
+				(unsigned long long)(UTIL_MIN((uint64_t)(i + 1) * h.block_size,
+							      disk_size) - 1),
+				(unsigned long long)off, (unsigned long long)footer_off);
+			clear_lost(c, &h, i);
+		}
 		/* Reported: the checks below skip it (no second report). */
 		bat[i] = VHD_BAT_UNUSED;
 	}
@@ -317,6 +427,7 @@ int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 		} else {
 			check_sparse(&c, &f, footer_off);
 		}
+		rebuild_lost_footer(&c);
 	}
 	if ((flags & VHD_CHECK_REPAIR) && fsync(c.fd) < 0) {
 		r = errno;
