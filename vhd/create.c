@@ -167,6 +167,14 @@ static int write_sparse(int fd, const char *path, const char *where,
 		free(dir);
 		if (vhd_relpath(absdir, pf->abs, rel, sizeof(rel)))
 			return bdev_err_set(e, ENAMETOOLONG, "%s: parent path too long", path);
+		/* A backslash is the path separator inside locators (and
+		 * readers turn it into '/' in the header's name too): a name
+		 * holding one would come back as another path, so the child
+		 * could never find its parent again. */
+		if (strchr(pf->abs, '\\') || strchr(rel, '\\'))
+			return bdev_err_set(e, EINVAL,
+					    "%s: parent %s: its path (%s) contains a backslash, which a VHD parent locator cannot carry (it is the path separator there); rename it",
+					    path, o->parent, pf->abs);
 		snprintf(relwin, sizeof(relwin), "./%s", rel);
 		memcpy(h.parent_uuid, pf->uuid, 16);
 		h.parent_timestamp = pf->mtime;
