@@ -299,11 +299,11 @@ static void check_sparse(struct ck *c, const struct vhd_footer *f,
 		} else {
 			/* Clearing it loses the block: a problem that stays,
 			 * never "no problems" after the repair. */
-			problem(c, "data lost: BAT entry %u (disk bytes %llu-%llu): block at offset %llu ends past the end of the file (footer at %llu)",
-				i, (unsigned long long)i * h.block_size,
+			problem(c, "data lost: BAT entry %u: block at offset %llu ends past the end of the file (footer at %llu); disk bytes %llu-%llu",
+				i, (unsigned long long)off, (unsigned long long)footer_off,
+				(unsigned long long)i * h.block_size,
 				(unsigned long long)(UTIL_MIN((uint64_t)(i + 1) * h.block_size,
-							      disk_size) - 1),
-				(unsigned long long)off, (unsigned long long)footer_off);
+							      disk_size) - 1));
 			clear_lost(c, &h, i);
 		}
 		/* Reported: the checks below skip it (no second report). */

@@ -357,7 +357,7 @@ expect_fail "BAT of 8 entries at offset 1536 does not fit|cannot read the BAT"
 
 begin truncated-in-data-block dyn
 truncate -s 600000 "$IMG"
-expect_fail "BAT entry 2: .*past the end of the file"
+expect_fail "(BAT entry 2|data lost: block 2): .*past the end of the file"
 
 begin truncated-to-footer-copy dyn
 truncate -s 512 "$IMG"
@@ -519,17 +519,22 @@ expect_ok "$T/base/dyn.raw"
 # it (exit 0), check is then clean, and the disk reads like the original
 # except in the blocks listed in LOST (indices of 512 KiB blocks that now
 # read as zeros).
+# repair_case KEYWORD [LOST-BLOCKS [REPAIR-EXIT [ZERO-FROM ZERO-BYTES]]]: a
+# repair that lost data exits 1 (the loss stays a problem); the image reads
+# as the base with the lost blocks (or bytes) zeroed.
 repair_case() {
-	local kw=$1 lost=${2:-} b
+	local kw=$1 lost=${2:-} want_rc=${3:-0} b
 	cp "$T/base/dyn.raw" "$D/want"
 	for b in $lost; do
 		dd if=/dev/zero of="$D/want" bs=512K seek="$b" count=1 conv=notrunc status=none
 	done
+	[ -n "${4:-}" ] && dd if=/dev/zero of="$D/want" bs=1 seek="$4" count="$5" conv=notrunc status=none
 	run check "$IMG"
 	sane check && { [ "$rc" = 1 ] || fail "check before repair: exit $rc"; }
 	grep -qiE -- "$kw" "$T/out" || fail "check before repair: no /$kw/"
 	run check --repair "$IMG"
-	sane "check --repair" && { [ "$rc" = 0 ] || fail "check --repair: exit $rc"; }
+	sane "check --repair" && { [ "$rc" = "$want_rc" ] || fail "check --repair: exit $rc"; }
+	[ "$want_rc" = 0 ] || grep -q "data lost" "$T/out" || fail "check --repair does not say what was lost"
 	grep -q "repaired: " "$T/out" || fail "check --repair reports no repair"
 	run check "$IMG"
 	sane check && { [ "$rc" = 0 ] || fail "check after repair: exit $rc"; }
@@ -570,12 +575,14 @@ truncate -s $((DYN_SIZE + 4096)) "$IMG"
 repair_case "end footer is missing"
 
 begin repair-cut-in-last-block dyn
-truncate -s 700000 "$IMG"     # block 2 (512K-1M... at file offset 531968) cut
-repair_case "BAT entry 2: block at offset [0-9]+ ends past the end" 2
+truncate -s 700000 "$IMG"     # block 2 (disk 1M-1.5M, bitmap at file offset 531968) cut
+# Its first 700000 - 532480 bytes survive; the rest of the block is lost.
+repair_case "data lost: block 2: disk bytes $((1048576 + 700000 - 532480))-" "" 1 \
+	$((1048576 + 700000 - 532480)) $((524288 - 700000 + 532480))
 
 begin repair-bat-entry-past-eof dyn
 "$PATCH" "$IMG" bat.5=0x7fffffff bat.7=0x10000000
-repair_case "BAT entry 5: block at offset [0-9]+ ends past the end"
+repair_case "BAT entry 5: block at offset [0-9]+ ends past the end" "" 1
 
 begin repair-footer-copy dyn
 "$PATCH" "$IMG" foot-copy.checksum=1
