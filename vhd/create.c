@@ -86,10 +86,12 @@ static int parent_facts(const char *parent, struct parent_facts *pf,
 	/* The child is one more layer: a chain open refuses more than
 	 * VHD_DEFAULT_MAX_DEPTH, so no command could open it. */
 	if (v->layers >= VHD_DEFAULT_MAX_DEPTH) {
+		int layers = v->layers;
+
 		bdev_close(b);
 		return bdev_err_set(e, ELOOP,
 				    "%s: its chain has %d layers, the most an image can have; a child of it could not be opened (merge some layers first)",
-				    parent, v->layers);
+				    parent, layers);
 	}
 	pf->size = b->size;
 	pf->block_size = v->footer.type == VHD_TYPE_FIXED ? 0 : v->block_size;
