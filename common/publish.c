@@ -60,9 +60,45 @@ static const char *kind_of(mode_t m)
 	       : "not a regular file";
 }
 
+/* The writer lock on the file about to be replaced (an OFD lock on the
+ * whole file, as vhd_open takes it): a process serving, writing or reading
+ * it holds a lock of its own, and replacing the file under it would leave
+ * it working on the unlinked old file (acknowledged writes vanish).  With
+ * no write access to the old file (the folder may still allow a rename),
+ * only test for such a lock. */
+static int lock_target(struct publish *p, struct bdev_err *e)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd = open(p->target, O_RDWR | O_CLOEXEC | O_NONBLOCK), r;
+
+	if (fd >= 0) {
+		r = fcntl(fd, F_OFD_SETLK, &fl);
+	} else {
+		fd = open(p->target, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			return 0;   /* nobody can hold it through a descriptor we cannot open either */
+		r = fcntl(fd, F_OFD_GETLK, &fl);
+		if (r == 0 && fl.l_type != F_UNLCK) {
+			r = -1;
+			errno = EAGAIN;
+		}
+	}
+	if (r < 0 && errno != EINVAL && errno != ENOLCK) {
+		close(fd);
+		return bdev_err_set(e, EBUSY,
+				    "%s: in use: another process has it open (served, written, or read as a parent); not replaced",
+				    p->path);
+	}
+	p->lock_fd = fd;
+	p->locked = true;
+	return 0;
+}
+
 int publish_begin(struct publish *p, const char *path, unsigned flags,
 		  struct bdev_err *e)
 {
+	int r;
+
 	memset(p, 0, sizeof(*p));
 	p->path = path;
 	p->target = follow_links(path);
@@ -93,6 +129,11 @@ int publish_begin(struct publish *p, const char *path, unsigned flags,
 	if (p->exists && S_ISBLK(p->st.st_mode)) {
 		p->in_place = true;
 		return 0;
+	}
+	if (p->exists) {
+		r = lock_target(p, e);
+		if (r)
+			return r;
 	}
 	p->tmp = util_tmpname(p->target);
 	if (!p->tmp)
@@ -172,6 +213,9 @@ void publish_end(struct publish *p)
 {
 	if (p->tmp && !p->committed)
 		unlink(p->tmp);
+	if (p->locked)
+		close(p->lock_fd);
+	p->locked = false;
 	free(p->tmp);
 	free(p->target);
 	p->tmp = p->target = NULL;

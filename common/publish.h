@@ -6,8 +6,12 @@
  *                     existing block device is written in place when the
  *                     caller can (PUBLISH_DEVICE); character devices, FIFOs,
  *                     sockets and folders are refused; an existing file is
- *                     replaced only with PUBLISH_REPLACE.  Picks a
- *                     temporary name beside the target.
+ *                     replaced only with PUBLISH_REPLACE, and only when no
+ *                     other process has it open with a lock (an image being
+ *                     served, written, or read as a parent): the writer
+ *                     lock is taken on it and held until publish_end, so
+ *                     nothing starts using the old file meanwhile.  Picks
+ *                     a temporary name beside the target.
  *   the caller        creates p->tmp (mode publish_mode()) and writes it
  *   publish_adopt()   gives the temporary file the replaced file's owner,
  *                     group and permission bits; call it right after
@@ -41,6 +45,8 @@ struct publish {
 	bool exists;           /* target existed at begin (st is valid) */
 	bool in_place;         /* target is a block device: write target */
 	bool adopted, committed;
+	bool locked;           /* lock_fd holds the lock on the old target */
+	int lock_fd;
 	struct stat st;        /* the existing target */
 };
 

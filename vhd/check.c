@@ -345,7 +345,8 @@ static void check_sparse(struct ck *c, const struct vhd_footer *f,
 	}
 	if (f->type == VHD_TYPE_DIFF) {
 		char ppath[4096], pwhy[1200];
-		struct vhd_open_opts o = { .flags = VHD_O_RDONLY };
+		struct vhd_open_opts o = { .flags = VHD_O_RDONLY |
+			((c->flags & VHD_CHECK_FORCE_SHARE) ? VHD_O_FORCE_SHARE : 0) };
 		struct bdev_err e = { 0 };
 		struct bdev *p;
 
@@ -398,11 +399,17 @@ int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 		close(c.fd);
 		return bdev_err_set(e, EINVAL, "%s: not a regular file", path);
 	}
-	if ((flags & VHD_CHECK_REPAIR) && vhd_lock_writer(c.fd)) {
-		close(c.fd);
-		return bdev_err_set(e, EBUSY,
-				    "%s: in use: another process has it open for writing; not repairing",
-				    path);
+	/* Repair writes: exclusive.  A check reads: shared, so it does not
+	 * judge an image another process is changing (unless forced). */
+	if ((flags & VHD_CHECK_REPAIR) || !(flags & VHD_CHECK_FORCE_SHARE)) {
+		bool ex = flags & VHD_CHECK_REPAIR, by_writer;
+
+		if (vhd_lock(c.fd, ex, &by_writer)) {
+			close(c.fd);
+			return bdev_err_set(e, EBUSY, "%s: %s%s", path,
+					    vhd_lock_why(ex, by_writer),
+					    ex ? "; not repairing" : "");
+		}
 	}
 	c.size = (uint64_t)st.st_size;
 	r = check_footers(&c, &f, &footer_off);

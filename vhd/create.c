@@ -70,6 +70,9 @@ struct parent_facts {
 	uint8_t uuid[16];
 	uint32_t mtime;
 	char abs[PATH_MAX];
+	int layers;               /* the chain's files, parent first */
+	dev_t dev[VHD_DEFAULT_MAX_DEPTH];
+	ino_t ino[VHD_DEFAULT_MAX_DEPTH];
 };
 
 static int parent_facts(const char *parent, struct parent_facts *pf,
@@ -103,6 +106,14 @@ static int parent_facts(const char *parent, struct parent_facts *pf,
 		return bdev_err_set(e, err, "%s: %s", parent, strerror(err));
 	}
 	pf->mtime = vhd_time_from_unix((int64_t)st.st_mtime);
+	pf->layers = 0;
+	for (struct vhd *l = v; l && pf->layers < VHD_DEFAULT_MAX_DEPTH;
+	     l = l->parent ? vhd_of(l->parent) : NULL) {
+		if (fstat(l->fd, &st) < 0)
+			continue;
+		pf->dev[pf->layers] = st.st_dev;
+		pf->ino[pf->layers++] = st.st_ino;
+	}
 	bdev_close(b);
 	return 0;
 }
@@ -224,28 +235,17 @@ static int write_sparse(int fd, const char *path, const char *where,
 
 /* The file being replaced must not be one the new image reads: a child
  * replacing its own parent (or an ancestor) would lose that data and point
- * at itself.  parent_facts opened the chain; st is the existing target. */
+ * at itself.  st is the existing target. */
 static int replaces_own_chain(const char *path, const char *parent,
+			      const struct parent_facts *pf,
 			      const struct stat *st, struct bdev_err *e)
 {
-	struct vhd_open_opts o = { .flags = VHD_O_RDONLY };
-	struct bdev *b = vhd_open(parent, &o, e);
-	int r = 0;
-
-	if (!b)
-		return -e->code;
-	for (struct vhd *v = vhd_of(b); v && !r;
-	     v = v->parent ? vhd_of(v->parent) : NULL) {
-		struct stat ls;
-
-		if (fstat(v->fd, &ls) == 0 && ls.st_dev == st->st_dev &&
-		    ls.st_ino == st->st_ino)
-			r = bdev_err_set(e, EINVAL,
-					 "%s: is %s or part of its chain; it cannot be replaced by a child of it",
-					 path, parent);
-	}
-	bdev_close(b);
-	return r;
+	for (int i = 0; i < pf->layers; i++)
+		if (pf->dev[i] == st->st_dev && pf->ino[i] == st->st_ino)
+			return bdev_err_set(e, EINVAL,
+					    "%s: is %s or part of its chain; it cannot be replaced by a child of it",
+					    path, parent);
+	return 0;
 }
 
 int vhd_create(const char *path, const struct vhd_create_opts *o,
@@ -260,19 +260,21 @@ int vhd_create(const char *path, const struct vhd_create_opts *o,
 	r = check_opts(path, o, e);
 	if (r)
 		return r;
-	r = publish_begin(&pub, path, o->overwrite ? PUBLISH_REPLACE : 0, e);
-	if (r)
-		goto out;
+	/* The parent chain is opened (reader locks) and closed before the
+	 * destination is locked: the destination may be part of it. */
 	if (o->type == VHD_TYPE_DIFF) {
 		r = parent_facts(o->parent, &pf, e);
-		if (!r && pub.exists)
-			r = replaces_own_chain(path, o->parent, &pub.st, e);
 		if (r)
-			goto out;
+			return r;
 		size = pf.size;
 		if (!o->block_size && pf.block_size)
 			bs = pf.block_size;
 	}
+	r = publish_begin(&pub, path, o->overwrite ? PUBLISH_REPLACE : 0, e);
+	if (!r && pub.exists && o->type == VHD_TYPE_DIFF)
+		r = replaces_own_chain(path, o->parent, &pf, &pub.st, e);
+	if (r)
+		goto out;
 	fd = open(pub.tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 		  publish_mode(&pub));
 	if (fd < 0) {

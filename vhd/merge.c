@@ -32,7 +32,7 @@
 #include "common/util.h"
 
 struct layer {
-	const char *path;     /* owned by the open chain */
+	char path[PATH_MAX];  /* as the chain found it */
 	uint64_t size;        /* its disk size */
 	uint8_t uuid[16];
 	dev_t dev;
@@ -55,7 +55,7 @@ static int list_chain(struct bdev *b, struct chain *c, struct bdev_err *e)
 
 		if (fstat(v->fd, &st) < 0)
 			return bdev_err_set(e, errno, "%s: %s", v->path, strerror(errno));
-		l->path = v->path;
+		snprintf(l->path, sizeof(l->path), "%s", v->path);
 		l->size = v->b.size;
 		memcpy(l->uuid, v->footer.uuid, 16);
 		l->dev = st.st_dev;
@@ -78,7 +78,9 @@ static int chain_index(const struct chain *c, dev_t dev, ino_t ino)
 static int check_candidate(const struct chain *c, int depth, bool keep,
 			   const char *path, struct bdev_err *e)
 {
-	struct vhd_open_opts o = { .flags = VHD_O_RDONLY | VHD_O_NO_PARENT };
+	/* No reader lock: a child in use elsewhere must still be found. */
+	struct vhd_open_opts o = { .flags = VHD_O_RDONLY | VHD_O_NO_PARENT |
+					   VHD_O_FORCE_SHARE };
 	struct bdev_err ignore;
 	struct stat st;
 	struct bdev *b;
@@ -202,15 +204,54 @@ static int zero_unheld(struct bdev *top, struct bdev *dst,
 	return 0;
 }
 
+/* The whole chain read-write (VHD_O_PARENT_RW): every layer holds the
+ * writer lock, so while the merge runs no other process writes or reads
+ * (serves, uses as a parent) a file it changes or removes, and the
+ * ancestor is written through the chain's own handle (a second open of it
+ * would conflict with that lock).  Opening read-write writes nothing. */
+static struct bdev *open_chain(const char *child, struct bdev_err *e)
+{
+	struct vhd_open_opts o = { .flags = VHD_O_PARENT_RW };
+
+	return vhd_open(child, &o, e);
+}
+
+static struct bdev *layer_at(struct bdev *top, int depth)
+{
+	struct bdev *b = top;
+
+	while (b && depth-- > 0)
+		b = vhd_parent(vhd_of(b));
+	return b;
+}
+
+/* Resize the ancestor by name: the chain (and its locks) is closed around
+ * it and opened again.  Killed in between, the chain reads the same. */
+static int resize_ancestor(struct bdev **top, const char *child,
+			   const char *path, uint64_t size, unsigned flags,
+			   struct bdev_err *e)
+{
+	struct vhd_resize_stats rs;
+	int r;
+
+	bdev_close(*top);
+	*top = NULL;
+	r = vhd_resize(path, size, flags, &rs, e);
+	if (r)
+		return r;
+	*top = open_chain(child, e);
+	return *top ? 0 : -e->code;
+}
+
 int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 	      struct vhd_merge_stats *st, struct bdev_err *e)
 {
 	static const struct vhd_merge_opts def;
-	struct vhd_open_opts ro = { .flags = VHD_O_RDONLY }, rw = { 0 };
 	struct vhd_merge_stats dummy;
 	struct bdev_copy_stats cs;
-	struct bdev *top, *dst = NULL;
+	struct bdev *top, *dst;
 	struct chain *c;
+	uint64_t size;
 	int depth, r = 0;
 
 	if (!o)
@@ -221,7 +262,7 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 	c = malloc(sizeof(*c));
 	if (!c)
 		return bdev_err_set(e, ENOMEM, "out of memory");
-	top = vhd_open(child, &ro, e);
+	top = open_chain(child, e);
 	if (!top) {
 		free(c);
 		return -e->code;
@@ -245,29 +286,17 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 		if (r)
 			goto out;
 	}
-	dst = vhd_open(c->l[depth].path, &rw, e);
-	if (!dst) {
-		r = -e->code;
-		goto out;
-	}
-	if (top->size > dst->size) {
+	size = top->size;
+	if (size > c->l[depth].size) {
 		/* The child was grown: grow the ancestor first (itself
 		 * crash-safe; the chain reads zeros past a smaller parent's
 		 * end, as the grown ancestor does). */
-		struct vhd_resize_stats rs;
-
-		bdev_close(dst);
-		dst = NULL;
-		r = vhd_resize(c->l[depth].path, top->size, 0, &rs, e);
+		r = resize_ancestor(&top, child, c->l[depth].path, size, 0, e);
 		if (r)
 			goto out;
-		dst = vhd_open(c->l[depth].path, &rw, e);
-		if (!dst) {
-			r = -e->code;
-			goto out;
-		}
 		st->grown = true;
 	}
+	dst = layer_at(top, depth);
 	{
 		struct bdev_copy_opts co = {
 			.max_depth = depth,
@@ -275,7 +304,7 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 			.opaque = o->opaque,
 		};
 
-		r = bdev_copy(top, dst, top->size, &co, &cs, e);
+		r = bdev_copy(top, dst, size, &co, &cs, e);
 		if (!r)
 			r = zero_unheld(top, dst, c, depth, e);
 		if (r)
@@ -289,17 +318,13 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 		vhd_err_from(vhd_of(dst), r, e);
 		goto out;
 	}
-	if (top->size < dst->size) {
+	if (size < dst->size) {
 		/* The child was shrunk: so is the ancestor, its data past the
 		 * child's end dropped (the child never showed it).  Before
 		 * the removals: killed here, the chain still reads the same
 		 * and a second run completes the merge. */
-		struct vhd_resize_stats rs;
-
-		bdev_close(dst);
-		dst = NULL;
-		r = vhd_resize(c->l[depth].path, top->size,
-			       VHD_RESIZE_SHRINK | VHD_RESIZE_DISCARD, &rs, e);
+		r = resize_ancestor(&top, child, c->l[depth].path, size,
+				    VHD_RESIZE_SHRINK | VHD_RESIZE_DISCARD, e);
 		if (r)
 			goto out;
 		st->shrunk = true;
@@ -310,7 +335,9 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 		 * opened, so cannot be misused); the other order would leave
 		 * an intermediate layer that looks like a valid snapshot of
 		 * the ancestor, and merging it again would overwrite newer
-		 * data with its older data. */
+		 * data with its older data.  The chain is still open: its
+		 * locks keep other processes off the files until they are
+		 * gone. */
 		for (int i = depth - 1; i >= 0; i--) {
 			if (unlink(c->l[i].path) < 0 && errno != ENOENT) {
 				r = bdev_err_set(e, errno,
@@ -323,9 +350,8 @@ int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 		}
 	}
 out:
-	if (dst)
-		bdev_close(dst);
-	bdev_close(top);
+	if (top)
+		bdev_close(top);
 	free(c);
 	return r;
 }

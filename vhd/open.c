@@ -27,14 +27,37 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 			       int depth_left, struct chain_seen *seen,
 			       struct bdev_err *e);
 
-int vhd_lock_writer(int fd)
+int vhd_lock(int fd, bool exclusive, bool *by_writer)
 {
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct flock fl = { .l_type = exclusive ? F_WRLCK : F_RDLCK,
+			    .l_whence = SEEK_SET };
 
+	if (by_writer)
+		*by_writer = false;
 	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	/* File systems without locks: go on unprotected, as qemu does. */
-	return (errno == EINVAL || errno == ENOLCK) ? 0 : -EBUSY;
+	if (errno == EINVAL || errno == ENOLCK)
+		return 0;
+	if (by_writer) {
+		struct flock q = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+		*by_writer = fcntl(fd, F_OFD_GETLK, &q) == 0 && q.l_type == F_WRLCK;
+	}
+	return -EBUSY;
+}
+
+int vhd_lock_writer(int fd)
+{
+	return vhd_lock(fd, true, NULL);
+}
+
+const char *vhd_lock_why(bool exclusive, bool by_writer)
+{
+	if (!exclusive)
+		return "in use: another process has it open for writing (-U/--force-share reads it anyway)";
+	return by_writer ? "in use: another process has it open for writing"
+	       : "in use: another process is reading it (it is served, or the parent of an image in use)";
 }
 
 struct vhd *vhd_of(struct bdev *b)
@@ -522,11 +545,14 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 		seen->dev[seen->n] = st.st_dev;
 		seen->ino[seen->n++] = st.st_ino;
 	}
-	if (!rdonly && vhd_lock_writer(v->fd)) {
-		bdev_err_set(e, EBUSY,
-			     "%s: in use: another process has it open for writing",
-			     path);
-		goto fail;
+	if (!rdonly || !(flags & VHD_O_FORCE_SHARE)) {
+		bool by_writer;
+
+		if (vhd_lock(v->fd, !rdonly, &by_writer)) {
+			bdev_err_set(e, EBUSY, "%s: %s", path,
+				     vhd_lock_why(!rdonly, by_writer));
+			goto fail;
+		}
 	}
 	v->file_size = (uint64_t)st.st_size;
 	v->footer_off = v->file_size - 512;

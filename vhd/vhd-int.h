@@ -207,13 +207,22 @@ extern const struct bdev_ops vhd_sparse_ops;
 void vhd_destroy(struct vhd *v);
 
 /* open.c helpers shared with check.c. */
-/* One writer at a time: an exclusive open-file-description lock on the
- * whole file (as qemu takes), so a second writer (another vhdtool, a
- * server exporting the image, a repair) is refused instead of two
- * processes appending blocks and rewriting the BAT over each other.  The
- * kernel drops it when the descriptor closes, also on a crash.  0, or
- * -EBUSY when another open file description holds it. */
+/* Images in use: open-file-description locks on the whole file (as qemu
+ * takes them).  A writer (read-write open, check --repair, a whole-image
+ * operation) holds an exclusive lock: a second writer is refused instead of
+ * two processes appending blocks and rewriting the BAT over each other.  A
+ * reader (read-only open: a served child's parent, a read-only export,
+ * info, a backup source) holds a shared lock: writers are refused while it
+ * reads, and it is refused while a writer writes (unless it opens with
+ * VHD_O_FORCE_SHARE and takes no lock).  The kernel drops a lock when the
+ * descriptor closes, also on a crash.  0, or -EBUSY when another open file
+ * description holds a conflicting lock; *by_writer (if not NULL) tells
+ * whether that is a writer's.  A read lock needs fd open for reading, a
+ * write lock fd open for writing.  File systems without locks: 0. */
 int vhd_lock_writer(int fd);
+int vhd_lock(int fd, bool exclusive, bool *by_writer);
+/* "in use: ..." for a refused lock (why a writer/reader was refused). */
+const char *vhd_lock_why(bool exclusive, bool by_writer);
 /* Read and validate the BAT of a dynamic/differencing image: every used
  * entry inside [meta_end, footer_off) and no two blocks overlapping.
  * Fills why and returns -EINVAL on the first bad entry. */

@@ -41,6 +41,9 @@
 #define VHD_O_DIRECT              0x40u /* data I/O with O_DIRECT + libaio:
                                          * fixed images' data area, and the
                                          * allocated blocks of sparse ones */
+#define VHD_O_FORCE_SHARE         0x80u /* read-only: take no reader lock, so
+                                         * an image another process writes
+                                         * can be read (qemu's -U) */
 
 struct vhd_open_opts {
 	unsigned flags;
@@ -111,6 +114,7 @@ void vhd_chs(uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s);
  * number of problems left (0 = clean) or -errno when the check could not
  * run (e filled). */
 #define VHD_CHECK_REPAIR 0x1u
+#define VHD_CHECK_FORCE_SHARE 0x2u   /* no reader lock (without REPAIR) */
 typedef void (*vhd_check_report_fn)(void *opaque, bool repaired,
 				    const char *msg);
 int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,

@@ -679,8 +679,9 @@ static void test_flush_makes_writes_visible_to_new_opener(void **state)
 	wr(b, model, 8, BS + 99, 5000);
 	wr(b, model, 9, 3 * BS + 1, 100);
 	must(b, bdev_flush(b), "flush");
-	/* A second, independent opener reads the file as it is now. */
-	r = open_rw(pth(f, "d.vhd"), VHD_O_RDONLY);
+	/* A second, independent opener reads the file as it is now (with
+	 * VHD_O_FORCE_SHARE: the writer's lock refuses a plain reader). */
+	r = open_rw(pth(f, "d.vhd"), VHD_O_RDONLY | VHD_O_FORCE_SHARE);
 	expect_all(r, model);
 	bdev_close(r);
 	expect_file(pth(f, "d.vhd"), model, NULL);
@@ -690,7 +691,7 @@ static void test_flush_makes_writes_visible_to_new_opener(void **state)
 	fill(buf, 12, 2 * BS + 17, sizeof(buf));
 	must(b, bdev_write(b, buf, 2 * BS + 17, sizeof(buf), BDEV_FUA), "fua");
 	memcpy(model + 2 * BS + 17, buf, sizeof(buf));
-	r = open_rw(pth(f, "d.vhd"), VHD_O_RDONLY);
+	r = open_rw(pth(f, "d.vhd"), VHD_O_RDONLY | VHD_O_FORCE_SHARE);
 	expect_all(r, model);
 	bdev_close(r);
 	bdev_close(b);

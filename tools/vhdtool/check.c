@@ -27,7 +27,7 @@ static int run_check(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "repair", no_argument, NULL, 'r' }, { 0 }
 	};
-	unsigned flags = 0;
+	unsigned flags = vt_force_share() ? VHD_CHECK_FORCE_SHARE : 0;
 	struct bdev_err e = { 0 };
 	int c, n;
 
@@ -39,6 +39,10 @@ static int run_check(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return vt_usage(&check_cmd);
+	if ((flags & VHD_CHECK_REPAIR) && (flags & VHD_CHECK_FORCE_SHARE)) {
+		vt_err(NULL, "-U/--force-share is for reading only: it cannot go with --repair");
+		return 2;
+	}
 	n = vhd_check(argv[optind], flags, report, argv[optind], &e);
 	if (n < 0) {
 		vt_err(NULL, "%s", e.msg);

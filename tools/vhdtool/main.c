@@ -112,6 +112,12 @@ struct bdev *vt_open(const char *path, unsigned flags)
 	struct bdev *b;
 
 	flags |= global_open_flags;
+	if ((flags & VT_OPEN_FORCE_SHARE) && !(flags & VT_OPEN_RDONLY)) {
+		vt_err(path, "-U/--force-share is for reading only: it cannot be written while it may be in use");
+		return NULL;
+	}
+	if (flags & VT_OPEN_FORCE_SHARE)
+		o.flags |= VHD_O_FORCE_SHARE;
 	if (flags & VT_OPEN_SIZE_CHS)
 		o.flags |= VHD_O_SIZE_CHS;
 	if (flags & VT_OPEN_RDONLY)
@@ -139,6 +145,32 @@ struct bdev *vt_open(const char *path, unsigned flags)
 	return NULL;
 }
 
+bool vt_force_share(void)
+{
+	return global_open_flags & VT_OPEN_FORCE_SHARE;
+}
+
+/* -U/--force-share may come before or after the command (qemu-img takes
+ * it after): take it out of argv wherever it is, before "--". */
+static int take_force_share(int argc, char **argv)
+{
+	int out = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(argv[i], "-U") || !strcmp(argv[i], "--force-share"))
+			global_open_flags |= VT_OPEN_FORCE_SHARE;
+		else
+			argv[out++] = argv[i];
+	}
+	argv[out] = NULL;
+	return out;
+}
+
 static int cmp_cmd(const void *a, const void *b)
 {
 	const struct vhdtool_cmd *const *x = a, *const *y = b;
@@ -155,6 +187,8 @@ static void help(FILE *f)
 		   "                           geometry (default: CHS only for creators \"vpc \" and\n"
 		   "                           \"qemu\" when they differ, as qemu does)\n"
 		   "  --ignore-parent-uuid     open chains whose parent UUID does not match\n"
+		   "  -U, --force-share        read images another process is writing (no reader\n"
+		   "                           lock; what is read may be inconsistent)\n"
 		   "  --version                print the program name and version\n\n"
 		   "commands:\n");
 	for (int i = 0; i < ncmds; i++)
@@ -247,6 +281,7 @@ int main(int argc, char **argv)
 		printf("vhdtool %s\n", VERSION);
 		return finish_stdout(0);
 	}
+	argc = take_force_share(argc, argv);
 	skip = global_options(argc, argv);
 	if (skip < 0)
 		return 2;

@@ -38,7 +38,9 @@ static void on_log(void *opaque, int level, const char *msg)
  * away when we exit, however we exit. */
 struct bdev *vt_open_snapshot(const char *path)
 {
-	struct vhd_open_opts oo = { .flags = VHD_O_RDONLY };
+	/* -U: the image (the child's parent) is read without a reader lock. */
+	unsigned share = vt_force_share() ? VHD_O_FORCE_SHARE : 0;
+	struct vhd_open_opts oo = { .flags = VHD_O_RDONLY | share };
 	struct vhd_create_opts co = { .type = VHD_TYPE_DIFF };
 	struct bdev_err e = { 0 };
 	const char *tmp = getenv("TMPDIR");
@@ -71,7 +73,7 @@ struct bdev *vt_open_snapshot(const char *path)
 		rmdir(dir);
 		return NULL;
 	}
-	oo.flags = 0;
+	oo.flags = share;
 	b = vhd_open(child, &oo, &e);
 	if (!b)
 		vt_err(NULL, "%s", e.msg);

@@ -43,6 +43,8 @@ bool vt_parse_size(const char *what, const char *s, uint64_t *out);
 #define VT_OPEN_NO_UUID    0x4u   /* do not verify parent UUIDs */
 #define VT_OPEN_SIZE_FOOTER 0x8u  /* use the footer's current size */
 #define VT_OPEN_SIZE_CHS   0x10u  /* use the CHS geometry size */
+#define VT_OPEN_FORCE_SHARE 0x40u /* -U: read an image in use (no reader
+                                   * lock); refused for writable opens */
 #define VT_OPEN_DIRECT     0x20u  /* O_DIRECT + libaio (VHD data, raw files,
                                    * block devices) */
 struct bdev *vt_open(const char *path, unsigned flags);
@@ -51,6 +53,9 @@ struct bdev *vt_open(const char *path, unsigned flags);
 struct bdev *vt_open_snapshot(const char *path);
 /* vhdtool serve --iscsi (serve-iscsi.c); cmd: for usage errors. */
 int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd);
+/* True when -U/--force-share was given (commands that do not open through
+ * vt_open apply it themselves: check). */
+bool vt_force_share(void);
 /* Print bdev b's last error as "vhdtool: message". */
 void vt_bdev_err(struct bdev *b);
 /* The kind of the disk at the bottom of b's layers (vhd-sparse, raw...). */
