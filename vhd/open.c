@@ -27,39 +27,6 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 			       int depth_left, struct chain_seen *seen,
 			       struct bdev_err *e);
 
-int vhd_lock(int fd, bool exclusive, bool *by_writer)
-{
-	struct flock fl = { .l_type = exclusive ? F_WRLCK : F_RDLCK,
-			    .l_whence = SEEK_SET };
-
-	if (by_writer)
-		*by_writer = false;
-	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-		return 0;
-	/* File systems without locks: go on unprotected, as qemu does. */
-	if (errno == EINVAL || errno == ENOLCK)
-		return 0;
-	if (by_writer) {
-		struct flock q = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-
-		*by_writer = fcntl(fd, F_OFD_GETLK, &q) == 0 && q.l_type == F_WRLCK;
-	}
-	return -EBUSY;
-}
-
-int vhd_lock_writer(int fd)
-{
-	return vhd_lock(fd, true, NULL);
-}
-
-const char *vhd_lock_why(bool exclusive, bool by_writer)
-{
-	if (!exclusive)
-		return "in use: another process has it open for writing (-U/--force-share reads it anyway)";
-	return by_writer ? "in use: another process has it open for writing"
-	       : "in use: another process is reading it (it is served, or the parent of an image in use)";
-}
-
 struct vhd *vhd_of(struct bdev *b)
 {
 	if (b && (b->ops == &vhd_fixed_ops || b->ops == &vhd_sparse_ops))
@@ -262,6 +229,7 @@ static void vhd_free(struct vhd *v)
 	free(v->parent_path);
 	if (v->parent)
 		bdev_close(v->parent);
+	vhd_unlock_image(v);
 	pt_aio_free(v->aio);
 	if (v->dfd >= 0)
 		close(v->dfd);
@@ -548,7 +516,7 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 	if (!rdonly || !(flags & VHD_O_FORCE_SHARE)) {
 		bool by_writer;
 
-		if (vhd_lock(v->fd, !rdonly, &by_writer)) {
+		if (vhd_lock_image(v, st.st_dev, st.st_ino, !rdonly, &by_writer)) {
 			bdev_err_set(e, EBUSY, "%s: %s", path,
 				     vhd_lock_why(!rdonly, by_writer));
 			goto fail;

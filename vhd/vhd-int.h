@@ -197,6 +197,9 @@ struct vhd {
 	struct bdev *parent;       /* differencing: the parent chain */
 	char *parent_path;
 	int layers;                /* 1 + the parent's layers */
+	int lock_held;             /* lock.c: 0 none, 1 reader, 2 writer */
+	dev_t lock_dev;
+	ino_t lock_ino;
 };
 
 /* io.c: the bdev ops. */
@@ -223,6 +226,14 @@ int vhd_lock_writer(int fd);
 int vhd_lock(int fd, bool exclusive, bool *by_writer);
 /* "in use: ..." for a refused lock (why a writer/reader was refused). */
 const char *vhd_lock_why(bool exclusive, bool by_writer);
+/* The lock of an open image (lock.c): taken once a process per file and
+ * shared by that process's opens (a reader beside its own writer shares
+ * the writer's lock; a second writer is refused); dropped, or turned
+ * shared, as they close.  0, -EBUSY (*by_writer as for vhd_lock) or
+ * -errno. */
+int vhd_lock_image(struct vhd *v, dev_t dev, ino_t ino, bool exclusive,
+		   bool *by_writer);
+void vhd_unlock_image(struct vhd *v);
 /* Read and validate the BAT of a dynamic/differencing image: every used
  * entry inside [meta_end, footer_off) and no two blocks overlapping.
  * Fills why and returns -EINVAL on the first bad entry. */
