@@ -30,6 +30,7 @@ void scsi_rlock_acquire(struct scsi_task *tk, uint64_t lba, uint64_t n,
 {
 	struct scsi_lun *l = tk->lun;
 	struct scsi_rlock *r = &tk->rl, **pp;
+	bool now;
 
 	*r = (struct scsi_rlock){ .lba = lba, .n = n ? n : 1, .excl = excl,
 				  .cont = cont, .tk = tk, .queued = true };
@@ -37,9 +38,12 @@ void scsi_rlock_acquire(struct scsi_task *tk, uint64_t lba, uint64_t n,
 	for (pp = &l->locks; *pp; pp = &(*pp)->next)
 		;
 	*pp = r;
-	r->granted = grantable(l, r);
+	now = r->granted = grantable(l, r);
 	pthread_mutex_unlock(&tk->t->mu);
-	if (r->granted)
+	/* Decided under the lock: once it is dropped, a release on another
+	 * thread may grant r and run cont itself, so r->granted read here
+	 * would run the task twice. */
+	if (now)
 		cont(tk);
 }
 
