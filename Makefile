@@ -68,6 +68,8 @@ else
 Q := @
 endif
 
+.DEFAULT_GOAL := all
+
 MODULES := common vhd passthrough scsi iscsi vmbus storvsp vss backup nbd vmm-mini
 MOD_SRCS  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 PROG_SRCS := $(filter %/main.c,$(MOD_SRCS))

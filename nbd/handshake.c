@@ -182,7 +182,10 @@ static int opt_meta(struct nbdsrv_conn *c, const struct opt *o)
 		free(c->meta_name);
 		c->meta_name = NULL;
 	}
-	if (!c->structured)
+	/* Listing is answered before structured replies are negotiated, as
+	 * qemu-nbd does (the spec lets a server refuse it; clients such as
+	 * nbdinfo --list ask early); setting a context needs them. */
+	if (set && !c->structured)
 		return reply_err(c, o->code, NBD_REP_ERR_INVALID,
 				 "structured replies must be negotiated first");
 	if (o->len < 8)

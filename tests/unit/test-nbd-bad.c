@@ -26,7 +26,9 @@
 #define OPT_LIST     3
 #define OPT_GO       7
 #define OPT_SR       8
+#define OPT_LIST_META 9
 #define OPT_SET_META 10
+#define REP_META     4u
 #define REP_ACK      1u
 #define REP_INFO     3u
 #define ERR_UNSUP    0x80000001u
@@ -379,6 +381,22 @@ static void test_bad_options_continue(void **state)
 	/* LIST takes no data. */
 	opt(fd, OPT_LIST, d, 4);
 	expect_reply(fd, OPT_LIST, ERR_INVALID);
+	/* LIST_META_CONTEXT is answered before structured replies (as
+	 * qemu-nbd does); "base:" lists our one context. */
+	memset(d, 0, sizeof(d));
+	util_put_be32(d + 4, 1);
+	util_put_be32(d + 8, 5);
+	memcpy(d + 12, "base:", 5);
+	opt(fd, OPT_LIST_META, d, 17);
+	{
+		uint8_t buf[4096];
+		uint32_t n;
+
+		assert_int_equal(opt_reply(fd, OPT_LIST_META, buf, &n), REP_META);
+		assert_int_equal(n, 4 + 15);
+		assert_memory_equal(buf + 4, "base:allocation", 15);
+		expect_reply(fd, OPT_LIST_META, REP_ACK);
+	}
 	/* SET_META_CONTEXT needs structured replies first. */
 	memset(d, 0, sizeof(d));
 	opt(fd, OPT_SET_META, d, 8);
