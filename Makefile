@@ -237,22 +237,30 @@ fuzz:
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus-$$n fuzz/corpus/$$n || exit 1; done
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the programs, their man pages
-# (docs/man/PROGRAM.1, written by hand) and vhdtool's bash completion.
+# (docs/man/PROGRAM.1, written by hand), vhdtool's bash completion and the
+# example systemd units of contrib/systemd (ExecStart pointing at BINDIR;
+# installed, not enabled).
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+UNITS := $(wildcard contrib/systemd/*.socket contrib/systemd/*.service contrib/systemd/*.timer)
 INSTALL ?= install
 MAN_PAGES := $(wildcard docs/man/*.1)
 INSTALLED := $(DESTDIR)$(BINDIR)/vhdtool $(PROGS:$(BUILD)/bin/%=$(DESTDIR)$(BINDIR)/%) \
 	$(MAN_PAGES:docs/man/%=$(DESTDIR)$(MANDIR)/man1/%) \
-	$(DESTDIR)$(BASHCOMPDIR)/vhdtool
+	$(DESTDIR)$(BASHCOMPDIR)/vhdtool \
+	$(UNITS:contrib/systemd/%=$(DESTDIR)$(SYSTEMDUNITDIR)/%)
 
 install: $(VHDTOOL) $(PROGS)
 	$(Q)$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
 	$(Q)$(INSTALL) -m 0755 $(VHDTOOL) $(PROGS) $(DESTDIR)$(BINDIR)/
 	$(Q)$(INSTALL) -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
 	$(Q)$(INSTALL) -m 0644 contrib/bash-completion/vhdtool $(DESTDIR)$(BASHCOMPDIR)/vhdtool
+	$(Q)$(INSTALL) -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	$(Q)for u in $(UNITS); do sed 's|/usr/local/bin/|$(BINDIR)/|g' $$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$u) && \
+	  chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$u) || exit 1; done
 
 uninstall:
 	$(Q)rm -f $(INSTALLED)

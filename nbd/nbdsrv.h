@@ -91,6 +91,10 @@ int nbdsrv_serve_fd(struct nbdsrv *s, int fd);
  * addr NULL means 127.0.0.1; port 0 picks a free one (nbdsrv_tcp_port). */
 int nbdsrv_listen_unix(struct nbdsrv *s, const char *path);
 int nbdsrv_listen_tcp(struct nbdsrv *s, const char *addr, unsigned port);
+/* A listening stream socket made by someone else (systemd socket
+ * activation, LISTEN_FDS): checked to be a listening SOCK_STREAM socket,
+ * then owned by s (closed by nbdsrv_free; never unlinked). */
+int nbdsrv_listen_fd(struct nbdsrv *s, int fd);
 /* The port of the first TCP socket, or 0. */
 unsigned nbdsrv_tcp_port(struct nbdsrv *s);
 

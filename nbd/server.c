@@ -221,6 +221,22 @@ static int add_listener(struct nbdsrv *s, int fd)
 	return 0;
 }
 
+int nbdsrv_listen_fd(struct nbdsrv *s, int fd)
+{
+	int type = 0, acc = 0;
+	socklen_t l1 = sizeof(type), l2 = sizeof(acc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) < 0)
+		return set_err(s, errno, "descriptor %d is not a socket: %s", fd,
+			       strerror(errno));
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l2) < 0 ||
+	    type != SOCK_STREAM || !acc)
+		return set_err(s, EINVAL, "descriptor %d is not a listening stream socket", fd);
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return set_err(s, errno, "descriptor %d: %s", fd, strerror(errno));
+	return add_listener(s, fd);
+}
+
 int nbdsrv_listen_unix(struct nbdsrv *s, const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };

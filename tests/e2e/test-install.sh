@@ -33,6 +33,14 @@ for f in "${files[@]}"; do
 	[ -f "$f" ] || fail "not installed: ${f#$dir/root}"
 done
 [ -x "$d/bin/vhdtool" ] || fail "vhdtool is not executable"
+# The example systemd units, pointing at the installed program.
+for u in "$root"/contrib/systemd/*.socket "$root"/contrib/systemd/*.service "$root"/contrib/systemd/*.timer; do
+	f=$d/lib/systemd/system/$(basename "$u")
+	[ -f "$f" ] || fail "unit not installed: ${f#$dir/root}"
+	! grep -q /usr/local/bin "$f" || fail "$(basename "$u") still names /usr/local/bin"
+done
+grep -q "^ExecStart=/usr/bin/vhdtool serve" "$d/lib/systemd/system/vhdtool-nbd@.service" ||
+	fail "vhdtool-nbd@.service does not start /usr/bin/vhdtool"
 
 # --version from the installed path: "vhdtool VERSION", VERSION from the
 # VERSION file.

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -85,7 +86,8 @@ struct bdev *vt_open_snapshot(const char *path)
 static int run_serve(int argc, char **argv);
 VHDTOOL_COMMAND(serve, .name = "serve",
 	.usage = "serve [--socket PATH | --bind ADDR --port N] [--read-only] [--snapshot] "
-		 "[--direct] [--export-name NAME] [--max-clients N] [--threads N] [--once] [-v] IMAGE\n"
+		 "[--direct] [--export-name NAME] [--max-clients N] [--threads N] [--once] "
+		 "[--exit-with-parent] [-v] IMAGE\n"
 		 "serve --iscsi [--bind ADDR] [--port N] [--target-name IQN] [--read-only] "
 		 "[--snapshot] [--direct] [--chap-user USER --chap-secret-file FILE] "
 		 "[--login-timeout MS] [-v] IMAGE...",
@@ -108,6 +110,47 @@ static bool parse_uint(const char *what, const char *s, unsigned lo,
 	return true;
 }
 
+/* systemd socket activation (sd_listen_fds(3), as nbdkit does): the
+ * listening sockets are descriptors 3 .. 3+LISTEN_FDS-1 when LISTEN_PID is
+ * this process.  The variables are removed so that nothing we start
+ * inherits them.  Returns the count, 0 when not activated, -1 (reported)
+ * when the variables are malformed. */
+static int activation_fds(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	unsigned long p, n;
+	char *end;
+
+	if (!pid || !fds)
+		return 0;
+	errno = 0;
+	p = strtoul(pid, &end, 10);
+	if (errno || end == pid || *end || p != (unsigned long)getpid())
+		return 0;	/* meant for another process */
+	n = strtoul(fds, &end, 10);
+	if (errno || end == fds || *end || n < 1 || n > 16) {
+		vt_err(NULL, "socket activation: LISTEN_FDS='%s' is not a count from 1 to 16", fds);
+		return -1;
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return (int)n;
+}
+
+/* --exit-with-parent: SIGTERM (a clean stop) when the parent goes, also if
+ * it went before the request took effect. */
+static bool exit_with_parent(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) {
+		vt_err(NULL, "--exit-with-parent: %s", strerror(errno));
+		return false;
+	}
+	if (getppid() != parent)
+		raise(SIGTERM);
+	return true;
+}
+
 static int run_serve(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -122,9 +165,13 @@ static int run_serve(int argc, char **argv)
 		{ "once", no_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "direct", no_argument, NULL, 'D' },
+		{ "exit-with-parent", no_argument, NULL, 'P' },
 		{ 0 }
 	};
 	struct nbdsrv_opts so = { .export_name = "" };
+	pid_t parent = getppid();
+	bool with_parent = false;
+	int nact;
 	const char *sock = NULL, *addr = NULL, *image;
 	unsigned port = NBDSRV_DEFAULT_PORT;
 	bool port_set = false, snapshot = false, verbose = false;
@@ -163,12 +210,21 @@ static int run_serve(int argc, char **argv)
 		case 'o': so.once = true; break;
 		case 'v': verbose = true; break;
 		case 'D': oflags |= VT_OPEN_DIRECT; break;
+		case 'P': with_parent = true; break;
 		default:
 			return vt_usage(&serve_cmd);
 		}
 	}
 	if (argc - optind != 1 || (sock && (addr || port_set)))
 		return vt_usage(&serve_cmd);
+	nact = activation_fds();
+	if (nact < 0)
+		return 2;
+	if (nact && (sock || addr || port_set)) {
+		vt_err(NULL, "started by socket activation (LISTEN_FDS): --socket, --bind and "
+		       "--port cannot be used");
+		return 2;
+	}
 	image = argv[optind];
 	if (strlen(so.export_name) > 4096) {
 		vt_err(NULL, "export name longer than 4096 bytes");
@@ -193,7 +249,13 @@ static int run_serve(int argc, char **argv)
 		bdev_close(b);
 		return 1;
 	}
-	r = sock ? nbdsrv_listen_unix(s, sock) : nbdsrv_listen_tcp(s, addr, port);
+	if (nact) {
+		r = 0;
+		for (int i = 0; i < nact && !r; i++)
+			r = nbdsrv_listen_fd(s, 3 + i);
+	} else {
+		r = sock ? nbdsrv_listen_unix(s, sock) : nbdsrv_listen_tcp(s, addr, port);
+	}
 	if (r) {
 		vt_err(NULL, "%s", nbdsrv_errmsg(s));
 		nbdsrv_free(s);
@@ -205,7 +267,16 @@ static int run_serve(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (sock)
+	if (with_parent && !exit_with_parent(parent)) {
+		the_server = NULL;
+		nbdsrv_free(s);
+		bdev_close(b);
+		return 1;
+	}
+	if (nact)
+		printf("serving %s (%s) on %d socket%s from systemd\n", image,
+		       util_fmt_size(b->size, sz, sizeof(sz)), nact, nact > 1 ? "s" : "");
+	else if (sock)
 		printf("serving %s (%s) at nbd+unix:///%s?socket=%s\n", image,
 		       util_fmt_size(b->size, sz, sizeof(sz)), so.export_name, sock);
 	else
