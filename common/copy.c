@@ -13,6 +13,15 @@
  * take numbers in order and the writer consumes them in order, so the
  * lowest unfinished chunk always has its slot: no deadlock.
  *
+ * Work is proportional to the data, not to the disk's size: before the
+ * readers start, the calling thread walks the source's block status once
+ * (metadata only; a sparse VHD reports a run of unallocated blocks as one
+ * extent) and plans the copy as items: a zero or skip extent of at least
+ * one chunk is one item that no reader touches, everything else is cut
+ * into items of at most one chunk that readers fill as before.  A 2 TiB
+ * dynamic disk holding two blocks is a handful of items, not a million
+ * chunk hand-offs.
+ *
  * The destination is flushed once, at the end.  (Flushing it from another
  * thread while the copy goes on, to start writeback early, was measured:
  * on ext4 it made copies up to twice as slow, writes stalling behind the
@@ -49,11 +58,19 @@ struct slot {
 	bool ready;
 };
 
+/* One unit of work: [off, off + len).  kind SEG_DATA means "read it and
+ * look" (len <= chunk); SEG_ZERO and SEG_SKIP are decided by the plan. */
+struct item {
+	uint64_t off, len;
+	enum seg_kind kind;
+};
+
 struct copier {
 	struct bdev *src, *dst;
 	uint64_t len;
 	uint32_t chunk;
-	uint64_t nchunks;
+	uint64_t nchunks;      /* items */
+	struct item *items;
 	const struct bdev_copy_opts *o;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -123,15 +140,99 @@ static int scan_zero(struct slot *s, const uint8_t *p, uint64_t off,
 	return 0;
 }
 
-/* Build chunk idx in slot s.  0 or -errno (failure recorded). */
+/* How the copy treats a block status extent. */
+static enum seg_kind classify(const struct bdev_copy_opts *o, const struct bdev_status *st)
+{
+	if (o->max_depth > 0 && (!(st->flags & BDEV_ST_ALLOC) || st->depth >= o->max_depth))
+		return SEG_SKIP;
+	return st->flags & BDEV_ST_ZERO ? SEG_ZERO : SEG_DATA;
+}
+
+static int add_item(struct item **v, uint64_t *n, size_t *cap, uint64_t off,
+		    uint64_t len, enum seg_kind kind)
+{
+	if (*n && kind != SEG_DATA && (*v)[*n - 1].kind == kind &&
+	    (*v)[*n - 1].off + (*v)[*n - 1].len == off) {
+		(*v)[*n - 1].len += len;
+		return 0;
+	}
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		struct item *nv = realloc(*v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = (struct item){ off, len, kind };
+	return 0;
+}
+
+/* Cut [off, end) into read items of at most one chunk. */
+static int add_reads(struct copier *c, size_t *cap, uint64_t off, uint64_t end)
+{
+	while (off < end) {
+		uint64_t n = UTIL_MIN(end - off, (uint64_t)c->chunk);
+		int r = add_item(&c->items, &c->nchunks, cap, off, n, SEG_DATA);
+
+		if (r)
+			return r;
+		off += n;
+	}
+	return 0;
+}
+
+/* The plan (see the top of the file).  0 or -errno (failure recorded). */
+static int plan(struct copier *c)
+{
+	uint64_t pos = 0, pend = 0;	/* [pend, pos): still to cut into reads */
+	size_t cap = 0;
+	int r = 0;
+
+	while (pos < c->len && !r) {
+		struct bdev_status st;
+		enum seg_kind k;
+
+		r = bdev_block_status(c->src, pos, c->len - pos, &st);
+		if (r) {
+			fail(c, r, c->src);
+			return r;
+		}
+		if (!st.length || st.length > c->len - pos)
+			st.length = c->len - pos;
+		k = classify(c->o, &st);
+		if (k != SEG_DATA && st.length >= c->chunk) {
+			r = add_reads(c, &cap, pend, pos);
+			if (!r)
+				r = add_item(&c->items, &c->nchunks, &cap, pos, st.length, k);
+			pend = pos + st.length;
+		}
+		pos += st.length;
+	}
+	if (!r)
+		r = add_reads(c, &cap, pend, c->len);
+	if (r)
+		fail(c, r, NULL);
+	return r;
+}
+
+/* Build item idx in slot s.  0 or -errno (failure recorded). */
 static int fill(struct copier *c, struct slot *s, uint64_t idx)
 {
-	uint64_t start = idx * c->chunk;
-	uint64_t end = UTIL_MIN(start + c->chunk, c->len);
+	const struct item *it = &c->items[idx];
+	uint64_t start = it->off;
+	uint64_t end = it->off + it->len;
 	uint64_t pos = start;
 	int r = 0;
 
 	s->nseg = 0;
+	if (it->kind != SEG_DATA) {
+		r = add_seg(s, it->off, it->len, it->kind);
+		if (r)
+			fail(c, r, NULL);
+		return r;
+	}
 	while (pos < end && !r) {
 		struct bdev_status st;
 		uint64_t n;
@@ -141,11 +242,12 @@ static int fill(struct copier *c, struct slot *s, uint64_t idx)
 			fail(c, r, c->src);
 			return r;
 		}
-		n = st.length;
-		if (c->o->max_depth > 0 && (!(st.flags & BDEV_ST_ALLOC) ||
-					    st.depth >= c->o->max_depth)) {
+		n = UTIL_MIN(st.length, end - pos);
+		if (!n)
+			n = end - pos;
+		if (classify(c->o, &st) == SEG_SKIP) {
 			r = add_seg(s, pos, n, SEG_SKIP);
-		} else if (st.flags & BDEV_ST_ZERO) {
+		} else if (classify(c->o, &st) == SEG_ZERO) {
 			r = add_seg(s, pos, n, SEG_ZERO);
 		} else {
 			r = bdev_read(c->src, s->buf + (pos - start), pos, (size_t)n);
@@ -234,7 +336,7 @@ static int writer(struct copier *c, struct bdev_copy_stats *st)
 
 	for (uint64_t idx = 0; idx < c->nchunks; idx++) {
 		struct slot *s = &c->slots[idx % (uint64_t)c->nslots];
-		uint64_t start = idx * c->chunk;
+		uint64_t start = c->items[idx].off, end = start + c->items[idx].len;
 		int r;
 
 		pthread_mutex_lock(&c->mu);
@@ -257,8 +359,7 @@ static int writer(struct copier *c, struct bdev_copy_stats *st)
 		pthread_cond_broadcast(&c->cv);
 		pthread_mutex_unlock(&c->mu);
 		if (c->o->progress &&
-		    c->o->progress(c->o->opaque, UTIL_MIN(start + c->chunk, c->len),
-				   c->len)) {
+		    c->o->progress(c->o->opaque, end, c->len)) {
 			fail(c, -ECANCELED, NULL);
 			return -ECANCELED;
 		}
@@ -314,24 +415,31 @@ int bdev_copy(struct bdev *src, struct bdev *dst, uint64_t len,
 				    (unsigned long long)len, src->name,
 				    (unsigned long long)src->size, dst->name,
 				    (unsigned long long)dst->size);
-	c.nchunks = (len + c.chunk - 1) / c.chunk;
+	pthread_mutex_init(&c.mu, NULL);
+	pthread_cond_init(&c.cv, NULL);
+	r = plan(&c);
+	if (r) {
+		bdev_err_set(e, -r, "%s", c.msg);
+		goto out_plan;
+	}
 	nth = o->readers > 0 ? UTIL_MIN(o->readers, MAX_READERS) : DEFAULT_READERS;
 	if ((uint64_t)nth > c.nchunks)
 		nth = c.nchunks ? (int)c.nchunks : 1;
 	c.nslots = nth * 2;
 	c.slots = calloc((size_t)c.nslots, sizeof(*c.slots));
-	if (!c.slots)
-		return bdev_err_set(e, ENOMEM, "out of memory");
+	if (!c.slots) {
+		r = bdev_err_set(e, ENOMEM, "out of memory");
+		goto out_plan;
+	}
 	for (int i = 0; i < c.nslots; i++) {
 		c.slots[i].free_for = (uint64_t)i;
 		c.slots[i].buf = alloc_buf(c.chunk);
 		if (!c.slots[i].buf) {
 			free_slots(&c);
-			return bdev_err_set(e, ENOMEM, "out of memory for copy buffers");
+			r = bdev_err_set(e, ENOMEM, "out of memory for copy buffers");
+			goto out_plan;
 		}
 	}
-	pthread_mutex_init(&c.mu, NULL);
-	pthread_cond_init(&c.cv, NULL);
 	for (int i = 0; i < nth; i++) {
 		if (pthread_create(&th[i], NULL, reader, &c)) {
 			fail(&c, -EAGAIN, NULL);
@@ -356,8 +464,10 @@ int bdev_copy(struct bdev *src, struct bdev *dst, uint64_t len,
 	}
 	if (r)
 		bdev_err_set(e, -r, "%s", c.msg);
+	free_slots(&c);
+out_plan:
 	pthread_cond_destroy(&c.cv);
 	pthread_mutex_destroy(&c.mu);
-	free_slots(&c);
+	free(c.items);
 	return r;
 }

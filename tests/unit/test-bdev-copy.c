@@ -235,6 +235,97 @@ static void test_max_depth(void **state)
 	free(buf);
 }
 
+/* A layer counting what the copy asks of the source. */
+struct counting {
+	struct bdev b;
+	unsigned long status_calls, reads;
+	uint64_t read_bytes;
+};
+
+static int cnt_read(struct bdev *b, void *buf, uint64_t off, size_t len)
+{
+	struct counting *c = (struct counting *)b;
+
+	__atomic_add_fetch(&c->reads, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->read_bytes, len, __ATOMIC_RELAXED);
+	return bdev_read(b->lower, buf, off, len);
+}
+
+static int cnt_status(struct bdev *b, uint64_t off, uint64_t len, struct bdev_status *st)
+{
+	struct counting *c = (struct counting *)b;
+
+	__atomic_add_fetch(&c->status_calls, 1, __ATOMIC_RELAXED);
+	return bdev_block_status(b->lower, off, len, st);
+}
+
+static void cnt_close(struct bdev *b)
+{
+	(void)b;
+}
+
+static const struct bdev_ops cnt_ops = {
+	.kind = "counting",
+	.read = cnt_read,
+	.block_status = cnt_status,
+	.close = cnt_close,
+};
+
+/* Work follows the data, not the disk's size: a 1 TiB dynamic disk that
+ * holds two small pieces is copied with a few block-status calls and
+ * reads of those two chunks only (it was one status call and one thread
+ * hand-off per 2 MiB: 35 s for 2 TiB), into a 1 TiB dynamic destination
+ * that ends holding just those blocks; with max_depth the same. */
+static void test_work_follows_data(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t size = 1ull << 40;
+	struct vhd_create_opts co = { .type = VHD_TYPE_DYNAMIC, .size = size };
+	struct vhd_open_opts oo = { 0 };
+	struct bdev_copy_stats st;
+	struct bdev_err e = { 0 };
+	struct counting c = { 0 };
+	struct bdev *src, *dst;
+	uint8_t a[4096], b[4096];
+
+	memset(a, 0xa5, sizeof(a));
+	assert_int_equal(vhd_create(pth(f, "huge.vhd"), &co, &e), 0);
+	assert_int_equal(vhd_create(pth(f, "huge2.vhd"), &co, &e), 0);
+	src = vhd_open(pth(f, "huge.vhd"), &oo, &e);
+	assert_non_null(src);
+	assert_int_equal(bdev_write(src, a, 12345 * 4096ull, sizeof(a), 0), 0);
+	assert_int_equal(bdev_write(src, a, size - 8192, sizeof(a), 0), 0);
+	assert_int_equal(bdev_layer_init(&c.b, &cnt_ops, "counting", src, false), 0);
+	dst = vhd_open(pth(f, "huge2.vhd"), &oo, &e);
+	assert_non_null(dst);
+	{
+		struct bdev_copy_opts o = { .dst_zeroed = true };
+
+		assert_int_equal(bdev_copy(&c.b, dst, size, &o, &st, &e), 0);
+	}
+	assert_true(c.status_calls < 32);
+	assert_true(c.reads <= 8);
+	assert_true(c.read_bytes <= 2 * (2u << 20));
+	assert_int_equal(st.data_bytes, 2 * sizeof(a));
+	assert_int_equal(bdev_read(dst, b, 12345 * 4096ull, sizeof(b)), 0);
+	assert_memory_equal(a, b, sizeof(b));
+	assert_int_equal(bdev_read(dst, b, size - 8192, sizeof(b)), 0);
+	assert_memory_equal(a, b, sizeof(b));
+	/* with max_depth: the ranges no layer holds are one skip item each */
+	c.status_calls = c.reads = 0;
+	{
+		struct bdev_copy_opts o = { .max_depth = 1 };
+
+		assert_int_equal(bdev_copy(&c.b, dst, size, &o, &st, &e), 0);
+	}
+	assert_true(c.status_calls < 32);
+	assert_true(c.reads <= 8);
+	assert_true(st.skip_bytes > size - (8u << 20));
+	bdev_close(dst);
+	bdev_close(&c.b);
+	bdev_close(src);
+}
+
 static int cancel_after;
 
 static int cancel_cb(void *opaque, uint64_t done, uint64_t total)
@@ -289,6 +380,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_every_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_destination, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_depth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_work_follows_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_length, setup, teardown),
 	};
