@@ -44,6 +44,17 @@ head -c 3000001 /dev/urandom >"$dir/odd.raw"
 expect_rc 0 "" $T backup create "$repo" "$dir/odd.raw"
 id=$(cat "$dir/out")
 [ "$(wc -l <"$dir/out")" = 1 ] || fail "create printed more than the ID on stdout"
+# -p into a file (not a terminal): progress lines, never \r redraws
+# (a repository of its own: the checks below count this one's backups).
+expect_rc 0 "" $T backup init "$dir/repo2"
+expect_rc 0 "" $T backup create -p "$dir/repo2" "$dir/odd.raw"
+id2=$(cat "$dir/out")
+grep -q $'\r' "$dir/err" && fail "backup -p drew a bar with \\r into a file"
+grep -q '^backup: 100%' "$dir/err" || fail "backup -p: no progress line: $(cat "$dir/err")"
+expect_rc 0 "" $T backup restore -p "$dir/repo2" "$id2" "$dir/odd-restored.raw"
+grep -q $'\r' "$dir/err" && fail "restore -p drew a bar with \\r into a file"
+grep -q '^restore: 100%' "$dir/err" || fail "restore -p: no progress line: $(cat "$dir/err")"
+cmp "$dir/odd.raw" "$dir/odd-restored.raw" || fail "restore -p: data differ"
 expect_rc 0 "" $T backup show --json "$repo" "$id"
 python3 - "$dir/out" "$id" <<'EOF' || fail "show --json"
 import json, sys

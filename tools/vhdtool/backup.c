@@ -63,36 +63,22 @@ static bool parse_count(const char *what, const char *s, int *out)
 	return true;
 }
 
+/* -p: the one progress printer (progress.c: a bar on a terminal, a line
+ * every 10% elsewhere), behind the backup library's progress signature. */
 struct progress {
-	struct timespec start;
-	bool shown;
+	struct vt_progress vp;
 };
 
-static double since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-/* "  42.0%  512.3 MiB/s  ETA 0:03" on stderr, redrawn in place. */
 static void show_progress(void *opaque, uint64_t done, uint64_t total)
 {
 	struct progress *p = opaque;
-	double secs = since(&p->start), rate = secs > 0 ? (double)done / secs : 0;
-	double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-	long eta = rate > 0 ? (long)((double)(total - done) / rate) : 0;
 
-	fprintf(stderr, "\r%6.1f%%  %8.1f MiB/s  ETA %ld:%02ld ", pct,
-		rate / (1 << 20), eta / 60, eta % 60);
-	p->shown = true;
+	(void)vt_progress_cb(&p->vp, done, total);
 }
 
 static void end_progress(struct progress *p)
 {
-	if (p->shown)
-		fputc('\n', stderr);
+	vt_progress_end(&p->vp);
 }
 
 static void fmt_time(int64_t t, char *buf, size_t len)
@@ -183,7 +169,7 @@ static int cmd_create(int argc, char **argv)
 		return 1;
 	}
 	o.source = argv[optind + 1];
-	clock_gettime(CLOCK_MONOTONIC, &pr.start);
+	vt_progress_init(&pr.vp, "backup", o.progress != NULL);
 	rc = bkp_create(r, src, &o, &b, &e);
 	end_progress(&pr);
 	bdev_close(src);
@@ -391,7 +377,7 @@ static int cmd_restore(int argc, char **argv)
 	r = open_repo(argv[optind]);
 	if (!r)
 		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &pr.start);
+	vt_progress_init(&pr.vp, "restore", o.progress != NULL);
 	rc = bkp_restore(r, argv[optind + 1], argv[optind + 2], &o, &e);
 	end_progress(&pr);
 	bkp_close(r);
