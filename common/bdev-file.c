@@ -2,6 +2,7 @@
  * Holes found with SEEK_DATA/SEEK_HOLE report as zero.  Requests go straight
  * to pread/pwrite, which are safe to issue from several threads. */
 #include "bdev.h"
+#include "imglock.h"
 #include "util.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@ struct file_bdev {
 	struct bdev b;          /* must be first */
 	int fd;
 	bool is_blockdev;
+	struct img_lock lock;
 };
 
 static struct file_bdev *fb(struct bdev *b)
@@ -111,6 +113,7 @@ static void file_close(struct bdev *b)
 {
 	struct file_bdev *f = fb(b);
 
+	img_lock_drop(&f->lock);
 	close(f->fd);
 	bdev_fini(b);
 	free(f);
@@ -176,6 +179,21 @@ struct bdev *bdev_file_open(const char *path, unsigned flags,
 	}
 	f->fd = fd;
 	f->is_blockdev = S_ISBLK(st.st_mode);
+	if (!(ro && (flags & BDEV_OPEN_NOLOCK))) {
+		bool by_writer;
+
+		r = img_lock_take(&f->lock, fd, !ro, &by_writer);
+		if (r) {
+			if (r == -EBUSY)
+				bdev_err_set(e, EBUSY, "%s: %s", path, img_lock_why(!ro, by_writer));
+			else
+				bdev_err_set(e, -r, "%s: cannot lock: %s", path, strerror(-r));
+			bdev_fini(&f->b);
+			free(f);
+			close(fd);
+			return NULL;
+		}
+	}
 	return &f->b;
 
 fail_errno:

@@ -286,6 +286,10 @@ struct bdev *bdev_switch_lower(struct bdev *sw);
  * Holes (SEEK_HOLE) report as zero, not data.  NULL on error (e filled). */
 #define BDEV_OPEN_RDONLY 0x1u
 #define BDEV_OPEN_DIRECT 0x2u  /* O_DIRECT + libaio where the back-end can */
+#define BDEV_OPEN_NOLOCK 0x4u  /* read-only: take no image lock (-U) */
+/* Every open takes the image lock of common/imglock.h (exclusive when
+ * writable, shared when read-only): EBUSY "in use: ..." when another
+ * process holds a conflicting one. */
 struct bdev *bdev_file_open(const char *path, unsigned flags,
 			    struct bdev_err *e);
 

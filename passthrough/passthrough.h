@@ -18,13 +18,17 @@
 
 #define PT_OPEN_RDONLY 0x1u
 #define PT_OPEN_BUFFERED 0x2u  /* no O_DIRECT (file systems without it) */
+#define PT_OPEN_NOLOCK 0x4u    /* read-only: take no image lock (-U) */
 
 /* Open a block device or regular file.  Limits and identity come from the
  * device (logical/physical block size, maximum transfer, discard
  * granularity, read-only flag, WWN or serial from sysfs) or, for a file,
  * from its file system (direct-I/O alignment) and device+inode.  Where a
- * file system refuses O_DIRECT the file is opened buffered.  NULL with e
- * filled on error. */
+ * file system refuses O_DIRECT the file is opened buffered.  The image
+ * lock of common/imglock.h is taken (exclusive when writable, shared when
+ * read-only, none with PT_OPEN_NOLOCK on a read-only open): EBUSY "in
+ * use" when another process holds a conflicting one.  NULL with e filled
+ * on error. */
 struct bdev *pt_open(const char *path, unsigned flags, struct bdev_err *e);
 
 /* ---- the engine ---- */

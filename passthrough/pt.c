@@ -15,6 +15,7 @@
  * blocks by construction. */
 #include "passthrough.h"
 
+#include "common/imglock.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -36,6 +37,7 @@ struct pt {
 	bool blockdev;
 	bool direct;
 	struct pt_aio *aio;     /* NULL when buffered */
+	struct img_lock lock;
 };
 
 static struct pt *PT(struct bdev *b)
@@ -151,6 +153,7 @@ static void pt_close(struct bdev *b)
 	struct pt *p = PT(b);
 
 	pt_aio_free(p->aio);
+	img_lock_drop(&p->lock);
 	close(p->fd);
 	bdev_fini(b);
 	free(p);
@@ -399,6 +402,18 @@ struct bdev *pt_open(const char *path, unsigned flags, struct bdev_err *e)
 			     path);
 		goto fail;
 	}
+	if (!(ro && (flags & PT_OPEN_NOLOCK))) {
+		bool by_writer;
+
+		r = img_lock_take(&p->lock, p->fd, !ro, &by_writer);
+		if (r) {
+			if (r == -EBUSY)
+				bdev_err_set(e, EBUSY, "%s: %s", path, img_lock_why(!ro, by_writer));
+			else
+				bdev_err_set(e, -r, "%s: cannot lock: %s", path, strerror(-r));
+			goto fail;
+		}
+	}
 	lim = p->b.limits;
 	ident = p->b.ident;
 	r = bdev_init(&p->b, &pt_ops, path, size, lim.logical_block, ro);
@@ -418,6 +433,7 @@ struct bdev *pt_open(const char *path, unsigned flags, struct bdev_err *e)
 fail_init:
 	bdev_fini(&p->b);
 fail:
+	img_lock_drop(&p->lock);
 	if (p->fd >= 0)
 		close(p->fd);
 	free(p);

@@ -404,10 +404,10 @@ int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 	if ((flags & VHD_CHECK_REPAIR) || !(flags & VHD_CHECK_FORCE_SHARE)) {
 		bool ex = flags & VHD_CHECK_REPAIR, by_writer;
 
-		if (vhd_lock(c.fd, ex, &by_writer)) {
+		if (img_lock_fd(c.fd, ex, &by_writer)) {
 			close(c.fd);
 			return bdev_err_set(e, EBUSY, "%s: %s%s", path,
-					    vhd_lock_why(ex, by_writer),
+					    img_lock_why(ex, by_writer),
 					    ex ? "; not repairing" : "");
 		}
 	}

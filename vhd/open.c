@@ -229,7 +229,7 @@ static void vhd_free(struct vhd *v)
 	free(v->parent_path);
 	if (v->parent)
 		bdev_close(v->parent);
-	vhd_unlock_image(v);
+	img_lock_drop(&v->lock_img);
 	pt_aio_free(v->aio);
 	if (v->dfd >= 0)
 		close(v->dfd);
@@ -516,9 +516,9 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 	if (!rdonly || !(flags & VHD_O_FORCE_SHARE)) {
 		bool by_writer;
 
-		if (vhd_lock_image(v, st.st_dev, st.st_ino, !rdonly, &by_writer)) {
+		if (img_lock_take(&v->lock_img, v->fd, !rdonly, &by_writer)) {
 			bdev_err_set(e, EBUSY, "%s: %s", path,
-				     vhd_lock_why(!rdonly, by_writer));
+				     img_lock_why(!rdonly, by_writer));
 			goto fail;
 		}
 	}

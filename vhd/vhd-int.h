@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/bdev.h"
+#include "common/imglock.h"
 #include "common/util.h"
 #include "vhd.h"
 
@@ -197,9 +198,7 @@ struct vhd {
 	struct bdev *parent;       /* differencing: the parent chain */
 	char *parent_path;
 	int layers;                /* 1 + the parent's layers */
-	int lock_held;             /* lock.c: 0 none, 1 reader, 2 writer */
-	dev_t lock_dev;
-	ino_t lock_ino;
+	struct img_lock lock_img;  /* common/imglock.h: this open's image lock */
 };
 
 /* io.c: the bdev ops. */
@@ -210,30 +209,9 @@ extern const struct bdev_ops vhd_sparse_ops;
 void vhd_destroy(struct vhd *v);
 
 /* open.c helpers shared with check.c. */
-/* Images in use: open-file-description locks on the whole file (as qemu
- * takes them).  A writer (read-write open, check --repair, a whole-image
- * operation) holds an exclusive lock: a second writer is refused instead of
- * two processes appending blocks and rewriting the BAT over each other.  A
- * reader (read-only open: a served child's parent, a read-only export,
- * info, a backup source) holds a shared lock: writers are refused while it
- * reads, and it is refused while a writer writes (unless it opens with
- * VHD_O_FORCE_SHARE and takes no lock).  The kernel drops a lock when the
- * descriptor closes, also on a crash.  0, or -EBUSY when another open file
- * description holds a conflicting lock; *by_writer (if not NULL) tells
- * whether that is a writer's.  A read lock needs fd open for reading, a
- * write lock fd open for writing.  File systems without locks: 0. */
-int vhd_lock_writer(int fd);
-int vhd_lock(int fd, bool exclusive, bool *by_writer);
-/* "in use: ..." for a refused lock (why a writer/reader was refused). */
-const char *vhd_lock_why(bool exclusive, bool by_writer);
-/* The lock of an open image (lock.c): taken once a process per file and
- * shared by that process's opens (a reader beside its own writer shares
- * the writer's lock; a second writer is refused); dropped, or turned
- * shared, as they close.  0, -EBUSY (*by_writer as for vhd_lock) or
- * -errno. */
-int vhd_lock_image(struct vhd *v, dev_t dev, ino_t ino, bool exclusive,
-		   bool *by_writer);
-void vhd_unlock_image(struct vhd *v);
+/* Images in use: every open takes the image lock of common/imglock.h
+ * (exclusive for read-write, shared for read-only, none with
+ * VHD_O_FORCE_SHARE) in struct vhd's lock_img. */
 /* Read and validate the BAT of a dynamic/differencing image: every used
  * entry inside [meta_end, footer_off) and no two blocks overlapping.
  * Fills why and returns -EINVAL on the first bad entry. */

@@ -9,7 +9,8 @@
 # export, the parent of a served child), readers work and writers and
 # whole-image operations (write, resize, compact, check --repair, merge
 # into it) are refused.  Once the server is killed with SIGKILL the kernel
-# drops its lock and everything works again.
+# drops its lock and everything works again.  Raw files take the same
+# locks as VHDs.
 set -u
 T=${VHDTOOL:?}
 dir=$(mktemp -d)
@@ -93,4 +94,25 @@ refused "check --repair of a read-only export" "$T" check --repair "$dir/a.vhd"
 stop
 "$T" resize "$dir/a.vhd" 32M >/dev/null || fail "resize once the server is gone"
 "$T" check "$dir/a.vhd" >/dev/null || fail "check at the end"
+
+# 4. Raw files are images too (buffered and --direct opens alike): served
+# read-write, a second writer, a plain reader and a replacement are
+# refused; served read-only, readers share and writers are refused.
+head -c 4M /dev/urandom > "$dir/r.raw"
+for direct in "" --direct; do
+	serve $direct "$dir/r.raw"
+	sum=$(sha256sum < "$dir/r.raw")
+	refused "a second writer of a served raw file $direct" sh -c "printf x | '$T' write '$dir/r.raw' 0"
+	refused "a reader of a served raw file $direct" "$T" read "$dir/r.raw" 0 6
+	refused "convert --force over a served raw file $direct" "$T" convert --force -O raw "$dir/src.raw" "$dir/r.raw"
+	refused "restore --force over a served raw file $direct" "$T" backup restore --force "$dir/repo" latest "$dir/r.raw"
+	"$T" -U read "$dir/r.raw" 0 6 >/dev/null || fail "-U read of a served raw file $direct"
+	[ "$(sha256sum < "$dir/r.raw")" = "$sum" ] || fail "refused operations changed the raw file $direct"
+	stop
+	serve --read-only $direct "$dir/r.raw"
+	"$T" read "$dir/r.raw" 0 6 >/dev/null || fail "reader of a read-only raw export $direct refused"
+	refused "a write to a read-only raw export $direct" sh -c "printf x | '$T' write '$dir/r.raw' 0"
+	stop
+done
+printf 'free' | "$T" write "$dir/r.raw" 0 || fail "raw write once the server is gone"
 echo "images in use: writers, readers and whole-image operations respect each other's locks"

@@ -132,12 +132,14 @@ struct bdev *vt_open(const char *path, unsigned flags)
 	if (b)
 		return tracked(b, path, flags);
 	if ((flags & VT_OPEN_RAW_OK) && e.code == ENOVHD) {
+		bool noshare = flags & VT_OPEN_FORCE_SHARE;
+
 		if (flags & VT_OPEN_DIRECT)
-			b = pt_open(path, (flags & VT_OPEN_RDONLY) ? PT_OPEN_RDONLY : 0,
-				    &e);
+			b = pt_open(path, ((flags & VT_OPEN_RDONLY) ? PT_OPEN_RDONLY : 0) |
+				    (noshare ? PT_OPEN_NOLOCK : 0), &e);
 		else
-			b = bdev_file_open(path, (flags & VT_OPEN_RDONLY) ?
-					   BDEV_OPEN_RDONLY : 0, &e);
+			b = bdev_file_open(path, ((flags & VT_OPEN_RDONLY) ? BDEV_OPEN_RDONLY : 0) |
+					   (noshare ? BDEV_OPEN_NOLOCK : 0), &e);
 		if (b)
 			return tracked(b, path, flags);
 	}

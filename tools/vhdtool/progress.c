@@ -75,6 +75,8 @@ int vt_progress_cb(void *opaque, uint64_t done, uint64_t total)
 		return 0;
 	t = now();
 	pct = total ? (int)(done * 100 / total) : 100;
+	if (pct == 100 && p->last_pct == 100)
+		return 0;	/* the end was shown already */
 	if (p->tty ? (t - p->last < 0.1 && done < total)
 		   : (pct / 10 == p->last_pct / 10 && done < total))
 		return 0;

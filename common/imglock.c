@@ -1,5 +1,6 @@
 /* Image locks between processes, and how opens inside one process share
- * them (see vhd-int.h).
+ * them (imglock.h): VHD images (vhd/open.c), raw files and block devices
+ * (bdev-file.c, passthrough/pt.c) alike.
  *
  * OFD locks belong to an open file description, so two opens of one file
  * in one process would refuse each other, although the process orders
@@ -14,12 +15,13 @@
  * by fork() shares its parent's descriptors but not its opens: it ignores
  * the entries it inherited, and its own opens lock like another
  * process's. */
-#include "vhd-int.h"
+#include "imglock.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct held {
@@ -47,7 +49,7 @@ static int set_lock(int fd, short type)
 	return (errno == EINVAL || errno == ENOLCK) ? 0 : -EBUSY;
 }
 
-int vhd_lock(int fd, bool exclusive, bool *by_writer)
+int img_lock_fd(int fd, bool exclusive, bool *by_writer)
 {
 	int r = set_lock(fd, exclusive ? F_WRLCK : F_RDLCK);
 
@@ -60,12 +62,7 @@ int vhd_lock(int fd, bool exclusive, bool *by_writer)
 	return r;
 }
 
-int vhd_lock_writer(int fd)
-{
-	return vhd_lock(fd, true, NULL);
-}
-
-const char *vhd_lock_why(bool exclusive, bool by_writer)
+const char *img_lock_why(bool exclusive, bool by_writer)
 {
 	if (!exclusive)
 		return "in use: another process has it open for writing (-U/--force-share reads it anyway)";
@@ -94,7 +91,7 @@ static int upgrade(struct held *h, int fd, bool *by_writer)
 	int nfd, r;
 
 	(void)set_lock(h->fd, F_UNLCK);
-	r = vhd_lock(fd, true, by_writer);
+	r = img_lock_fd(fd, true, by_writer);
 	if (r) {
 		(void)set_lock(h->fd, F_RDLCK);
 		return r;
@@ -111,13 +108,20 @@ static int upgrade(struct held *h, int fd, bool *by_writer)
 	return 0;
 }
 
-int vhd_lock_image(struct vhd *v, dev_t dev, ino_t ino, bool exclusive,
-		   bool *by_writer)
+int img_lock_take(struct img_lock *l, int fd, bool exclusive, bool *by_writer)
 {
 	struct held *h;
+	struct stat st;
+	dev_t dev;
+	ino_t ino;
 	int r = 0;
 
 	*by_writer = false;
+	l->held = 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	dev = st.st_dev;
+	ino = st.st_ino;
 	pthread_mutex_lock(&held_mu);
 	h = find(dev, ino, NULL);
 	if (!h) {
@@ -126,8 +130,8 @@ int vhd_lock_image(struct vhd *v, dev_t dev, ino_t ino, bool exclusive,
 			r = -ENOMEM;
 			goto out;
 		}
-		r = vhd_lock(v->fd, exclusive, by_writer);
-		h->fd = r ? -1 : fcntl(v->fd, F_DUPFD_CLOEXEC, 3);
+		r = img_lock_fd(fd, exclusive, by_writer);
+		h->fd = r ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
 		if (!r && h->fd < 0)
 			r = -errno;
 		if (r) {
@@ -145,7 +149,7 @@ int vhd_lock_image(struct vhd *v, dev_t dev, ino_t ino, bool exclusive,
 		r = -EBUSY;
 		goto out;
 	} else if (exclusive && !h->exclusive) {
-		r = upgrade(h, v->fd, by_writer);
+		r = upgrade(h, fd, by_writer);
 		if (r)
 			goto out;
 	}
@@ -153,24 +157,24 @@ int vhd_lock_image(struct vhd *v, dev_t dev, ino_t ino, bool exclusive,
 		h->writers++;
 	else
 		h->readers++;
-	v->lock_dev = dev;
-	v->lock_ino = ino;
-	v->lock_held = exclusive ? 2 : 1;
+	l->dev = dev;
+	l->ino = ino;
+	l->held = exclusive ? 2 : 1;
 out:
 	pthread_mutex_unlock(&held_mu);
 	return r;
 }
 
-void vhd_unlock_image(struct vhd *v)
+void img_lock_drop(struct img_lock *l)
 {
 	struct held *h, **link;
 
-	if (!v->lock_held)
+	if (!l->held)
 		return;
 	pthread_mutex_lock(&held_mu);
-	h = find(v->lock_dev, v->lock_ino, &link);
+	h = find(l->dev, l->ino, &link);
 	if (h) {
-		if (v->lock_held == 2)
+		if (l->held == 2)
 			h->writers--;
 		else
 			h->readers--;
@@ -184,5 +188,5 @@ void vhd_unlock_image(struct vhd *v)
 		}
 	}
 	pthread_mutex_unlock(&held_mu);
-	v->lock_held = 0;
+	l->held = 0;
 }
