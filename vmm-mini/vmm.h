@@ -28,6 +28,10 @@ struct vmm_disk {
 
 int vmm_disk_open(const char *path, bool ro, struct vmm_disk *d,
 		  struct bdev_err *e);
+/* The same without the tracking layer (d->bd is the image, d->track
+ * NULL): for a LUN whose tracking sits above a switch (stor.c). */
+int vmm_disk_open_bare(const char *path, bool ro, struct vmm_disk *d,
+		       struct bdev_err *e);
 /* Flush, close, finalise tracking.  0 or the first -errno. */
 int vmm_disk_close(struct vmm_disk *d, struct bdev_err *e);
 
@@ -68,8 +72,12 @@ struct vmm_stor_cfg {
 	uint32_t max_transfer;	/* 0: 1 MiB */
 	uint16_t subchannels;
 	int cpu;		/* >= 0: pin the storvsp threads there */
-	/* Each LUN behind a switch layer: snapshot and merge while running
-	 * (one mutex more a request). */
+	/* Each LUN behind a switch layer: snapshot and merge while running.
+	 * A writable LUN's stack is then: the LUN -> a hold switch (drains
+	 * everything above the chain for a snapshot's freeze) -> the change
+	 * tracking observer (IMAGE.ctk of the image given; writes recorded
+	 * whichever file of the chain takes them) -> the switch -> the VHD
+	 * chain.  Two mutexes more a request. */
 	bool switchable;
 };
 

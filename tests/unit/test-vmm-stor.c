@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "backup/bkp-int.h"
 #include "tests/unit/ut.h"
 #include "vhd/vhd.h"
 #include "vmbus/vmbus.h"
@@ -93,7 +94,7 @@ static void test_req_bad_luns(void **state)
 struct rig {
 	struct vmbus_host *h;
 	struct vmm_stor *st;
-	char img[PATH_MAX], child[PATH_MAX];
+	char img[PATH_MAX], child[PATH_MAX], ctk[PATH_MAX], frozen_ctk[PATH_MAX];
 };
 
 static void rig_up(struct rig *R)
@@ -106,6 +107,8 @@ static void rig_up(struct rig *R)
 	memset(R, 0, sizeof(*R));
 	snprintf(R->img, sizeof(R->img), "%s/a.vhd", tmpdir);
 	snprintf(R->child, sizeof(R->child), "%s/a-snap1.vhd", tmpdir);
+	snprintf(R->ctk, sizeof(R->ctk), "%s/a.vhd.ctk", tmpdir);
+	snprintf(R->frozen_ctk, sizeof(R->frozen_ctk), "%s/a-snap1.vhd.frozen.ctk", tmpdir);
 	assert_int_equal(vhd_create(R->img, &co, &be), 0);
 	assert_int_equal(vmbus_host_new(MEM_BYTES, &R->h), 0);
 	cfg.mgr = vmbus_host_mgr(R->h);
@@ -120,6 +123,8 @@ static void rig_down(struct rig *R)
 
 	assert_int_equal(vmm_stor_free(R->st, &e), 0);
 	vmbus_host_free(R->h);
+	unlink(R->frozen_ctk);
+	unlink(R->ctk);
 	unlink(R->child);
 	unlink(R->img);
 }
@@ -191,11 +196,35 @@ static void test_snap_phases(void **state)
 	assert_string_equal(info.frozen, img_abs);
 	assert_int_equal(info.child[0], '/');
 	assert_non_null(strstr(info.child, "/a-snap1.vhd"));
-	assert_string_equal(info.ctk, "");	/* untracked */
-	/* not busy any more: the merge folds it back */
+	/* the LUN had no IMAGE.ctk: tracked from this first live backup on */
+	assert_true(exists(R.ctk));
+	ctl(&R, "{\"cmd\":\"disks\"}", out, sizeof(out));
+	assert_non_null(strstr(out, "\"tracked\":true"));
+	assert_true(exists(R.frozen_ctk));
+	assert_int_equal(info.ctk[0], '/');
+	assert_non_null(strstr(info.ctk, "/a-snap1.vhd.frozen.ctk"));
+	/* valid for a backup of the frozen image while the LUN runs */
+	{
+		struct vhd_open_opts oo = { .flags = VHD_O_RDONLY };
+		struct bdev_err be = { 0 };
+		struct bdev *src = vhd_open(info.frozen, &oo, &be);
+		struct bkp_ctk_session *cs;
+		char why[300] = "";
+
+		assert_non_null(src);
+		cs = bkp_ctk_begin_frozen(src, info.frozen, info.ctk, why, sizeof(why));
+		if (!cs)
+			fail_msg("frozen tracking file: %s", why);
+		assert_int_equal(bkp_ctk_epoch(cs), 1);	/* a new generation's first */
+		assert_true(bkp_ctk_end(cs));
+		bdev_close(src);
+	}
+	/* not busy any more: the merge folds it back; the frozen tracking
+	 * file goes with the child */
 	ctl(&R, "{\"cmd\":\"merge\",\"lun\":0}", out, sizeof(out));
 	assert_non_null(strstr(out, "\"ok\":true"));
 	assert_false(exists(R.child));
+	assert_false(exists(R.frozen_ctk));
 	expect_snapshots(&R, 0, R.img);
 	/* the one-step snapshot is the same phases */
 	assert_int_equal(vmm_stor_snapshot(R.st, 0, &a, &b, &e), 0);
@@ -204,6 +233,7 @@ static void test_snap_phases(void **state)
 	free(a);
 	free(b);
 	expect_snapshots(&R, 1, R.child);
+	assert_false(exists(R.frozen_ctk));	/* not a live backup's */
 	free(img_abs);
 	rig_down(&R);
 }
