@@ -130,6 +130,10 @@ int vmm_stor_snapshot(struct vmm_stor *s, int lun, char **parent, char **child,
  * needs its release).  The caller finishes or aborts every prepared
  * snapshot before vmm_stor_free. */
 struct vmm_stor_snap;
+/* -ENOENT: no such LUN; -ENOTSUP: not a writable VHD behind a switch (so
+ * "every writable VHD LUN" is the LUNs 0..63 where prepare does not say
+ * ENOENT or ENOTSUP); -EBUSY: another snapshot runs on it; -EMLINK: too
+ * many snapshot children already. */
 int vmm_stor_snap_prepare(struct vmm_stor *s, int lun, struct vmm_stor_snap **out,
 			  struct vmm_stor_err *e);
 int vmm_stor_snap_hold(struct vmm_stor_snap *p, struct vmm_stor_err *e);
@@ -158,7 +162,8 @@ int vmm_stor_disks_json(struct vmm_stor *s, char *out, size_t cap);
 int vmm_stor_flush(struct vmm_stor *s, struct vmm_stor_err *e);
 int vmm_stor_quiesce(struct vmm_stor *s, int timeout_ms);
 /* Serve the control requests about disks (disks, disk-add, disk-remove,
- * snapshot, merge, stats): false when q is none of them. */
+ * snapshot, merge, stats): false when q is none of them.  A merge also
+ * removes the merged child's frozen tracking file (CHILD.frozen.ctk). */
 bool vmm_stor_control(struct vmm_stor *s, const struct vmm_req *q, char *out, size_t cap);
 
 /* `vmm-mini check-records IMAGE[,flushed=SEQ]...` (checkrec.c): prints
