@@ -215,6 +215,15 @@ int util_fsync_dir(const char *path)
 	return r;
 }
 
+int util_commit_file(int fd, const char *tmp, const char *dst)
+{
+	if (fd >= 0 && fsync(fd) < 0)
+		return -errno;
+	if (rename(tmp, dst) < 0)
+		return -errno;
+	return util_fsync_dir(dst);
+}
+
 int util_random(void *buf, size_t len)
 {
 	uint8_t *p = buf;

@@ -127,8 +127,11 @@ int util_parse_size(const char *s, uint64_t *out);
 char *util_fmt_size(uint64_t v, char *buf, size_t len);
 
 /* util_tmpname() makes "DIR/.BASE.tmp.PID.N" beside dst (malloc'd, NULL on
- * ENOMEM); files are published with common/publish.h. */
+ * ENOMEM); util_commit_file() fsyncs fd, renames tmp to dst and fsyncs the
+ * directory (internal files such as a frozen tracking file; what a user
+ * names is published with common/publish.h). */
 char *util_tmpname(const char *dst);
+int util_commit_file(int fd, const char *tmp, const char *dst);
 /* fsync the directory holding path. */
 int util_fsync_dir(const char *path);
 
