@@ -29,7 +29,7 @@ command -v fio >/dev/null || { echo "bench/vm.sh: fio missing, skipped"; exit 0;
 [ -x "$VMM" ] || { echo "bench/vm.sh: build first (make all)" >&2; exit 1; }
 backend=kvm
 mode=()
-if ! { [ -e /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/null; }; then
+if ! { [ -c /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/null; }; then
 	backend="user-mode (no usable /dev/kvm here)"
 	mode=(--user-mode)
 fi
