@@ -14,7 +14,8 @@
  *    read through the chain, into the parent in 1 MiB pieces, while the
  *    guest's I/O goes on to the child.  Then the granules marked meanwhile
  *    are taken (and cleared) and copied again where the child holds them,
- *    pass after pass, until little is left (or the passes run out).
+ *    pass after pass, until little is left, a pass did not shrink what is
+ *    left (a guest writing faster than the copy), or 16 passes ran.
  * 4. Final step, the LUN held: the last marked ranges are copied, the
  *    parent flushed, the child and CHILD.frozen.ctk unlinked (folder
  *    fsync'd), and the switch released onto the parent's writable handle.
@@ -320,7 +321,7 @@ int vmm_merge_live(struct bdev *sw, const char *child_path, const char *parent_p
 	struct lm L = { .e = e };
 	struct bdev_err be = { 0 };
 	struct bdev *cur, *obs = NULL;
-	uint64_t t0 = now_us(), th, left;
+	uint64_t t0 = now_us(), th, left, prev = UINT64_MAX;
 	char *ctk = NULL;
 	int r;
 
@@ -356,9 +357,13 @@ int vmm_merge_live(struct bdev *sw, const char *child_path, const char *parent_p
 	L.st->passes = 1;
 	r = copy_range(&L, 0, sw->size);
 	while (!r) {
+		/* Done when little is left, or when a pass did not shrink
+		 * what is left (the guest writes faster than we copy: more
+		 * passes would not make the held step shorter). */
 		left = marks_take(L.m);
-		if (left <= FINAL_BYTES || L.st->passes >= MAX_PASSES)
+		if (left <= FINAL_BYTES || left >= prev || L.st->passes >= MAX_PASSES)
 			break;
+		prev = left;
 		L.st->passes++;
 		r = copy_todo(&L);
 	}
