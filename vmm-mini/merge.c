@@ -75,6 +75,7 @@ struct lm {
 	uint8_t *buf;			/* PIECE bytes, aligned */
 	struct vmm_merge_stats *st;
 	struct vmm_stor_err *e;
+	unsigned delay_us;		/* VMM_TEST_MERGE_DELAY_US */
 };
 
 static uint64_t now_us(void)
@@ -189,6 +190,8 @@ static int copy_held(struct lm *L, uint64_t off, uint64_t len)
 			return fail(L->e, -r, "writing %s: %s", L->parent->name,
 				    bdev_last_error());
 		L->st->bytes += n;
+		if (L->delay_us)
+			usleep(L->delay_us);
 		off += n;
 		len -= n;
 	}
@@ -329,6 +332,10 @@ int vmm_merge_live(struct bdev *sw, const char *child_path, const char *parent_p
 	L.st = st ? st : &dummy;
 	memset(L.st, 0, sizeof(*L.st));
 	L.child = bdev_switch_lower(sw);
+	/* For the crash tests only: a pause after each piece copied, so
+	 * that kills land anywhere in a merge. */
+	if (getenv("VMM_TEST_MERGE_DELAY_US"))
+		L.delay_us = (unsigned)strtoul(getenv("VMM_TEST_MERGE_DELAY_US"), NULL, 10);
 	L.parent = open_parent(sw, L.child, parent_path, e);
 	if (!L.parent)
 		return -e->code;
