@@ -34,16 +34,12 @@ cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
 
 # ctl JSON...: one answer line per request ("T=seconds " first: the
-# monotonic time the answer came).
+# monotonic time the answer came).  The socket exists already.
 ctl() {
 	"$PY3" - "$dir/c.sock" "$@" <<'PY'
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
-for _ in range(200):
-    try:
-        s.connect(sys.argv[1]); break
-    except OSError:
-        time.sleep(0.05)
+s.connect(sys.argv[1])
 f = s.makefile("rw")
 for q in sys.argv[2:]:
     f.write(q + "\n"); f.flush()
@@ -65,6 +61,7 @@ for r in $(seq "$ROUNDS"); do
 		--workload randrw,bs=65536,qd=8,read=30,seconds=500 \
 		--disk "$dir/a.vhd,lun=0" --control "$dir/c.sock" 2>"$dir/err" &
 	pid=$!
+	for _ in $(seq 200); do [ -S "$dir/c.sock" ] && break; sleep 0.05; done
 	ctl '{"cmd":"snapshot","lun":0}' | grep -q '"ok":true' ||
 		{ echo "bench/livemerge.sh: snapshot failed" >&2; cat "$dir/err" >&2; exit 1; }
 	for _ in $(seq 1200); do
