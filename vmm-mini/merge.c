@@ -374,8 +374,11 @@ int vmm_merge_live(struct bdev *sw, const char *child_path, const char *parent_p
 		L.st->passes++;
 		r = copy_todo(&L);
 	}
-	if (!r && bdev_flush(L.parent))	/* less for the held flush to do */
+	/* Both flushed now: less for the held step's flushes to do. */
+	if (!r && bdev_flush(L.parent))
 		r = fail(e, EIO, "flushing %s: %s", parent_path, bdev_last_error());
+	if (!r && bdev_flush(sw))
+		r = fail(e, EIO, "flushing %s: %s", child_path, bdev_last_error());
 	if (r)
 		goto unplug;
 
@@ -398,9 +401,11 @@ int vmm_merge_live(struct bdev *sw, const char *child_path, const char *parent_p
 		obs = NULL;
 		goto out;
 	}
-	/* The parent holds everything now.  A failed folder fsync may bring
-	 * the child back after a crash: still a valid chain over the parent
-	 * (same data), which a later merge removes. */
+	/* The parent holds everything now.  The removal must be durable
+	 * before the guest writes to the parent: a child back after a crash
+	 * would hide those writes.  A folder fsync fails only on a failing
+	 * file system (EIO), which is not reported here: the merge is done
+	 * and the LUN must go on to the parent. */
 	(void)util_fsync_dir(child_path);
 	if (unlink(ctk) == 0)
 		(void)util_fsync_dir(ctk);
