@@ -406,9 +406,8 @@ int vmm_merge_live(struct bdev *sw, const char *child_path, const char *parent_p
 	 * would hide those writes.  A folder fsync fails only on a failing
 	 * file system (EIO), which is not reported here: the merge is done
 	 * and the LUN must go on to the parent. */
+	(void)unlink(ctk);	/* beside the child: one folder fsync for both */
 	(void)util_fsync_dir(child_path);
-	if (unlink(ctk) == 0)
-		(void)util_fsync_dir(ctk);
 	(void)bdev_switch_release(sw, L.parent);	/* checked in open_parent */
 	L.st->held_us += now_us() - th;
 	*parent_out = L.parent;
