@@ -1,7 +1,9 @@
 #!/bin/bash
 # Live merge while the guest writes records: snapshot, more records land
 # in the child, then the merge folds the child back while the guest keeps
-# writing (its I/O held only for the final step); twice.  Each merge
+# writing (its I/O held only for the final step); twice, then two
+# snapshots merged back one after the other (the first merge into a
+# differencing parent).  Each merge
 # answers with its time and the time I/O was held, removes the child and
 # its frozen tracking file (a stand-in here: the backup writes the real
 # one), and leaves the LUN on the original file.  A merge that would
@@ -62,6 +64,25 @@ for round in 1 2; do
 		fail "disks after merge $round: $ans"
 	more_records "merge $round"
 done
+# two snapshots, then two merges: the top one into the first snapshot (a
+# differencing parent), that one into the image
+ans=$(ctl "$dir/c.sock" '{"cmd":"snapshot","lun":0}')
+echo "$ans" | grep -q '"ok":true' || fail "snapshot 3: $ans"
+more_records "snapshot 3"
+ans=$(ctl "$dir/c.sock" '{"cmd":"snapshot","lun":0}')
+echo "$ans" | grep -q "\"parent\":\"$child\",\"child\":\"$dir/a-snap2.vhd\"" || fail "snapshot 4: $ans"
+more_records "snapshot 4"
+ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}')
+echo "merge 3: $ans"
+echo "$ans" | grep -q "\"ok\":true,\"lun\":0,\"into\":\"$child\",\"merged\":\"$dir/a-snap2.vhd\"" ||
+	fail "merge 3: $ans"
+more_records "merge 3"
+ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}')
+echo "merge 4: $ans"
+echo "$ans" | grep -q "\"ok\":true,\"lun\":0,\"into\":\"$img\",\"merged\":\"$child\"" ||
+	fail "merge 4: $ans"
+ls "$dir"/a-snap* 2>/dev/null && fail "snapshot files left after merges 3 and 4"
+more_records "merge 4"
 ctl "$dir/c.sock" '{"cmd":"quit"}' >/dev/null
 stop_vmm 0
 [ "$rc" = 0 ] || fail "vmm-mini exited $rc after quit"
