@@ -204,6 +204,24 @@ static int zero_unheld(struct bdev *top, struct bdev *dst,
 	return 0;
 }
 
+int vhd_merge_check(struct bdev *child, struct bdev_err *e)
+{
+	struct chain *c;
+	int r;
+
+	if (!vhd_of(child) || !vhd_of(child)->parent)
+		return bdev_err_set(e, EINVAL, "%s is not a differencing image: there is nothing to merge",
+				    child->name);
+	c = malloc(sizeof(*c));
+	if (!c)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	r = list_chain(child, c, e);
+	if (!r)
+		r = find_dependents(c, 1, false, e);
+	free(c);
+	return r;
+}
+
 /* The whole chain read-write (VHD_O_PARENT_RW): every layer holds the
  * writer lock, so while the merge runs no other process writes or reads
  * (serves, uses as a parent) a file it changes or removes, and the

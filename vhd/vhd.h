@@ -175,6 +175,13 @@ struct vhd_merge_stats {
 int vhd_merge(const char *child, const struct vhd_merge_opts *o,
 	      struct vhd_merge_stats *st, struct bdev_err *e);
 
+/* The check vhd_merge makes before it writes, for a caller that merges an
+ * open child into its parent by its own means (a VMM's live merge): 0, or
+ * -EBUSY (e names the file) when another image in the folders of the chain
+ * depends on the parent (which the merge changes) or on the child (which
+ * it removes).  child: the open top of the chain. */
+int vhd_merge_check(struct bdev *child, struct bdev_err *e);
+
 #define VHD_RESIZE_SHRINK 0x1u    /* allow a smaller size */
 #define VHD_RESIZE_DISCARD 0x2u   /* with SHRINK: drop data past the new end
                                    * instead of refusing (merge) */

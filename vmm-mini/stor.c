@@ -30,6 +30,7 @@
 #include "scsi/scsi.h"
 #include "storvsp/storvsp.h"
 #include "vhd/vhd.h"
+#include "vmm-mini/vmm-merge.h"
 #include "vmm-mini/vmm.h"
 
 #define MAX_LUNS SCSI_MAX_LUNS
@@ -56,8 +57,9 @@ struct vmm_stor {
 	struct stor_lun luns[MAX_LUNS];
 };
 
-__attribute__((format(printf, 3, 4)))
-static int err_set(struct vmm_stor_err *e, int code, const char *fmt, ...)
+#define err_set vmm_stor_err_set	/* vmm-merge.h: merge.c's too */
+
+int vmm_stor_err_set(struct vmm_stor_err *e, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -274,67 +276,6 @@ done:
 	free(b);
 	free(t);
 	return out;
-}
-
-/* ---- a disk that fails every request: what a LUN gets when the merge
- * left it with nothing to open (its held requests must end somehow) ---- */
-
-static int dead_io(struct bdev *b)
-{
-	return bdev_set_error(b, EIO, "the disk was lost in a merge");
-}
-static int dead_read(struct bdev *b, void *buf, uint64_t off, size_t len)
-{
-	return dead_io(b);
-}
-static int dead_write(struct bdev *b, const void *buf, uint64_t off, size_t len,
-		      unsigned flags)
-{
-	return dead_io(b);
-}
-static int dead_flush(struct bdev *b)
-{
-	return dead_io(b);
-}
-static int dead_range(struct bdev *b, uint64_t off, uint64_t len)
-{
-	return dead_io(b);
-}
-static int dead_zeroes(struct bdev *b, uint64_t off, uint64_t len, unsigned flags)
-{
-	return dead_io(b);
-}
-static int dead_status(struct bdev *b, uint64_t off, uint64_t len, struct bdev_status *st)
-{
-	return dead_io(b);
-}
-static void dead_close(struct bdev *b)
-{
-	bdev_fini(b);
-	free(b);
-}
-
-static const struct bdev_ops dead_ops = {
-	.kind = "lost",
-	.read = dead_read,
-	.write = dead_write,
-	.flush = dead_flush,
-	.discard = dead_range,
-	.write_zeroes = dead_zeroes,
-	.block_status = dead_status,
-	.close = dead_close,
-};
-
-static struct bdev *dead_open(const struct bdev *like)
-{
-	struct bdev *b = calloc(1, sizeof(*b));
-
-	if (b && bdev_init(b, &dead_ops, like->name, like->size,
-			   like->limits.logical_block, like->read_only)) {
-		free(b);
-		b = NULL;
-	}
-	return b;
 }
 
 /* Checks that LUN lun can switch and is not busy; returns it (s->mu
@@ -645,15 +586,11 @@ out:
 }
 
 int vmm_stor_merge(struct vmm_stor *s, int lun, char **into, char **child,
-		   struct vmm_stor_err *e)
+		   struct vmm_merge_stats *st, struct vmm_stor_err *e)
 {
-	struct vhd_open_opts oo = { .flags = VHD_O_DIRECT };
-	struct vhd_merge_opts mo = { 0 };
-	struct vhd_merge_stats st = { 0 };
-	struct bdev_err be = { 0 }, be2 = { 0 };
-	struct bdev *cur, *nb, *dead = NULL;
 	struct stor_lun *l;
-	int r, mr;
+	struct bdev *nb;
+	int r;
 
 	*into = *child = NULL;
 	pthread_mutex_lock(&s->mu);
@@ -666,52 +603,17 @@ int vmm_stor_merge(struct vmm_stor *s, int lun, char **into, char **child,
 		r = err_set(e, ENOENT, "LUN %d has no snapshot child to merge", lun);
 		goto out;
 	}
-	/* What the LUN gets if nothing can be reopened after the merge: its
-	 * held requests must end (with errors), never hang.  Made first, so
-	 * that the release below cannot fail. */
-	dead = dead_open(l->sw);
-	if (!dead) {
-		r = err_set(e, ENOMEM, "out of memory");
-		goto out;
-	}
-	/* The LUN's requests are held for the whole merge: the child is
-	 * closed (vhd_merge works on closed files), folded into its parent,
-	 * and the parent reopened in its place. */
-	r = bdev_switch_hold(l->sw, &cur);
-	if (r) {
-		err_set(e, -r, "LUN %d: drain: %s", lun, bdev_last_error());
-		goto out;
-	}
-	bdev_close(cur);
-	mr = vhd_merge(l->chain[l->nsnap], &mo, &st, &be);
-	nb = vhd_open(mr ? l->chain[l->nsnap] : l->chain[l->nsnap - 1], &oo, &be2);
-	if (nb && (nb->size != l->sw->size || nb->read_only ||
-		   nb->limits.logical_block != l->sw->limits.logical_block)) {
-		bdev_close(nb);
-		nb = NULL;
-		bdev_err_set(&be2, EINVAL, "the reopened image differs in size or block size");
-	}
-	if (!nb) {
-		r = err_set(e, be2.code ? be2.code : EIO, "LUN %d lost its disk: %s", lun,
-			    be2.msg);
-		nb = dead;
-		dead = NULL;
-	}
-	(void)bdev_switch_release(l->sw, nb);	/* same size, block size, writability */
-	l->d.bd = nb;
+	/* Live (merge.c): the guest's requests are held only for the last
+	 * step; on failure the LUN serves the chain as before. */
+	r = vmm_merge_live(l->sw, l->chain[l->nsnap], l->chain[l->nsnap - 1], &nb, st, e);
 	if (r)
 		goto out;
-	if (mr) {
-		r = err_set(e, be.code ? be.code : EIO, "merge: %s", be.msg);
-		goto out;
-	}
+	l->d.bd = nb;
 	*child = l->chain[l->nsnap];
 	l->chain[l->nsnap--] = NULL;
 	*into = strdup(l->chain[l->nsnap]);
 out:
 	pthread_mutex_unlock(&s->mu);
-	if (dead)
-		bdev_close(dead);
 	return r;
 }
 
@@ -831,6 +733,7 @@ bool vmm_stor_control(struct vmm_stor *s, const struct vmm_req *q, char *out, si
 			snprintf(out, cap, "{\"ok\":true}");
 	} else if (!strcmp(q->cmd, "snapshot") || !strcmp(q->cmd, "merge")) {
 		bool snap = q->cmd[0] == 's';
+		struct vmm_merge_stats ms = { 0 };
 		char *a, *b;
 
 		if (q->lun < 0) {
@@ -838,7 +741,7 @@ bool vmm_stor_control(struct vmm_stor *s, const struct vmm_req *q, char *out, si
 			return true;
 		}
 		r = snap ? vmm_stor_snapshot(s, (int)q->lun, &a, &b, &e)
-			 : vmm_stor_merge(s, (int)q->lun, &a, &b, &e);
+			 : vmm_stor_merge(s, (int)q->lun, &a, &b, &ms, &e);
 		if (r < 0) {
 			answer_err(out, cap, e.msg);
 			return true;
@@ -851,8 +754,11 @@ bool vmm_stor_control(struct vmm_stor *s, const struct vmm_req *q, char *out, si
 			snprintf(out, cap, "{\"ok\":true,\"lun\":%d,\"parent\":%s,\"child\":%s}",
 				 (int)q->lun, j1, j2);
 		else
-			snprintf(out, cap, "{\"ok\":true,\"lun\":%d,\"into\":%s,\"merged\":%s}",
-				 (int)q->lun, j1, j2);
+			snprintf(out, cap, "{\"ok\":true,\"lun\":%d,\"into\":%s,\"merged\":%s,"
+				 "\"seconds\":%.3f,\"held_us\":%llu,\"bytes\":%llu,\"passes\":%d}",
+				 (int)q->lun, j1, j2, ms.seconds,
+				 (unsigned long long)ms.held_us,
+				 (unsigned long long)ms.bytes, ms.passes);
 		free(a);
 		free(b);
 	} else if (!strcmp(q->cmd, "stats")) {

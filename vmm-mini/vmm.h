@@ -151,12 +151,20 @@ int vmm_stor_snap_finish(struct vmm_stor_snap *p, struct vmm_stor_snap_info *inf
 			 struct vmm_stor_err *e);
 void vmm_stor_snap_abort(struct vmm_stor_snap *p);
 
-/* Fold the top snapshot child back into its parent and serve the parent
- * again.  The LUN's requests are held (not failed) while the merge runs;
- * the guest keeps running.  *into and *child (malloc'd, the child's file
- * is gone) name both. */
+/* What a live merge did (merge.c). */
+struct vmm_merge_stats {
+	double seconds;		/* the whole merge */
+	uint64_t held_us;	/* the LUN's I/O was held (short steps only) */
+	uint64_t bytes;		/* copied into the parent, re-copies included */
+	int passes;		/* copy passes: the first, then the re-copies */
+};
+/* Fold the top snapshot child back into its parent LIVE and serve the
+ * parent again: the guest keeps reading and writing while the child's
+ * data is copied; its requests are held only for the last step (merge.c).
+ * *into and *child (malloc'd, the child's file is gone) name both; st
+ * (may be NULL) says how long it took. */
 int vmm_stor_merge(struct vmm_stor *s, int lun, char **into, char **child,
-		   struct vmm_stor_err *e);
+		   struct vmm_merge_stats *st, struct vmm_stor_err *e);
 /* {"disks":[...]} into out. */
 int vmm_stor_disks_json(struct vmm_stor *s, char *out, size_t cap);
 int vmm_stor_flush(struct vmm_stor *s, struct vmm_stor_err *e);

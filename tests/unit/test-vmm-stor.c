@@ -169,7 +169,7 @@ static void expect_busy(struct rig *R, struct vmm_stor_snap *p0)
 	assert_null(p);
 	assert_non_null(strstr(e.msg, "LUN 0 is busy"));
 	assert_int_equal(vmm_stor_snapshot(R->st, 0, &a, &b, &e), -EBUSY);
-	assert_int_equal(vmm_stor_merge(R->st, 0, &a, &b, &e), -EBUSY);
+	assert_int_equal(vmm_stor_merge(R->st, 0, &a, &b, NULL, &e), -EBUSY);
 	assert_int_equal(vmm_stor_remove(R->st, 0, &e), -EBUSY);
 	ctl(R, "{\"cmd\":\"merge\",\"lun\":0}", out, sizeof(out));
 	assert_non_null(strstr(out, "\"error\":\"LUN 0 is busy"));
@@ -290,7 +290,7 @@ static void test_snap_abort(void **state)
 	{
 		char *a, *b;
 
-		assert_int_equal(vmm_stor_merge(R.st, 0, &a, &b, &e), 0);
+		assert_int_equal(vmm_stor_merge(R.st, 0, &a, &b, NULL, &e), 0);
 		free(a);
 		free(b);
 	}
