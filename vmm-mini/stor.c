@@ -32,6 +32,9 @@ struct stor_lun {
 	 * = the n-th snapshot child; the top one takes the writes */
 	char *chain[MAX_SNAPS + 1];
 	int nsnap;
+	/* not NULL: what keeps the LUN busy ("a snapshot" from prepare to
+	 * finish or abort); other control operations on it get -EBUSY */
+	const char *busy;
 };
 
 struct vmm_stor {
@@ -90,6 +93,14 @@ static void lun_forget(struct stor_lun *l)
 	for (int i = 0; i <= MAX_SNAPS; i++)
 		free(l->chain[i]);
 	memset(l, 0, sizeof(*l));
+}
+
+/* -EBUSY (e filled) when LUN lun (l) is busy, else 0.  s->mu held. */
+static int lun_busy(const struct stor_lun *l, int lun, struct vmm_stor_err *e)
+{
+	if (!l->busy)
+		return 0;
+	return err_set(e, EBUSY, "LUN %d is busy with %s", lun, l->busy);
 }
 
 /* Flush and close a LUN's disk (its switch first, which closes what is
@@ -168,6 +179,10 @@ int vmm_stor_remove(struct vmm_stor *s, int lun, struct vmm_stor_err *e)
 	if (lun < 0 || lun >= MAX_LUNS || !s->luns[lun].d.bd) {
 		pthread_mutex_unlock(&s->mu);
 		return err_set(e, ENOENT, "no LUN %d", lun);
+	}
+	if (lun_busy(&s->luns[lun], lun, e)) {
+		pthread_mutex_unlock(&s->mu);
+		return -EBUSY;
 	}
 	r = vsp_lun_remove(s->v, (uint32_t)lun);	/* waits for its commands */
 	if (r)
@@ -272,7 +287,8 @@ static struct bdev *dead_open(const struct bdev *like)
 	return b;
 }
 
-/* Checks that LUN lun can switch; returns it (s->mu held) or NULL. */
+/* Checks that LUN lun can switch and is not busy; returns it (s->mu
+ * held) or NULL. */
 static struct stor_lun *switchable_lun(struct vmm_stor *s, int lun, struct vmm_stor_err *e)
 {
 	struct stor_lun *l;
@@ -282,6 +298,8 @@ static struct stor_lun *switchable_lun(struct vmm_stor *s, int lun, struct vmm_s
 		return NULL;
 	}
 	l = &s->luns[lun];
+	if (lun_busy(l, lun, e))
+		return NULL;
 	if (!l->sw) {
 		err_set(e, ENOTSUP, "LUN %d cannot switch disks here", lun);
 		return NULL;
@@ -294,67 +312,215 @@ static struct stor_lun *switchable_lun(struct vmm_stor *s, int lun, struct vmm_s
 	return l;
 }
 
-int vmm_stor_snapshot(struct vmm_stor *s, int lun, char **parent, char **child,
-		      struct vmm_stor_err *e)
+/* ---- snapshots in phases ---- */
+
+struct vmm_stor_snap {
+	struct vmm_stor *s;
+	struct stor_lun *l;
+	int lun;
+	char *name;		/* the child's file, created by prepare */
+	struct bdev *cur;	/* held: the chain behind the switch */
+	struct bdev *nb;	/* committed: the child opened over it */
+	bool held, released;
+};
+
+int vmm_stor_snap_prepare(struct vmm_stor *s, int lun, struct vmm_stor_snap **out,
+			  struct vmm_stor_err *e)
 {
 	struct vhd_create_opts co = { .type = VHD_TYPE_DIFF };
-	struct vhd_open_opts oo = { .flags = VHD_O_DIRECT };
 	struct bdev_err be = { 0 };
-	struct bdev *cur, *nb;
+	struct vmm_stor_snap *p;
 	struct stor_lun *l;
-	char *name = NULL;
 	int r;
 
-	*parent = *child = NULL;
+	*out = NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return err_set(e, ENOMEM, "out of memory");
 	pthread_mutex_lock(&s->mu);
 	l = switchable_lun(s, lun, e);
 	if (!l) {
 		r = -e->code;
-		goto out;
+		goto fail;
 	}
 	if (l->nsnap == MAX_SNAPS) {
 		r = err_set(e, EMLINK, "LUN %d: %d snapshots already", lun, MAX_SNAPS);
-		goto out;
+		goto fail;
 	}
-	name = snap_name(l->chain[0], l->chain[l->nsnap]);
-	if (!name) {
+	p->name = snap_name(l->chain[0], l->chain[l->nsnap]);
+	if (!p->name) {
 		r = err_set(e, ENOMEM, "no name for the snapshot child");
-		goto out;
+		goto fail;
 	}
-	/* The LUN quiet and flushed: what the parent holds is final before
-	 * the child (and its read-only view of the parent) is made. */
-	r = bdev_switch_hold(l->sw, &cur);
-	if (r) {
-		err_set(e, -r, "LUN %d: drain: %s", lun, bdev_last_error());
-		goto out;
-	}
+	/* Only the file: the child is opened (with its read-only view of the
+	 * parent's metadata) at commit, once the parent is quiet. */
 	co.parent = l->chain[l->nsnap];
-	r = vhd_create(name, &co, &be);
-	nb = r ? NULL : vhd_open(name, &oo, &be);
-	if (!nb) {
-		bdev_switch_release(l->sw, NULL);
-		if (!r)
-			unlink(name);
-		r = err_set(e, be.code ? be.code : EIO, "%s", be.msg);
-		goto out;
-	}
-	r = bdev_switch_release(l->sw, nb);
+	r = vhd_create(p->name, &co, &be);
 	if (r) {
+		err_set(e, be.code ? be.code : EIO, "%s", be.msg);
+		goto fail;
+	}
+	p->s = s;
+	p->l = l;
+	p->lun = lun;
+	l->busy = "a snapshot";
+	pthread_mutex_unlock(&s->mu);
+	*out = p;
+	return 0;
+fail:
+	pthread_mutex_unlock(&s->mu);
+	free(p->name);
+	free(p);
+	return r;
+}
+
+/* The LUN's switch is its own: the LUN is busy, so no other control
+ * operation touches it, and s->mu is not needed from here to release. */
+int vmm_stor_snap_hold(struct vmm_stor_snap *p, struct vmm_stor_err *e)
+{
+	int r;
+
+	if (p->held)
+		return err_set(e, EINVAL, "LUN %d is held already", p->lun);
+	r = bdev_switch_hold(p->l->sw, &p->cur);
+	if (r)
+		return err_set(e, -r, "LUN %d: drain: %s", p->lun, bdev_last_error());
+	p->held = true;
+	return 0;
+}
+
+int vmm_stor_snap_commit(struct vmm_stor_snap *p, struct vmm_stor_err *e)
+{
+	struct vhd_open_opts oo = { .flags = VHD_O_DIRECT };
+	struct bdev_err be = { 0 };
+	struct bdev *sw = p->l->sw, *nb;
+
+	if (!p->held || p->released || p->nb)
+		return err_set(e, EINVAL, "LUN %d: commit needs the LUN held", p->lun);
+	nb = vhd_open(p->name, &oo, &be);
+	if (!nb)
+		return err_set(e, be.code ? be.code : EIO, "%s", be.msg);
+	/* what bdev_switch_release() would refuse: checked here, so that the
+	 * release cannot fail */
+	if (nb->size != sw->size || nb->read_only ||
+	    nb->limits.logical_block != sw->limits.logical_block) {
 		bdev_close(nb);
-		unlink(name);
-		err_set(e, -r, "LUN %d: %s", lun, bdev_last_error());
+		return err_set(e, EINVAL, "LUN %d: the child %s differs in size or block size",
+			       p->lun, p->name);
+	}
+	p->nb = nb;
+	return 0;
+}
+
+void vmm_stor_snap_release(struct vmm_stor_snap *p)
+{
+	struct stor_lun *l = p->l;
+
+	if (!p->held || p->released)
+		return;
+	(void)bdev_switch_release(l->sw, p->nb);	/* checked by commit */
+	p->released = true;
+	if (!p->nb)
+		return;
+	/* the old chain: nothing runs on it any more (the child holds its
+	 * own read-only view of the image) */
+	bdev_close(p->cur);
+	p->cur = NULL;
+	pthread_mutex_lock(&p->s->mu);
+	l->d.bd = p->nb;
+	l->chain[++l->nsnap] = p->name;
+	p->name = NULL;
+	pthread_mutex_unlock(&p->s->mu);
+}
+
+/* realpath(path) into out, else path as it is. */
+static void abs_path(const char *path, char *out, size_t cap)
+{
+	char *a = realpath(path, NULL);
+
+	snprintf(out, cap, "%s", a ? a : path);
+	free(a);
+}
+
+/* Ends the snapshot p (the LUN no longer busy) and frees it. */
+static void snap_end(struct vmm_stor_snap *p)
+{
+	pthread_mutex_lock(&p->s->mu);
+	p->l->busy = NULL;
+	pthread_mutex_unlock(&p->s->mu);
+	free(p->name);
+	free(p);
+}
+
+int vmm_stor_snap_finish(struct vmm_stor_snap *p, struct vmm_stor_snap_info *info,
+			 struct vmm_stor_err *e)
+{
+	struct stor_lun *l = p->l;
+	int r = 0;
+
+	memset(info, 0, sizeof(*info));
+	info->lun = p->lun;
+	if (!p->released || !p->nb) {
+		r = err_set(e, EINVAL, "LUN %d: the snapshot was not committed and released",
+			    p->lun);
+		vmm_stor_snap_abort(p);
+		return r;
+	}
+	pthread_mutex_lock(&p->s->mu);
+	abs_path(l->chain[l->nsnap - 1], info->frozen, sizeof(info->frozen));
+	abs_path(l->chain[l->nsnap], info->child, sizeof(info->child));
+	pthread_mutex_unlock(&p->s->mu);
+	snap_end(p);
+	return r;
+}
+
+void vmm_stor_snap_abort(struct vmm_stor_snap *p)
+{
+	if (!p)
+		return;
+	if (p->held && !p->released) {
+		/* not switched yet: the image stays behind the switch */
+		if (p->nb)
+			bdev_close(p->nb);
+		p->nb = NULL;
+		(void)bdev_switch_release(p->l->sw, NULL);
+		p->released = true;
+	}
+	if (p->name)		/* never served: nothing of the guest's in it */
+		unlink(p->name);
+	snap_end(p);
+}
+
+int vmm_stor_snapshot(struct vmm_stor *s, int lun, char **parent, char **child,
+		      struct vmm_stor_err *e)
+{
+	struct vmm_stor_snap_info *info;
+	struct vmm_stor_snap *p;
+	int r;
+
+	*parent = *child = NULL;
+	info = malloc(sizeof(*info));
+	if (!info)
+		return err_set(e, ENOMEM, "out of memory");
+	r = vmm_stor_snap_prepare(s, lun, &p, e);
+	if (r)
+		goto out;
+	r = vmm_stor_snap_hold(p, e);
+	if (!r) {
+		r = vmm_stor_snap_commit(p, e);
+		vmm_stor_snap_release(p);
+	}
+	if (r) {
+		vmm_stor_snap_abort(p);
 		goto out;
 	}
-	/* the old chain: nothing runs on it any more */
-	bdev_close(cur);
-	l->d.bd = nb;
-	l->chain[++l->nsnap] = name;
-	*parent = strdup(l->chain[l->nsnap - 1]);
-	*child = strdup(name);
-	name = NULL;
-out:
+	pthread_mutex_lock(&s->mu);
+	*parent = strdup(s->luns[lun].chain[s->luns[lun].nsnap - 1]);
+	*child = strdup(s->luns[lun].chain[s->luns[lun].nsnap]);
 	pthread_mutex_unlock(&s->mu);
-	free(name);
+	r = vmm_stor_snap_finish(p, info, e);
+out:
+	free(info);
 	return r;
 }
 
