@@ -10,8 +10,9 @@
 #include "vhd/vhd.h"
 #include "vmm-mini/vmm.h"
 
-int vmm_disk_open(const char *path, bool ro, struct vmm_disk *d,
-		  struct bdev_err *e)
+/* The image at path, and its tracking layer when layer. */
+static int disk_open(const char *path, bool ro, bool layer, struct vmm_disk *d,
+		     struct bdev_err *e)
 {
 	struct vhd_open_opts o = { .flags = VHD_O_DIRECT | (ro ? VHD_O_RDONLY : 0) };
 	struct bdev_err te = { 0 };
@@ -31,13 +32,25 @@ int vmm_disk_open(const char *path, bool ro, struct vmm_disk *d,
 	}
 	d->ro = ro || b->read_only;
 	d->bd = b;
-	if (!d->ro) {
+	if (!d->ro && layer) {
 		/* change tracking as a layer, when the image has IMAGE.ctk */
 		l = bkp_track_layer(b, path, &d->track, &te);
 		if (l)
 			d->bd = l;
 	}
 	return 0;
+}
+
+int vmm_disk_open(const char *path, bool ro, struct vmm_disk *d,
+		  struct bdev_err *e)
+{
+	return disk_open(path, ro, true, d, e);
+}
+
+int vmm_disk_open_bare(const char *path, bool ro, struct vmm_disk *d,
+		       struct bdev_err *e)
+{
+	return disk_open(path, ro, false, d, e);
 }
 
 int vmm_disk_close(struct vmm_disk *d, struct bdev_err *e)

@@ -28,6 +28,10 @@ struct vmm_disk {
 
 int vmm_disk_open(const char *path, bool ro, struct vmm_disk *d,
 		  struct bdev_err *e);
+/* The same without the tracking layer (d->bd is the image, d->track
+ * NULL): for a LUN whose tracking sits above a switch (stor.c). */
+int vmm_disk_open_bare(const char *path, bool ro, struct vmm_disk *d,
+		       struct bdev_err *e);
 /* Flush, close, finalise tracking.  0 or the first -errno. */
 int vmm_disk_close(struct vmm_disk *d, struct bdev_err *e);
 
@@ -68,8 +72,12 @@ struct vmm_stor_cfg {
 	uint32_t max_transfer;	/* 0: 1 MiB */
 	uint16_t subchannels;
 	int cpu;		/* >= 0: pin the storvsp threads there */
-	/* Each LUN behind a switch layer: snapshot and merge while running
-	 * (one mutex more a request). */
+	/* Each LUN behind a switch layer: snapshot and merge while running.
+	 * A writable LUN's stack is then: the LUN -> a hold switch (drains
+	 * everything above the chain for a snapshot's freeze) -> the change
+	 * tracking observer (IMAGE.ctk of the image given; writes recorded
+	 * whichever file of the chain takes them) -> the switch -> the VHD
+	 * chain.  Two mutexes more a request. */
 	bool switchable;
 };
 
@@ -122,6 +130,10 @@ int vmm_stor_snapshot(struct vmm_stor *s, int lun, char **parent, char **child,
  * needs its release).  The caller finishes or aborts every prepared
  * snapshot before vmm_stor_free. */
 struct vmm_stor_snap;
+/* -ENOENT: no such LUN; -ENOTSUP: not a writable VHD behind a switch (so
+ * "every writable VHD LUN" is the LUNs 0..63 where prepare does not say
+ * ENOENT or ENOTSUP); -EBUSY: another snapshot runs on it; -EMLINK: too
+ * many snapshot children already. */
 int vmm_stor_snap_prepare(struct vmm_stor *s, int lun, struct vmm_stor_snap **out,
 			  struct vmm_stor_err *e);
 int vmm_stor_snap_hold(struct vmm_stor_snap *p, struct vmm_stor_err *e);
@@ -150,7 +162,8 @@ int vmm_stor_disks_json(struct vmm_stor *s, char *out, size_t cap);
 int vmm_stor_flush(struct vmm_stor *s, struct vmm_stor_err *e);
 int vmm_stor_quiesce(struct vmm_stor *s, int timeout_ms);
 /* Serve the control requests about disks (disks, disk-add, disk-remove,
- * snapshot, merge, stats): false when q is none of them. */
+ * snapshot, merge, stats): false when q is none of them.  A merge also
+ * removes the merged child's frozen tracking file (CHILD.frozen.ctk). */
 bool vmm_stor_control(struct vmm_stor *s, const struct vmm_req *q, char *out, size_t cap);
 
 /* `vmm-mini check-records IMAGE[,flushed=SEQ]...` (checkrec.c): prints
