@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "scsi/scsi.h"
 #include "vmm-mini/vmm.h"
@@ -208,14 +207,13 @@ static bool prepare_all(struct snapset *S, bool all, char *out, size_t cap)
 	return true;
 }
 
-/* Undo the snapshot of LUN lun that went in (its child merged back). */
-static void undo(struct vmm_stor *s, int lun, const char *ctk)
+/* Undo the snapshot of LUN lun that went in: its child merged back (the
+ * merge removes the frozen tracking file too). */
+static void undo(struct vmm_stor *s, int lun)
 {
 	struct vmm_stor_err e = { 0 };
 	char *into = NULL, *child = NULL;
 
-	if (ctk && ctk[0])
-		(void)unlink(ctk);
 	if (vmm_stor_merge(s, lun, &into, &child, &e) == 0) {
 		free(into);
 		free(child);
@@ -286,7 +284,7 @@ static void backup_snapshot(struct vmm_stor *s, struct vss *v, const struct vmm_
 	}
 	if (r) {
 		for (unsigned i = 0; i < res.committed; i++)
-			undo(s, S->lun[i], info[i].ctk);
+			undo(s, S->lun[i]);
 		if (r == -EAGAIN)
 			answer_err(out, cap, "the guest did not freeze (%s)", res.why);
 		else
@@ -308,7 +306,7 @@ static void backup_snapshot(struct vmm_stor *s, struct vss *v, const struct vmm_
 	if (len + 3 > cap) {
 		/* the snapshot could not be reported: do not leave it behind */
 		for (unsigned i = 0; i < S->n; i++)
-			undo(s, S->lun[i], info[i].ctk);
+			undo(s, S->lun[i]);
 		answer_err(out, cap, "the answer for %u disks does not fit in %zu bytes", S->n, cap);
 		goto out;
 	}

@@ -47,7 +47,7 @@ stop_guest() {
 
 guest normal
 ans=$(ctl "$dir/c.sock" '{"cmd":"backup-snapshot","luns":"0"}')
-echo "$ans" | grep -q "^{\"ok\":true,\"consistency\":\"application\",\"why\":\"\",\"window_us\":[0-9]*,\"held_us\":[0-9]*,\"disks\":\[{\"lun\":0,\"frozen\":\"$img\",\"child\":\"$dir/a-snap1.vhd\",\"ctk\":null}\]}$" ||
+echo "$ans" | grep -q "^{\"ok\":true,\"consistency\":\"application\",\"why\":\"\",\"window_us\":[0-9]*,\"held_us\":[0-9]*,\"disks\":\[{\"lun\":0,\"frozen\":\"$img\",\"child\":\"$dir/a-snap1.vhd\",\"ctk\":\"$dir/a-snap1.vhd.frozen.ctk\"}\]}$" ||
 	fail "normal: $ans"
 ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}')
 echo "$ans" | grep -q "\"ok\":true,\"lun\":0,\"into\":\"$img\"" || fail "merge: $ans"

@@ -49,7 +49,7 @@ for mode in off refuse hang; do
 	ans=$(ctl "$dir/c.sock" '{"cmd":"backup-snapshot","freeze_timeout":1000}')
 	echo "$ans" | grep -qF "{\"ok\":true,\"consistency\":\"crash\",\"why\":\"$why\"," ||
 		fail "$mode: crash-consistent snapshot: $ans"
-	echo "$ans" | grep -q "\"disks\":\[{\"lun\":0,\"frozen\":\"$img\",\"child\":\"$dir/$mode-snap1.vhd\",\"ctk\":null}\]}$" ||
+	echo "$ans" | grep -q "\"disks\":\[{\"lun\":0,\"frozen\":\"$img\",\"child\":\"$dir/$mode-snap1.vhd\",\"ctk\":\"$dir/$mode-snap1.vhd.frozen.ctk\"}\]}$" ||
 		fail "$mode: disks: $ans"
 	if [ "$mode" != off ]; then
 		# the THAW went out after both FREEZEs, and the guest answered it
