@@ -7,7 +7,9 @@
 #    BU_COMPLETE once each and is not frozen; merge brings the LUN back;
 #  - hang (FREEZE never answered) with require_app: an error, nothing
 #    switched, and the THAW sent after the timeout thawed the guest;
-#  - closed (channel never opened): "crash", why = no VSS channel open.
+#  - closed (channel never opened): bad "luns" (twice, absent, read-only)
+#    answered with errors and nothing switched; then "crash", why = no VSS
+#    channel open, of LUN 0 only (LUN 1 is read-only).
 # No KVM needed.
 set -u
 B=${BUILD:-build}
@@ -22,7 +24,9 @@ trap '[ -n "$cpid" ] && kill -9 "$cpid" 2>/dev/null; [ -n "$hpid" ] && kill -9 "
 
 img=$dir/a.vhd
 "$T" create "$img" 16M >/dev/null || fail "create"
-"$VMM" host --listen "$dir/s.sock" --disk "$img,lun=0" --control "$dir/c.sock" 2>"$dir/err" &
+"$T" create "$dir/ro.vhd" 16M >/dev/null || fail "create ro"
+"$VMM" host --listen "$dir/s.sock" --disk "$img,lun=0" --disk "$dir/ro.vhd,lun=1,ro" \
+	--control "$dir/c.sock" 2>"$dir/err" &
 hpid=$!
 for _ in $(seq 100); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
 [ -S "$dir/s.sock" ] || fail "vmm-mini host did not start"
@@ -69,9 +73,21 @@ stop_guest
 	fail "hang: the guest saw $counts"
 
 guest closed
+# requests that cannot snapshot: answered with nothing switched
+ans=$(ctl "$dir/c.sock" '{"cmd":"backup-snapshot","luns":"0,0"}' \
+	'{"cmd":"backup-snapshot","luns":"0,7"}' '{"cmd":"backup-snapshot","luns":"0,1"}' \
+	'{"cmd":"disks"}')
+echo "$ans" | sed -n 1p | grep -qF '{"error":"\"luns\": LUN 0 named twice","consistency":"none"}' ||
+	fail "luns 0,0: $ans"
+echo "$ans" | sed -n 2p | grep -qF '{"error":"no LUN 7","consistency":"none"}' || fail "luns 0,7: $ans"
+echo "$ans" | sed -n 3p | grep -q '^{"error":"LUN 1: .*","consistency":"none"}$' || fail "luns 0,1 (ro): $ans"
+echo "$ans" | sed -n 4p | grep -q '"snapshots":0.*"snapshots":0' || fail "something stayed switched: $ans"
+[ -e "$dir/a-snap1.vhd" ] && fail "a child file was left behind"
+# "luns" absent: every writable VHD LUN (not the read-only LUN 1)
 ans=$(ctl "$dir/c.sock" '{"cmd":"backup-snapshot"}')
 echo "$ans" | grep -qF '{"ok":true,"consistency":"crash","why":"HOT_BACKUP: the guest has no VSS channel open",' ||
 	fail "closed: $ans"
+echo "$ans" | grep -q '"disks":\[{"lun":0,[^]]*}\]}$' || fail "closed: LUNs snapshotted: $ans"
 ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}' '{"cmd":"quit"}')
 echo "$ans" | sed -n 1p | grep -q '"ok":true' || fail "closed: merge: $ans"
 stop_guest
