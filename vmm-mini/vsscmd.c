@@ -16,6 +16,8 @@
  * Success: {"ok":true,"consistency":"application"|"crash","why":"...",
  *           "window_us":N,"held_us":N,"disks":[{"lun":0,"frozen":"...",
  *           "child":"...","ctk":"..."|null},...]}
+ * ("ctk" null: untracked, or its frozen tracking file could not be
+ * written; the backup then reads the whole image.)
  * Failure: {"error":"...","consistency":"none"}: nothing stays switched
  * (LUNs switched before a failure are merged back).
  *
@@ -272,14 +274,13 @@ static void backup_snapshot(struct vmm_stor *s, struct vss *v, const struct vmm_
 	r = vss_backup(v, &snap_ops, S, S->n, &o, &res);
 
 	/* finish what was committed (the frozen tracking files: outside the
-	 * window); a failure of one undoes them all */
+	 * window).  A frozen tracking file that could not be written is not
+	 * a failure: the snapshot stands, its "ctk" is null and the backup
+	 * reads the whole image. */
 	for (unsigned i = 0; i < res.committed; i++) {
 		struct vmm_stor_err e = { 0 };
 
-		if (vmm_stor_snap_finish(S->p[i], &info[i], &e) && !r) {
-			set_err(S, "%s", e.msg);
-			r = -EIO;
-		}
+		(void)vmm_stor_snap_finish(S->p[i], &info[i], &e);
 		S->p[i] = NULL;
 	}
 	if (r) {
