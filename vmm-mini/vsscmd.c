@@ -24,6 +24,7 @@
  * Runs on the control socket's thread; nothing here prints.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,15 +107,42 @@ static int op_commit(void *opaque, unsigned i)
 	return r;
 }
 
+static void *release_one(void *arg)
+{
+	vmm_stor_snap_release(arg);
+	return NULL;
+}
+
+/* Every held LUN at once: a release also closes the LUN's old chain (a
+ * flush), and THAW waits for the last one, so one after the other would
+ * add up inside the freeze window.  A LUN whose thread cannot start is
+ * released here. */
 static void op_resume(void *opaque, unsigned n)
 {
 	struct snapset *S = opaque;
+	pthread_t t[MAX_LUNS];
+	bool started[MAX_LUNS] = { false };
+	int first = -1;
 
-	for (unsigned i = 0; i < n; i++)
-		if (S->held[i]) {
+	for (unsigned i = 0; i < n; i++) {
+		if (!S->held[i])
+			continue;
+		if (first < 0)
+			first = (int)i;	/* this thread's own */
+		else
+			started[i] = !pthread_create(&t[i], NULL, release_one, S->p[i]);
+	}
+	if (first >= 0)
+		vmm_stor_snap_release(S->p[first]);
+	for (unsigned i = 0; i < n; i++) {
+		if (!S->held[i])
+			continue;
+		if (started[i])
+			pthread_join(t[i], NULL);
+		else if ((int)i != first)
 			vmm_stor_snap_release(S->p[i]);
-			S->held[i] = false;
-		}
+		S->held[i] = false;
+	}
 }
 
 static void op_abort(void *opaque, unsigned i)

@@ -3,13 +3,14 @@
 # guest is another process attached through the vmbus transport: the
 # VSS side of tests/helpers/vss-client answers as Linux hv_utils + its
 # daemon do (tests/unit/vssguest.c).  One guest after the other:
-#  - normal: "application"; the guest saw HOT_BACKUP, FREEZE, THAW and
-#    BU_COMPLETE once each and is not frozen; merge brings the LUN back;
+#  - normal: "application" for LUNs 2 and 0 (in that order, released
+#    together); the guest saw HOT_BACKUP, FREEZE, THAW and BU_COMPLETE once
+#    each and is not frozen; merge brings the LUNs back;
 #  - hang (FREEZE never answered) with require_app: an error, nothing
 #    switched, and the THAW sent after the timeout thawed the guest;
 #  - closed (channel never opened): bad "luns" (twice, absent, read-only)
 #    answered with errors and nothing switched; then "crash", why = no VSS
-#    channel open, of LUN 0 only (LUN 1 is read-only).
+#    channel open, of LUNs 0 and 2 (LUN 1 is read-only).
 # No KVM needed.  tsan-test: the control, bus and storvsp threads all take part.
 set -u
 B=${BUILD:-build}
@@ -24,9 +25,11 @@ trap '[ -n "$cpid" ] && kill -9 "$cpid" 2>/dev/null; [ -n "$hpid" ] && kill -9 "
 
 img=$dir/a.vhd
 "$T" create "$img" 16M >/dev/null || fail "create"
+img2=$dir/c.vhd
+"$T" create "$img2" 16M >/dev/null || fail "create c"
 "$T" create "$dir/ro.vhd" 16M >/dev/null || fail "create ro"
 "$VMM" host --listen "$dir/s.sock" --disk "$img,lun=0" --disk "$dir/ro.vhd,lun=1,ro" \
-	--control "$dir/c.sock" 2>"$dir/err" &
+	--disk "$img2,lun=2" --control "$dir/c.sock" 2>"$dir/err" &
 hpid=$!
 for _ in $(seq 100); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
 [ -S "$dir/s.sock" ] || fail "vmm-mini host did not start"
@@ -50,12 +53,13 @@ stop_guest() {
 }
 
 guest normal
-ans=$(ctl "$dir/c.sock" '{"cmd":"backup-snapshot","luns":"0"}')
-echo "$ans" | grep -q "^{\"ok\":true,\"consistency\":\"application\",\"why\":\"\",\"window_us\":[0-9]*,\"held_us\":[0-9]*,\"disks\":\[{\"lun\":0,\"frozen\":\"$img\",\"child\":\"$dir/a-snap1.vhd\",\"ctk\":\"$dir/a-snap1.vhd.frozen.ctk\"}\]}$" ||
+ans=$(ctl "$dir/c.sock" '{"cmd":"backup-snapshot","luns":"2,0"}')
+echo "$ans" | grep -q "^{\"ok\":true,\"consistency\":\"application\",\"why\":\"\",\"window_us\":[0-9]*,\"held_us\":[0-9]*,\"disks\":\[{\"lun\":2,\"frozen\":\"$img2\",\"child\":\"$dir/c-snap1.vhd\",\"ctk\":\"$dir/c-snap1.vhd.frozen.ctk\"},{\"lun\":0,\"frozen\":\"$img\",\"child\":\"$dir/a-snap1.vhd\",\"ctk\":\"$dir/a-snap1.vhd.frozen.ctk\"}\]}$" ||
 	fail "normal: $ans"
-ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}')
-echo "$ans" | grep -q "\"ok\":true,\"lun\":0,\"into\":\"$img\"" || fail "merge: $ans"
-[ -e "$dir/a-snap1.vhd" ] && fail "the child is still there after the merge"
+ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}' '{"cmd":"merge","lun":2}')
+echo "$ans" | sed -n 1p | grep -q "\"ok\":true,\"lun\":0,\"into\":\"$img\"" || fail "merge 0: $ans"
+echo "$ans" | sed -n 2p | grep -q "\"ok\":true,\"lun\":2,\"into\":\"$img2\"" || fail "merge 2: $ans"
+[ -e "$dir/a-snap1.vhd" ] || [ -e "$dir/c-snap1.vhd" ] && fail "a child is still there after the merge"
 stop_guest
 [ "$counts" = "freezes=1 thaws=1 hot_backups=1 bu_completes=1 frozen=0" ] ||
 	fail "normal: the guest saw $counts"
@@ -81,19 +85,21 @@ echo "$ans" | sed -n 1p | grep -qF '{"error":"\"luns\": LUN 0 named twice","cons
 	fail "luns 0,0: $ans"
 echo "$ans" | sed -n 2p | grep -qF '{"error":"no LUN 7","consistency":"none"}' || fail "luns 0,7: $ans"
 echo "$ans" | sed -n 3p | grep -q '^{"error":"LUN 1: .*","consistency":"none"}$' || fail "luns 0,1 (ro): $ans"
-echo "$ans" | sed -n 4p | grep -q '"snapshots":0.*"snapshots":0' || fail "something stayed switched: $ans"
+echo "$ans" | sed -n 4p | grep -q '"snapshots":0.*"snapshots":0.*"snapshots":0' ||
+	fail "something stayed switched: $ans"
 [ -e "$dir/a-snap1.vhd" ] && fail "a child file was left behind"
 # "luns" absent: every writable VHD LUN (not the read-only LUN 1)
 ans=$(ctl "$dir/c.sock" '{"cmd":"backup-snapshot"}')
 echo "$ans" | grep -qF '{"ok":true,"consistency":"crash","why":"HOT_BACKUP: the guest has no VSS channel open",' ||
 	fail "closed: $ans"
-echo "$ans" | grep -q '"disks":\[{"lun":0,[^]]*}\]}$' || fail "closed: LUNs snapshotted: $ans"
-ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}' '{"cmd":"quit"}')
-echo "$ans" | sed -n 1p | grep -q '"ok":true' || fail "closed: merge: $ans"
+echo "$ans" | grep -q '"disks":\[{"lun":0,[^]]*},{"lun":2,[^]]*}\]}$' ||
+	fail "closed: LUNs snapshotted: $ans"
+ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}' '{"cmd":"merge","lun":2}' '{"cmd":"quit"}')
+echo "$ans" | sed -n 1,2p | grep -c '"ok":true' | grep -q 2 || fail "closed: merge: $ans"
 stop_guest
 wait "$hpid"
 rc=$?
 hpid=
 [ "$rc" = 0 ] || fail "vmm-mini host exited $rc"
-"$T" check "$img" >/dev/null || fail "vhdtool check"
+"$T" check "$img" >/dev/null && "$T" check "$img2" >/dev/null || fail "vhdtool check"
 echo ok
