@@ -46,7 +46,7 @@ struct host {
 	struct vmbus_host *h;
 	struct vmm_stor *st;
 	struct vss *vss;	/* the VSS integration channel (backups) */
-	volatile int quit;
+	int quit;		/* `quit` asked for (atomic: the control thread sets it) */
 };
 
 /* One control request -> one answer line (without newline). */
@@ -62,10 +62,11 @@ static void control_line(void *opaque, const char *line, char *out, size_t cap)
 		snprintf(out, cap, "{\"error\":%s}", js);
 		return;
 	}
-	if (vmm_stor_control(H->st, &q, out, cap))
+	if (vmm_vss_control(H->st, H->vss, &q, out, cap) ||
+	    vmm_stor_control(H->st, &q, out, cap))
 		return;
 	if (!strcmp(q.cmd, "quit")) {
-		H->quit = 1;
+		__atomic_store_n(&H->quit, 1, __ATOMIC_RELAXED);
 		snprintf(out, cap, "{\"ok\":true}");
 	} else {
 		vmm_json_str(js, sizeof(js), q.cmd);
@@ -156,6 +157,7 @@ static int cmd_host(int argc, char **argv)
 	cfg.max_transfer = (uint32_t)maxx;
 	cfg.subchannels = (uint16_t)subs;
 	cfg.cpu = cpu;
+	cfg.switchable = true;	/* snapshot, merge, backup-snapshot */
 	r = vmm_stor_new(&cfg, &H.st);
 	if (r) {
 		fprintf(stderr, "vmm-mini: storvsp: %s\n", strerror(-r));
@@ -163,17 +165,11 @@ static int cmd_host(int argc, char **argv)
 		return 1;
 	}
 	/* the VSS integration service: a guest's hv_vss binds to it */
-	{
-		struct vss_cfg vc = { .mgr = cfg.mgr,
-				      .instance = { 0x76, 0x6d, 0x6d, 0x2d, 0x6d, 0x69, 0x6e, 0x69,
-						    0x76, 0x73, 0x73, 0x00, 0x00, 0x00, 0x00, 0x01 } };
-
-		r = vss_new(&vc, &H.vss);
-		if (r) {
-			fprintf(stderr, "vmm-mini: vss: %s\n", strerror(-r));
-			rc = 1;
-			goto out;
-		}
+	r = vmm_vss_offer(cfg.mgr, &H.vss);
+	if (r) {
+		fprintf(stderr, "vmm-mini: vss: %s\n", strerror(-r));
+		rc = 1;
+		goto out;
 	}
 	for (int i = 0; i < ndisks; i++) {
 		char *path;
@@ -210,7 +206,7 @@ static int cmd_host(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "vmm-mini: serving %d disk(s) on %s\n", ndisks, listen_path);
-	while (!got_term && !H.quit) {
+	while (!got_term && !__atomic_load_n(&H.quit, __ATOMIC_RELAXED)) {
 		r = vmbus_host_accept(H.h, 200);
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;
@@ -219,7 +215,8 @@ static int cmd_host(int argc, char **argv)
 			rc = 1;
 			break;
 		}
-		while (!got_term && !H.quit && (r = vmbus_host_run(H.h, 200)) == 0)
+		while (!got_term && !__atomic_load_n(&H.quit, __ATOMIC_RELAXED) &&
+		       (r = vmbus_host_run(H.h, 200)) == 0)
 			;
 		if (r && r != -ENOTCONN) {
 			fprintf(stderr, "vmm-mini: %s\n", strerror(-r));
@@ -231,7 +228,7 @@ static int cmd_host(int argc, char **argv)
 	if (vmm_stor_quiesce(H.st, 10000))
 		fprintf(stderr, "vmm-mini: requests still in flight after 10 s\n");
 out:
-	H.quit = 1;
+	__atomic_store_n(&H.quit, 1, __ATOMIC_RELAXED);
 	vmm_ctl_stop(ctl);
 	/* flush every disk before the channels go */
 	if (vmm_stor_flush(H.st, &se)) {

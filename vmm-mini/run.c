@@ -38,6 +38,7 @@
 #include "vmbus/vmbus.h"
 #include "vmm-mini/vmm.h"
 #include "vmm-mini/vmm-kvm.h"
+#include "vss/vss.h"
 
 #define MAX_DISKS SCSI_MAX_LUNS
 #define STOP_GRACE_MS 10000	/* a guest asked to stop gets this long */
@@ -71,13 +72,15 @@ struct run_stor {
 	struct vmm_boot *boot;
 	struct vmbus_host *h;
 	struct vmm_stor *st;
+	struct vss *vss;	/* the VSS integration channel (live backups) */
 	struct vmm_ctl *ctl;
 	const char *workload;
 	pthread_t bus;
 	bool bus_started;
-	volatile int bus_quit;
-	volatile int stop_asked;
-	uint64_t t_start, stop_at;
+	int bus_quit;		/* atomics: set by one thread, read by others */
+	int stop_asked;
+	uint64_t stop_at;	/* 0: not asked yet; then the deadline (ms) */
+	uint64_t t_start;
 };
 
 /* The host's signal to the guest: a wake-up of vCPU 0 (irqfd). */
@@ -93,7 +96,7 @@ static void ask_stop(struct run_stor *R)
 {
 	if (__atomic_exchange_n(&R->stop_asked, 1, __ATOMIC_SEQ_CST))
 		return;
-	R->stop_at = now_ms() + STOP_GRACE_MS;
+	__atomic_store_n(&R->stop_at, now_ms() + STOP_GRACE_MS, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&R->boot->stop_req, 1, __ATOMIC_SEQ_CST);
 	if (vmm_paused(R->vm))
 		vmm_pause(R->vm, false);
@@ -104,8 +107,9 @@ static void *bus_thread(void *arg)
 {
 	struct run_stor *R = arg;
 
-	while (!R->bus_quit) {
+	while (!__atomic_load_n(&R->bus_quit, __ATOMIC_SEQ_CST)) {
 		int r = vmbus_host_run(R->h, 100);
+		uint64_t at;
 
 		if (r == -EPROTO)
 			fprintf(stderr, "vmm-mini run: the guest broke its VMBus message ring: reset\n");
@@ -113,11 +117,13 @@ static void *bus_thread(void *arg)
 			break;
 		if (got_term)
 			ask_stop(R);
-		if (R->stop_asked && now_ms() > R->stop_at) {
+		/* stop_at is set just after stop_asked: 0 means not yet */
+		at = __atomic_load_n(&R->stop_at, __ATOMIC_SEQ_CST);
+		if (at && now_ms() > at) {
 			fprintf(stderr, "vmm-mini run: the guest did not stop within %u s: stopping it\n",
 				STOP_GRACE_MS / 1000);
 			vmm_stop(R->vm);
-			R->stop_at = UINT64_MAX;
+			__atomic_store_n(&R->stop_at, UINT64_MAX, __ATOMIC_SEQ_CST);
 		}
 	}
 	return NULL;
@@ -135,22 +141,24 @@ static void control_line(void *opaque, const char *line, char *out, size_t cap)
 		snprintf(out, cap, "{\"error\":%s}", js);
 		return;
 	}
-	if (vmm_stor_control(R->st, &q, out, cap))
+	if (vmm_vss_control(R->st, R->vss, &q, out, cap) ||
+	    vmm_stor_control(R->st, &q, out, cap))
 		return;
 	if (!strcmp(q.cmd, "status")) {
 		struct vsp_stats vs;
+		const char *state = __atomic_load_n(&R->stop_asked, __ATOMIC_SEQ_CST) ? "stopping"
+				    : vmm_paused(R->vm) ? "paused" : "running";
 
 		vsp_get_stats(vmm_stor_vsp(R->st), &vs);
 		vmm_json_str(js, sizeof(js), R->workload);
 		snprintf(out, cap, "{\"state\":\"%s\",\"uptime_ms\":%llu,\"workload\":%s,"
 			 "\"vstor_version\":%u,\"channels_open\":%u,\"srbs\":%llu,\"errors\":%llu,"
 			 "\"inflight\":%u}",
-			 R->stop_asked ? "stopping" : vmm_paused(R->vm) ? "paused" : "running",
-			 (unsigned long long)(now_ms() - R->t_start), js, vs.version,
+			 state, (unsigned long long)(now_ms() - R->t_start), js, vs.version,
 			 vs.channels_open, (unsigned long long)vs.srbs,
 			 (unsigned long long)vs.srb_errors, vs.inflight);
 	} else if (!strcmp(q.cmd, "pause") || !strcmp(q.cmd, "resume")) {
-		if (R->stop_asked) {
+		if (__atomic_load_n(&R->stop_asked, __ATOMIC_SEQ_CST)) {
 			snprintf(out, cap, "{\"error\":\"the guest is stopping\"}");
 			return;
 		}
@@ -223,6 +231,12 @@ static int stor_start(struct run_stor *R, struct vmm *vm, char **disks, int ndis
 		fprintf(stderr, "vmm-mini run: storvsp: %s\n", strerror(-r));
 		return 1;
 	}
+	/* the VSS integration service: the guest freezes for live backups */
+	r = vmm_vss_offer(sc.mgr, &R->vss);
+	if (r) {
+		fprintf(stderr, "vmm-mini run: vss: %s\n", strerror(-r));
+		return 1;
+	}
 	for (int i = 0; i < ndisks; i++) {
 		char *path;
 		int lun;
@@ -268,7 +282,7 @@ static int stor_stop(struct run_stor *R)
 	R->ctl = NULL;
 	if (R->st && vmm_stor_quiesce(R->st, 10000))
 		fprintf(stderr, "vmm-mini run: requests still in flight after 10 s\n");
-	R->bus_quit = 1;
+	__atomic_store_n(&R->bus_quit, 1, __ATOMIC_SEQ_CST);
 	if (R->bus_started)
 		pthread_join(R->bus, NULL);
 	if (R->st && vmm_stor_flush(R->st, &se)) {
@@ -276,6 +290,7 @@ static int stor_stop(struct run_stor *R)
 		rc = 1;
 	}
 	vmbus_host_free(R->h);	/* closes the channels: storvsp threads end */
+	vss_free(R->vss);
 	if (R->st && vmm_stor_free(R->st, &se)) {
 		fprintf(stderr, "vmm-mini run: %s\n", se.msg);
 		rc = 1;
@@ -334,11 +349,12 @@ static void usage(FILE *f)
 		   "                    [--disk IMAGE[,lun=N][,ro]]... [--control CTL]\n"
 		   "workloads: hello, fault[,ADDR], spin[,N], doorbell[,N], exits[,N]\n"
 		   "  with disks: records[,seconds=N][,count=N][,qd=N][,batch=N][,slots=N][,flush_ms=N]\n"
+		   "                     [,vss=on|off|refuse|hang]\n"
 		   "              randrw[,lun=N][,bs=N][,qd=N][,seconds=N][,read=PCT][,seq=1][,span_mb=N]\n"
 		   "--user-mode: no KVM; the guest's code runs in host threads, its port\n"
 		   "  writes and INT3s caught as signals (a test aid, no isolation)\n"
 		   "--control CTL: a unix socket, one JSON object a line: status, disks, pause,\n"
-		   "  resume, disk-add, disk-remove, snapshot, merge, stats, quit\n");
+		   "  resume, disk-add, disk-remove, snapshot, merge, backup-snapshot, stats, quit\n");
 }
 
 int vmm_cmd_run(int argc, char **argv)
