@@ -235,6 +235,9 @@ static void print_human(const struct bkp_info *b)
 	       util_fmt_size(b->virtual_size, s, sizeof(s)),
 	       (unsigned long long)b->virtual_size);
 	printf("consistency:    %s\n", b->consistency);
+	if (b->group[0])
+		printf("live backup:    LUN %u of the VM, group %s, freeze window %.3f ms\n",
+		       b->vm_lun, b->group, (double)b->freeze_window_us / 1000.0);
 	printf("chunks:         %llu of %u bytes (%llu zero, %llu read, %llu new)\n",
 	       (unsigned long long)b->chunks, b->chunk_size,
 	       (unsigned long long)b->chunks_zero, (unsigned long long)b->chunks_read,
@@ -305,18 +308,22 @@ static int cmd_list(int argc, char **argv, bool show)
 		}
 		fputs(n + nbad ? "\n]\n" : "]\n", stdout);
 	} else {
-		printf("%-25s  %-19s  %-11s  %10s  %7s  %10s  %s\n", "ID", "TIME (UTC)",
-		       "KIND", "SIZE", "READ", "STORED", "SOURCE");
+		printf("%-25s  %-19s  %-11s  %10s  %7s  %10s  %-12s  %s\n", "ID",
+		       "TIME (UTC)", "KIND", "SIZE", "READ", "STORED", "CONSISTENCY",
+		       "SOURCE");
 		for (size_t i = 0; i < n; i++) {
 			char ts[32], s1[32], s2[32];
 
 			fmt_time(v[i].time, ts, sizeof(ts));
-			printf("%-25s  %-19s  %-11s  %10s  %7llu  %10s  %s\n", v[i].id,
+			printf("%-25s  %-19s  %-11s  %10s  %7llu  %10s  %-12s  %s", v[i].id,
 			       ts, v[i].incremental ? "incremental" : "full",
 			       util_fmt_size(v[i].virtual_size, s1, sizeof(s1)),
 			       (unsigned long long)v[i].chunks_read,
 			       util_fmt_size(v[i].bytes_stored, s2, sizeof(s2)),
-			       v[i].source);
+			       v[i].consistency, v[i].source);
+			if (v[i].group[0])
+				printf(" (LUN %u, group %s)", v[i].vm_lun, v[i].group);
+			putchar('\n');
 		}
 		for (size_t i = 0; i < nbad; i++)
 			printf("%-25s  DAMAGED: %s\n", bad[i].id, bad[i].why);
