@@ -258,6 +258,7 @@ static void put_utf8(char **o, unsigned cp)
  * 4), so the arena, as long as the text, always has room. */
 static const char *string(struct parser *ps)
 {
+	static const char simple[] = "\"\\/bfnrt";	/* escapes of one character */
 	char *start = ps->d->arena + ps->d->used, *o = start;
 	const char *p = ps->p + 1;
 
@@ -276,37 +277,32 @@ static const char *string(struct parser *ps)
 			continue;
 		}
 		ch = (unsigned char)*p++;
-		switch (ch) {
-		case '"': case '\\': case '/': *o++ = (char)ch; break;
-		case 'b': *o++ = '\b'; break;
-		case 'f': *o++ = '\f'; break;
-		case 'n': *o++ = '\n'; break;
-		case 'r': *o++ = '\r'; break;
-		case 't': *o++ = '\t'; break;
-		case 'u':
-			if (hex4(p, &cp)) {
-				ps->why = "bad \\u escape";
-				return NULL;
-			}
-			p += 4;
-			if (cp >= 0xd800 && cp < 0xdc00) {
-				if (p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) ||
-				    lo < 0xdc00 || lo > 0xdfff) {
-					ps->why = "unpaired surrogate";
-					return NULL;
-				}
-				p += 6;
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-			} else if ((cp >= 0xdc00 && cp < 0xe000) || cp == 0) {
-				ps->why = cp ? "unpaired surrogate" : "NUL in a string";
-				return NULL;
-			}
-			put_utf8(&o, cp);
-			break;
-		default:
+		if (ch && strchr(simple, ch)) {
+			*o++ = "\"\\/\b\f\n\r\t"[strchr(simple, ch) - simple];
+			continue;
+		}
+		if (ch != 'u') {
 			ps->why = "bad escape";
 			return NULL;
 		}
+		if (hex4(p, &cp)) {
+			ps->why = "bad \\u escape";
+			return NULL;
+		}
+		p += 4;
+		if (cp >= 0xd800 && cp < 0xdc00) {
+			if (p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) ||
+			    lo < 0xdc00 || lo > 0xdfff) {
+				ps->why = "unpaired surrogate";
+				return NULL;
+			}
+			p += 6;
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		} else if ((cp >= 0xdc00 && cp < 0xe000) || cp == 0) {
+			ps->why = cp ? "unpaired surrogate" : "NUL in a string";
+			return NULL;
+		}
+		put_utf8(&o, cp);
 	}
 	*o++ = '\0';
 	ps->d->used += (size_t)(o - start);
