@@ -133,6 +133,9 @@ struct bkp_create_opts {
 	void *opaque;
 };
 
+/* A new group id for the disks of one live backup (like a backup ID). */
+int bkp_group_new(char group[BKP_ID_MAX]);
+
 /* Back up src (open read-only) into r; on success *out is the new
  * backup's manifest. */
 int bkp_create(struct bkp_repo *r, struct bdev *src,

@@ -368,6 +368,14 @@ bool bkp_group_valid(const char *g)
 	return true;
 }
 
+int bkp_group_new(char group[BKP_ID_MAX])
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return bkp_id_new(t, group);
+}
+
 static int cmp_info(const void *a, const void *b)
 {
 	const struct bkp_info *x = a, *y = b;

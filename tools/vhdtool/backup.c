@@ -2,6 +2,8 @@
  *
  *   backup init [--chunk-size N] REPO
  *   backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE
+ *   backup create [--vm CTL [--disk LUN]... [--require-app-consistent]
+ *                 [--freeze-timeout MS] [--output human|json]] REPO
  *   backup list [--json] REPO          backup show [--json] REPO ID
  *   backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID DEST
  *   backup verify REPO [ID]            backup forget REPO ID
@@ -25,6 +27,8 @@ static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
 	.usage = "backup init [--chunk-size N] REPO\n"
 		 "backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE\n"
+		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS]\n"
+		 "              [--output human|json] [--full] [-p] [--threads N] REPO\n"
 		 "backup list [--json] REPO\n"
 		 "backup show [--json] REPO ID|latest\n"
 		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID|latest DEST\n"
@@ -144,8 +148,17 @@ static int cmd_create(int argc, char **argv)
 		{ "progress", no_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "no-track", no_argument, NULL, 'n' },
+		{ "vm", required_argument, NULL, 'V' },
+		{ "disk", required_argument, NULL, 'D' },
+		{ "require-app-consistent", no_argument, NULL, 'A' },
+		{ "freeze-timeout", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'O' },
 		{ 0 }
 	};
+	const char *vm = NULL;
+	char luns[256] = "";
+	long freeze_ms = -1;
+	bool app = false, json = false, live_opt = false;
 	struct bkp_create_opts o = { 0 };
 	struct progress pr = { 0 };
 	struct bdev_err e = { 0 };
@@ -168,11 +181,36 @@ static int cmd_create(int argc, char **argv)
 			if (!parse_count("thread count", optarg, &o.threads))
 				return 2;
 			break;
+		case 'V': vm = optarg; break;
+		case 'D':
+			if (!vt_vm_add_lun(luns, sizeof(luns), optarg))
+				return 2;
+			live_opt = true;
+			break;
+		case 'A': app = live_opt = true; break;
+		case 'F':
+			if (!vt_parse_ms("--freeze-timeout", optarg, &freeze_ms))
+				return 2;
+			live_opt = true;
+			break;
+		case 'O':
+			if (!vt_parse_output(optarg, &json))
+				return 2;
+			live_opt = true;
+			break;
 		default:
 			return vt_usage(&backup_cmd);
 		}
 	}
-	if (argc - optind != 2)
+	if (vm) {
+		if (argc - optind != 1 || o.no_track)
+			return vt_usage(&backup_cmd);
+		clock_gettime(CLOCK_MONOTONIC, &pr.start);
+		rc = vt_backup_vm(argv[optind], vm, luns, freeze_ms, app, &o, json);
+		end_progress(&pr);
+		return rc;
+	}
+	if (argc - optind != 2 || live_opt)
 		return vt_usage(&backup_cmd);
 	r = open_repo(argv[optind]);
 	if (!r)
