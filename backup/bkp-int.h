@@ -208,15 +208,6 @@ struct bkp_ctk_session;
  * file's epoch is advanced so that later writes are newer. */
 struct bkp_ctk_session *bkp_ctk_begin(struct bdev *src, const char *path,
 				      bool *valid, char *why, size_t wl);
-/* The same from a frozen tracking file ctk (a live backup: written by the
- * VMM at the freeze, describing src opened from path), read only: never
- * locked, never changed.  NULL when missing or invalid (why says why);
- * then the backup reads everything and records no tracking.  Valid with
- * epoch E: marks <= E, bkp_ctk_epoch() is E and "since" E+1.  bkp_ctk_end
- * only checks that src's layers did not change. */
-struct bkp_ctk_session *bkp_ctk_frozen(struct bdev *src, const char *path,
-				       const char *ctk, bool *valid, char *why,
-				       size_t wl);
 /* Tracking generation (hex) and the epoch later writes get ("since"). */
 void bkp_ctk_ids(const struct bkp_ctk_session *s, char gen[33],
 		 uint32_t *since);

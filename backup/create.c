@@ -347,8 +347,9 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	if (o->group && o->frozen_ctk && o->source && !o->no_track) {
 		char fwhy[sizeof(why) - 40];
 
-		ctk = bkp_ctk_frozen(src, o->source, o->frozen_ctk, &valid, fwhy,
-				     sizeof(fwhy));
+		ctk = bkp_ctk_begin_frozen(src, o->source, o->frozen_ctk, fwhy,
+					   sizeof(fwhy));
+		valid = ctk != NULL;
 		if (!ctk)
 			snprintf(why, sizeof(why), "frozen tracking file: %s", fwhy);
 	} else if (o->source && !o->no_track && !o->group) {

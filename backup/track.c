@@ -777,7 +777,7 @@ int bkp_track_close(struct bkp_track *t, struct bdev_err *e)
 /* ---- the backup side ---- */
 
 struct bkp_ctk_session {
-	int fd;                          /* -1: a frozen file, read only */
+	int fd;
 	char *ctk;
 	struct ctk c;
 	uint32_t epoch_before;           /* marks <= this; valid sessions */
@@ -897,62 +897,10 @@ bool bkp_ctk_end(struct bkp_ctk_session *s)
 	bool same = restat(s->paths, s->n, s->ids, now) == 0 &&
 		    same_layers(s->ids, now, s->n, NULL, 0);
 
-	if (!same && s->fd >= 0) {
+	if (!same) {
 		s->c.state = ST_INVALID;
 		(void)ctk_write(s->fd, &s->c, false, false);
 	}
 	bkp_ctk_abort(s);
 	return same;
-}
-
-/* A frozen tracking file (a live backup's: the VMM wrote it at the freeze,
- * in IMAGE.ctk's format, describing the frozen image src): read once,
- * checked as a backup checks SOURCE.ctk, never locked or written.  Its
- * epoch E is the one the writes before the freeze carried; the tracker
- * that goes on recording the running disk moved to E+1 at the freeze, so
- * the backup behaves as a backup session that advanced E to E+1. */
-struct bkp_ctk_session *bkp_ctk_frozen(struct bdev *src, const char *path,
-				       const char *ctk, bool *valid, char *why,
-				       size_t wl)
-{
-	struct bkp_ctk_session *s = calloc(1, sizeof(*s));
-	int fd = -1, r;
-
-	*valid = false;
-	why[0] = '\0';
-	if (!s) {
-		snprintf(why, wl, "out of memory");
-		return NULL;
-	}
-	s->fd = -1;
-	s->ctk = strdup(ctk);
-	if (!s->ctk) {
-		snprintf(why, wl, "out of memory");
-		goto fail;
-	}
-	r = collect(src, path, s->paths, s->ids, &s->n, why, wl);
-	if (r)
-		goto fail;
-	fd = open(ctk, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		snprintf(why, wl, "frozen change tracking %s: %s", ctk, strerror(errno));
-		goto fail;
-	}
-	r = ctk_read(fd, &s->c, why, wl);
-	if (r || !ctk_valid(&s->c, s->ids, s->n, src->size, fd_dev(fd), why, wl) ||
-	    s->c.epoch == 0 || s->c.epoch >= UINT32_MAX - 1) {
-		if (!r && why[0] == '\0')
-			snprintf(why, wl, "change tracking invalid: bad epoch %u", s->c.epoch);
-		goto fail;
-	}
-	close(fd);
-	*valid = true;
-	s->epoch_before = s->c.epoch;
-	s->c.epoch++;
-	return s;
-fail:
-	if (fd >= 0)
-		close(fd);
-	bkp_ctk_abort(s);
-	return NULL;
 }
