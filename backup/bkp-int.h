@@ -208,6 +208,13 @@ struct bkp_ctk_session;
  * file's epoch is advanced so that later writes are newer. */
 struct bkp_ctk_session *bkp_ctk_begin(struct bdev *src, const char *path,
 				      bool *valid, char *why, size_t wl);
+/* A backup of a frozen image (a live backup's snapshot) from path, with
+ * the frozen tracking file ctk_path a running writer left for it
+ * (bkp_track_frozen_write): read only, never locked nor written.  NULL
+ * (why says why) unless it is valid for src: then the session is used like
+ * a valid one of bkp_ctk_begin (since = the frozen epoch + 1). */
+struct bkp_ctk_session *bkp_ctk_begin_frozen(struct bdev *src, const char *path,
+					     const char *ctk_path, char *why, size_t wl);
 /* Tracking generation (hex) and the epoch later writes get ("since"). */
 void bkp_ctk_ids(const struct bkp_ctk_session *s, char gen[33],
 		 uint32_t *since);
@@ -217,7 +224,7 @@ bool bkp_ctk_changed(const struct bkp_ctk_session *s, uint32_t since,
 /* The current epoch of a valid session (marks <= it). */
 uint32_t bkp_ctk_epoch(const struct bkp_ctk_session *s);
 /* End: true when the image did not change since begin; if it did, the
- * tracking file is invalidated.  Frees s. */
+ * tracking file is invalidated (a frozen one is left as it is).  Frees s. */
 bool bkp_ctk_end(struct bkp_ctk_session *s);
 /* Drop the session, leaving the file as begin left it. */
 void bkp_ctk_abort(struct bkp_ctk_session *s);

@@ -261,6 +261,38 @@ struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
  * track (use b itself), or another error; b stays the caller's then. */
 struct bdev *bkp_track_layer(struct bdev *b, const char *image_path,
 			     struct bkp_track **t, struct bdev_err *e);
+/* The tracking alone, for a writer that sees the writes through a layer
+ * of its own (vmm-mini: above a switch layer, so that the writes are
+ * recorded whichever file of a snapshot chain takes them): it calls
+ * bkp_track_note() for every write, zeroing or discard that completed.
+ * create: IMAGE.ctk is made when absent (a new generation, so the first
+ * backup after it reads everything).  NULL as for bkp_track_attach(). */
+struct bkp_track *bkp_track_open(struct bdev *b, const char *image_path,
+				 bool create, struct bdev_err *e);
+void bkp_track_note(struct bkp_track *t, uint64_t off, uint64_t len);
+
+/* Live backups: the tracking of a running writer frozen at the point in
+ * time of a snapshot.  bkp_track_freeze(), called while no write runs
+ * through the tracker (the writer holds them; every note of an earlier
+ * write has returned), copies the marks and the epoch E and moves the
+ * tracker to epoch E + 1: memory only, fast.  Later writes carry E + 1.
+ * NULL (e) on ENOMEM, after a write past the tracked size, or when the
+ * epochs are exhausted: the backup then reads everything. */
+struct bkp_track_frozen;
+struct bkp_track_frozen *bkp_track_freeze(struct bkp_track *t, struct bdev_err *e);
+uint32_t bkp_track_frozen_epoch(const struct bkp_track_frozen *f);
+/* Later, with writes flowing: write the frozen marks as a complete, valid,
+ * proven tracking file (state clean, epoch E, the tracker's generation,
+ * the layer records of frozen's chain as they are now) at ctk_path
+ * (temporary name, fsync, rename).  frozen: the image as of the freeze,
+ * opened from frozen_path, no longer written (the read-only parent of a
+ * snapshot child).  A backup of it uses the file read-only (backup side:
+ * incremental from a backup with the same generation and since <= E,
+ * recording since E + 1).  0 or -errno (e). */
+int bkp_track_frozen_write(const struct bkp_track_frozen *f, struct bdev *frozen,
+			   const char *frozen_path, const char *ctk_path,
+			   struct bdev_err *e);
+void bkp_track_frozen_free(struct bkp_track_frozen *f);
 /* Finalise after the disk was closed (or no longer written): write the
  * changed chunks and the image's state, mark the file clean.  Frees t. */
 int bkp_track_close(struct bkp_track *t, struct bdev_err *e);

@@ -575,6 +575,7 @@ static void hook(void *opaque, uint64_t off, uint64_t len)
 {
 	struct bkp_track *t = opaque;
 	uint64_t first = off / t->c.granule, last = (off + len - 1) / t->c.granule;
+	uint32_t epoch = __atomic_load_n(&t->c.epoch, __ATOMIC_RELAXED);
 
 	if (last >= t->c.nmarks) {
 		__atomic_store_n(&t->overflow, true, __ATOMIC_RELAXED);
@@ -583,7 +584,7 @@ static void hook(void *opaque, uint64_t off, uint64_t len)
 			return;
 	}
 	for (uint64_t i = first; i <= last; i++)
-		__atomic_store_n(&t->c.marks[i], t->c.epoch, __ATOMIC_RELAXED);
+		__atomic_store_n(&t->c.marks[i], epoch, __ATOMIC_RELAXED);
 }
 
 static bool is_tmpname(const char *path)
@@ -611,9 +612,10 @@ static void mark_stale(const char *ctk)
 }
 
 /* The tracking of b opened from image_path (file checked, marked open),
- * without a hook yet. */
+ * without a hook yet.  create: IMAGE.ctk is made when absent (a new
+ * generation). */
 static struct bkp_track *track_open(struct bdev *b, const char *image_path,
-				    struct bdev_err *e)
+				    bool create, struct bdev_err *e)
 {
 	struct layer_id ids[CTK_MAX_LAYERS];
 	struct bkp_track *t = NULL;
@@ -630,7 +632,7 @@ static struct bkp_track *track_open(struct bdev *b, const char *image_path,
 		bdev_err_set(e, ENOMEM, "out of memory");
 		return NULL;
 	}
-	if (access(ctk, F_OK) < 0) {
+	if (!create && access(ctk, F_OK) < 0) {
 		bdev_err_set(e, ENOENT, "%s: no change-tracking file", ctk);
 		goto fail;
 	}
@@ -644,7 +646,7 @@ static struct bkp_track *track_open(struct bdev *b, const char *image_path,
 		bdev_err_set(e, -r, "%s: not tracked: %s", image_path, why);
 		goto fail;
 	}
-	fd = ctk_open_locked(ctk, false);
+	fd = ctk_open_locked(ctk, create);
 	if (fd == -EWOULDBLOCK) {
 		/* A backup or another writer holds it: we cannot record our
 		 * writes there, so nobody may trust it any more. */
@@ -708,7 +710,7 @@ struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
 			     image_path);
 		return NULL;
 	}
-	t = track_open(b, image_path, e);
+	t = track_open(b, image_path, false, e);
 	if (t)
 		bdev_set_write_hook(b, hook, t);
 	return t;
@@ -717,7 +719,7 @@ struct bkp_track *bkp_track_attach(struct bdev *b, const char *image_path,
 struct bdev *bkp_track_layer(struct bdev *b, const char *image_path,
 			     struct bkp_track **out, struct bdev_err *e)
 {
-	struct bkp_track *t = track_open(b, image_path, e);
+	struct bkp_track *t = track_open(b, image_path, false, e);
 	struct bdev *l;
 
 	*out = NULL;
@@ -730,6 +732,125 @@ struct bdev *bkp_track_layer(struct bdev *b, const char *image_path,
 	}
 	*out = t;
 	return l;
+}
+
+struct bkp_track *bkp_track_open(struct bdev *b, const char *image_path,
+				 bool create, struct bdev_err *e)
+{
+	return track_open(b, image_path, create, e);
+}
+
+void bkp_track_note(struct bkp_track *t, uint64_t off, uint64_t len)
+{
+	if (len)
+		hook(t, off, len);
+}
+
+/* ---- freezing a running tracker (live backups) ---- */
+
+struct bkp_track_frozen {
+	struct ctk c;		/* marks and epoch as of the freeze; layers unset */
+};
+
+struct bkp_track_frozen *bkp_track_freeze(struct bkp_track *t, struct bdev_err *e)
+{
+	struct bkp_track_frozen *f;
+	uint32_t epoch = __atomic_load_n(&t->c.epoch, __ATOMIC_RELAXED);
+
+	if (__atomic_load_n(&t->overflow, __ATOMIC_RELAXED)) {
+		bdev_err_set(e, EINVAL, "change tracking: a write went past the tracked size");
+		return NULL;
+	}
+	if (epoch >= UINT32_MAX - 1) {
+		bdev_err_set(e, EOVERFLOW, "change tracking: the epoch is exhausted");
+		return NULL;
+	}
+	f = calloc(1, sizeof(*f));
+	if (f) {
+		f->c = t->c;
+		f->c.marks = malloc((t->c.nmarks ? t->c.nmarks : 1) * sizeof(uint32_t));
+	}
+	if (!f || !f->c.marks) {
+		free(f);
+		bdev_err_set(e, ENOMEM, "out of memory");
+		return NULL;
+	}
+	/* No write runs (the caller holds them), so the copy is exact; the
+	 * hook reads the epoch afresh for every write. */
+	for (uint64_t i = 0; i < t->c.nmarks; i++)
+		f->c.marks[i] = __atomic_load_n(&t->c.marks[i], __ATOMIC_RELAXED);
+	f->c.epoch = epoch;
+	f->c.state = ST_CLEAN;
+	f->c.stale = 0;
+	f->c.nlayers = 0;
+	__atomic_store_n(&t->c.epoch, epoch + 1, __ATOMIC_RELAXED);
+	return f;
+}
+
+uint32_t bkp_track_frozen_epoch(const struct bkp_track_frozen *f)
+{
+	return f->c.epoch;
+}
+
+int bkp_track_frozen_write(const struct bkp_track_frozen *f, struct bdev *frozen,
+			   const char *frozen_path, const char *ctk_path,
+			   struct bdev_err *e)
+{
+	struct ctk c = f->c;
+	char *paths[CTK_MAX_LAYERS] = { 0 }, *tmp = NULL, why[300];
+	uint32_t n = 0;
+	int fd = -1, r;
+
+	if (frozen->size != c.vsize) {
+		bdev_err_set(e, EINVAL, "%s: the frozen image's size differs from the tracked size",
+			     frozen_path);
+		return -EINVAL;
+	}
+	r = collect(frozen, frozen_path, paths, c.layer, &n, why, sizeof(why));
+	free_paths(paths, n);
+	if (r) {
+		bdev_err_set(e, -r, "%s: %s", frozen_path, why);
+		return r;
+	}
+	c.nlayers = n;
+	tmp = util_tmpname(ctk_path);
+	if (!tmp) {
+		bdev_err_set(e, ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* The layers' state was taken above, after the last write to the
+	 * frozen image; proven like a writer's record (a later write to the
+	 * frozen image, say a merge, gets a later timestamp). */
+	r = ctk_write(fd, &c, true, true);
+	if (!r)
+		r = ctk_prove(fd, &c);
+	if (!r)
+		r = util_commit_file(fd, tmp, ctk_path);
+	if (r)
+		goto fail;
+	close(fd);
+	free(tmp);
+	return 0;
+fail:
+	bdev_err_set(e, -r, "%s: %s", ctk_path, strerror(-r));
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+void bkp_track_frozen_free(struct bkp_track_frozen *f)
+{
+	if (!f)
+		return;
+	free(f->c.marks);
+	free(f);
 }
 
 int bkp_track_close(struct bkp_track *t, struct bdev_err *e)
@@ -784,6 +905,7 @@ struct bkp_ctk_session {
 	char *paths[CTK_MAX_LAYERS];
 	struct layer_id ids[CTK_MAX_LAYERS];  /* state at begin */
 	uint32_t n;
+	bool frozen;                     /* a frozen file: never written */
 };
 
 void bkp_ctk_abort(struct bkp_ctk_session *s)
@@ -863,6 +985,41 @@ fail:
 	return NULL;
 }
 
+struct bkp_ctk_session *bkp_ctk_begin_frozen(struct bdev *src, const char *path,
+					     const char *ctk_path, char *why, size_t wl)
+{
+	struct bkp_ctk_session *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s) {
+		snprintf(why, wl, "out of memory");
+		return NULL;
+	}
+	s->frozen = true;
+	s->fd = open(ctk_path, O_RDONLY | O_CLOEXEC);
+	if (s->fd < 0) {
+		snprintf(why, wl, "cannot open %s: %s", ctk_path, strerror(errno));
+		goto fail;
+	}
+	r = collect(src, path, s->paths, s->ids, &s->n, why, wl);
+	if (r)
+		goto fail;
+	if (ctk_read(s->fd, &s->c, why, wl) ||
+	    !ctk_valid(&s->c, s->ids, s->n, src->size, fd_dev(s->fd), why, wl))
+		goto fail;
+	if (s->c.epoch >= UINT32_MAX - 1) {
+		snprintf(why, wl, "change tracking invalid: the epoch is exhausted");
+		goto fail;
+	}
+	/* The writer moved on to epoch + 1 at the freeze: memory only here. */
+	s->epoch_before = s->c.epoch;
+	s->c.epoch++;
+	return s;
+fail:
+	bkp_ctk_abort(s);
+	return NULL;
+}
+
 void bkp_ctk_ids(const struct bkp_ctk_session *s, char gen[33],
 		 uint32_t *since)
 {
@@ -897,7 +1054,7 @@ bool bkp_ctk_end(struct bkp_ctk_session *s)
 	bool same = restat(s->paths, s->n, s->ids, now) == 0 &&
 		    same_layers(s->ids, now, s->n, NULL, 0);
 
-	if (!same) {
+	if (!same && !s->frozen) {
 		s->c.state = ST_INVALID;
 		(void)ctk_write(s->fd, &s->c, false, false);
 	}

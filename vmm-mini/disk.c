@@ -10,8 +10,9 @@
 #include "vhd/vhd.h"
 #include "vmm-mini/vmm.h"
 
-int vmm_disk_open(const char *path, bool ro, struct vmm_disk *d,
-		  struct bdev_err *e)
+/* The image at path, and its tracking layer when layer. */
+static int disk_open(const char *path, bool ro, bool layer, struct vmm_disk *d,
+		     struct bdev_err *e)
 {
 	struct vhd_open_opts o = { .flags = VHD_O_DIRECT | (ro ? VHD_O_RDONLY : 0) };
 	struct bdev_err te = { 0 };
@@ -31,13 +32,25 @@ int vmm_disk_open(const char *path, bool ro, struct vmm_disk *d,
 	}
 	d->ro = ro || b->read_only;
 	d->bd = b;
-	if (!d->ro) {
+	if (!d->ro && layer) {
 		/* change tracking as a layer, when the image has IMAGE.ctk */
 		l = bkp_track_layer(b, path, &d->track, &te);
 		if (l)
 			d->bd = l;
 	}
 	return 0;
+}
+
+int vmm_disk_open(const char *path, bool ro, struct vmm_disk *d,
+		  struct bdev_err *e)
+{
+	return disk_open(path, ro, true, d, e);
+}
+
+int vmm_disk_open_bare(const char *path, bool ro, struct vmm_disk *d,
+		       struct bdev_err *e)
+{
+	return disk_open(path, ro, false, d, e);
 }
 
 int vmm_disk_close(struct vmm_disk *d, struct bdev_err *e)
@@ -166,12 +179,32 @@ static const char *str(const char *p, char *out, size_t cap, const char **why)
 	return p;
 }
 
+/* "0,2": LUN numbers below 64, comma separated, no empty item. */
+static bool luns_ok(const char *s)
+{
+	for (;;) {
+		int v = 0, digits = 0;
+
+		while (*s >= '0' && *s <= '9' && digits < 3) {
+			v = v * 10 + (*s++ - '0');
+			digits++;
+		}
+		if (!digits || v > 63)
+			return false;
+		if (!*s)
+			return true;
+		if (*s++ != ',')
+			return false;
+	}
+}
+
 int vmm_req_parse(const char *line, struct vmm_req *r, const char **why)
 {
 	const char *p = ws(line);
 
 	memset(r, 0, sizeof(*r));
 	r->lun = -1;
+	r->freeze_timeout = 10000;
 	if (*p++ != '{') {
 		*why = "not a JSON object";
 		return -EINVAL;
@@ -204,6 +237,12 @@ int vmm_req_parse(const char *line, struct vmm_req *r, const char **why)
 				memcpy(r->cmd, sval, strlen(sval) + 1);
 			} else if (!strcmp(key, "path")) {
 				memcpy(r->path, sval, strlen(sval) + 1);
+			} else if (!strcmp(key, "luns")) {
+				if (strlen(sval) >= sizeof(r->luns) || !luns_ok(sval)) {
+					*why = "\"luns\" is not a list of LUNs (\"0,2\")";
+					return -EINVAL;
+				}
+				memcpy(r->luns, sval, strlen(sval) + 1);
 			}
 		} else if (*p >= '0' && *p <= '9') {
 			int64_t v = 0;
@@ -217,12 +256,16 @@ int vmm_req_parse(const char *line, struct vmm_req *r, const char **why)
 			}
 			if (!strcmp(key, "lun"))
 				r->lun = v;
+			else if (!strcmp(key, "freeze_timeout"))
+				r->freeze_timeout = v;
 		} else if (!strncmp(p, "true", 4) || !strncmp(p, "false", 5)) {
 			bool t = *p == 't';
 
 			p += t ? 4 : 5;
 			if (!strcmp(key, "ro"))
 				r->ro = t;
+			else if (!strcmp(key, "require_app"))
+				r->require_app = t;
 		} else {
 			*why = "unsupported value";
 			return -EINVAL;

@@ -28,6 +28,10 @@ struct vmm_disk {
 
 int vmm_disk_open(const char *path, bool ro, struct vmm_disk *d,
 		  struct bdev_err *e);
+/* The same without the tracking layer (d->bd is the image, d->track
+ * NULL): for a LUN whose tracking sits above a switch (stor.c). */
+int vmm_disk_open_bare(const char *path, bool ro, struct vmm_disk *d,
+		       struct bdev_err *e);
 /* Flush, close, finalise tracking.  0 or the first -errno. */
 int vmm_disk_close(struct vmm_disk *d, struct bdev_err *e);
 
@@ -35,15 +39,20 @@ int vmm_disk_close(struct vmm_disk *d, struct bdev_err *e);
  * path is malloc'd. */
 int vmm_disk_spec(const char *arg, char **path, int *lun, bool *ro);
 
-/* One control request: a JSON object on one line with string and
- * unsigned integer members only ({"cmd":"disk-add","path":"x","lun":2}).
- * Unknown members are ignored; strings may hold \" \\ \/ \n \t \uXXXX
- * (ASCII).  -EINVAL with *why on malformed input. */
+/* One control request: a JSON object on one line with string,
+ * unsigned integer and boolean members only
+ * ({"cmd":"disk-add","path":"x","lun":2}).  Unknown members are ignored;
+ * strings may hold \" \\ \/ \n \t \uXXXX (ASCII).  -EINVAL with *why on
+ * malformed input (also a "luns" that is not a list of LUNs). */
 struct vmm_req {
 	char cmd[32];
 	char path[1024];
 	int64_t lun;		/* -1: absent */
 	bool ro;
+	/* backup-snapshot: */
+	char luns[256];		/* "0,2": LUN numbers (< 64) and commas; "": absent */
+	int64_t freeze_timeout;	/* ms; 10000 when absent */
+	bool require_app;	/* false when absent */
 };
 int vmm_req_parse(const char *line, struct vmm_req *r, const char **why);
 /* Append s to out as a JSON string (quotes included); returns the bytes
@@ -63,8 +72,12 @@ struct vmm_stor_cfg {
 	uint32_t max_transfer;	/* 0: 1 MiB */
 	uint16_t subchannels;
 	int cpu;		/* >= 0: pin the storvsp threads there */
-	/* Each LUN behind a switch layer: snapshot and merge while running
-	 * (one mutex more a request). */
+	/* Each LUN behind a switch layer: snapshot and merge while running.
+	 * A writable LUN's stack is then: the LUN -> a hold switch (drains
+	 * everything above the chain for a snapshot's freeze) -> the change
+	 * tracking observer (IMAGE.ctk of the image given; writes recorded
+	 * whichever file of the chain takes them) -> the switch -> the VHD
+	 * chain.  Two mutexes more a request. */
 	bool switchable;
 };
 
@@ -86,11 +99,58 @@ int vmm_stor_add(struct vmm_stor *s, const char *path, int lun, bool ro,
 		 struct vmm_stor_err *e);
 /* Hot remove (waits for the LUN's commands), flush and close. */
 int vmm_stor_remove(struct vmm_stor *s, int lun, struct vmm_stor_err *e);
-/* Switchable writable VHD LUNs: drain the LUN, create a differencing
- * child beside its top image (NAME-snapN.vhd), switch the LUN's writes to
- * it.  *parent and *child (malloc'd) name both files. */
+/* Switchable writable VHD LUNs: create a differencing child beside its
+ * top image (NAME-snapN.vhd), drain the LUN, switch the LUN's writes to
+ * it (the phases below, one after the other).  *parent and *child
+ * (malloc'd) name both files. */
 int vmm_stor_snapshot(struct vmm_stor *s, int lun, char **parent, char **child,
 		      struct vmm_stor_err *e);
+/* ---- A snapshot in phases, for a live backup (several LUNs at one
+ * point in time, the guest frozen in between):
+ *   prepare  (I/O flows)  create the differencing child NAME-snapN.vhd
+ *                         beside the LUN's top image; the LUN is busy
+ *                         (other control operations on it: -EBUSY) until
+ *                         finish or abort
+ *   hold     hold new requests, wait for those in flight, flush
+ *   commit   (held)       open the child over the now quiet top image; for
+ *                         a tracked LUN, freeze the change-tracking marks
+ *                         and bump the tracker's epoch (memory only)
+ *   release               the LUN's requests go on, to the child when
+ *                         committed (else to the image as before)
+ *   finish   (I/O flows)  for a tracked LUN write the frozen tracking file
+ *                         CHILD.frozen.ctk; fill *info; free p
+ *   abort                 instead of finish, at any point: before release
+ *                         (held or not) nothing stays switched and the child
+ *                         file goes; after a committed release the snapshot
+ *                         stays (mergeable with vmm_stor_merge), only the
+ *                         frozen tracking file goes
+ * hold, commit and release take no lock a running request needs; prepare,
+ * finish and abort take the controller's lock for a moment.  Each phase is
+ * called at most once and in this order (hold/commit may be skipped; a hold
+ * needs its release).  The caller finishes or aborts every prepared
+ * snapshot before vmm_stor_free. */
+struct vmm_stor_snap;
+/* -ENOENT: no such LUN; -ENOTSUP: not a writable VHD behind a switch (so
+ * "every writable VHD LUN" is the LUNs 0..63 where prepare does not say
+ * ENOENT or ENOTSUP); -EBUSY: another snapshot runs on it; -EMLINK: too
+ * many snapshot children already. */
+int vmm_stor_snap_prepare(struct vmm_stor *s, int lun, struct vmm_stor_snap **out,
+			  struct vmm_stor_err *e);
+int vmm_stor_snap_hold(struct vmm_stor_snap *p, struct vmm_stor_err *e);
+int vmm_stor_snap_commit(struct vmm_stor_snap *p, struct vmm_stor_err *e);
+void vmm_stor_snap_release(struct vmm_stor_snap *p);
+struct vmm_stor_snap_info {
+	int lun;
+	char frozen[4096];	/* the image frozen at the snapshot (absolute) */
+	char child[4096];	/* the child taking the writes now (absolute) */
+	char ctk[4096];		/* its frozen tracking file; "": untracked LUN */
+};
+/* After release.  0 with *info filled, or -errno (the snapshot is in place
+ * all the same, info still filled, ctk ""); p is freed either way. */
+int vmm_stor_snap_finish(struct vmm_stor_snap *p, struct vmm_stor_snap_info *info,
+			 struct vmm_stor_err *e);
+void vmm_stor_snap_abort(struct vmm_stor_snap *p);
+
 /* Fold the top snapshot child back into its parent and serve the parent
  * again.  The LUN's requests are held (not failed) while the merge runs;
  * the guest keeps running.  *into and *child (malloc'd, the child's file
@@ -102,7 +162,8 @@ int vmm_stor_disks_json(struct vmm_stor *s, char *out, size_t cap);
 int vmm_stor_flush(struct vmm_stor *s, struct vmm_stor_err *e);
 int vmm_stor_quiesce(struct vmm_stor *s, int timeout_ms);
 /* Serve the control requests about disks (disks, disk-add, disk-remove,
- * snapshot, merge, stats): false when q is none of them. */
+ * snapshot, merge, stats): false when q is none of them.  A merge also
+ * removes the merged child's frozen tracking file (CHILD.frozen.ctk). */
 bool vmm_stor_control(struct vmm_stor *s, const struct vmm_req *q, char *out, size_t cap);
 
 /* `vmm-mini check-records IMAGE[,flushed=SEQ]...` (checkrec.c): prints

@@ -1,7 +1,11 @@
 /* Change tracking on real files: writes through an attached bdev are
  * recorded per granule and survive close/reopen; anything that changes
  * the image behind its back (a plain write, a crashed writer, a second
- * writer, a changed parent, a damaged tracking file) makes it invalid. */
+ * writer, a changed parent, a damaged tracking file) makes it invalid.
+ * Live backups: a running tracker frozen at a snapshot gives a frozen
+ * tracking file for the frozen image, valid (backup side, read only) while
+ * the tracker keeps running, with the marks as of the freeze; later writes
+ * carry the next epoch. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -309,6 +313,161 @@ static void test_size_change(void **state)
 	assert_non_null(strstr(why, "size changed"));
 }
 
+/* ---- live backups: a running tracker frozen at a snapshot ---- */
+
+/* A write through the writer's own layer: the disk, then the note. */
+static void put(struct bdev *b, struct bkp_track *t, uint64_t off, uint32_t len)
+{
+	static uint8_t buf[8192];
+
+	memset(buf, (int)(off / G) + 1, sizeof(buf));
+	assert_int_equal(bdev_write(b, buf, off, len, 0), 0);
+	bkp_track_note(t, off, len);
+}
+
+struct live {
+	char base[160], child[160], frozen_ctk[200];
+	struct bkp_track *t;
+	struct bdev *top;	/* the child, with the frozen base as its parent */
+	uint32_t e;		/* the frozen epoch */
+};
+
+/* base.vhd written while tracked (granules 1 and 6, the ctk made at
+ * open), frozen, switched to a child (granules 6 and 9 after the freeze),
+ * the frozen tracking file written beside the child. */
+static void live_snapshot(struct fx *f, struct live *L)
+{
+	struct vhd_create_opts co = { .type = VHD_TYPE_DYNAMIC, .size = 40 * MiB };
+	struct vhd_open_opts o = { 0 };
+	struct bdev_err e = { 0 };
+	struct bkp_track_frozen *fr;
+	struct bdev *b;
+
+	snprintf(L->base, sizeof(L->base), "%s/base.vhd", f->dir);
+	snprintf(L->child, sizeof(L->child), "%s/base-snap1.vhd", f->dir);
+	snprintf(L->frozen_ctk, sizeof(L->frozen_ctk), "%s.frozen.ctk", L->child);
+	assert_int_equal(vhd_create(L->base, &co, &e), 0);
+	b = vhd_open(L->base, &o, &e);
+	assert_non_null(b);
+	L->t = bkp_track_open(b, L->base, true, &e);
+	if (!L->t)
+		fail_msg("track: %s", e.msg);
+	put(b, L->t, 1 * G + 512, 4096);
+	put(b, L->t, 6 * G, 8192);
+	/* the writer's requests held: freeze, then the child takes over */
+	assert_int_equal(bdev_flush(b), 0);
+	fr = bkp_track_freeze(L->t, &e);
+	assert_non_null(fr);
+	L->e = bkp_track_frozen_epoch(fr);
+	co.type = VHD_TYPE_DIFF;
+	co.parent = L->base;
+	assert_int_equal(vhd_create(L->child, &co, &e), 0);
+	bdev_close(b);
+	L->top = vhd_open(L->child, &o, &e);
+	assert_non_null(L->top);
+	put(L->top, L->t, 6 * G + 4096, 4096);
+	put(L->top, L->t, 9 * G, 4096);
+	/* writes flowing again: the file for the frozen image */
+	if (bkp_track_frozen_write(fr, vhd_parent(vhd_of(L->top)), L->base, L->frozen_ctk, &e))
+		fail_msg("frozen write: %s", e.msg);
+	bkp_track_frozen_free(fr);
+	put(L->top, L->t, 3 * G, 4096);
+}
+
+/* The backup side of the frozen image: valid, read only. */
+static struct bkp_ctk_session *frozen_view(struct live *L, struct bdev **src, char *why,
+					   size_t wl)
+{
+	struct vhd_open_opts o = { .flags = VHD_O_RDONLY };
+	struct bdev_err e = { 0 };
+
+	*src = vhd_open(L->base, &o, &e);
+	assert_non_null(*src);
+	return bkp_ctk_begin_frozen(*src, L->base, L->frozen_ctk, why, wl);
+}
+
+static void test_frozen_file(void **state)
+{
+	struct fx *f = *state;
+	struct bkp_ctk_session *s;
+	struct bdev_err e = { 0 };
+	struct stat st0, st1;
+	struct bdev *src;
+	struct live L;
+	char gen[33], gen2[33], why[300] = "";
+	uint32_t since;
+
+	live_snapshot(f, &L);
+	assert_true(L.e >= 1);
+	/* the live tracker still runs (it holds base.vhd.ctk) */
+	assert_int_equal(stat(L.frozen_ctk, &st0), 0);
+	s = frozen_view(&L, &src, why, sizeof(why));
+	if (!s)
+		fail_msg("frozen file invalid: %s", why);
+	assert_int_equal(bkp_ctk_epoch(s), L.e);
+	bkp_ctk_ids(s, gen, &since);
+	assert_int_equal(since, L.e + 1);
+	/* its marks: exactly the writes before the freeze */
+	for (int g = 0; g < 10; g++) {
+		bool want = g == 1 || g == 6;
+
+		if (bkp_ctk_changed(s, 1, (uint64_t)g * G, G) != want)
+			fail_msg("granule %d: changed should be %d", g, want);
+	}
+	assert_false(bkp_ctk_changed(s, L.e + 1, 0, 40 * MiB));
+	assert_true(bkp_ctk_end(s));
+	bdev_close(src);
+	assert_int_equal(stat(L.frozen_ctk, &st1), 0);
+	assert_true(st0.st_mtim.tv_sec == st1.st_mtim.tv_sec &&
+		    st0.st_mtim.tv_nsec == st1.st_mtim.tv_nsec && st0.st_size == st1.st_size);
+
+	/* the writer finishes: the live file has the same generation, and
+	 * the writes after the freeze carry the next epoch */
+	bdev_close(L.top);
+	assert_int_equal(bkp_track_close(L.t, &e), 0);
+	assert_true(backup_view(L.base, true, gen2, NULL, why, sizeof(why), &s));
+	assert_string_equal(gen, gen2);
+	for (int g = 0; g < 10; g++) {
+		bool want = g == 3 || g == 6 || g == 9;
+
+		if (bkp_ctk_changed(s, L.e + 1, (uint64_t)g * G, G) != want)
+			fail_msg("granule %d: changed since %u should be %d", g, L.e + 1, want);
+	}
+	assert_true(bkp_ctk_changed(s, L.e, 1 * G, G));
+	assert_true(bkp_ctk_end(s));
+}
+
+/* A frozen image written after the freeze (a merge, a foreign tool) no
+ * longer matches the frozen file: the backup reads everything. */
+static void test_frozen_file_outdated(void **state)
+{
+	struct fx *f = *state;
+	struct bkp_ctk_session *s;
+	struct bdev_err e = { 0 };
+	struct bdev *src;
+	struct live L;
+	char why[300] = "";
+	int fd;
+
+	live_snapshot(f, &L);
+	bdev_close(L.top);
+	assert_int_equal(bkp_track_close(L.t, &e), 0);
+	fd = open(L.base, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(util_pwrite_full(fd, "\0", 1, 511), 0);
+	close(fd);
+	s = frozen_view(&L, &src, why, sizeof(why));
+	assert_null(s);
+	assert_non_null(strstr(why, "modified outside vhdstack"));
+	bdev_close(src);
+	/* missing */
+	unlink(L.frozen_ctk);
+	s = frozen_view(&L, &src, why, sizeof(why));
+	assert_null(s);
+	assert_non_null(strstr(why, "cannot open"));
+	bdev_close(src);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -321,6 +480,8 @@ int main(void)
 		T(test_damaged_file),
 		T(test_chain_parent_change),
 		T(test_size_change),
+		T(test_frozen_file),
+		T(test_frozen_file_outdated),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
