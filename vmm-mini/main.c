@@ -62,7 +62,8 @@ static void control_line(void *opaque, const char *line, char *out, size_t cap)
 		snprintf(out, cap, "{\"error\":%s}", js);
 		return;
 	}
-	if (vmm_stor_control(H->st, &q, out, cap))
+	if (vmm_vss_control(H->st, H->vss, &q, out, cap) ||
+	    vmm_stor_control(H->st, &q, out, cap))
 		return;
 	if (!strcmp(q.cmd, "quit")) {
 		H->quit = 1;
@@ -163,17 +164,11 @@ static int cmd_host(int argc, char **argv)
 		return 1;
 	}
 	/* the VSS integration service: a guest's hv_vss binds to it */
-	{
-		struct vss_cfg vc = { .mgr = cfg.mgr,
-				      .instance = { 0x76, 0x6d, 0x6d, 0x2d, 0x6d, 0x69, 0x6e, 0x69,
-						    0x76, 0x73, 0x73, 0x00, 0x00, 0x00, 0x00, 0x01 } };
-
-		r = vss_new(&vc, &H.vss);
-		if (r) {
-			fprintf(stderr, "vmm-mini: vss: %s\n", strerror(-r));
-			rc = 1;
-			goto out;
-		}
+	r = vmm_vss_offer(cfg.mgr, &H.vss);
+	if (r) {
+		fprintf(stderr, "vmm-mini: vss: %s\n", strerror(-r));
+		rc = 1;
+		goto out;
 	}
 	for (int i = 0; i < ndisks; i++) {
 		char *path;

@@ -38,6 +38,7 @@
 #include "vmbus/vmbus.h"
 #include "vmm-mini/vmm.h"
 #include "vmm-mini/vmm-kvm.h"
+#include "vss/vss.h"
 
 #define MAX_DISKS SCSI_MAX_LUNS
 #define STOP_GRACE_MS 10000	/* a guest asked to stop gets this long */
@@ -71,6 +72,7 @@ struct run_stor {
 	struct vmm_boot *boot;
 	struct vmbus_host *h;
 	struct vmm_stor *st;
+	struct vss *vss;	/* the VSS integration channel (live backups) */
 	struct vmm_ctl *ctl;
 	const char *workload;
 	pthread_t bus;
@@ -135,7 +137,8 @@ static void control_line(void *opaque, const char *line, char *out, size_t cap)
 		snprintf(out, cap, "{\"error\":%s}", js);
 		return;
 	}
-	if (vmm_stor_control(R->st, &q, out, cap))
+	if (vmm_vss_control(R->st, R->vss, &q, out, cap) ||
+	    vmm_stor_control(R->st, &q, out, cap))
 		return;
 	if (!strcmp(q.cmd, "status")) {
 		struct vsp_stats vs;
@@ -223,6 +226,12 @@ static int stor_start(struct run_stor *R, struct vmm *vm, char **disks, int ndis
 		fprintf(stderr, "vmm-mini run: storvsp: %s\n", strerror(-r));
 		return 1;
 	}
+	/* the VSS integration service: the guest freezes for live backups */
+	r = vmm_vss_offer(sc.mgr, &R->vss);
+	if (r) {
+		fprintf(stderr, "vmm-mini run: vss: %s\n", strerror(-r));
+		return 1;
+	}
 	for (int i = 0; i < ndisks; i++) {
 		char *path;
 		int lun;
@@ -276,6 +285,7 @@ static int stor_stop(struct run_stor *R)
 		rc = 1;
 	}
 	vmbus_host_free(R->h);	/* closes the channels: storvsp threads end */
+	vss_free(R->vss);
 	if (R->st && vmm_stor_free(R->st, &se)) {
 		fprintf(stderr, "vmm-mini run: %s\n", se.msg);
 		rc = 1;
@@ -334,11 +344,12 @@ static void usage(FILE *f)
 		   "                    [--disk IMAGE[,lun=N][,ro]]... [--control CTL]\n"
 		   "workloads: hello, fault[,ADDR], spin[,N], doorbell[,N], exits[,N]\n"
 		   "  with disks: records[,seconds=N][,count=N][,qd=N][,batch=N][,slots=N][,flush_ms=N]\n"
+		   "                     [,vss=on|off|refuse|hang]\n"
 		   "              randrw[,lun=N][,bs=N][,qd=N][,seconds=N][,read=PCT][,seq=1][,span_mb=N]\n"
 		   "--user-mode: no KVM; the guest's code runs in host threads, its port\n"
 		   "  writes and INT3s caught as signals (a test aid, no isolation)\n"
 		   "--control CTL: a unix socket, one JSON object a line: status, disks, pause,\n"
-		   "  resume, disk-add, disk-remove, snapshot, merge, stats, quit\n");
+		   "  resume, disk-add, disk-remove, snapshot, merge, backup-snapshot, stats, quit\n");
 }
 
 int vmm_cmd_run(int argc, char **argv)

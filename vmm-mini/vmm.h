@@ -182,4 +182,17 @@ int vmm_ctl_start(const char *path,
 /* Stop the thread, close and remove the socket. */
 void vmm_ctl_stop(struct vmm_ctl *c);
 
+/* ---- vsscmd.c: the VSS channel and the backup-snapshot command ---- */
+
+struct vss;
+/* Offer this VMM's VSS integration channel on mgr (the manager's
+ * thread, before the guest connects).  0 or -errno. */
+int vmm_vss_offer(struct vmbus_mgr *mgr, struct vss **out);
+/* Serve {"cmd":"backup-snapshot",["luns":"0,2"],["freeze_timeout":MS],
+ * ["require_app":true]}: vss_backup over the LUNs' snapshot phases
+ * (vmm_stor_snap_*), one answer line into out.  v may be NULL (no
+ * channel: crash-consistent).  false when q is another command. */
+bool vmm_vss_control(struct vmm_stor *s, struct vss *v, const struct vmm_req *q, char *out,
+		     size_t cap);
+
 #endif

@@ -17,10 +17,12 @@ skip() { echo "$*"; exit 77; }
 USER_MODE_ARG=()
 [ "${VMM_USER_MODE:-0}" = 1 ] && USER_MODE_ARG=(--user-mode)
 
-# Skips (77) unless /dev/kvm exists and opens read-write.
+# Skips (77) unless /dev/kvm is a character device that opens read-write
+# (a regular file of that name, which a stray `exec 3<>/dev/kvm` leaves
+# behind, is no KVM).
 requires_kvm() {
 	[ "${VMM_USER_MODE:-0}" = 1 ] && return 0
-	[ -e /dev/kvm ] || skip "/dev/kvm is missing: no KVM on this machine"
+	[ -c /dev/kvm ] || skip "/dev/kvm is missing (or not a device): no KVM on this machine"
 	( exec 3<>/dev/kvm ) 2>/dev/null || skip "/dev/kvm is not usable by $(id -un)"
 }
 

@@ -16,6 +16,7 @@ static struct {
 	struct gsc_req *reqs[GSC_MAX_INFLIGHT];	/* trans_id = index + 1 */
 	uint32_t free_ids[GSC_MAX_INFLIGHT], nfree;
 	unsigned inflight;
+	uint64_t last_write, write_gap_max;	/* TSC */
 } sc;
 
 bool gsc_ok(const struct gsc_req *r)
@@ -41,6 +42,14 @@ unsigned gsc_rescans(void)
 unsigned gsc_inflight(void)
 {
 	return sc.inflight;
+}
+
+uint64_t gsc_write_gap_take(void)
+{
+	uint64_t v = sc.write_gap_max;
+
+	sc.write_gap_max = 0;
+	return v;
 }
 
 /* One packet from the host->guest ring into *p (payload), 0 when none. */
@@ -281,6 +290,12 @@ int gsc_reap(void)
 		r->t_done = rt_rdtsc();
 		r->done = true;
 		got++;
+		if (r->data_in == VSP_DATA_OUT && gsc_ok(r)) {
+			/* completions are reaped in the order they come */
+			if (sc.last_write && r->t_done - sc.last_write > sc.write_gap_max)
+				sc.write_gap_max = r->t_done - sc.last_write;
+			sc.last_write = r->t_done;
+		}
 	}
 	if (any)
 		commit();

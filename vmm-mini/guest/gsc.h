@@ -53,6 +53,9 @@ int gsc_submit(struct gsc_req *r);
 /* Reap what completed (r->done set): how many, or < 0 on a broken ring. */
 int gsc_reap(void);
 unsigned gsc_inflight(void);
+/* The longest time (TSC ticks) between two successful writes' completions
+ * since the last call (the longest write stall), and start again. */
+uint64_t gsc_write_gap_take(void);
 /* Reap, polling SPIN_NS then sleeping, until at least one completed (or
  * nothing is in flight). */
 int gsc_wait(void);

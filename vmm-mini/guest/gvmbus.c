@@ -14,6 +14,8 @@ static struct {
 	struct vmbus_msg_offer offers[MAX_OFFERS];
 	unsigned noffers;
 	uint32_t ngpadl;
+	struct gv_chan *watch[GV_MAX_WATCH];
+	unsigned nwatch;
 } gv;
 
 bool gv_stop_requested(void)
@@ -67,6 +69,14 @@ int gv_send(struct gv_chan *c, uint16_t type, uint16_t flags, uint64_t trans_id,
 	return 0;
 }
 
+bool gv_watch(struct gv_chan *c)
+{
+	if (gv.nwatch == GV_MAX_WATCH)
+		return false;
+	gv.watch[gv.nwatch++] = c;
+	return true;
+}
+
 void gv_idle(struct gv_chan *const *chans, int n)
 {
 	const struct vmm_boot *b = rt_boot();
@@ -79,12 +89,16 @@ void gv_idle(struct gv_chan *const *chans, int n)
 	for (int i = 0; i < n; i++)
 		if (chans[i])
 			any |= ring_unmask_interrupts(&chans[i]->in);
+	for (unsigned i = 0; i < gv.nwatch; i++)
+		any |= ring_unmask_interrupts(&gv.watch[i]->in);
 	if (!any && !b->stop_req)
 		rt_sleep_while(&b->wake_seq[0], seen);
 	ring_mask_interrupts(&gv.msg_in);
 	for (int i = 0; i < n; i++)
 		if (chans[i])
 			ring_mask_interrupts(&chans[i]->in);
+	for (unsigned i = 0; i < gv.nwatch; i++)
+		ring_mask_interrupts(&gv.watch[i]->in);
 }
 
 static int post(const void *msg, uint32_t len)

@@ -44,6 +44,11 @@ void gv_signal(uint32_t relid);
  * message ring (or the VMM asks us to stop): unmask, re-check, sleep,
  * mask again.  Returns at once when something is there. */
 void gv_idle(struct gv_chan *const *chans, int n);
+/* Make gv_idle() always wait for channel c too (a service, such as VSS,
+ * whose packets must wake the guest whatever it waits for).  At most
+ * GV_MAX_WATCH; false when full. */
+#define GV_MAX_WATCH 4
+bool gv_watch(struct gv_chan *c);
 /* Page-aligned memory from the guest's free area; NULL when out. */
 void *gv_alloc(uint64_t bytes);
 /* Has the VMM asked us to stop? */

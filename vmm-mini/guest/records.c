@@ -3,7 +3,7 @@
  * checked again from the host by `vmm-mini check-records`.
  *
  *   records[,seconds=N][,count=N][,qd=N][,batch=N][,slots=N][,flush_ms=N]
- *          [,progress_ms=N]
+ *          [,progress_ms=N][,vss=on|off|refuse|hang]
  *
  * Rounds: every active LUN gets `batch` writes (qd in flight in all), then
  * each is read back and compared, then at most every flush_ms each LUN
@@ -15,8 +15,16 @@
  * and the others carry on.  On the VMM's stop request (or after seconds /
  * count) the round in flight completes, every LUN is flushed, and the
  * workload returns 0 unless a record read back differed.
+ *
+ * VSS (gvss.h; vss=on by default): a FREEZE from the host is taken between
+ * rounds: the round's writes have all completed, every LUN gets a
+ * SYNCHRONIZE CACHE, then FREEZE is answered S_OK (HV_E_FAIL when a flush
+ * failed).  Until THAW the rounds only read the last batch back and
+ * verify it.  The console reports each freeze and thaw, and the longest
+ * stall: the longest time between two completed writes (TSC).
  */
 #include "vmm-mini/guest/gsc.h"
+#include "vmm-mini/guest/gvss.h"
 #include "vmm-mini/guest/rt.h"
 #include "vmm-mini/guest/workloads.h"
 #include "vmm-mini/vmm-records.h"
@@ -36,6 +44,8 @@ static struct {
 	struct gsc_req *reqs;
 	uint64_t batch, qd, slots, run_id;
 	uint64_t written, verified, mismatches, io_errors;
+	uint64_t frozen_reads;	/* records read back while frozen */
+	uint64_t stall_max;	/* TSC ticks: the longest write stall */
 	unsigned rescans_seen;
 } R;
 
@@ -125,6 +135,57 @@ static int run_all(struct gsc_req *reqs, unsigned n)
 	return 0;
 }
 
+/* Read back each active LUN's last batch (the records in its wbuf) and
+ * compare.  Returns how many were read, or < 0. */
+static int read_back(void)
+{
+	unsigned n = 0;
+	int e;
+
+	for (int i = 0; i < GSC_MAX_LUNS; i++) {
+		struct rlun *L = &R.l[i];
+
+		if (!L->active || L->seq < R.batch)
+			continue;
+		for (uint64_t k = 0; k < R.batch; k++) {
+			uint64_t seq = L->seq - R.batch + 1 + k;
+			uint64_t off = (seq - 1) % L->slots * VMM_REC_BYTES;
+
+			gsc_rw16(&R.reqs[n], false, L->lun, off / L->bs, VMM_REC_BYTES / L->bs,
+				 L->rbuf + k * VMM_REC_BYTES, VMM_REC_BYTES);
+			R.reqs[n].tag = (uint64_t)i << 32 | k;
+			n++;
+		}
+	}
+	if (!n)
+		return 0;
+	if ((e = run_all(R.reqs, n)) < 0)
+		return e;
+	for (unsigned j = 0; j < n; j++) {
+		struct rlun *L = &R.l[R.reqs[j].tag >> 32];
+		uint64_t k = R.reqs[j].tag & 0xffffffffu;
+		const struct vmm_rec *w = (const void *)(L->wbuf + k * VMM_REC_BYTES);
+		const struct vmm_rec *r = (const void *)(L->rbuf + k * VMM_REC_BYTES);
+
+		if (!L->active)
+			continue;
+		if (!gsc_ok(&R.reqs[j])) {
+			drop_lun(L, "read", &R.reqs[j]);
+			continue;
+		}
+		if (memcmp(w, r, VMM_REC_BYTES)) {
+			R.mismatches++;
+			rt_printf("records: MISMATCH lun %u sequence %llu at offset %llu: read back sequence %llu magic 0x%llx",
+				  L->lun, (unsigned long long)w->seq,
+				  (unsigned long long)w->offset, (unsigned long long)r->seq,
+				  (unsigned long long)r->magic);
+		} else {
+			R.verified++;
+		}
+	}
+	return (int)n;
+}
+
 /* One round: batch writes a LUN, then the reads. */
 static int round_rw(void)
 {
@@ -157,7 +218,6 @@ static int round_rw(void)
 		if (L->active && !gsc_ok(&R.reqs[j]))
 			drop_lun(L, "write", &R.reqs[j]);
 	}
-	n = 0;
 	for (int i = 0; i < GSC_MAX_LUNS; i++) {
 		struct rlun *L = &R.l[i];
 
@@ -165,41 +225,8 @@ static int round_rw(void)
 			continue;
 		L->seq += R.batch;
 		R.written += R.batch;
-		for (uint64_t k = 0; k < R.batch; k++) {
-			uint64_t seq = L->seq - R.batch + 1 + k;
-			uint64_t off = (seq - 1) % L->slots * VMM_REC_BYTES;
-
-			gsc_rw16(&R.reqs[n], false, L->lun, off / L->bs, VMM_REC_BYTES / L->bs,
-				 L->rbuf + k * VMM_REC_BYTES, VMM_REC_BYTES);
-			R.reqs[n].tag = (uint64_t)i << 32 | k;
-			n++;
-		}
 	}
-	if ((e = run_all(R.reqs, n)) < 0)
-		return e;
-	for (unsigned j = 0; j < n; j++) {
-		struct rlun *L = &R.l[R.reqs[j].tag >> 32];
-		uint64_t k = R.reqs[j].tag & 0xffffffffu;
-		const struct vmm_rec *w = (const void *)(L->wbuf + k * VMM_REC_BYTES);
-		const struct vmm_rec *r = (const void *)(L->rbuf + k * VMM_REC_BYTES);
-
-		if (!L->active)
-			continue;
-		if (!gsc_ok(&R.reqs[j])) {
-			drop_lun(L, "read", &R.reqs[j]);
-			continue;
-		}
-		if (memcmp(w, r, VMM_REC_BYTES)) {
-			R.mismatches++;
-			rt_printf("records: MISMATCH lun %u sequence %llu at offset %llu: read back sequence %llu magic 0x%llx",
-				  L->lun, (unsigned long long)w->seq,
-				  (unsigned long long)w->offset, (unsigned long long)r->seq,
-				  (unsigned long long)r->magic);
-		} else {
-			R.verified++;
-		}
-	}
-	return 0;
+	return read_back();
 }
 
 /* SYNCHRONIZE CACHE on every active LUN; one line with what is flushed. */
@@ -256,6 +283,49 @@ static int flush_all(void)
 	return 0;
 }
 
+/* The longest write stall since the last call (TSC ticks); R.stall_max
+ * keeps the longest of all. */
+static uint64_t stall_take(void)
+{
+	uint64_t v = gsc_write_gap_take();
+
+	if (v > R.stall_max)
+		R.stall_max = v;
+	return v;
+}
+
+static unsigned long long us(uint64_t ticks)
+{
+	return (unsigned long long)(rt_ticks_ns(ticks) / 1000);
+}
+
+/* Between rounds: answer the host's VSS messages; a FREEZE is carried
+ * out here (the round's writes completed: flush every LUN, answer);
+ * *in_freeze is set when the guest froze. */
+static int vss_step(bool *in_freeze, uint64_t *reads_at_freeze)
+{
+	int e = gvss_poll();
+
+	if (e < 0)
+		rt_printf("records: vss: the service failed (%d); the records go on", e);
+	if (gvss_freeze_pending()) {
+		uint64_t errs = R.io_errors;
+
+		(void)stall_take();	/* stalls before the freeze are not its own */
+		if ((e = flush_all()) < 0)
+			return e;
+		if (gvss_freeze_done(R.io_errors == errs) < 0)
+			rt_printf("records: vss: could not answer FREEZE; the records go on");
+		if (gvss_frozen()) {
+			*in_freeze = true;
+			*reads_at_freeze = R.frozen_reads;
+			rt_printf("records: vss: frozen (freeze %u): writes stopped, every LUN flushed",
+				  gvss_freezes());
+		}
+	}
+	return 0;
+}
+
 static unsigned active_luns(void)
 {
 	unsigned n = 0;
@@ -268,7 +338,9 @@ static unsigned active_luns(void)
 int w_records(const char *args)
 {
 	uint64_t seconds = 0, count = 0, flush_ms = 100, progress_ms = 1000;
-	uint64_t t0, last_flush, last_prog, last_written = 0;
+	uint64_t t0, last_flush, last_prog, last_written = 0, reads_at_freeze = 0;
+	bool in_freeze = false, thawed = false;
+	enum gvss_mode vss;
 	int e;
 
 	R.qd = 8;
@@ -286,11 +358,15 @@ int w_records(const char *args)
 			  GSC_MAX_INFLIGHT);
 		return 2;
 	}
+	if (!gvss_parse(args, &vss)) {
+		rt_printf("records: vss= wants on, off, refuse or hang");
+		return 2;
+	}
 	R.run_id = rt_rdtsc();
 	R.reqs = gv_alloc(GSC_MAX_LUNS * R.batch * sizeof(struct gsc_req));
 	if (!R.reqs)
 		return 2;
-	if ((e = gsc_init()) < 0 || (e = rescan()) < 0)
+	if ((e = gsc_init()) < 0 || (e = gvss_open(vss)) < 0 || (e = rescan()) < 0)
 		return e == GV_E_STOP ? 0 : 1;
 	rt_printf("records: %u LUN(s), qd %llu, batch %llu, run 0x%llx", active_luns(),
 		  (unsigned long long)R.qd, (unsigned long long)R.batch,
@@ -304,14 +380,39 @@ int w_records(const char *args)
 			break;
 		if (gsc_rescans() != R.rescans_seen && (e = rescan()) < 0)
 			break;
+		if ((e = vss_step(&in_freeze, &reads_at_freeze)) < 0)
+			break;
+		if (in_freeze && !gvss_frozen()) {
+			in_freeze = false;
+			thawed = true;
+		}
 		if (!active_luns()) {
 			/* nothing to write to: wait for a hot add or the stop */
 			if ((e = gsc_idle()) < 0)
 				break;
 			continue;
 		}
+		if (gvss_frozen()) {
+			/* frozen: no writes; reads go on */
+			if ((e = read_back()) < 0)
+				break;
+			R.frozen_reads += (uint64_t)e;
+			if (!e && (e = gsc_idle()) < 0)
+				break;
+			continue;
+		}
 		if ((e = round_rw()) < 0)
 			break;
+		if (thawed) {
+			/* the first writes after the THAW completed: the stall is over */
+			uint64_t st = stall_take();
+
+			thawed = false;
+			rt_printf("records: vss: thawed (freeze %u): %llu records read while frozen, writes stalled %llu us, longest stall %llu us",
+				  gvss_freezes(),
+				  (unsigned long long)(R.frozen_reads - reads_at_freeze), us(st),
+				  us(R.stall_max));
+		}
 		now = gv_now_ns();
 		if (now - last_flush >= flush_ms * 1000000ull) {
 			if ((e = flush_all()) < 0)
@@ -335,8 +436,11 @@ int w_records(const char *args)
 	/* stop: the last round completed; make it durable */
 	if ((e = flush_all()) < 0 && e != GV_E_STOP)
 		return 1;
-	rt_printf("records: stopped: %llu written, %llu verified, %llu mismatches, %llu I/O errors",
+	(void)stall_take();
+	rt_printf("records: stopped: %llu written, %llu verified, %llu mismatches, %llu I/O errors, "
+		  "%u freezes, %u thaws, longest stall %llu us",
 		  (unsigned long long)R.written, (unsigned long long)R.verified,
-		  (unsigned long long)R.mismatches, (unsigned long long)R.io_errors);
+		  (unsigned long long)R.mismatches, (unsigned long long)R.io_errors,
+		  gvss_freezes(), gvss_thaws(), us(R.stall_max));
 	return R.mismatches ? 1 : 0;
 }

@@ -226,21 +226,39 @@ void rt_printf(const char *fmt, ...)
 	rt_outl(VMM_PORT_CONSOLE, (uint32_t)o.len);
 }
 
-bool rt_arg(const char *args, const char *key, uint64_t *v)
+/* The value of key in "KEY=V,...": its first byte, or NULL when absent. */
+static const char *arg_value(const char *args, const char *key)
 {
 	size_t k = strlen(key);
 	const char *p = args;
 
 	while (p && *p) {
-		if (!rt_strncmp(p, key, k) && p[k] == '=') {
-			const char *q = p + k + 1;
-
-			return rt_parse_u64(&q, v) && (*q == ',' || *q == '\0');
-		}
+		if (!rt_strncmp(p, key, k) && p[k] == '=')
+			return p + k + 1;
 		while (*p && *p != ',')
 			p++;
 		if (*p == ',')
 			p++;
 	}
-	return false;
+	return NULL;
+}
+
+bool rt_arg(const char *args, const char *key, uint64_t *v)
+{
+	const char *q = arg_value(args, key);
+
+	return q && rt_parse_u64(&q, v) && (*q == ',' || *q == '\0');
+}
+
+bool rt_arg_str(const char *args, const char *key, char *out, size_t cap)
+{
+	const char *q = arg_value(args, key);
+	size_t n = 0;
+
+	if (!q || !cap)
+		return false;
+	for (; q[n] && q[n] != ',' && n + 1 < cap; n++)
+		out[n] = q[n];
+	out[n] = '\0';
+	return true;
 }

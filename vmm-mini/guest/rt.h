@@ -101,6 +101,10 @@ bool rt_parse_u64(const char **s, uint64_t *v);
 /* In "KEY=N,KEY=N..." (args; may be NULL), the number given for key:
  * true and *v set when present and well-formed. */
 bool rt_arg(const char *args, const char *key, uint64_t *v);
+/* In the same "KEY=V,..." args, the text given for key (up to the next
+ * comma, cut to cap - 1 bytes) into out, NUL-terminated: true when
+ * present. */
+bool rt_arg_str(const char *args, const char *key, char *out, size_t cap);
 
 /* The workload selector (workloads.c), called by the entry stub on every
  * vCPU; its return value is the exit status. */

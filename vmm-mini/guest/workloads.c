@@ -159,7 +159,8 @@ static const struct workload workloads[] = {
 	{ "spin", w_spin, "spin[,N]", NULL },
 	{ "doorbell", w_doorbell, "doorbell[,N]", NULL },
 	{ "exits", w_exits, "exits[,N]", NULL },
-	{ "records", NULL, "records[,seconds=N][,count=N][,qd=N][,batch=N][,slots=N][,flush_ms=N]",
+	{ "records", NULL, "records[,seconds=N][,count=N][,qd=N][,batch=N][,slots=N][,flush_ms=N]"
+			   "[,vss=on|off|refuse|hang]",
 	  w_records },
 	{ "randrw", NULL, "randrw[,lun=N][,bs=N][,qd=N][,seconds=N][,read=PCT][,seq=1][,span_mb=N]",
 	  w_randrw },
