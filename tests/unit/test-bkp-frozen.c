@@ -218,6 +218,51 @@ static void test_frozen_incremental(void **state)
 	assert_int_equal(c.chunks_read, 2);
 }
 
+/* The same with the VMM's own writer of the frozen file: a running
+ * tracker notes a write, freezes (epoch E -> E + 1), notes a write that
+ * went to the snapshot child (not into the frozen image), and writes the
+ * frozen file.  The live backup reads the chunk written before the freeze
+ * and not the one after. */
+static void test_frozen_from_running_tracker(void **state)
+{
+	static const int first[] = { 1 };
+	struct fx *f = *state;
+	struct bdev_err e = { 0 };
+	struct bkp_track_frozen *fr;
+	struct bkp_info a, b, c;
+	struct bkp_track *t;
+	struct bdev *w;
+	uint8_t v = 0x77;
+
+	backup(f, NULL, NULL, &a);
+	write_tracked(f, first, 1);
+	backup(f, NULL, NULL, &b);                    /* since 2 */
+	w = bdev_file_open(f->src, 0, &e);
+	assert_non_null(w);
+	t = bkp_track_open(w, f->src, false, &e);
+	if (!t)
+		fail_msg("track: %s", e.msg);
+	assert_int_equal(bdev_write(w, &v, 3 * C + 5, 1, 0), 0);
+	bkp_track_note(t, 3 * C + 5, 1);
+	fr = bkp_track_freeze(t, &e);
+	assert_non_null(fr);
+	assert_int_equal(bkp_track_frozen_epoch(fr), 2);
+	bkp_track_note(t, 6 * C, 4096);               /* landed in the child */
+	assert_int_equal(bdev_flush(w), 0);
+	if (bkp_track_frozen_write(fr, w, f->src, f->frozen, &e))
+		fail_msg("frozen write: %s", e.msg);
+	bkp_track_frozen_free(fr);
+
+	backup(f, "g", f->frozen, &c);
+	assert_true(c.incremental);
+	assert_string_equal(c.parent, b.id);
+	assert_int_equal(c.chunks_read, 1);           /* chunk 3, not 6 */
+	assert_int_equal(c.ctk_since, 3);
+	restored_equals_src(f, c.id);
+	bdev_close(w);
+	assert_int_equal(bkp_track_close(t, &e), 0);
+}
+
 static void test_frozen_invalid_reads_all(void **state)
 {
 	struct fx *f = *state;
@@ -354,6 +399,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_frozen_incremental, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_frozen_from_running_tracker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frozen_invalid_reads_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_live_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_live_damaged, setup, teardown),

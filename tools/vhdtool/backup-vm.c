@@ -35,6 +35,8 @@ struct live_disk {
 	bool backed_up, merged;
 	struct bkp_info info;
 	char *merge_answer;
+	double merge_s;                     /* from the answer, -1 unknown */
+	int64_t merge_held_us;
 };
 
 /* The LUN list "0,2" holds lun (an empty list: every LUN). */
@@ -179,6 +181,11 @@ static int merge_one(struct vmmc *c, const char *ctl, struct live_disk *l)
 		       l->lun, l->child ? l->child : "?", ctl, l->lun);
 	else
 		l->merged = true;
+	l->merge_s = -1;
+	if (!rc && vmmc_get(a.root, "seconds") && vmmc_get(a.root, "seconds")->type == VMMC_NUM)
+		l->merge_s = vmmc_get(a.root, "seconds")->num;
+	if (rc || !vmmc_get_int(a.root, "held_us", &l->merge_held_us))
+		l->merge_held_us = -1;
 	l->merge_answer = a.line;
 	a.line = NULL;
 	vt_vm_answer_free(&a);
@@ -221,7 +228,13 @@ static void report(const struct live_disk *v, int n, const char *group,
 			       (unsigned long long)b->chunks, b->source);
 		else
 			printf("LUN %d: not backed up\n", v[i].lun);
-		printf("LUN %d: %s\n", v[i].lun, v[i].merged ? "merged back" : "NOT merged back");
+		if (!v[i].merged)
+			printf("LUN %d: NOT merged back\n", v[i].lun);
+		else if (v[i].merge_s >= 0 && v[i].merge_held_us >= 0)
+			printf("LUN %d: merged back in %.2f s (I/O held %.1f ms)\n", v[i].lun,
+			       v[i].merge_s, (double)v[i].merge_held_us / 1000.0);
+		else
+			printf("LUN %d: merged back\n", v[i].lun);
 	}
 }
 
