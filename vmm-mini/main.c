@@ -157,6 +157,7 @@ static int cmd_host(int argc, char **argv)
 	cfg.max_transfer = (uint32_t)maxx;
 	cfg.subchannels = (uint16_t)subs;
 	cfg.cpu = cpu;
+	cfg.switchable = true;	/* snapshot, merge, backup-snapshot */
 	r = vmm_stor_new(&cfg, &H.st);
 	if (r) {
 		fprintf(stderr, "vmm-mini: storvsp: %s\n", strerror(-r));

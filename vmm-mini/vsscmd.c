@@ -16,6 +16,8 @@
  * Success: {"ok":true,"consistency":"application"|"crash","why":"...",
  *           "window_us":N,"held_us":N,"disks":[{"lun":0,"frozen":"...",
  *           "child":"...","ctk":"..."|null},...]}
+ * ("ctk" null: untracked, or its frozen tracking file could not be
+ * written; the backup then reads the whole image.)
  * Failure: {"error":"...","consistency":"none"}: nothing stays switched
  * (LUNs switched before a failure are merged back).
  *
@@ -26,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "scsi/scsi.h"
 #include "vmm-mini/vmm.h"
@@ -208,14 +209,13 @@ static bool prepare_all(struct snapset *S, bool all, char *out, size_t cap)
 	return true;
 }
 
-/* Undo the snapshot of LUN lun that went in (its child merged back). */
-static void undo(struct vmm_stor *s, int lun, const char *ctk)
+/* Undo the snapshot of LUN lun that went in: its child merged back (the
+ * merge removes the frozen tracking file too). */
+static void undo(struct vmm_stor *s, int lun)
 {
 	struct vmm_stor_err e = { 0 };
 	char *into = NULL, *child = NULL;
 
-	if (ctk && ctk[0])
-		(void)unlink(ctk);
 	if (vmm_stor_merge(s, lun, &into, &child, &e) == 0) {
 		free(into);
 		free(child);
@@ -274,19 +274,18 @@ static void backup_snapshot(struct vmm_stor *s, struct vss *v, const struct vmm_
 	r = vss_backup(v, &snap_ops, S, S->n, &o, &res);
 
 	/* finish what was committed (the frozen tracking files: outside the
-	 * window); a failure of one undoes them all */
+	 * window).  A frozen tracking file that could not be written is not
+	 * a failure: the snapshot stands, its "ctk" is null and the backup
+	 * reads the whole image. */
 	for (unsigned i = 0; i < res.committed; i++) {
 		struct vmm_stor_err e = { 0 };
 
-		if (vmm_stor_snap_finish(S->p[i], &info[i], &e) && !r) {
-			set_err(S, "%s", e.msg);
-			r = -EIO;
-		}
+		(void)vmm_stor_snap_finish(S->p[i], &info[i], &e);
 		S->p[i] = NULL;
 	}
 	if (r) {
 		for (unsigned i = 0; i < res.committed; i++)
-			undo(s, S->lun[i], info[i].ctk);
+			undo(s, S->lun[i]);
 		if (r == -EAGAIN)
 			answer_err(out, cap, "the guest did not freeze (%s)", res.why);
 		else
@@ -308,7 +307,7 @@ static void backup_snapshot(struct vmm_stor *s, struct vss *v, const struct vmm_
 	if (len + 3 > cap) {
 		/* the snapshot could not be reported: do not leave it behind */
 		for (unsigned i = 0; i < S->n; i++)
-			undo(s, S->lun[i], info[i].ctk);
+			undo(s, S->lun[i]);
 		answer_err(out, cap, "the answer for %u disks does not fit in %zu bytes", S->n, cap);
 		goto out;
 	}

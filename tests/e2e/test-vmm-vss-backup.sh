@@ -5,7 +5,7 @@
 # writing, flushes every LUN, answers FREEZE), snapshots every writable VHD
 # LUN (not the raw file) at one point in time and thaws it: the answer says
 # "application" with the window and hold times and each disk's frozen
-# image and child.  The guest reports the freeze, the thaw and its write
+# image, child and frozen tracking file (the LUNs start being tracked).  The guest reports the freeze, the thaw and its write
 # stall, and never an I/O error.  The frozen images hold every record the
 # guest flushed before it answered FREEZE (checked with check-records while
 # the VMM still runs), and stay unchanged while the guest writes on; then
@@ -28,9 +28,13 @@ wait_console 10 'vss: channel [0-9]+ open \(mode on\)' || fail "the guest did no
 ans=$(ctl "$dir/c.sock" '{"cmd":"backup-snapshot","freeze_timeout":10000}')
 echo "$ans" | grep -q '^{"ok":true,"consistency":"application","why":"","window_us":[0-9]*,"held_us":[0-9]*,"disks":\[' ||
 	fail "backup-snapshot: $ans"
-echo "$ans" | grep -q "{\"lun\":0,\"frozen\":\"$a\",\"child\":\"$dir/a-snap1.vhd\",\"ctk\":null},{\"lun\":1,\"frozen\":\"$b\",\"child\":\"$dir/b-snap1.vhd\",\"ctk\":null}\]}$" ||
+echo "$ans" | grep -q "{\"lun\":0,\"frozen\":\"$a\",\"child\":\"$dir/a-snap1.vhd\",\"ctk\":\"$dir/a-snap1.vhd.frozen.ctk\"},{\"lun\":1,\"frozen\":\"$b\",\"child\":\"$dir/b-snap1.vhd\",\"ctk\":\"$dir/b-snap1.vhd.frozen.ctk\"}\]}$" ||
 	fail "disks in the answer (the raw LUN 2 must be left out): $ans"
 [ -f "$dir/a-snap1.vhd" ] && [ -f "$dir/b-snap1.vhd" ] || fail "no child files"
+# untracked LUNs start being tracked at their first live backup
+[ -f "$a.ctk" ] && [ -f "$b.ctk" ] || fail "no IMAGE.ctk after the first live backup"
+[ -s "$dir/a-snap1.vhd.frozen.ctk" ] && [ -s "$dir/b-snap1.vhd.frozen.ctk" ] ||
+	fail "no frozen tracking files"
 window=$(echo "$ans" | sed 's/.*"window_us":\([0-9]*\).*/\1/')
 held=$(echo "$ans" | sed 's/.*"held_us":\([0-9]*\).*/\1/')
 [ "$window" -gt 0 ] && [ "$held" -gt 0 ] && [ "$held" -le "$window" ] ||
@@ -65,6 +69,8 @@ ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}' '{"cmd":"merge","lun":1}')
 echo "$ans" | sed -n 1p | grep -q "\"ok\":true,\"lun\":0,\"into\":\"$a\"" || fail "merge 0: $ans"
 echo "$ans" | sed -n 2p | grep -q "\"ok\":true,\"lun\":1,\"into\":\"$b\"" || fail "merge 1: $ans"
 [ -f "$dir/a-snap1.vhd" ] || [ -f "$dir/b-snap1.vhd" ] && fail "a child is still there after the merge"
+[ -e "$dir/a-snap1.vhd.frozen.ctk" ] || [ -e "$dir/b-snap1.vhd.frozen.ctk" ] &&
+	fail "a frozen tracking file is still there after the merge"
 f1=$(flushed 0)
 for _ in $(seq 50); do [ "$(flushed 0)" -gt "$f1" ] && break; sleep 0.1; done
 [ "$(flushed 0)" -gt "$f1" ] || fail "no records after the merge"

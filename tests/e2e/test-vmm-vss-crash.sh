@@ -7,7 +7,9 @@
 #    frozen: it keeps writing after;
 #  - without: a crash-consistent snapshot whose "why" names the reason,
 #    the THAW sent anyway (answered by the guest that has the channel);
-#    then merge, quit, every record checks clean.
+#    then merge, quit, every record checks clean;
+#  - (hang) a backup whose client goes away mid-FREEZE: the VMM finishes
+#    on its own, THAW included, and its snapshot merges back.
 # VMM_USER_MODE=1: the user-mode backend (test-vmm-vss-crash-usermode.sh).
 . "$(dirname "$0")/vmm-common.bash"
 requires_kvm
@@ -49,7 +51,7 @@ for mode in off refuse hang; do
 	ans=$(ctl "$dir/c.sock" '{"cmd":"backup-snapshot","freeze_timeout":1000}')
 	echo "$ans" | grep -qF "{\"ok\":true,\"consistency\":\"crash\",\"why\":\"$why\"," ||
 		fail "$mode: crash-consistent snapshot: $ans"
-	echo "$ans" | grep -q "\"disks\":\[{\"lun\":0,\"frozen\":\"$img\",\"child\":\"$dir/$mode-snap1.vhd\",\"ctk\":null}\]}$" ||
+	echo "$ans" | grep -q "\"disks\":\[{\"lun\":0,\"frozen\":\"$img\",\"child\":\"$dir/$mode-snap1.vhd\",\"ctk\":\"$dir/$mode-snap1.vhd.frozen.ctk\"}\]}$" ||
 		fail "$mode: disks: $ans"
 	if [ "$mode" != off ]; then
 		# the THAW went out after both FREEZEs, and the guest answered it
@@ -59,6 +61,26 @@ for mode in off refuse hang; do
 	wait_more 0 || fail "$mode: no records after the crash-consistent snapshot"
 	ans=$(ctl "$dir/c.sock" '{"cmd":"merge","lun":0}')
 	echo "$ans" | grep -q "\"ok\":true,\"lun\":0,\"into\":\"$img\"" || fail "$mode: merge: $ans"
+	if [ "$mode" = hang ]; then
+		# the backup's client goes away while the VMM waits for the
+		# FREEZE answer: the VMM finishes on its own (THAW sent, the
+		# snapshot left in place), and the snapshot merges back
+		"$PY3" -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"{\"cmd\":\"backup-snapshot\",\"freeze_timeout\":1000}\n"); time.sleep(0.2)' \
+			"$dir/c.sock" || fail "hang: the vanishing client"
+		for _ in $(seq 100); do
+			[ "$(grep -c 'vss: THAW (was not frozen)' "$dir/err")" = 3 ] && break
+			sleep 0.1
+		done
+		[ "$(grep -c 'vss: THAW (was not frozen)' "$dir/err")" = 3 ] ||
+			fail "hang: no THAW after the client went away"
+		ans=$(ctl "$dir/c.sock" '{"cmd":"disks"}' '{"cmd":"merge","lun":0}')
+		echo "$ans" | sed -n 1p | grep -q "\"top\":\"$dir/hang-snap1.vhd\",\"snapshots\":1" ||
+			fail "hang: the snapshot of the vanished client: $ans"
+		echo "$ans" | sed -n 2p | grep -q "\"ok\":true,\"lun\":0,\"into\":\"$img\"" ||
+			fail "hang: merge after the vanished client: $ans"
+	fi
 	wait_more 0 || fail "$mode: no records after the merge"
 	ctl "$dir/c.sock" '{"cmd":"quit"}' >/dev/null
 	stop_vmm 0
