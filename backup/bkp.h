@@ -27,6 +27,7 @@
 #ifndef BKP_H
 #define BKP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -131,6 +132,9 @@ struct bkp_create_opts {
 	int threads;              /* 0: two per online CPU (at least 4) */
 	bkp_progress_fn progress; /* called from the calling thread */
 	void *opaque;
+	/* When *cancel becomes nonzero (a signal handler) the backup stops
+	 * within a quarter second with -ECANCELED, nothing made visible. */
+	const volatile sig_atomic_t *cancel;
 };
 
 /* A new group id for the disks of one live backup (like a backup ID). */

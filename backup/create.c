@@ -178,7 +178,8 @@ static void *worker(void *arg)
 
 /* Run the workers; the calling thread reports progress. */
 static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
-		       void *opaque, struct bdev_err *e)
+		       void *opaque, const volatile sig_atomic_t *cancel,
+		       struct bdev_err *e)
 {
 	pthread_t tid[64];
 	int started = 0;
@@ -211,6 +212,11 @@ static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
 			t.tv_nsec -= 1000000000;
 		}
 		pthread_cond_timedwait(&j->cond, &j->lock, &t);
+		if (cancel && *cancel && !j->err) {
+			pthread_mutex_unlock(&j->lock);
+			job_fail(j, -ECANCELED, "interrupted");
+			pthread_mutex_lock(&j->lock);
+		}
 		if (progress && j->running) {
 			pthread_mutex_unlock(&j->lock);
 			progress(opaque, __atomic_load_n(&j->done_bytes,
@@ -223,7 +229,7 @@ static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
 		pthread_join(tid[i], NULL);
 	if (j->err) {
 		*e = j->e;
-		return -j->err;
+		return j->err < 0 ? j->err : -j->err;
 	}
 	if (progress)
 		progress(opaque, j->size, j->size);
@@ -395,7 +401,7 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	}
 	snprintf(b->reason, sizeof(b->reason), "%s", why);
 
-	rc = run_workers(j, o->threads, o->progress, o->opaque, e);
+	rc = run_workers(j, o->threads, o->progress, o->opaque, o->cancel, e);
 	if (!rc)
 		rc = bkp_sync_repo(r, e);
 	if (rc)

@@ -8,6 +8,7 @@
 #    answered FREEZE, none torn (vmm-mini check-records);
 #  - a second live backup is incremental from the first and reads fewer
 #    chunks than the disk has;
+#  - SIGINT during the backup: the LUNs are merged back all the same;
 #  - a LUN that already has a snapshot child is refused with the merge
 #    command to run, and nothing is backed up;
 #  - after quit the images check clean, every record is there, and the
@@ -69,6 +70,21 @@ for _ in $(seq 100); do [ "$(flushed 0)" -gt "$f0" ] && break; sleep 0.1; done
   "[(0, 'incremental', '$id_a', True, True)]" ] ||
 	fail "second backup (LUN 0 only, incremental): $(cat "$dir/b2.json")"
 
+# ---- SIGINT while a disk is backed up: the LUNs are merged back all the same
+"$VHDTOOL" backup create --vm "$dir/c.sock" "$repo" >"$dir/bi.out" 2>"$dir/bi.err" &
+bpid=$!
+for _ in $(seq 1000); do grep -q "backing up" "$dir/bi.err" && break; sleep 0.01; done
+kill -INT "$bpid"
+wait "$bpid"; irc=$?
+if [ $irc = 0 ]; then
+	echo "  (the backup finished before SIGINT landed)"
+else
+	[ $irc = 1 ] && grep -q "interrupted" "$dir/bi.err" || fail "SIGINT: rc $irc $(cat "$dir/bi.err")"
+fi
+"$VHDTOOL" vm --output=json "$dir/c.sock" disks >"$dir/disks.json" || fail "vm disks"
+[ "$(json "$dir/disks.json" '[(d["top"], d["snapshots"]) for d in j["disks"]]')" = "[('$a', 0), ('$b', 0)]" ] ||
+	fail "after SIGINT: $(cat "$dir/disks.json") $(cat "$dir/bi.err")"
+
 # ---- a snapshot child left behind is refused
 "$VHDTOOL" vm "$dir/c.sock" snapshot 1 >/dev/null || fail "vm snapshot 1"
 n0=$(ls "$repo/backups" | wc -l)
@@ -81,7 +97,7 @@ grep -q "LUN 1 already has a snapshot child .*vhdtool vm $dir/c.sock merge 1" "$
 "$VHDTOOL" vm "$dir/c.sock" quit >/dev/null || fail "vm quit"
 stop_vmm 0
 [ "$rc" = 0 ] || fail "vmm-mini exited $rc after quit"
-grep -q "records: stopped: .* 0 mismatches, 0 I/O errors, 2 freezes, 2 thaws" "$dir/err" ||
+grep -q "records: stopped: .* 0 mismatches, 0 I/O errors, 3 freezes, 3 thaws" "$dir/err" ||
 	fail "the guest did not stop cleanly"
 check_records "$a" 0
 check_records "$b" 1

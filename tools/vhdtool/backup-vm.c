@@ -11,12 +11,15 @@
  *     VMM does not write it), all with one group id.
  *  4. "merge" of every LUN, whatever step 3 did: the guest goes on on its
  *     original image.
- * Killed at any moment, the VMM still finishes its part; a snapshot left
- * behind is merged with `vhdtool vm CTL merge LUN`.
+ * Interrupted (SIGINT, SIGTERM, SIGHUP), the backup running stops and the
+ * LUNs are still merged back.  Killed at any moment, the VMM still
+ * finishes its part; a snapshot left behind is merged with `vhdtool vm CTL
+ * merge LUN`.
  */
 #include "vhdtool.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +30,26 @@
 #include "vmm-mini/vmmc.h"
 
 #define SLOW_MS (3600 * 1000)   /* snapshot and merge answers */
+
+/* SIGINT/SIGTERM/SIGHUP once: stop backing up, still merge back, exit 1
+ * (a second one kills as usual: SA_RESETHAND). */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
 #define MAX_DISKS 64
 
 struct live_disk {
@@ -56,7 +79,7 @@ static bool listed(const char *luns, int64_t lun)
 /* Step 1: no LUN to back up may have a snapshot child already.  0 or 1. */
 static int check_no_children(struct vmmc *c, const char *ctl, const char *luns)
 {
-	struct vt_vm_answer a;
+	struct vt_vm_answer a = { 0 };
 	const struct vmmc_val *d;
 	int rc = 0;
 
@@ -157,6 +180,7 @@ static int backup_one(struct bkp_repo *r, struct live_disk *l, const char *group
 	o.consistency = consistency;
 	o.vm_lun = (uint32_t)l->lun;
 	o.freeze_window_us = window_us;
+	o.cancel = &interrupted;
 	rc = bkp_create(r, src, &o, &l->info, &e);
 	bdev_close(src);
 	if (rc) {
@@ -170,7 +194,7 @@ static int backup_one(struct bkp_repo *r, struct live_disk *l, const char *group
 /* Step 4 for one LUN. */
 static int merge_one(struct vmmc *c, const char *ctl, struct live_disk *l)
 {
-	struct vt_vm_answer a;
+	struct vt_vm_answer a = { 0 };
 	char req[64];
 	int rc;
 
@@ -243,7 +267,7 @@ int vt_backup_vm(const char *repo, const char *ctl, const char *luns, long freez
 {
 	char req[512], group[BKP_ID_MAX], why[256] = "", consistency[24] = "";
 	struct live_disk v[MAX_DISKS];
-	struct vt_vm_answer a;
+	struct vt_vm_answer a = { 0 };
 	struct bkp_repo *r;
 	struct bdev_err e = { 0 };
 	int64_t window = 0, held = 0;
@@ -261,6 +285,7 @@ int vt_backup_vm(const char *repo, const char *ctl, const char *luns, long freez
 		bkp_close(r);
 		return 1;
 	}
+	catch_signals();
 	c = vt_vm_connect(ctl);
 	if (!c || check_no_children(c, ctl, luns)) {
 		vmmc_close(c);
@@ -268,7 +293,7 @@ int vt_backup_vm(const char *repo, const char *ctl, const char *luns, long freez
 		return 1;
 	}
 	vt_vm_snapshot_req(req, sizeof(req), luns, freeze_ms, require_app);
-	if (vt_vm_call(c, ctl, req, SLOW_MS, &a)) {
+	if (interrupted || vt_vm_call(c, ctl, req, SLOW_MS, &a)) {
 		vt_err(NULL, "no snapshot was taken: nothing backed up");
 		vt_vm_answer_free(&a);
 		vmmc_close(c);
@@ -289,6 +314,11 @@ int vt_backup_vm(const char *repo, const char *ctl, const char *luns, long freez
 		ok = false;
 	}
 	for (int i = 0; ok && i < n; i++) {
+		if (interrupted) {
+			vt_err(NULL, "interrupted: LUN %d not backed up", v[i].lun);
+			rc = 1;
+			continue;
+		}
 		if (!json)
 			fprintf(stderr, "LUN %d: backing up %s\n", v[i].lun, v[i].frozen);
 		rc |= backup_one(r, &v[i], group, consistency, (uint64_t)window, base);
