@@ -19,7 +19,7 @@ struct vmm_ctl {
 	int fd;
 	char *path;
 	pthread_t thread;
-	volatile int quit;
+	int quit;		/* atomic: vmm_ctl_stop sets it, the thread polls it */
 	void (*handle)(void *opaque, const char *line, char *out, size_t cap);
 	void *opaque;
 };
@@ -47,7 +47,7 @@ static void serve(struct vmm_ctl *c, int fd)
 	size_t have = 0;
 	bool skipping = false;
 
-	while (!c->quit) {
+	while (!__atomic_load_n(&c->quit, __ATOMIC_RELAXED)) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		char *nl;
 		ssize_t r;
@@ -92,7 +92,7 @@ static void *ctl_thread(void *arg)
 {
 	struct vmm_ctl *c = arg;
 
-	while (!c->quit) {
+	while (!__atomic_load_n(&c->quit, __ATOMIC_RELAXED)) {
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };
 		int fd;
 
@@ -149,7 +149,7 @@ void vmm_ctl_stop(struct vmm_ctl *c)
 {
 	if (!c)
 		return;
-	c->quit = 1;
+	__atomic_store_n(&c->quit, 1, __ATOMIC_RELAXED);
 	pthread_join(c->thread, NULL);
 	close(c->fd);
 	unlink(c->path);

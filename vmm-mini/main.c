@@ -46,7 +46,7 @@ struct host {
 	struct vmbus_host *h;
 	struct vmm_stor *st;
 	struct vss *vss;	/* the VSS integration channel (backups) */
-	volatile int quit;
+	int quit;		/* `quit` asked for (atomic: the control thread sets it) */
 };
 
 /* One control request -> one answer line (without newline). */
@@ -66,7 +66,7 @@ static void control_line(void *opaque, const char *line, char *out, size_t cap)
 	    vmm_stor_control(H->st, &q, out, cap))
 		return;
 	if (!strcmp(q.cmd, "quit")) {
-		H->quit = 1;
+		__atomic_store_n(&H->quit, 1, __ATOMIC_RELAXED);
 		snprintf(out, cap, "{\"ok\":true}");
 	} else {
 		vmm_json_str(js, sizeof(js), q.cmd);
@@ -206,7 +206,7 @@ static int cmd_host(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "vmm-mini: serving %d disk(s) on %s\n", ndisks, listen_path);
-	while (!got_term && !H.quit) {
+	while (!got_term && !__atomic_load_n(&H.quit, __ATOMIC_RELAXED)) {
 		r = vmbus_host_accept(H.h, 200);
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;
@@ -215,7 +215,8 @@ static int cmd_host(int argc, char **argv)
 			rc = 1;
 			break;
 		}
-		while (!got_term && !H.quit && (r = vmbus_host_run(H.h, 200)) == 0)
+		while (!got_term && !__atomic_load_n(&H.quit, __ATOMIC_RELAXED) &&
+		       (r = vmbus_host_run(H.h, 200)) == 0)
 			;
 		if (r && r != -ENOTCONN) {
 			fprintf(stderr, "vmm-mini: %s\n", strerror(-r));
@@ -227,7 +228,7 @@ static int cmd_host(int argc, char **argv)
 	if (vmm_stor_quiesce(H.st, 10000))
 		fprintf(stderr, "vmm-mini: requests still in flight after 10 s\n");
 out:
-	H.quit = 1;
+	__atomic_store_n(&H.quit, 1, __ATOMIC_RELAXED);
 	vmm_ctl_stop(ctl);
 	/* flush every disk before the channels go */
 	if (vmm_stor_flush(H.st, &se)) {

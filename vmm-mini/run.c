@@ -77,9 +77,10 @@ struct run_stor {
 	const char *workload;
 	pthread_t bus;
 	bool bus_started;
-	volatile int bus_quit;
-	volatile int stop_asked;
-	uint64_t t_start, stop_at;
+	int bus_quit;		/* atomics: set by one thread, read by others */
+	int stop_asked;
+	uint64_t stop_at;	/* 0: not asked yet; then the deadline (ms) */
+	uint64_t t_start;
 };
 
 /* The host's signal to the guest: a wake-up of vCPU 0 (irqfd). */
@@ -95,7 +96,7 @@ static void ask_stop(struct run_stor *R)
 {
 	if (__atomic_exchange_n(&R->stop_asked, 1, __ATOMIC_SEQ_CST))
 		return;
-	R->stop_at = now_ms() + STOP_GRACE_MS;
+	__atomic_store_n(&R->stop_at, now_ms() + STOP_GRACE_MS, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&R->boot->stop_req, 1, __ATOMIC_SEQ_CST);
 	if (vmm_paused(R->vm))
 		vmm_pause(R->vm, false);
@@ -106,8 +107,9 @@ static void *bus_thread(void *arg)
 {
 	struct run_stor *R = arg;
 
-	while (!R->bus_quit) {
+	while (!__atomic_load_n(&R->bus_quit, __ATOMIC_SEQ_CST)) {
 		int r = vmbus_host_run(R->h, 100);
+		uint64_t at;
 
 		if (r == -EPROTO)
 			fprintf(stderr, "vmm-mini run: the guest broke its VMBus message ring: reset\n");
@@ -115,11 +117,13 @@ static void *bus_thread(void *arg)
 			break;
 		if (got_term)
 			ask_stop(R);
-		if (R->stop_asked && now_ms() > R->stop_at) {
+		/* stop_at is set just after stop_asked: 0 means not yet */
+		at = __atomic_load_n(&R->stop_at, __ATOMIC_SEQ_CST);
+		if (at && now_ms() > at) {
 			fprintf(stderr, "vmm-mini run: the guest did not stop within %u s: stopping it\n",
 				STOP_GRACE_MS / 1000);
 			vmm_stop(R->vm);
-			R->stop_at = UINT64_MAX;
+			__atomic_store_n(&R->stop_at, UINT64_MAX, __ATOMIC_SEQ_CST);
 		}
 	}
 	return NULL;
@@ -142,18 +146,19 @@ static void control_line(void *opaque, const char *line, char *out, size_t cap)
 		return;
 	if (!strcmp(q.cmd, "status")) {
 		struct vsp_stats vs;
+		const char *state = __atomic_load_n(&R->stop_asked, __ATOMIC_SEQ_CST) ? "stopping"
+				    : vmm_paused(R->vm) ? "paused" : "running";
 
 		vsp_get_stats(vmm_stor_vsp(R->st), &vs);
 		vmm_json_str(js, sizeof(js), R->workload);
 		snprintf(out, cap, "{\"state\":\"%s\",\"uptime_ms\":%llu,\"workload\":%s,"
 			 "\"vstor_version\":%u,\"channels_open\":%u,\"srbs\":%llu,\"errors\":%llu,"
 			 "\"inflight\":%u}",
-			 R->stop_asked ? "stopping" : vmm_paused(R->vm) ? "paused" : "running",
-			 (unsigned long long)(now_ms() - R->t_start), js, vs.version,
+			 state, (unsigned long long)(now_ms() - R->t_start), js, vs.version,
 			 vs.channels_open, (unsigned long long)vs.srbs,
 			 (unsigned long long)vs.srb_errors, vs.inflight);
 	} else if (!strcmp(q.cmd, "pause") || !strcmp(q.cmd, "resume")) {
-		if (R->stop_asked) {
+		if (__atomic_load_n(&R->stop_asked, __ATOMIC_SEQ_CST)) {
 			snprintf(out, cap, "{\"error\":\"the guest is stopping\"}");
 			return;
 		}
@@ -277,7 +282,7 @@ static int stor_stop(struct run_stor *R)
 	R->ctl = NULL;
 	if (R->st && vmm_stor_quiesce(R->st, 10000))
 		fprintf(stderr, "vmm-mini run: requests still in flight after 10 s\n");
-	R->bus_quit = 1;
+	__atomic_store_n(&R->bus_quit, 1, __ATOMIC_SEQ_CST);
 	if (R->bus_started)
 		pthread_join(R->bus, NULL);
 	if (R->st && vmm_stor_flush(R->st, &se)) {

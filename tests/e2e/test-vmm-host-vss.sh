@@ -10,7 +10,7 @@
 #  - closed (channel never opened): bad "luns" (twice, absent, read-only)
 #    answered with errors and nothing switched; then "crash", why = no VSS
 #    channel open, of LUN 0 only (LUN 1 is read-only).
-# No KVM needed.
+# No KVM needed.  tsan-test: the control, bus and storvsp threads all take part.
 set -u
 B=${BUILD:-build}
 VMM=$B/bin/vmm-mini
