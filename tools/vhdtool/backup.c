@@ -27,8 +27,7 @@ static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
 	.usage = "backup init [--chunk-size N] REPO\n"
 		 "backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE\n"
-		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS]\n"
-		 "              [--output human|json] [--full] [-p] [--threads N] REPO\n"
+		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS] [--output human|json] [--full] [-p] [--threads N] REPO\n"
 		 "backup list [--json] REPO\n"
 		 "backup show [--json] REPO ID|latest\n"
 		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID|latest DEST\n"
