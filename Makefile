@@ -103,6 +103,8 @@ VERSION ?= $(strip $(shell cat VERSION 2>/dev/null || echo unknown)$(shell \
 VERSION_STAMP := $(BUILD)/version.stamp
 $(shell mkdir -p $(BUILD) && echo '$(VERSION)' | cmp -s - $(VERSION_STAMP) || \
 	echo '$(VERSION)' > $(VERSION_STAMP))
+# (the rule below would otherwise be make's first target: `make` = `make all`)
+.DEFAULT_GOAL := all
 VERSION_OBJS := $(BUILD)/tools/vhdtool/main.o $(PROG_SRCS:%.c=$(BUILD)/%.o)
 $(VERSION_OBJS): $(VERSION_STAMP)
 $(VERSION_OBJS): CPPFLAGS += -DVERSION='"$(VERSION)"'

@@ -141,6 +141,8 @@ int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	    struct bdev_err *e);
 void bkp_ids_free(char **ids, size_t n);
+/* A live backup's group: 1 to BKP_ID_MAX - 1 of [A-Za-z0-9-]. */
+bool bkp_group_valid(const char *g);
 /* A backup ID is "YYYYMMDDTHHMMSSZ-xxxxxxxx". */
 bool bkp_id_valid(const char *id);
 int bkp_id_new(struct timespec ts, char id[BKP_ID_MAX]);

@@ -27,6 +27,7 @@
 #ifndef BKP_H
 #define BKP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -59,7 +60,8 @@ struct bkp_info {
 	uint64_t virtual_size;
 	int64_t time;             /* Unix seconds when the backup started */
 	uint32_t time_nsec;
-	char consistency[24];     /* offline, inconsistent, unverified */
+	char consistency[24];     /* offline, inconsistent, unverified; live
+				   * backups: application, crash */
 	char parent[BKP_ID_MAX];  /* the backup an incremental builds on */
 	bool incremental;         /* kind: incremental (true) or full */
 	char reason[200];         /* why it was full (empty for incremental) */
@@ -76,6 +78,10 @@ struct bkp_info {
 	char index_sha256[65];
 	char ctk_generation[33];  /* change tracking this backup is tied to ("" none) */
 	uint32_t ctk_since;       /* the next incremental reads marks >= this */
+	/* Live backups (vhdtool backup create --vm) only; group "" otherwise. */
+	char group[BKP_ID_MAX];   /* shared by the disks of one point in time */
+	uint32_t vm_lun;          /* the disk's LUN in the VM */
+	uint64_t freeze_window_us; /* FREEZE sent -> THAW sent (0: no freeze) */
 };
 
 /* Manifest JSON of a backup (malloc'd, one object, no newline at the
@@ -111,10 +117,28 @@ struct bkp_create_opts {
 	bool full;                /* read everything even with valid tracking,
 				   * and inflate existing chunks to compare */
 	bool no_track;            /* do not create or use SOURCE.ctk */
+	/* A live backup: src is a frozen image a running VMM snapshotted
+	 * (backup-snapshot).  frozen_ctk: the frozen tracking file the VMM
+	 * wrote, used read-only instead of SOURCE.ctk (NULL: none, read
+	 * everything); consistency: "application" or "crash" as the VMM
+	 * reported; group (<= BKP_ID_MAX - 1 characters of [A-Za-z0-9-]),
+	 * vm_lun and freeze_window_us go into the manifest.  group NULL: an
+	 * ordinary backup, the other live fields are ignored. */
+	const char *group;
+	const char *frozen_ctk;
+	const char *consistency;
+	uint32_t vm_lun;
+	uint64_t freeze_window_us;
 	int threads;              /* 0: two per online CPU (at least 4) */
 	bkp_progress_fn progress; /* called from the calling thread */
 	void *opaque;
+	/* When *cancel becomes nonzero (a signal handler) the backup stops
+	 * within a quarter second with -ECANCELED, nothing made visible. */
+	const volatile sig_atomic_t *cancel;
 };
+
+/* A new group id for the disks of one live backup (like a backup ID). */
+int bkp_group_new(char group[BKP_ID_MAX]);
 
 /* Back up src (open read-only) into r; on success *out is the new
  * backup's manifest. */

@@ -8,6 +8,12 @@
  * Otherwise every chunk is read, except ranges the disk reports as zero
  * (block status).
  *
+ * Live backups (o->group set): src is an image a running VMM froze; the
+ * frozen tracking file it wrote stands in for SOURCE.ctk, read only (the
+ * VMM's tracker keeps SOURCE.ctk), and the manifest takes the VMM's
+ * consistency ("application" or "crash"), the group, LUN and freeze
+ * window.
+ *
  * A chunk read from the source is never deduplicated against a stored
  * file on the strength of its name: the file must prove it holds the data
  * (bkp_store_put; --full also inflates compressed files), and a damaged
@@ -172,7 +178,8 @@ static void *worker(void *arg)
 
 /* Run the workers; the calling thread reports progress. */
 static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
-		       void *opaque, struct bdev_err *e)
+		       void *opaque, const volatile sig_atomic_t *cancel,
+		       struct bdev_err *e)
 {
 	pthread_t tid[64];
 	int started = 0;
@@ -205,6 +212,11 @@ static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
 			t.tv_nsec -= 1000000000;
 		}
 		pthread_cond_timedwait(&j->cond, &j->lock, &t);
+		if (cancel && *cancel && !j->err) {
+			pthread_mutex_unlock(&j->lock);
+			job_fail(j, -ECANCELED, "interrupted");
+			pthread_mutex_lock(&j->lock);
+		}
 		if (progress && j->running) {
 			pthread_mutex_unlock(&j->lock);
 			progress(opaque, __atomic_load_n(&j->done_bytes,
@@ -217,7 +229,7 @@ static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
 		pthread_join(tid[i], NULL);
 	if (j->err) {
 		*e = j->e;
-		return -j->err;
+		return j->err < 0 ? j->err : -j->err;
 	}
 	if (progress)
 		progress(opaque, j->size, j->size);
@@ -305,6 +317,12 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 
 	if (!j)
 		return bdev_err_set(e, ENOMEM, "out of memory");
+	if (o->group && (!bkp_group_valid(o->group) || !o->consistency ||
+			 (strcmp(o->consistency, "application") &&
+			  strcmp(o->consistency, "crash")))) {
+		free(j);
+		return bdev_err_set(e, EINVAL, "a live backup needs a group (letters, digits, '-') and consistency application or crash");
+	}
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
 	memset(b, 0, sizeof(*b));
@@ -320,6 +338,11 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	b->virtual_size = src->size;
 	b->chunk_size = r->chunk_size;
 	describe(src, o->source, b);
+	if (o->group) {
+		snprintf(b->group, sizeof(b->group), "%s", o->group);
+		b->vm_lun = o->vm_lun;
+		b->freeze_window_us = o->freeze_window_us;
+	}
 
 	/* Register before touching any chunk (gc's cutoff). */
 	wfd = bkp_writer_register(r, b->id, c0, e);
@@ -327,10 +350,19 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 		rc = wfd;
 		goto out;
 	}
-	if (o->source && !o->no_track)
+	if (o->group && o->frozen_ctk && o->source && !o->no_track) {
+		char fwhy[sizeof(why) - 40];
+
+		ctk = bkp_ctk_begin_frozen(src, o->source, o->frozen_ctk, fwhy,
+					   sizeof(fwhy));
+		valid = ctk != NULL;
+		if (!ctk)
+			snprintf(why, sizeof(why), "frozen tracking file: %s", fwhy);
+	} else if (o->source && !o->no_track && !o->group) {
 		ctk = bkp_ctk_begin(src, o->source, &valid, why, sizeof(why));
-	else
+	} else {
 		snprintf(why, sizeof(why), "change tracking not used");
+	}
 	if (ctk) {
 		bkp_ctk_ids(ctk, b->ctk_generation, &b->ctk_since);
 		if (valid && !o->full)
@@ -369,16 +401,18 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	}
 	snprintf(b->reason, sizeof(b->reason), "%s", why);
 
-	rc = run_workers(j, o->threads, o->progress, o->opaque, e);
+	rc = run_workers(j, o->threads, o->progress, o->opaque, o->cancel, e);
 	if (!rc)
 		rc = bkp_sync_repo(r, e);
 	if (rc)
 		goto out;
 
 	if (!ctk) {
-		snprintf(b->consistency, sizeof(b->consistency), "unverified");
+		snprintf(b->consistency, sizeof(b->consistency), "%s",
+			 o->group ? o->consistency : "unverified");
 	} else if (bkp_ctk_end(ctk)) {
-		snprintf(b->consistency, sizeof(b->consistency), "offline");
+		snprintf(b->consistency, sizeof(b->consistency), "%s",
+			 o->group ? o->consistency : "offline");
 	} else {
 		/* Written while we read it: not a point-in-time image, and
 		 * tracking cannot say what changed after it. */

@@ -165,10 +165,17 @@ char *bkp_info_json(const struct bkp_info *b)
 		(unsigned long long)b->bytes_stored, b->seconds,
 		b->index_sha256);
 	if (b->ctk_generation[0])
-		fprintf(f, "{\"generation\": \"%s\", \"since\": %u}}",
+		fprintf(f, "{\"generation\": \"%s\", \"since\": %u}",
 			b->ctk_generation, b->ctk_since);
 	else
-		fputs("null}", f);
+		fputs("null", f);
+	if (b->group[0]) {
+		fputs(", \"group\": ", f);
+		util_json_str(f, b->group);
+		fprintf(f, ", \"vm-lun\": %u, \"freeze-window-us\": %llu",
+			b->vm_lun, (unsigned long long)b->freeze_window_us);
+	}
+	fputc('}', f);
 	if (fclose(f)) {
 		free(out);
 		return NULL;
@@ -223,7 +230,7 @@ static int parse_manifest(const struct bkp_json *j, struct bkp_info *b,
 			  char *why, size_t wl)
 {
 	const struct bkp_json *v, *ctk;
-	uint64_t u, cs, nsec;
+	uint64_t u, cs, nsec, ctk_u = 0;
 	char kind[16];
 	const char *bad = NULL;
 
@@ -288,8 +295,19 @@ static int parse_manifest(const struct bkp_json *j, struct bkp_info *b,
 		 (!get_str(ctk, "generation", b->ctk_generation,
 			   sizeof(b->ctk_generation), false) ||
 		  strlen(b->ctk_generation) != 32 ||
-		  !get_u64(ctk, "since", &u) || u == 0 || u > UINT32_MAX))
+		  !get_u64(ctk, "since", &ctk_u) || ctk_u == 0 || ctk_u > UINT32_MAX))
 		bad = "change-tracking";
+	else if (bkp_json_get(j, "group") &&   /* live backups only */
+		 (!get_str(j, "group", b->group, sizeof(b->group), false) ||
+		  !bkp_group_valid(b->group)))
+		bad = "group";
+	else if (b->group[0] && (!get_u64(j, "vm-lun", &u) || u > UINT32_MAX))
+		bad = "vm-lun";
+	else if (b->group[0] &&
+		 !get_u64(j, "freeze-window-us", &b->freeze_window_us))
+		bad = "freeze-window-us";
+	else if (b->group[0])
+		b->vm_lun = (uint32_t)u;
 	if (bad) {
 		snprintf(why, wl, "manifest damaged: field \"%s\" missing or invalid",
 			 bad);
@@ -299,7 +317,7 @@ static int parse_manifest(const struct bkp_json *j, struct bkp_info *b,
 	b->incremental = !strcmp(kind, "incremental");
 	b->chunk_size = (uint32_t)cs;
 	if (ctk->type == BKP_J_OBJ)
-		b->ctk_since = (uint32_t)u;
+		b->ctk_since = (uint32_t)ctk_u;
 	return 0;
 }
 
@@ -335,6 +353,27 @@ int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 		rc = -EBADMSG;
 	}
 	return rc;
+}
+
+bool bkp_group_valid(const char *g)
+{
+	size_t n = strlen(g);
+
+	if (n == 0 || n >= BKP_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((g[i] >= '0' && g[i] <= '9') || (g[i] >= 'a' && g[i] <= 'z') ||
+		      (g[i] >= 'A' && g[i] <= 'Z') || g[i] == '-'))
+			return false;
+	return true;
+}
+
+int bkp_group_new(char group[BKP_ID_MAX])
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return bkp_id_new(t, group);
 }
 
 static int cmp_info(const void *a, const void *b)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -505,6 +506,31 @@ static void test_open_errors(void **state)
 	assert_non_null(strstr(e.msg, "version 9 is not supported"));
 }
 
+/* A cancelled backup (the flag a signal handler sets) stops with
+ * -ECANCELED and leaves no backup; worker failures come back as -errno. */
+static void test_cancel(void **state)
+{
+	struct fx *f = *state;
+	static volatile sig_atomic_t stop = 1;
+	struct bdev_err e = { 0 };
+	struct bkp_create_opts o = { .source = f->src, .threads = 2, .cancel = &stop };
+	struct bkp_info b, *v;
+	struct bdev *src;
+	size_t n;
+
+	write_at(f->src, 0, 8 * MiB, 9);
+	src = bdev_file_open(f->src, BDEV_OPEN_RDONLY, &e);
+	assert_non_null(src);
+	assert_int_equal(bkp_create(f->r, src, &o, &b, &e), -ECANCELED);
+	assert_non_null(strstr(e.msg, "interrupted"));
+	assert_int_equal(bkp_list(f->r, &v, &n, &e), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	stop = 0;
+	assert_int_equal(bkp_create(f->r, src, &o, &b, &e), 0);
+	bdev_close(src);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -515,6 +541,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_grace_rule, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_changed_during_backup, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup_small, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

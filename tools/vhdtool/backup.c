@@ -2,6 +2,8 @@
  *
  *   backup init [--chunk-size N] REPO
  *   backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE
+ *   backup create [--vm CTL [--disk LUN]... [--require-app-consistent]
+ *                 [--freeze-timeout MS] [--output human|json]] REPO
  *   backup list [--json] REPO          backup show [--json] REPO ID
  *   backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID DEST
  *   backup verify REPO [ID]            backup forget REPO ID
@@ -25,6 +27,7 @@ static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
 	.usage = "backup init [--chunk-size N] REPO\n"
 		 "backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE\n"
+		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS] [--output human|json] [--full] [-p] [--threads N] REPO\n"
 		 "backup list [--json] REPO\n"
 		 "backup show [--json] REPO ID|latest\n"
 		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID|latest DEST\n"
@@ -130,8 +133,17 @@ static int cmd_create(int argc, char **argv)
 		{ "progress", no_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "no-track", no_argument, NULL, 'n' },
+		{ "vm", required_argument, NULL, 'V' },
+		{ "disk", required_argument, NULL, 'D' },
+		{ "require-app-consistent", no_argument, NULL, 'A' },
+		{ "freeze-timeout", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'O' },
 		{ 0 }
 	};
+	const char *vm = NULL;
+	char luns[256] = "";
+	long freeze_ms = -1;
+	bool app = false, json = false, live_opt = false;
 	struct bkp_create_opts o = { 0 };
 	struct progress pr = { 0 };
 	struct bdev_err e = { 0 };
@@ -154,11 +166,36 @@ static int cmd_create(int argc, char **argv)
 			if (!parse_count("thread count", optarg, &o.threads))
 				return 2;
 			break;
+		case 'V': vm = optarg; break;
+		case 'D':
+			if (!vt_vm_add_lun(luns, sizeof(luns), optarg))
+				return 2;
+			live_opt = true;
+			break;
+		case 'A': app = live_opt = true; break;
+		case 'F':
+			if (!vt_parse_ms("--freeze-timeout", optarg, &freeze_ms))
+				return 2;
+			live_opt = true;
+			break;
+		case 'O':
+			if (!vt_parse_output(optarg, &json))
+				return 2;
+			live_opt = true;
+			break;
 		default:
 			return vt_usage(&backup_cmd);
 		}
 	}
-	if (argc - optind != 2)
+	if (vm) {
+		if (argc - optind != 1 || o.no_track)
+			return vt_usage(&backup_cmd);
+		vt_progress_init(&pr.vp, "backup", o.progress != NULL);
+		rc = vt_backup_vm(argv[optind], vm, luns, freeze_ms, app, &o, json);
+		end_progress(&pr);
+		return rc;
+	}
+	if (argc - optind != 2 || live_opt)
 		return vt_usage(&backup_cmd);
 	r = open_repo(argv[optind]);
 	if (!r)
@@ -221,6 +258,9 @@ static void print_human(const struct bkp_info *b)
 	       util_fmt_size(b->virtual_size, s, sizeof(s)),
 	       (unsigned long long)b->virtual_size);
 	printf("consistency:    %s\n", b->consistency);
+	if (b->group[0])
+		printf("live backup:    LUN %u of the VM, group %s, freeze window %.3f ms\n",
+		       b->vm_lun, b->group, (double)b->freeze_window_us / 1000.0);
 	printf("chunks:         %llu of %u bytes (%llu zero, %llu read, %llu new)\n",
 	       (unsigned long long)b->chunks, b->chunk_size,
 	       (unsigned long long)b->chunks_zero, (unsigned long long)b->chunks_read,
@@ -291,18 +331,22 @@ static int cmd_list(int argc, char **argv, bool show)
 		}
 		fputs(n + nbad ? "\n]\n" : "]\n", stdout);
 	} else {
-		printf("%-25s  %-19s  %-11s  %10s  %7s  %10s  %s\n", "ID", "TIME (UTC)",
-		       "KIND", "SIZE", "READ", "STORED", "SOURCE");
+		printf("%-25s  %-19s  %-11s  %10s  %7s  %10s  %-12s  %s\n", "ID",
+		       "TIME (UTC)", "KIND", "SIZE", "READ", "STORED", "CONSISTENCY",
+		       "SOURCE");
 		for (size_t i = 0; i < n; i++) {
 			char ts[32], s1[32], s2[32];
 
 			fmt_time(v[i].time, ts, sizeof(ts));
-			printf("%-25s  %-19s  %-11s  %10s  %7llu  %10s  %s\n", v[i].id,
+			printf("%-25s  %-19s  %-11s  %10s  %7llu  %10s  %-12s  %s", v[i].id,
 			       ts, v[i].incremental ? "incremental" : "full",
 			       util_fmt_size(v[i].virtual_size, s1, sizeof(s1)),
 			       (unsigned long long)v[i].chunks_read,
 			       util_fmt_size(v[i].bytes_stored, s2, sizeof(s2)),
-			       v[i].source);
+			       v[i].consistency, v[i].source);
+			if (v[i].group[0])
+				printf(" (LUN %u, group %s)", v[i].vm_lun, v[i].group);
+			putchar('\n');
 		}
 		for (size_t i = 0; i < nbad; i++)
 			printf("%-25s  DAMAGED: %s\n", bad[i].id, bad[i].why);

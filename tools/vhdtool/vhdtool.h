@@ -61,6 +61,42 @@ void vt_bdev_err(struct bdev *b);
 /* The kind of the disk at the bottom of b's layers (vhd-sparse, raw...). */
 const char *vt_kind(const struct bdev *b);
 
+/* --output human|json: false (message printed) when neither. */
+bool vt_parse_output(const char *s, bool *json);
+
+/* The VMM's control socket (vm.c; client: vmm-mini/vmmc.h). */
+struct vmmc;
+struct vmmc_doc;
+struct vmmc_val;
+struct vt_vm_answer {
+	char *line;                   /* the answer as received */
+	struct vmmc_doc *doc;
+	const struct vmmc_val *root;  /* an object */
+};
+/* Connect (5 s while the VMM's queue is full); prints and returns NULL on
+ * failure. */
+struct vmmc *vt_vm_connect(const char *ctl);
+/* One request and its answer, parsed into *a (vt_vm_answer_free it in
+ * any case).  Returns 1 after printing "vhdtool: CTL: why" when the call
+ * failed, the answer is not a JSON object, or it is {"error": ...} (the
+ * VMM's message); 0 otherwise. */
+int vt_vm_call(struct vmmc *c, const char *ctl, const char *req, int timeout_ms,
+	       struct vt_vm_answer *a);
+void vt_vm_answer_free(struct vt_vm_answer *a);
+/* The backup-snapshot request (luns "0,2" or NULL for every writable VHD
+ * LUN; freeze_ms <= 0 for the VMM's default). */
+void vt_vm_snapshot_req(char *req, size_t cap, const char *luns, long freeze_ms,
+			bool require_app);
+/* Append the LUN arg to the list "0,2" (prints and returns false when it
+ * is not a LUN). */
+bool vt_vm_add_lun(char *luns, size_t cap, const char *arg);
+/* Milliseconds, 1 to 3600000; prints and returns false otherwise. */
+bool vt_parse_ms(const char *what, const char *s, long *out);
+/* backup create REPO --vm CTL (backup-vm.c): snapshot, back up each frozen
+ * image with base's options, merge back; the exit status. */
+struct bkp_create_opts;
+int vt_backup_vm(const char *repo, const char *ctl, const char *luns, long freeze_ms,
+		 bool require_app, const struct bkp_create_opts *base, bool json);
 
 /* Progress bars and interruption (progress.c), for long operations:
  * convert, compact, merge.  vt_progress_cb() matches bdev_progress_fn and
