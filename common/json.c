@@ -25,41 +25,36 @@ static void put(struct sink *s, const char *p, size_t len)
 			s->buf[s->n] = p[i];
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when the byte at p
- * does not start one (RFC 3629: no overlong forms, no surrogates, nothing
- * past U+10FFFF).  p is NUL-terminated, so a cut sequence stops at the NUL,
- * which is never a continuation byte. */
-static size_t utf8_len(const unsigned char *p)
+/* The character at p (NUL-terminated): returns how many bytes it takes
+ * and sets *ok when it is valid UTF-8.  The rules are qemu's
+ * (mod_utf8_codepoint), so both write the same \uFFFD for the same
+ * bytes: a stray continuation byte or 0xFE/0xFF is one bad byte; a lead
+ * byte takes the continuation bytes that follow it, up to its length, and
+ * the whole sequence is bad when it is cut short, overlong, a surrogate,
+ * past U+10FFFF or a noncharacter (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF). */
+static size_t utf8_char(const unsigned char *p, bool *ok)
 {
+	static const uint32_t min_cp[] = { 0x80, 0x800, 0x10000, 0x200000,
+					   0x4000000 };
 	unsigned char c = p[0];
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
+	size_t len = 0;
+	uint32_t cp;
 
-	if (c < 0x80)
+	*ok = c < 0x80;
+	if (c < 0x80 || c >= 0xfe || !(c & 0x40))
 		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	/* The second byte's range excludes overlong forms and surrogates. */
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
+	while (c & (0x40 >> len))
+		len++;
+	cp = c & (0x3fu >> len);
+	for (size_t i = 0; i < len; i++) {
+		if ((p[1 + i] & 0xc0) != 0x80)
+			return 1 + i;     /* cut short (a NUL stops it too) */
+		cp = cp << 6 | (p[1 + i] & 0x3fu);
+	}
+	*ok = cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff) &&
+	      !(cp >= 0xfdd0 && cp <= 0xfdef) && (cp & 0xfffe) != 0xfffe &&
+	      cp >= min_cp[len - 1];
+	return 1 + len;
 }
 
 static void quote(struct sink *s, const char *str)
@@ -72,12 +67,13 @@ static void quote(struct sink *s, const char *str)
 	}
 	put(s, "\"", 1);
 	while (*p) {
-		size_t n = utf8_len(p);
+		bool ok;
+		size_t n = utf8_char(p, &ok);
 		char esc[8];
 
-		if (n == 0) {
+		if (!ok) {
 			put(s, "\\uFFFD", 6);
-			p++;
+			p += n;
 			continue;
 		}
 		if (n > 1 || (*p >= 0x20 && *p != '"' && *p != '\\')) {

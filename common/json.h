@@ -4,11 +4,13 @@
  * whatever bytes a file name holds.
  *
  * Strings: '"', '\\' and control characters are escaped (\n, \t, ... or
- * \u00XX); valid UTF-8 passes unchanged; every byte that does not start a
- * valid UTF-8 sequence (a stray continuation byte, an overlong form, a
- * surrogate, past U+10FFFF, a cut sequence) is written as \uFFFD, the
- * replacement character, as qemu's JSON writer does.  Such a name cannot
- * be recovered from the JSON; it is for showing, not for opening.
+ * \u00XX); valid UTF-8 passes unchanged; a sequence that is not valid
+ * UTF-8 (a stray continuation byte, a cut or overlong sequence, a
+ * surrogate, past U+10FFFF, a noncharacter) becomes one \uFFFD, the
+ * replacement character, by the rules of qemu's JSON writer, so qemu-img
+ * and vhdtool print the same name for the same bytes (qemu also escapes
+ * valid non-ASCII as \uXXXX: the same string once decoded).  Such a name
+ * cannot be recovered from the JSON; it is for showing, not for opening.
  *
  * Layout: objects on one line ({"a": 1, "b": "x"}), each element of an
  * array on its own line, indented, so line-oriented tools (sed, grep) see

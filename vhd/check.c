@@ -248,12 +248,18 @@ static void cut_blocks(struct ck *c, const struct vhd_header *h, uint32_t *bat,
 	c->footer_at = end;
 }
 
-/* Leaked space: stretches between the metadata and the footer that no
- * metadata range and no BAT entry covers, each at least one block span
- * long (shorter gaps are alignment padding: blocks' data sits on 4 KiB
- * boundaries).  A block written whose BAT entry never was (a crash between
- * the two) leaves one.  Entries already reported as bad are UNUSED here;
- * overlapping ones were reported by vhd_bat_validate. */
+/* Unused space: stretches between the metadata and the footer that no
+ * metadata range and no BAT entry covers, at least one block span long
+ * (shorter gaps are alignment padding: blocks' data sits on 4 KiB
+ * boundaries).
+ * - At the end of the file (after the last block, before the footer) it is
+ *   leaked space, a problem: what a block written whose BAT entry never
+ *   was (a crash between the two) leaves, or a BAT entry cleared by hand.
+ * - Inside the file it is a note: resize moves blocks out of the BAT's way
+ *   and merge and compact leave holes that way by design; compact fills
+ *   them.
+ * Entries already reported as bad are UNUSED here; overlapping ones were
+ * reported by vhd_bat_validate. */
 static void find_leaks(struct ck *c, const struct vhd_footer *f,
 		       const struct vhd_header *h, const uint32_t *bat,
 		       uint64_t span, uint64_t footer_off)
@@ -274,9 +280,19 @@ static void find_leaks(struct ck *c, const struct vhd_footer *f,
 		uint64_t off = i < n ? UTIL_MIN(r[i].off, footer_off) : footer_off;
 
 		if (off > end && off - end >= span) {
-			leaked(c, "file bytes %llu-%llu (%llu bytes) are not used by any block or metadata (compact reclaims them)",
-			       (unsigned long long)end, (unsigned long long)(off - 1),
-			       (unsigned long long)(off - end));
+			if (i == n) {
+				leaked(c, "file bytes %llu-%llu (%llu bytes) before the footer are not used by any block (compact reclaims them)",
+				       (unsigned long long)end, (unsigned long long)(off - 1),
+				       (unsigned long long)(off - end));
+			} else {
+				char msg[200];
+
+				snprintf(msg, sizeof(msg),
+					 "note: file bytes %llu-%llu (%llu bytes) are not used by any block (compact reclaims them)",
+					 (unsigned long long)end, (unsigned long long)(off - 1),
+					 (unsigned long long)(off - end));
+				c->report(c->opaque, false, msg);
+			}
 		}
 		if (i < n)
 			end = UTIL_MAX(end, r[i].off + r[i].len);

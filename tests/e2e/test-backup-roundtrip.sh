@@ -49,7 +49,7 @@ check_kind() {   # NAME SRC
 	$T read "$src" 0 $SIZE >"$dir/ref2" || fail "$name: read ref2"
 
 	id2=$($T backup create -p "$dir/repo" "$src" 2>"$dir/err") || fail "$name: create 2: $(cat "$dir/err")"
-	grep -q '100.0%' "$dir/err" || fail "$name: -p showed no progress: $(cat "$dir/err")"
+	grep -q '100%' "$dir/err" || fail "$name: -p showed no progress: $(cat "$dir/err")"
 	[ "$(jget "$id2" kind parent chunks-read consistency | tr '\n' ' ')" = "incremental $id1 3 offline " ] ||
 		fail "$name: second backup: $(jget "$id2" kind parent chunks-read consistency reason | tr '\n' ' ')"
 

@@ -2,7 +2,7 @@
  *
  *   backup init [--chunk-size N] REPO
  *   backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE
- *   backup list [--json] REPO          backup show [--json] REPO ID
+ *   backup list [--output=json] REPO   backup show [--output=json] REPO ID
  *   backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID DEST
  *   backup verify REPO [ID]            backup forget REPO ID
  *   backup repair REPO SOURCE...
@@ -19,14 +19,15 @@
 #include <unistd.h>
 
 #include "backup/bkp.h"
+#include "common/json.h"
 #include "common/util.h"
 
 static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
 	.usage = "backup init [--chunk-size N] REPO\n"
 		 "backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE\n"
-		 "backup list [--json] REPO\n"
-		 "backup show [--json] REPO ID|latest\n"
+		 "backup list [--output=human|json] REPO\n"
+		 "backup show [--output=human|json] REPO ID|latest\n"
 		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID|latest DEST\n"
 		 "backup verify REPO [ID|latest]\n"
 		 "backup repair REPO SOURCE...\n"
@@ -63,36 +64,33 @@ static bool parse_count(const char *what, const char *s, int *out)
 	return true;
 }
 
+/* Progress of create and restore, drawn by the one progress printer
+ * (progress.c): a bar redrawn with \r on a terminal, a line every 10%
+ * otherwise (it used to draw \r into logs too).  start: when the
+ * operation began (CLOCK_MONOTONIC, set by the caller). */
 struct progress {
 	struct timespec start;
 	bool shown;
+	struct vt_progress vp;
 };
 
-static double since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-/* "  42.0%  512.3 MiB/s  ETA 0:03" on stderr, redrawn in place. */
 static void show_progress(void *opaque, uint64_t done, uint64_t total)
 {
 	struct progress *p = opaque;
-	double secs = since(&p->start), rate = secs > 0 ? (double)done / secs : 0;
-	double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-	long eta = rate > 0 ? (long)((double)(total - done) / rate) : 0;
 
-	fprintf(stderr, "\r%6.1f%%  %8.1f MiB/s  ETA %ld:%02ld ", pct,
-		rate / (1 << 20), eta / 60, eta % 60);
+	if (!p->shown) {
+		vt_progress_init(&p->vp, "backup", true);
+		/* The rate counts from the caller's start, not the first step. */
+		p->vp.start = (double)p->start.tv_sec + (double)p->start.tv_nsec / 1e9;
+	}
 	p->shown = true;
+	vt_progress_cb(&p->vp, done, total);
 }
 
 static void end_progress(struct progress *p)
 {
 	if (p->shown)
-		fputc('\n', stderr);
+		vt_progress_end(&p->vp);
 }
 
 static void fmt_time(int64_t t, char *buf, size_t len)
@@ -250,7 +248,7 @@ static void print_human(const struct bkp_info *b)
 static int cmd_list(int argc, char **argv, bool show)
 {
 	static const struct option lo[] = {
-		{ "json", no_argument, NULL, 'j' }, { 0 }
+		VT_OUTPUT_LONGOPTS, { 0 }
 	};
 	struct bdev_err e = { 0 };
 	struct bkp_repo *r;
@@ -262,9 +260,9 @@ static int cmd_list(int argc, char **argv, bool show)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "j", lo, NULL)) != -1) {
-		if (c != 'j')
-			return vt_usage(&backup_cmd);
-		json = true;
+		rc = vt_shared_opt(c == 'j' ? VT_OPT_JSON : c, optarg, NULL, &json);
+		if (rc <= 0)
+			return rc < 0 ? VT_EXIT_USAGE : vt_usage(&backup_cmd);
 	}
 	if (argc - optind != (show ? 2 : 1))
 		return vt_usage(&backup_cmd);
@@ -290,20 +288,25 @@ static int cmd_list(int argc, char **argv, bool show)
 		return 0;
 	}
 	if (json) {
-		fputs("[", stdout);
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_arr(&j);
 		for (size_t i = 0; i < n; i++) {
-			fputs(i ? ",\n " : "\n ", stdout);
-			print_json(&v[i]);
+			char *text = bkp_info_json(&v[i]);
+
+			json_raw(&j, text);
+			free(text);
 		}
 		/* Damaged ones: {"id": ..., "damaged": "why"}. */
 		for (size_t i = 0; i < nbad; i++) {
-			fputs(n + i ? ",\n {\"id\": " : "\n {\"id\": ", stdout);
-			util_json_str(stdout, bad[i].id);
-			fputs(", \"damaged\": ", stdout);
-			util_json_str(stdout, bad[i].why);
-			fputs("}", stdout);
+			json_obj(&j);
+			json_kv_str(&j, "id", bad[i].id);
+			json_kv_str(&j, "damaged", bad[i].why);
+			json_end_obj(&j);
 		}
-		fputs(n + nbad ? "\n]\n" : "]\n", stdout);
+		json_end_arr(&j);
+		json_finish(&j);
 	} else {
 		printf("%-25s  %-19s  %-11s  %10s  %7s  %10s  %s\n", "ID", "TIME (UTC)",
 		       "KIND", "SIZE", "READ", "STORED", "SOURCE");
@@ -355,7 +358,8 @@ static int cmd_restore(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "O:fpt:", lo, NULL)) != -1) {
+	/* No -f: force is --force only (-f is a source format elsewhere). */
+	while ((c = getopt_long(argc, argv, "O:pt:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'O':
 			if (!strcmp(optarg, "raw"))

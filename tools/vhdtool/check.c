@@ -119,19 +119,13 @@ static int run_check(int argc, char **argv)
 		case 'r':
 			flags |= VHD_CHECK_REPAIR;
 			break;
-		case 'f':
-			if (!vt_format_opt(optarg, &fmt))
-				return CHECK_EXIT_ERROR;
-			break;
-		case VT_OPT_OUTPUT:
-		case VT_OPT_JSON:
-			if (!vt_output_opt(c, optarg, &r.json))
-				return CHECK_EXIT_ERROR;
-			break;
 		default:
 			/* A usage error: the check did not run (qemu-img: 1). */
-			vt_usage(&check_cmd);
-			return CHECK_EXIT_ERROR;
+			n = vt_shared_opt(c, optarg, &fmt, &r.json);
+			if (n == 0)
+				vt_usage(&check_cmd);
+			if (n <= 0)
+				return CHECK_EXIT_ERROR;
 		}
 	}
 	if (argc - optind != 1) {

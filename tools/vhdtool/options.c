@@ -44,6 +44,15 @@ bool vt_format_opt(const char *arg, unsigned *open_flags)
 	return true;
 }
 
+int vt_shared_opt(int c, const char *arg, unsigned *open_flags, bool *json)
+{
+	if (c == 'f' && open_flags)
+		return vt_format_opt(arg, open_flags) ? 1 : -1;
+	if ((c == VT_OPT_OUTPUT || c == VT_OPT_JSON) && json)
+		return vt_output_opt(c, arg, json) ? 1 : -1;
+	return 0;
+}
+
 bool vt_exclusive(const char *a, bool has_a, const char *b, bool has_b)
 {
 	if (has_a && has_b) {

@@ -59,6 +59,9 @@ struct bdev *vt_open(const char *path, unsigned flags);
 struct bdev *vt_open_snapshot(const char *path);
 /* vhdtool serve --iscsi (serve-iscsi.c); cmd: for usage errors. */
 int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd);
+/* serve's options that cannot go together (both front ends): false,
+ * printed, for --snapshot with --read-only, --direct or -f raw. */
+bool vt_serve_opts_ok(bool read_only, bool snapshot, unsigned oflags);
 /* True when -U/--force-share was given (commands that do not open through
  * vt_open apply it themselves: check). */
 bool vt_force_share(void);
@@ -82,6 +85,11 @@ bool vt_output_opt(int c, const char *arg, bool *json);
  * VT_OPEN_FMT_* of *open_flags; false (printed) for another name. */
 #define VT_FORMAT_LONGOPT { "format", required_argument, NULL, 'f' }
 bool vt_format_opt(const char *arg, unsigned *open_flags);
+/* The shared options in one call, for a getopt_long loop's default case:
+ * -f FMT when open_flags is not NULL, --output/--json when json is not
+ * NULL.  1 when c was one of them (taken), 0 when it was not (a usage
+ * error for the caller), -1 after a value that is not valid (printed). */
+int vt_shared_opt(int c, const char *arg, unsigned *open_flags, bool *json);
 /* Refuse two options that make no sense together: false (printed,
  * "A and B cannot be used together") when both were given. */
 bool vt_exclusive(const char *a, bool has_a, const char *b, bool has_b);
