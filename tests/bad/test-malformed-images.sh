@@ -88,8 +88,9 @@ begin() {
 
 # expect_fail KEYWORD [raw]: every command fails on $IMG naming KEYWORD
 # (an extended regex, case-insensitive).  raw: the file has no VHD footer
-# at all; read and map serve such files as raw disks by design, so only
-# info and check must fail (read/map must still not crash or change it).
+# at all; info, read and map take such files as raw disks by design (info
+# says "raw"), so only check must refuse it (exit 63, not a VHD); the
+# others must still not crash or change it.
 expect_fail() {
 	local kw=$1 mode=${2:-vhd} before after
 	before=$(digest "$IMG")
@@ -100,7 +101,11 @@ expect_fail() {
 			run "$cmd" "$IMG"
 		fi
 		sane "$cmd" || continue
-		if [ "$mode" = raw ] && [ "$cmd" != info ]; then
+		if [ "$mode" = raw ]; then
+			if [ "$cmd" = info ] && [ "$rc" = 0 ]; then
+				grep -q "^format: *raw" "$T/out" ||
+					fail "info of a file without a footer does not say raw"
+			fi
 			if [ "$cmd" = read ] && [ "$rc" = 0 ]; then
 				head -c 65536 "$IMG" | cmp -s - "$T/out" ||
 					fail "read of a raw file returned other bytes"
@@ -112,6 +117,7 @@ expect_fail() {
 	done
 	run check "$IMG"
 	if sane check; then
+		[ "$mode" = raw ] && [ "$rc" != 63 ] && fail "check of a file without a footer: exit $rc, want 63"
 		case $rc in
 		2|3)  [ -s "$T/err" ] && fail "check: exit $rc with stderr output"
 		    grep -q "^$IMG: " "$T/out" || fail "check: no report line for $IMG"
