@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/json.h"
 #include "common/util.h"
 
 #define IDX_HDR 32u
@@ -124,58 +125,55 @@ char *bkp_info_json(const struct bkp_info *b)
 	struct tm tm;
 	time_t t = (time_t)b->time;
 	FILE *f = open_memstream(&out, &len);
+	struct json j;
 
 	if (!f)
 		return NULL;
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	fprintf(f, "{\"format\": %d, \"id\": ", BKP_FORMAT_VERSION);
-	util_json_str(f, b->id);
-	fputs(", \"source\": ", f);
-	util_json_str(f, b->source);
-	fputs(", \"source-format\": ", f);
-	util_json_str(f, b->source_format);
-	fputs(", \"disk-id\": ", f);
-	util_json_str(f, b->disk_id);
-	fprintf(f, ", \"virtual-size\": %llu, \"time\": \"%s\", \"unix-time\": %lld, "
-		"\"unix-nsec\": %u, \"consistency\": ",
-		(unsigned long long)b->virtual_size, ts, (long long)b->time,
-		b->time_nsec);
-	util_json_str(f, b->consistency);
-	fputs(", \"parent\": ", f);
-	if (b->parent[0])
-		util_json_str(f, b->parent);
-	else
-		fputs("null", f);
-	fprintf(f, ", \"kind\": \"%s\", \"reason\": ",
-		b->incremental ? "incremental" : "full");
-	util_json_str(f, b->reason);
-	fprintf(f, ", \"chunk-size\": %u, \"chunks\": %llu, \"chunks-zero\": %llu, "
-		"\"chunks-read\": %llu, \"chunks-new\": %llu, "
-		"\"chunks-replaced\": %llu, \"bytes-read\": %llu, "
-		"\"bytes-new\": %llu, \"bytes-stored\": %llu, \"seconds\": %.3f, "
-		"\"index-sha256\": \"%s\", \"change-tracking\": ",
-		b->chunk_size, (unsigned long long)b->chunks,
-		(unsigned long long)b->chunks_zero,
-		(unsigned long long)b->chunks_read,
-		(unsigned long long)b->chunks_new,
-		(unsigned long long)b->chunks_replaced,
-		(unsigned long long)b->bytes_read,
-		(unsigned long long)b->bytes_new,
-		(unsigned long long)b->bytes_stored, b->seconds,
-		b->index_sha256);
-	if (b->ctk_generation[0])
-		fprintf(f, "{\"generation\": \"%s\", \"since\": %u}",
-			b->ctk_generation, b->ctk_since);
-	else
-		fputs("null", f);
-	if (b->group[0]) {
-		fputs(", \"group\": ", f);
-		util_json_str(f, b->group);
-		fprintf(f, ", \"vm-lun\": %u, \"freeze-window-us\": %llu",
-			b->vm_lun, (unsigned long long)b->freeze_window_us);
+	json_begin(&j, f);
+	json_obj(&j);
+	json_kv_u64(&j, "format", BKP_FORMAT_VERSION);
+	json_kv_str(&j, "id", b->id);
+	json_kv_str(&j, "source", b->source);
+	json_kv_str(&j, "source-format", b->source_format);
+	json_kv_str(&j, "disk-id", b->disk_id);
+	json_kv_u64(&j, "virtual-size", b->virtual_size);
+	json_kv_str(&j, "time", ts);
+	json_key(&j, "unix-time");
+	json_i64(&j, b->time);
+	json_kv_u64(&j, "unix-nsec", b->time_nsec);
+	json_kv_str(&j, "consistency", b->consistency);
+	json_kv_str(&j, "parent", b->parent[0] ? b->parent : NULL);
+	json_kv_str(&j, "kind", b->incremental ? "incremental" : "full");
+	json_kv_str(&j, "reason", b->reason);
+	json_kv_u64(&j, "chunk-size", b->chunk_size);
+	json_kv_u64(&j, "chunks", b->chunks);
+	json_kv_u64(&j, "chunks-zero", b->chunks_zero);
+	json_kv_u64(&j, "chunks-read", b->chunks_read);
+	json_kv_u64(&j, "chunks-new", b->chunks_new);
+	json_kv_u64(&j, "chunks-replaced", b->chunks_replaced);
+	json_kv_u64(&j, "bytes-read", b->bytes_read);
+	json_kv_u64(&j, "bytes-new", b->bytes_new);
+	json_kv_u64(&j, "bytes-stored", b->bytes_stored);
+	json_key(&j, "seconds");
+	json_double(&j, b->seconds, 3);
+	json_kv_str(&j, "index-sha256", b->index_sha256);
+	json_key(&j, "change-tracking");
+	if (b->ctk_generation[0]) {
+		json_obj(&j);
+		json_kv_str(&j, "generation", b->ctk_generation);
+		json_kv_u64(&j, "since", b->ctk_since);
+		json_end_obj(&j);
+	} else {
+		json_null(&j);
 	}
-	fputc('}', f);
+	if (b->group[0]) {
+		json_kv_str(&j, "group", b->group);
+		json_kv_u64(&j, "vm-lun", b->vm_lun);
+		json_kv_u64(&j, "freeze-window-us", b->freeze_window_us);
+	}
+	json_end_obj(&j);
 	if (fclose(f)) {
 		free(out);
 		return NULL;

@@ -140,9 +140,6 @@ char *util_dirname(const char *path);
 /* Pointer to the last component of path. */
 const char *util_basename(const char *path);
 
-/* Write s as a JSON string (quoted, escaped) to f; NULL writes null. */
-void util_json_str(FILE *f, const char *s);
-
 /* Random bytes from getrandom(2). */
 int util_random(void *buf, size_t len);
 

@@ -66,6 +66,23 @@ static void repaired(struct ck *c, const char *fmt, ...)
 	c->report(c->opaque, true, msg);
 }
 
+/* Space the file holds that nothing uses: a problem of its own class
+ * ("leaked: ", see vhd.h), never repaired here (compact reclaims it). */
+static void leaked(struct ck *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void leaked(struct ck *c, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	int n = snprintf(msg, sizeof(msg), "%s", VHD_CHECK_LEAK);
+
+	va_start(ap, fmt);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	c->problems++;
+	c->report(c->opaque, false, msg);
+}
+
 static bool repairing(struct ck *c)
 {
 	return c->flags & VHD_CHECK_REPAIR;
@@ -101,7 +118,7 @@ static int check_footers(struct ck *c, struct vhd_footer *f,
 	if (!ok_start || fs.type == VHD_TYPE_FIXED) {
 		if (c->size < 512 || (!vhd_is_footer_cookie(end) &&
 				      !vhd_is_footer_cookie(start)))
-			problem(c, "not a VHD image (no footer)");
+			return -ENOVHD;
 		else
 			problem(c, "bad footer: %s",
 				vhd_is_footer_cookie(end) ? why_end : why_start);
@@ -231,6 +248,58 @@ static void cut_blocks(struct ck *c, const struct vhd_header *h, uint32_t *bat,
 	c->footer_at = end;
 }
 
+/* Unused space: stretches between the metadata and the footer that no
+ * metadata range and no BAT entry covers, at least one block span long
+ * (shorter gaps are alignment padding: blocks' data sits on 4 KiB
+ * boundaries).
+ * - At the end of the file (after the last block, before the footer) it is
+ *   leaked space, a problem: what a block written whose BAT entry never
+ *   was (a crash between the two) leaves, or a BAT entry cleared by hand.
+ * - Inside the file it is a note: resize moves blocks out of the BAT's way
+ *   and merge and compact leave holes that way by design; compact fills
+ *   them.
+ * Entries already reported as bad are UNUSED here; overlapping ones were
+ * reported by vhd_bat_validate. */
+static void find_leaks(struct ck *c, const struct vhd_footer *f,
+		       const struct vhd_header *h, const uint32_t *bat,
+		       uint64_t span, uint64_t footer_off)
+{
+	struct vhd_range *r;
+	uint64_t end = 0;
+	int n = vhd_meta_ranges_of(f, h, h->max_table_entries, &r);
+
+	if (n < 0) {
+		problem(c, "out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < h->max_table_entries; i++)
+		if (bat[i] != VHD_BAT_UNUSED)
+			r[n++] = (struct vhd_range){ (uint64_t)bat[i] * VHD_SECTOR, span };
+	vhd_range_sort(r, (size_t)n);
+	for (int i = 0; i <= n; i++) {
+		uint64_t off = i < n ? UTIL_MIN(r[i].off, footer_off) : footer_off;
+
+		if (off > end && off - end >= span) {
+			if (i == n) {
+				leaked(c, "file bytes %llu-%llu (%llu bytes) before the footer are not used by any block (compact reclaims them)",
+				       (unsigned long long)end, (unsigned long long)(off - 1),
+				       (unsigned long long)(off - end));
+			} else {
+				char msg[200];
+
+				snprintf(msg, sizeof(msg),
+					 "note: file bytes %llu-%llu (%llu bytes) are not used by any block (compact reclaims them)",
+					 (unsigned long long)end, (unsigned long long)(off - 1),
+					 (unsigned long long)(off - end));
+				c->report(c->opaque, false, msg);
+			}
+		}
+		if (i < n)
+			end = UTIL_MAX(end, r[i].off + r[i].len);
+	}
+	free(r);
+}
+
 static void check_sparse(struct ck *c, const struct vhd_footer *f,
 			 uint64_t footer_off)
 {
@@ -327,7 +396,8 @@ static void check_sparse(struct ck *c, const struct vhd_footer *f,
 			continue;
 		}
 		if (first >= disk_size) {
-			problem(c, "block %u is allocated but lies past the end of the disk", i);
+			leaked(c, "block %u is allocated but lies past the end of the disk (%llu bytes nothing reads; compact reclaims them)",
+			       i, (unsigned long long)span);
 			continue;
 		}
 		/* qemu and our own writer allocate a dynamic image's last,
@@ -343,6 +413,8 @@ static void check_sparse(struct ck *c, const struct vhd_footer *f,
 				break;
 			}
 	}
+	if (!c->footer_lost)
+		find_leaks(c, f, &h, bat, span, footer_off);
 	if (f->type == VHD_TYPE_DIFF) {
 		char ppath[4096], pwhy[1200];
 		struct vhd_open_opts o = { .flags = VHD_O_RDONLY |
@@ -416,6 +488,11 @@ int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 	if (r == -EIO) {
 		close(c.fd);
 		return bdev_err_set(e, EIO, "%s: cannot read", path);
+	}
+	if (r == -ENOVHD) {
+		close(c.fd);
+		return bdev_err_set(e, ENOVHD, "%s: not a VHD image (no VHD footer at the end or at offset 0)",
+				    path);
 	}
 	if (r == 0) {
 		/* The size open serves (CHS for qemu's images), as open

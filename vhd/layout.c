@@ -44,19 +44,30 @@ static int cmp_range(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+void vhd_range_sort(struct vhd_range *r, size_t n)
+{
+	qsort(r, n, sizeof(*r), cmp_range);
+}
+
 int vhd_meta_ranges(const struct vhd *v, struct vhd_range **out)
 {
-	struct vhd_range *r = calloc(11, sizeof(*r));
+	return vhd_meta_ranges_of(&v->footer, &v->hdr, 0, out);
+}
+
+int vhd_meta_ranges_of(const struct vhd_footer *f, const struct vhd_header *h,
+		       size_t extra, struct vhd_range **out)
+{
+	struct vhd_range *r = calloc(11 + extra, sizeof(*r));
 	int n = 0;
 
 	if (!r)
 		return -ENOMEM;
 	r[n++] = (struct vhd_range){ 0, VHD_SECTOR };
-	r[n++] = (struct vhd_range){ v->footer.data_offset, 1024 };
-	r[n++] = (struct vhd_range){ v->hdr.table_offset,
-		util_align_up((uint64_t)v->hdr.max_table_entries * 4, VHD_SECTOR) };
+	r[n++] = (struct vhd_range){ f->data_offset, 1024 };
+	r[n++] = (struct vhd_range){ h->table_offset,
+		util_align_up((uint64_t)h->max_table_entries * 4, VHD_SECTOR) };
 	for (int i = 0; i < 8; i++) {
-		const struct vhd_locator *l = &v->hdr.loc[i];
+		const struct vhd_locator *l = &h->loc[i];
 		uint64_t len, space;
 
 		if (!memcmp(l->code, "\0\0\0\0", 4) ||
@@ -72,7 +83,7 @@ int vhd_meta_ranges(const struct vhd *v, struct vhd_range **out)
 		r[n++] = (struct vhd_range){ l->data_offset / VHD_SECTOR * VHD_SECTOR,
 			UTIL_MIN(len, (uint64_t)VHD_MAX_LOCATOR_LEN * 4) + VHD_SECTOR };
 	}
-	qsort(r, (size_t)n, sizeof(*r), cmp_range);
+	vhd_range_sort(r, (size_t)n);
 	*out = r;
 	return n;
 }

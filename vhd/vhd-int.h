@@ -243,6 +243,12 @@ uint64_t vhd_meta_end(const struct vhd *v);
  * parent locator data, sized generously), sorted by offset.  *out is
  * malloc'd; returns the count or -ENOMEM. */
 int vhd_meta_ranges(const struct vhd *v, struct vhd_range **out);
+/* Sort ranges by offset. */
+void vhd_range_sort(struct vhd_range *r, size_t n);
+/* The same as vhd_meta_ranges from a decoded footer and header (check works on the raw file),
+ * with room for `extra` more ranges after the count returned. */
+int vhd_meta_ranges_of(const struct vhd_footer *f, const struct vhd_header *h,
+		       size_t extra, struct vhd_range **out);
 /* fdatasync with a message on failure. */
 int vhd_datasync(struct vhd *v);
 /* Copy len bytes of v's file from `from` to `to` (ranges apart). */

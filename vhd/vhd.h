@@ -112,7 +112,12 @@ void vhd_chs(uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s);
 /* check: every problem is passed to report(); with VHD_CHECK_REPAIR what
  * can be repaired is, and reported with repaired = true.  Returns the
  * number of problems left (0 = clean) or -errno when the check could not
- * run (e filled). */
+ * run (e filled): -ENOVHD when the file has no VHD footer at all (it is
+ * not a VHD; a damaged footer is a problem).  Messages that start with
+ * VHD_CHECK_LEAK are leaked space (file space nothing uses: the image
+ * reads correctly; compact reclaims it, repair does not); they count as
+ * problems.  Messages that start with "note: " do not count. */
+#define VHD_CHECK_LEAK "leaked: "
 #define VHD_CHECK_REPAIR 0x1u
 #define VHD_CHECK_FORCE_SHARE 0x2u   /* no reader lock (without REPAIR) */
 typedef void (*vhd_check_report_fn)(void *opaque, bool repaired,

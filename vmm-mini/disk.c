@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backup/bkp.h"
+#include "common/json.h"
 #include "passthrough/passthrough.h"
 #include "vhd/vhd.h"
 #include "vmm-mini/vmm.h"
@@ -295,29 +296,5 @@ end:
 
 size_t vmm_json_str(char *out, size_t cap, const char *s)
 {
-	size_t n = 0;
-
-#define PUT(c) do { if (n + 1 < cap) out[n] = (c); n++; } while (0)
-	PUT('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			PUT('\\');
-			PUT((char)c);
-		} else if (c < 0x20) {
-			char esc[8];
-
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			for (char *e = esc; *e; e++)
-				PUT(*e);
-		} else {
-			PUT((char)c);
-		}
-	}
-	PUT('"');
-#undef PUT
-	if (cap)
-		out[n < cap ? n : cap - 1] = '\0';
-	return n;
+	return json_quote_buf(out, cap, s);
 }

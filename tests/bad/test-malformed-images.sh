@@ -88,8 +88,9 @@ begin() {
 
 # expect_fail KEYWORD [raw]: every command fails on $IMG naming KEYWORD
 # (an extended regex, case-insensitive).  raw: the file has no VHD footer
-# at all; read and map serve such files as raw disks by design, so only
-# info and check must fail (read/map must still not crash or change it).
+# at all; info, read and map take such files as raw disks by design (info
+# says "raw"), so only check must refuse it (exit 63, not a VHD); the
+# others must still not crash or change it.
 expect_fail() {
 	local kw=$1 mode=${2:-vhd} before after
 	before=$(digest "$IMG")
@@ -100,7 +101,11 @@ expect_fail() {
 			run "$cmd" "$IMG"
 		fi
 		sane "$cmd" || continue
-		if [ "$mode" = raw ] && [ "$cmd" != info ]; then
+		if [ "$mode" = raw ]; then
+			if [ "$cmd" = info ] && [ "$rc" = 0 ]; then
+				grep -q "^format: *raw" "$T/out" ||
+					fail "info of a file without a footer does not say raw"
+			fi
 			if [ "$cmd" = read ] && [ "$rc" = 0 ]; then
 				head -c 65536 "$IMG" | cmp -s - "$T/out" ||
 					fail "read of a raw file returned other bytes"
@@ -112,13 +117,14 @@ expect_fail() {
 	done
 	run check "$IMG"
 	if sane check; then
+		[ "$mode" = raw ] && [ "$rc" != 63 ] && fail "check of a file without a footer: exit $rc, want 63"
 		case $rc in
-		1)  [ -s "$T/err" ] && fail "check: exit 1 with stderr output"
+		2|3)  [ -s "$T/err" ] && fail "check: exit $rc with stderr output"
 		    grep -q "^$IMG: " "$T/out" || fail "check: no report line for $IMG"
 		    grep -qiE -- "$kw" "$T/out" || {
 			fail "check: report lacks /$kw/"; sed 's/^/    out: /' "$T/out"; } ;;
-		2)  one_line check "$kw" ;;
-		*)  fail "check: exit $rc, want 1 or 2" ;;
+		1|63)  one_line check "$kw" ;;
+		*)  fail "check: exit $rc, want 1, 2, 3 or 63" ;;
 		esac
 	fi
 	after=$(digest "$IMG")
@@ -515,12 +521,12 @@ begin locators-bad-name-good child
 expect_ok "$T/base/dyn.raw"
 
 # ---- check --repair ----------------------------------------------------------
-# repair_case KEYWORD LOST: check finds KEYWORD (exit 1), --repair fixes
+# repair_case KEYWORD LOST: check finds KEYWORD (exit 2), --repair fixes
 # it (exit 0), check is then clean, and the disk reads like the original
 # except in the blocks listed in LOST (indices of 512 KiB blocks that now
 # read as zeros).
 # repair_case KEYWORD [LOST-BLOCKS [REPAIR-EXIT [ZERO-FROM ZERO-BYTES]]]: a
-# repair that lost data exits 1 (the loss stays a problem); the image reads
+# repair that lost data exits 2 (the loss stays a problem); the image reads
 # as the base with the lost blocks (or bytes) zeroed.
 repair_case() {
 	local kw=$1 lost=${2:-} want_rc=${3:-0} b
@@ -530,7 +536,7 @@ repair_case() {
 	done
 	[ -n "${4:-}" ] && dd if=/dev/zero of="$D/want" bs=1 seek="$4" count="$5" conv=notrunc status=none
 	run check "$IMG"
-	sane check && { [ "$rc" = 1 ] || fail "check before repair: exit $rc"; }
+	sane check && { [ "$rc" = 2 ] || fail "check before repair: exit $rc"; }
 	grep -qiE -- "$kw" "$T/out" || fail "check before repair: no /$kw/"
 	run check --repair "$IMG"
 	sane "check --repair" && { [ "$rc" = "$want_rc" ] || fail "check --repair: exit $rc"; }
@@ -577,12 +583,12 @@ repair_case "end footer is missing"
 begin repair-cut-in-last-block dyn
 truncate -s 700000 "$IMG"     # block 2 (disk 1M-1.5M, bitmap at file offset 531968) cut
 # Its first 700000 - 532480 bytes survive; the rest of the block is lost.
-repair_case "data lost: block 2: disk bytes $((1048576 + 700000 - 532480))-" "" 1 \
+repair_case "data lost: block 2: disk bytes $((1048576 + 700000 - 532480))-" "" 2 \
 	$((1048576 + 700000 - 532480)) $((524288 - 700000 + 532480))
 
 begin repair-bat-entry-past-eof dyn
 "$PATCH" "$IMG" bat.5=0x7fffffff bat.7=0x10000000
-repair_case "BAT entry 5: block at offset [0-9]+ ends past the end" "" 1
+repair_case "BAT entry 5: block at offset [0-9]+ ends past the end" "" 2
 
 begin repair-footer-copy dyn
 "$PATCH" "$IMG" foot-copy.checksum=1

@@ -43,7 +43,7 @@ expect 1 'not a differencing one' "$T" merge fix.vhd
 expect 1 'not a VHD image' "$T" compact plain.raw
 expect 1 'not a VHD image' "$T" merge plain.raw
 expect 1 'not a VHD image' "$T" resize plain.raw 2M
-expect 1 'is a folder' "$T" convert -f -O raw dyn.vhd .
+expect 1 'is a folder' "$T" convert --force -O raw dyn.vhd .
 expect 1 'already exists' "$T" convert dyn.vhd fix.vhd
 
 # Sizes and options.

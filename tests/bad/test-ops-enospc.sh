@@ -39,7 +39,7 @@ done
 # ... and an existing DST stays as it was.
 "$T" create "$mnt/keep.vhd" 1M >/dev/null && printf 'old' | "$T" write "$mnt/keep.vhd" 0 || fail "setup"
 cp "$mnt/keep.vhd" "$dir/keep.orig"
-expect1 'No space left' "$T" convert -f -O dynamic "$dir/big.raw" "$mnt/keep.vhd"
+expect1 'No space left' "$T" convert --force -O dynamic "$dir/big.raw" "$mnt/keep.vhd"
 cmp "$mnt/keep.vhd" "$dir/keep.orig" || fail "existing DST changed by a failed convert"
 rm -f "$mnt/keep.vhd"
 
@@ -76,6 +76,6 @@ cmp "$mnt/f.vhd" "$dir/f.orig" || fail "failed resize changed the image"
 # With room again the merge completes.
 rm -f "$mnt/filler" "$mnt/f.vhd"
 "$T" merge "$mnt/child.vhd" >/dev/null || fail "merge with room"
-"$T" convert -f -O raw "$mnt/base.vhd" "$dir/now.raw" || fail "read base"
+"$T" convert --force -O raw "$mnt/base.vhd" "$dir/now.raw" || fail "read base"
 cmp "$dir/now.raw" "$dir/expect.raw" || fail "merged base differs"
 echo "full disks: clear errors, nothing lost"

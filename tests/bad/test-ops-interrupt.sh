@@ -50,7 +50,7 @@ qemu-img compare -q -f vpc -F raw img.vhd img.raw || fail "compact changed the c
 interrupt INT "$T" merge child.vhd
 grep -q 'run the merge again' err || fail "merge message: $(cat err)"
 [ -e child.vhd ] || fail "interrupted merge removed the child"
-"$T" convert -f -O raw child.vhd now.raw && cmp now.raw child.raw || fail "chain reads differently"
+"$T" convert --force -O raw child.vhd now.raw && cmp now.raw child.raw || fail "chain reads differently"
 unset VHDTOOL_TEST_STEP_DELAY_US
 "$T" merge child.vhd >/dev/null || fail "merge again"
 qemu-img compare -q -f vpc -F raw img.vhd child.raw || fail "merged parent differs"

@@ -37,7 +37,7 @@ mv l1.vhd l1.dyn
 "$T" read l32.vhd 0 4 >/dev/null 2>err && fail "open accepted 33 layers"
 grep -q "too deep" err || fail "open refusal unclear: $(cat err)"
 "$T" check l32.vhd >out 2>&1; rc=$?
-[ "$rc" = 1 ] || fail "check of 33 layers exited $rc: $(cat out)"
+[ "$rc" = 2 ] || fail "check of 33 layers exited $rc: $(cat out)"
 grep -q "chain too deep" out || fail "check does not report the depth: $(cat out)"
 "$T" check l31.vhd >/dev/null || fail "32 layers reported: $("$T" check l31.vhd)"
 echo "33rd layer refused; check applies the open limit"

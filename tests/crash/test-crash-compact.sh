@@ -12,6 +12,10 @@ command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+# After a kill, check may find leaked space (exit 3: a block written whose
+# BAT entry was not, which compact reclaims), as qemu-img check finds
+# leaked clusters after a crash; never corruption (2) or a failure (1).
+check_after_kill() { local out rc; out=$("$T" check "$1" 2>&1); rc=$?; [ "$rc" = 0 ] || [ "$rc" = 3 ] || { echo "$out"; return 1; }; }
 cd "$dir"
 
 "$T" create --block-size 512K tpl.vhd 32M >/dev/null || fail "create"
@@ -49,7 +53,7 @@ while [ "$killed" -lt "$TRIALS" ]; do
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	[ $? = 137 ] && killed=$((killed + 1))
-	out=$("$T" check img.vhd 2>&1) || fail "trial $t: check after kill: $out"
+	out=$(check_after_kill img.vhd) || fail "trial $t: check after kill: $out"
 	qemu-img compare -q -f vpc -F raw img.vhd expect.raw || fail "trial $t: content changed"
 	"$T" compact img.vhd >/dev/null || fail "trial $t: compact after kill"
 	[ "$(stat -c %s img.vhd)" = "$final" ] || fail "trial $t: second compact left $(stat -c %s img.vhd) bytes"

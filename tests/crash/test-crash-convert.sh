@@ -47,7 +47,7 @@ while [ "$killed" -lt "$TRIALS" ]; do
 	had_old=$(((t / 2) % 2))
 	[ "$had_old" = 1 ] && cp old.vhd dst
 	if [ $((t % 2)) = 0 ]; then d=$DELAY run_ms=$slow_ms; else d=0 run_ms=$fast_ms; fi
-	VHDTOOL_TEST_STEP_DELAY_US=$d "$T" convert -f -O "$fmt" src.raw dst 2>/dev/null &
+	VHDTOOL_TEST_STEP_DELAY_US=$d "$T" convert --force -O "$fmt" src.raw dst 2>/dev/null &
 	pid=$!
 	ms=$(( (RANDOM * 32768 + RANDOM) % (t > TRIALS ? run_ms / 2 + 1 : run_ms + run_ms / 4) ))
 	sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"

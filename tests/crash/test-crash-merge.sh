@@ -15,6 +15,10 @@ command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+# After a kill, check may find leaked space (exit 3: a block written whose
+# BAT entry was not, which compact reclaims), as qemu-img check finds
+# leaked clusters after a crash; never corruption (2) or a failure (1).
+check_after_kill() { local out rc; out=$("$T" check "$1" 2>&1); rc=$?; [ "$rc" = 0 ] || [ "$rc" = 3 ] || { echo "$out"; return 1; }; }
 mkdir "$dir/tpl" "$dir/t"
 # Built in t/ (where the trials run) so that both parent locators, the
 # relative and the absolute one, name the working copies; kept in tpl/.
@@ -57,14 +61,14 @@ while [ "$killed" -lt "$TRIALS" ]; do
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	[ $? = 137 ] && killed=$((killed + 1))
-	out=$("$T" check base.vhd 2>&1) || fail "trial $t: base: $out"
+	out=$(check_after_kill base.vhd) || fail "trial $t: base: $out"
 	if [ -e top.vhd ] && [ ! -e mid.vhd ]; then
 		# Killed between the removals (mid first, top last): the copy
 		# was complete; top is left without its parent, unusable.
 		"$T" check top.vhd >/dev/null 2>&1 && fail "trial $t: orphan top opens"
 		rm top.vhd
 	elif [ -e top.vhd ]; then
-		out=$("$T" check top.vhd 2>&1) || fail "trial $t: top: $out"
+		out=$(check_after_kill top.vhd) || fail "trial $t: top: $out"
 		"$T" convert -O raw top.vhd now.raw || fail "trial $t: read top"
 		cmp -s now.raw ../expect.raw || fail "trial $t: the chain reads differently after the kill"
 		rm -f now.raw

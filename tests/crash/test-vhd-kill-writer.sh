@@ -12,6 +12,10 @@ TRIALS=${TRIALS:-24}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+# After a kill, check may find leaked space (exit 3: a block written whose
+# BAT entry was not, which compact reclaims), as qemu-img check finds
+# leaked clusters after a crash; never corruption (2) or a failure (1).
+check_after_kill() { local out rc; out=$("$T" check "$1" 2>&1); rc=$?; [ "$rc" = 0 ] || [ "$rc" = 3 ] || { echo "$out"; return 1; }; }
 
 $T create --block-size 512K "$dir/base.vhd" 24M >/dev/null || fail "create base"
 $W fill "$dir/base.vhd" 0 || fail "fill base"
@@ -47,11 +51,11 @@ for t in $(seq 1 "$TRIALS"); do
 		grep -qx done "$dir/journal" 2>/dev/null || break
 		ms=$((ms / 2))
 	done
-	out=$($T check "$dir/img.vhd" 2>&1) || fail "trial $t ($old): check after kill: $out"
+	out=$(check_after_kill "$dir/img.vhd") || fail "trial $t ($old): check after kill: $out"
 	$W verify "$dir/img.vhd" "$seed" "$dir/journal" "$old" || fail "trial $t ($old): verify"
 	printf 'after-crash' | $T write "$dir/img.vhd" 12345 || fail "trial $t: write after crash"
 	[ "$($T read "$dir/img.vhd" 12345 11)" = after-crash ] || fail "trial $t: reread"
-	$T check "$dir/img.vhd" >/dev/null || fail "trial $t: check after new write"
+	check_after_kill "$dir/img.vhd" >/dev/null || fail "trial $t: check after new write"
 done
 $T check "$dir/base.vhd" >/dev/null || fail "base changed"
 echo "$TRIALS trials, each killed before the writer finished"

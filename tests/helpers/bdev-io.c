@@ -44,6 +44,7 @@
  *              2 when nothing failed within S seconds.
  * Exit status 2: bad usage or the disk could not be opened. */
 #include "common/bdev.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "passthrough/passthrough.h"
 #include "vhd/vhd.h"
@@ -149,7 +150,7 @@ static void print_info(struct bdev *b)
 	const struct bdev_limits *l = &b->limits;
 
 	printf("{\"kind\":");
-	util_json_str(stdout, b->ops->kind ? b->ops->kind : "?");
+	json_quote(stdout, b->ops->kind ? b->ops->kind : "?");
 	printf(",\"size\":%" PRIu64 ",\"read_only\":%s,\"logical_block\":%u,"
 	       "\"physical_block\":%u,\"align_off\":%u,\"align_mem\":%u,"
 	       "\"max_transfer\":%u,\"opt_transfer\":%u,\"unmap_granularity\":%u,"
@@ -159,7 +160,7 @@ static void print_info(struct bdev *b)
 	       l->opt_transfer, l->unmap_granularity,
 	       l->unmap_zeroes ? "true" : "false",
 	       l->fua_native ? "true" : "false");
-	util_json_str(stdout, b->ident.serial);
+	json_quote(stdout, b->ident.serial);
 	printf(",\"serial_from_device\":%s}\n",
 	       b->ident.from_device ? "true" : "false");
 	fflush(stdout);

@@ -42,9 +42,9 @@ used=$(du -k out.raw | cut -f1)
 # Existing destinations are replaced only with --force; never the source.
 "$T" convert src.raw b.vhd 2>err && fail "overwrote without --force"
 grep -q 'already exists' err || fail "message: $(cat err)"
-"$T" convert -f b.vhd b.vhd 2>err && fail "converted onto itself"
+"$T" convert --force b.vhd b.vhd 2>err && fail "converted onto itself"
 grep -q 'source or part of its chain' err || fail "message: $(cat err)"
-"$T" convert -f -O dynamic src.raw b.vhd || fail "--force"
+"$T" convert --force -O dynamic src.raw b.vhd || fail "--force"
 ls -a | grep -q '\.tmp\.' && fail "temporary file left behind"
 
 # Block size, progress, odd size, alignment.

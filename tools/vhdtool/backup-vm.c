@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "backup/bkp.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "vhd/vhd.h"
 #include "vmm-mini/vmmc.h"
@@ -221,22 +222,34 @@ static void report(const struct live_disk *v, int n, const char *group,
 		   int64_t held_us, bool json)
 {
 	if (json) {
-		printf("{\"group\": \"%s\", \"consistency\": ", group);
-		util_json_str(stdout, consistency);
-		printf(", \"why\": ");
-		util_json_str(stdout, why);
-		printf(", \"window_us\": %llu, \"held_us\": %lld, \"disks\": [",
-		       (unsigned long long)window_us, (long long)held_us);
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_obj(&j);
+		json_kv_str(&j, "group", group);
+		json_kv_str(&j, "consistency", consistency);
+		json_kv_str(&j, "why", why);
+		json_kv_u64(&j, "window_us", window_us);
+		json_key(&j, "held_us");
+		json_i64(&j, held_us);
+		json_key(&j, "disks");
+		json_arr(&j);
 		for (int i = 0; i < n; i++) {
 			char *m = v[i].backed_up ? bkp_info_json(&v[i].info) : NULL;
 
-			printf("%s{\"lun\": %d, \"backup\": %s, \"merged\": %s, \"merge\": %s}",
-			       i ? ", " : "", v[i].lun, m ? m : "null",
-			       v[i].merged ? "true" : "false",
-			       v[i].merge_answer ? v[i].merge_answer : "null");
+			json_obj(&j);
+			json_kv_u64(&j, "lun", (uint64_t)v[i].lun);
+			json_key(&j, "backup");
+			json_raw(&j, m ? m : "null");
+			json_kv_bool(&j, "merged", v[i].merged);
+			json_key(&j, "merge");
+			json_raw(&j, v[i].merge_answer ? v[i].merge_answer : "null");
+			json_end_obj(&j);
 			free(m);
 		}
-		printf("]}\n");
+		json_end_arr(&j);
+		json_end_obj(&j);
+		json_finish(&j);
 		return;
 	}
 	fprintf(stderr, "live backup, group %s: %s-consistent%s%s, freeze window %.1f ms, I/O held %.1f ms\n",

@@ -4,7 +4,7 @@
  *   backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE
  *   backup create [--vm CTL [--disk LUN]... [--require-app-consistent]
  *                 [--freeze-timeout MS] [--output human|json]] REPO
- *   backup list [--json] REPO          backup show [--json] REPO ID
+ *   backup list [--output=json] REPO   backup show [--output=json] REPO ID
  *   backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID DEST
  *   backup verify REPO [ID]            backup forget REPO ID
  *   backup repair REPO SOURCE...
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "backup/bkp.h"
+#include "common/json.h"
 #include "common/util.h"
 
 static int run_backup(int argc, char **argv);
@@ -28,8 +29,8 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 	.usage = "backup init [--chunk-size N] REPO\n"
 		 "backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE\n"
 		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS] [--output human|json] [--full] [-p] [--threads N] REPO\n"
-		 "backup list [--json] REPO\n"
-		 "backup show [--json] REPO ID|latest\n"
+		 "backup list [--output=human|json] REPO\n"
+		 "backup show [--output=human|json] REPO ID|latest\n"
 		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID|latest DEST\n"
 		 "backup verify REPO [ID|latest]\n"
 		 "backup repair REPO SOURCE...\n"
@@ -276,7 +277,7 @@ static void print_human(const struct bkp_info *b)
 static int cmd_list(int argc, char **argv, bool show)
 {
 	static const struct option lo[] = {
-		{ "json", no_argument, NULL, 'j' }, { 0 }
+		VT_OUTPUT_LONGOPTS, { 0 }
 	};
 	struct bdev_err e = { 0 };
 	struct bkp_repo *r;
@@ -288,9 +289,9 @@ static int cmd_list(int argc, char **argv, bool show)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "j", lo, NULL)) != -1) {
-		if (c != 'j')
-			return vt_usage(&backup_cmd);
-		json = true;
+		rc = vt_shared_opt(c == 'j' ? VT_OPT_JSON : c, optarg, NULL, &json);
+		if (rc <= 0)
+			return rc < 0 ? VT_EXIT_USAGE : vt_usage(&backup_cmd);
 	}
 	if (argc - optind != (show ? 2 : 1))
 		return vt_usage(&backup_cmd);
@@ -316,20 +317,25 @@ static int cmd_list(int argc, char **argv, bool show)
 		return 0;
 	}
 	if (json) {
-		fputs("[", stdout);
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_arr(&j);
 		for (size_t i = 0; i < n; i++) {
-			fputs(i ? ",\n " : "\n ", stdout);
-			print_json(&v[i]);
+			char *text = bkp_info_json(&v[i]);
+
+			json_raw(&j, text);
+			free(text);
 		}
 		/* Damaged ones: {"id": ..., "damaged": "why"}. */
 		for (size_t i = 0; i < nbad; i++) {
-			fputs(n + i ? ",\n {\"id\": " : "\n {\"id\": ", stdout);
-			util_json_str(stdout, bad[i].id);
-			fputs(", \"damaged\": ", stdout);
-			util_json_str(stdout, bad[i].why);
-			fputs("}", stdout);
+			json_obj(&j);
+			json_kv_str(&j, "id", bad[i].id);
+			json_kv_str(&j, "damaged", bad[i].why);
+			json_end_obj(&j);
 		}
-		fputs(n + nbad ? "\n]\n" : "]\n", stdout);
+		json_end_arr(&j);
+		json_finish(&j);
 	} else {
 		printf("%-25s  %-19s  %-11s  %10s  %7s  %10s  %-12s  %s\n", "ID",
 		       "TIME (UTC)", "KIND", "SIZE", "READ", "STORED", "CONSISTENCY",
@@ -385,7 +391,8 @@ static int cmd_restore(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "O:fpt:", lo, NULL)) != -1) {
+	/* No -f: force is --force only (-f is a source format elsewhere). */
+	while ((c = getopt_long(argc, argv, "O:pt:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'O':
 			if (!strcmp(optarg, "raw"))

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/json.h"
 #include "common/publish.h"
 #include "common/util.h"
 #include "vhd/vhd.h"
@@ -32,12 +33,14 @@ struct conv {
 	enum out_fmt fmt;
 	uint32_t block_size;
 	uint64_t align;
-	bool progress, force;
+	bool progress, force, json;
+	unsigned src_flags;        /* vt_open flags: -f FMT */
+	struct bdev_copy_stats st; /* what the copy wrote */
 };
 
 static int run_convert(int argc, char **argv);
 VHDTOOL_COMMAND(convert, .name = "convert",
-	.usage = "convert [-O raw|fixed|dynamic] [--block-size N] [--fixed-align N] [-p|--progress] [-f|--force] SRC DST",
+	.usage = "convert [-f raw|vpc] [-O raw|fixed|dynamic] [--block-size N] [--fixed-align N] [-p|--progress] [--force] [--output=human|json] SRC DST",
 	.summary = "copy any disk or chain (flattened) into a raw file or a fixed/dynamic VHD",
 	.run = run_convert)
 
@@ -142,7 +145,7 @@ static struct bdev *make_dst(const struct conv *cv, struct publish *pub,
 	return b;
 }
 
-static int copy(const struct conv *cv, struct bdev *src, struct bdev *dst,
+static int copy(struct conv *cv, struct bdev *src, struct bdev *dst,
 		bool dst_zeroed)
 {
 	struct vt_progress p;
@@ -151,12 +154,11 @@ static int copy(const struct conv *cv, struct bdev *src, struct bdev *dst,
 		.progress = vt_progress_cb,
 		.opaque = &p,
 	};
-	struct bdev_copy_stats st;
 	struct bdev_err e = { 0 };
 	int r;
 
 	vt_progress_init(&p, "converting", cv->progress);
-	r = bdev_copy(src, dst, src->size, &o, &st, &e);
+	r = bdev_copy(src, dst, src->size, &o, &cv->st, &e);
 	vt_progress_end(&p);
 	if (r == -ECANCELED)
 		vt_err(cv->dst_path, "interrupted; nothing was written under this name");
@@ -166,7 +168,7 @@ static int copy(const struct conv *cv, struct bdev *src, struct bdev *dst,
 }
 
 /* Raw output onto an existing block device, in place. */
-static int to_device(const struct conv *cv, const char *dev, struct bdev *src)
+static int to_device(struct conv *cv, const char *dev, struct bdev *src)
 {
 	struct bdev_err e = { 0 };
 	struct bdev *dst = bdev_file_open(dev, 0, &e);
@@ -188,7 +190,7 @@ static int to_device(const struct conv *cv, const char *dev, struct bdev *src)
 	return r ? 1 : 0;
 }
 
-static int convert(const struct conv *cv, struct bdev *src)
+static int convert(struct conv *cv, struct bdev *src)
 {
 	struct bdev_err e = { 0 };
 	struct publish pub;
@@ -241,6 +243,24 @@ static int convert(const struct conv *cv, struct bdev *src)
 	return r ? 1 : 0;
 }
 
+static void print_json(const struct conv *cv, struct bdev *src)
+{
+	static const char *const names[] = { "", "raw", "fixed", "dynamic" };
+	struct json j;
+
+	json_begin(&j, stdout);
+	json_obj(&j);
+	json_kv_str(&j, "source", cv->src_path);
+	json_kv_str(&j, "source-format", vhd_of(src) ? "vhd" : "raw");
+	json_kv_str(&j, "destination", cv->dst_path);
+	json_kv_str(&j, "output-format", names[cv->fmt]);
+	json_kv_u64(&j, "virtual-size", src->size);
+	json_kv_u64(&j, "data-bytes", cv->st.data_bytes);
+	json_kv_u64(&j, "zero-bytes", cv->st.zero_bytes);
+	json_end_obj(&j);
+	json_finish(&j);
+}
+
 static int run_convert(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -248,7 +268,9 @@ static int run_convert(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "fixed-align", required_argument, NULL, 'a' },
 		{ "progress", no_argument, NULL, 'p' },
-		{ "force", no_argument, NULL, 'f' },
+		{ "force", no_argument, NULL, 'F' },
+		VT_FORMAT_LONGOPT,
+		VT_OUTPUT_LONGOPTS,
 		{ 0 }
 	};
 	struct conv cv = { .fmt = OUT_NONE };
@@ -257,7 +279,8 @@ static int run_convert(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "O:pf", lo, NULL)) != -1) {
+	/* -f is the source format, as in qemu-img; force is --force only. */
+	while ((c = getopt_long(argc, argv, "O:pf:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'O':
 			if (!strcmp(optarg, "raw"))
@@ -296,11 +319,13 @@ static int run_convert(int argc, char **argv)
 		case 'p':
 			cv.progress = true;
 			break;
-		case 'f':
+		case 'F':
 			cv.force = true;
 			break;
 		default:
-			return vt_usage(&convert_cmd);
+			rc = vt_shared_opt(c, optarg, &cv.src_flags, &cv.json);
+			if (rc <= 0)
+				return rc < 0 ? VT_EXIT_USAGE : vt_usage(&convert_cmd);
 		}
 	}
 	if (argc - optind != 2)
@@ -317,11 +342,13 @@ static int run_convert(int argc, char **argv)
 		vt_err(NULL, "--block-size applies to -O dynamic only");
 		return 2;
 	}
-	src = vt_open(cv.src_path, VT_OPEN_RDONLY | VT_OPEN_RAW_OK);
+	src = vt_open(cv.src_path, VT_OPEN_RDONLY | VT_OPEN_RAW_OK | cv.src_flags);
 	if (!src)
-		return 1;
+		return VT_EXIT_FAIL;
 	vt_catch_signals();
 	rc = convert(&cv, src);
+	if (rc == 0 && cv.json)
+		print_json(&cv, src);
 	bdev_close(src);
 	return rc;
 }

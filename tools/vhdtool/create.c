@@ -19,8 +19,8 @@ static int do_create(const char *path, struct vhd_create_opts *o)
 
 static int run_create(int argc, char **argv);
 VHDTOOL_COMMAND(create, .name = "create",
-	.usage = "create [-t fixed|dynamic] [--block-size N] [--force] IMAGE SIZE\n"
-		 "create --parent PARENT IMAGE",
+	.usage = "create [-f vpc] [-t fixed|dynamic] [--block-size N] [--force] IMAGE SIZE\n"
+		 "create [-f vpc] --parent PARENT [--force] IMAGE",
 	.summary = "create a fixed, dynamic or differencing image",
 	.run = run_create)
 
@@ -30,17 +30,22 @@ static int run_create(int argc, char **argv)
 		{ "type", required_argument, NULL, 't' },
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "parent", required_argument, NULL, 'p' },
-		{ "force", no_argument, NULL, 'f' },
+		{ "force", no_argument, NULL, 'F' },
+		VT_FORMAT_LONGOPT,
 		{ 0 }
 	};
 	struct vhd_create_opts o = { .type = VHD_TYPE_DYNAMIC };
+	unsigned fmt = 0;
+	bool typed = false;
 	uint64_t v;
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:b:p:f", lo, NULL)) != -1) {
+	/* -f is the image format as in qemu-img create; force is --force. */
+	while ((c = getopt_long(argc, argv, "t:b:p:f:", lo, NULL)) != -1) {
 		switch (c) {
 		case 't':
+			typed = true;
 			if (!strcmp(optarg, "fixed"))
 				o.type = VHD_TYPE_FIXED;
 			else if (!strcmp(optarg, "dynamic"))
@@ -63,12 +68,28 @@ static int run_create(int argc, char **argv)
 			o.parent = optarg;
 			o.type = VHD_TYPE_DIFF;
 			break;
-		case 'f':
+		case 'F':
 			o.overwrite = true;
+			break;
+		case 'f':
+			if (!vt_format_opt(optarg, &fmt))
+				return VT_EXIT_USAGE;
+			if (fmt & VT_OPEN_FMT_RAW) {
+				vt_err(NULL, "create makes VHD images (-f vpc); for a raw file use truncate");
+				return VT_EXIT_USAGE;
+			}
 			break;
 		default:
 			return vt_usage(&create_cmd);
 		}
+	}
+	if (o.parent && (typed || o.block_size)) {
+		vt_err(NULL, "--parent makes a differencing image: -t and --block-size do not apply (the parent's size and block size are used)");
+		return VT_EXIT_USAGE;
+	}
+	if (o.type == VHD_TYPE_FIXED && o.block_size) {
+		vt_err(NULL, "-t fixed has no blocks: --block-size applies to dynamic images");
+		return VT_EXIT_USAGE;
 	}
 	if (o.parent) {
 		if (argc - optind != 1)

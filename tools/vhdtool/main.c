@@ -128,10 +128,21 @@ struct bdev *vt_open(const char *path, unsigned flags)
 		o.flags |= VHD_O_SIZE_FOOTER;
 	if (flags & VT_OPEN_DIRECT)
 		o.flags |= VHD_O_DIRECT;
-	b = vhd_open(path, &o, &e);
+	/* -f raw: the file's bytes, whatever they hold. */
+	b = (flags & VT_OPEN_FMT_RAW) ? NULL : vhd_open(path, &o, &e);
 	if (b)
 		return tracked(b, path, flags);
-	if ((flags & VT_OPEN_RAW_OK) && e.code == ENOVHD) {
+	if (!(flags & VT_OPEN_FMT_RAW) && e.code == ENOVHD &&
+	    (flags & VT_OPEN_FMT_VHD)) {
+		vt_err(path, "not a VHD image (no VHD footer), but -f vpc was given");
+		return NULL;
+	}
+	if ((flags & VT_OPEN_FMT_RAW) && !(flags & VT_OPEN_RAW_OK)) {
+		vt_err(path, "-f raw: this command works on VHD images only");
+		return NULL;
+	}
+	if ((flags & VT_OPEN_RAW_OK) &&
+	    ((flags & VT_OPEN_FMT_RAW) || e.code == ENOVHD)) {
 		bool noshare = flags & VT_OPEN_FORCE_SHARE;
 
 		if (flags & VT_OPEN_DIRECT)

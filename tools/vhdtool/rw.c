@@ -3,6 +3,7 @@
 #include "vhdtool.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,25 +12,50 @@
 
 #define CHUNK (4u << 20)
 
+/* Options of read and write: -f FMT only.  Returns the index of the first
+ * operand, or -1 after a usage error (printed). */
+static int rw_options(int argc, char **argv, const struct vhdtool_cmd *cmd,
+		      unsigned *flags)
+{
+	static const struct option lo[] = { VT_FORMAT_LONGOPT, { 0 } };
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:", lo, NULL)) != -1) {
+		if (c != 'f') {
+			vt_usage(cmd);
+			return -1;
+		}
+		if (!vt_format_opt(optarg, flags))
+			return -1;
+	}
+	return optind;
+}
+
 static int run_read(int argc, char **argv);
 VHDTOOL_COMMAND(read, .name = "read",
-	.usage = "read IMAGE OFFSET LENGTH",
+	.usage = "read [-f raw|vpc] IMAGE OFFSET LENGTH",
 	.summary = "copy LENGTH bytes at OFFSET to standard output",
 	.run = run_read)
 
 static int run_read(int argc, char **argv)
 {
+	unsigned flags = VT_OPEN_RDONLY | VT_OPEN_RAW_OK;
 	uint64_t off, len;
 	struct bdev *b;
 	uint8_t *buf;
-	int rc = 0;
+	int rc = 0, i = rw_options(argc, argv, &read_cmd, &flags);
 
+	if (i < 0)
+		return VT_EXIT_USAGE;
+	argc -= i - 1;
+	argv += i - 1;
 	if (argc != 4)
 		return vt_usage(&read_cmd);
 	if (!vt_parse_size("offset", argv[2], &off) ||
 	    !vt_parse_size("length", argv[3], &len))
 		return 2;
-	b = vt_open(argv[1], VT_OPEN_RDONLY | VT_OPEN_RAW_OK);
+	b = vt_open(argv[1], flags);
 	if (!b)
 		return 1;
 	if (!util_range_ok(off, len, b->size)) {
@@ -84,23 +110,28 @@ static ssize_t read_stdin(uint8_t *buf, size_t n)
 
 static int run_write(int argc, char **argv);
 VHDTOOL_COMMAND(write, .name = "write",
-	.usage = "write IMAGE OFFSET [LENGTH]",
+	.usage = "write [-f raw|vpc] IMAGE OFFSET [LENGTH]",
 	.summary = "write bytes from standard input at OFFSET (LENGTH: exactly that many)",
 	.run = run_write)
 
 static int run_write(int argc, char **argv)
 {
+	unsigned flags = VT_OPEN_RAW_OK;
 	uint64_t off, len = UINT64_MAX, done = 0;
 	struct bdev *b;
 	uint8_t *buf;
-	int rc = 0;
+	int rc = 0, i = rw_options(argc, argv, &write_cmd, &flags);
 
+	if (i < 0)
+		return VT_EXIT_USAGE;
+	argc -= i - 1;
+	argv += i - 1;
 	if (argc != 3 && argc != 4)
 		return vt_usage(&write_cmd);
 	if (!vt_parse_size("offset", argv[2], &off) ||
 	    (argc == 4 && !vt_parse_size("length", argv[3], &len)))
 		return 2;
-	b = vt_open(argv[1], VT_OPEN_RAW_OK);
+	b = vt_open(argv[1], flags);
 	if (!b)
 		return 1;
 	if (off > b->size || (len != UINT64_MAX && !util_range_ok(off, len, b->size))) {

@@ -85,7 +85,8 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		{ "snapshot", no_argument, NULL, 'S' },
 		{ "direct", no_argument, NULL, 'D' },
 		{ "chap-user", required_argument, NULL, 'u' },
-		{ "chap-secret-file", required_argument, NULL, 'f' },
+		{ "chap-secret-file", required_argument, NULL, 'C' },
+		VT_FORMAT_LONGOPT,
 		{ "login-timeout", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ 0 }
@@ -102,6 +103,8 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 	int c, n = 0, rc = 1, r;
 
 	optind = 1;
+	/* -f is the images' format (as everywhere); the secret file has
+	 * only its long name. */
 	while ((c = getopt_long(argc, argv, "b:p:n:rSDu:f:L:v", lo, NULL)) != -1) {
 		switch (c) {
 		case 'I': break;
@@ -115,7 +118,11 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		case 'S': snapshot = true; break;
 		case 'D': oflags |= VT_OPEN_DIRECT; break;
 		case 'u': io.chap_user = optarg; break;
-		case 'f': secret_file = optarg; break;
+		case 'C': secret_file = optarg; break;
+		case 'f':
+			if (vt_shared_opt(c, optarg, &oflags, NULL) < 0)
+				return VT_EXIT_USAGE;
+			break;
 		case 'L':
 			if (!parse_num("login-timeout", optarg, 3600000, &io.login_ms))
 				return 2;
@@ -125,7 +132,13 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 			return vt_usage(cmd);
 		}
 	}
-	if (optind == argc || !io.chap_user != !secret_file)
+	if (!vt_serve_opts_ok(read_only, snapshot, oflags))
+		return VT_EXIT_USAGE;
+	if (!io.chap_user != !secret_file) {
+		vt_err(NULL, "--chap-user and --chap-secret-file go together");
+		return VT_EXIT_USAGE;
+	}
+	if (optind == argc)
 		return vt_usage(cmd);
 	if (argc - optind > SCSI_MAX_LUNS) {
 		vt_err(NULL, "at most %d images (one LUN each)", SCSI_MAX_LUNS);
@@ -142,7 +155,7 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 	for (int i = optind; i < argc; i++, n++) {
 		const char *img = argv[i];
 
-		disks[n] = snapshot && !read_only ? vt_open_snapshot(img) :
+		disks[n] = snapshot ? vt_open_snapshot(img) :
 			vt_open(img, (read_only ? VT_OPEN_RDONLY : 0) | VT_OPEN_RAW_OK | oflags);
 		if (!disks[n])
 			goto out;
@@ -176,7 +189,7 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 
 		printf("serving %s (%s, %s%s) at iscsi://%s%s%s:%u/%s/%d\n", argv[optind + i],
 		       util_fmt_size(disks[i]->size, sz, sizeof(sz)), vt_kind(disks[i]),
-		       snapshot && !read_only ? ", snapshot" : read_only ? ", read-only" : "",
+		       snapshot ? ", snapshot" : read_only ? ", read-only" : "",
 		       addr && strchr(addr, ':') ? "[" : "", addr ? addr : "127.0.0.1",
 		       addr && strchr(addr, ':') ? "]" : "", iscsi_tcp_port(s),
 		       io.target_name ? io.target_name : ISCSI_DEFAULT_TARGET, i);

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "common/json.h"
 #include "common/util.h"
 #include "nbd/nbdsrv.h"
 #include "vhd/vhd.h"
@@ -83,11 +84,22 @@ struct bdev *vt_open_snapshot(const char *path)
 	return b;
 }
 
+bool vt_serve_opts_ok(bool read_only, bool snapshot, unsigned oflags)
+{
+	/* --snapshot already keeps the image unchanged; its temporary child
+	 * is a VHD opened buffered. */
+	return vt_exclusive("--snapshot", snapshot, "--read-only", read_only) &&
+	       vt_exclusive("--snapshot", snapshot, "--direct",
+			    oflags & VT_OPEN_DIRECT) &&
+	       vt_exclusive("--snapshot", snapshot, "-f raw",
+			    oflags & VT_OPEN_FMT_RAW);
+}
+
 static int run_serve(int argc, char **argv);
 VHDTOOL_COMMAND(serve, .name = "serve",
 	.usage = "serve [--socket PATH | --bind ADDR --port N] [--read-only] [--snapshot] "
 		 "[--direct] [--export-name NAME] [--max-clients N] [--threads N] [--once] "
-		 "[--exit-with-parent] [-v] IMAGE\n"
+		 "[--exit-with-parent] [-v] [-f raw|vpc] [--output=human|json] IMAGE\n"
 		 "serve --iscsi [--bind ADDR] [--port N] [--target-name IQN] [--read-only] "
 		 "[--snapshot] [--direct] [--chap-user USER --chap-secret-file FILE] "
 		 "[--login-timeout MS] [-v] IMAGE...",
@@ -151,6 +163,86 @@ static bool exit_with_parent(pid_t parent)
 	return true;
 }
 
+/* Where the disk is served: a line, or with json one object. */
+static void print_serving(const char *image, struct bdev *b,
+			  const struct nbdsrv_opts *so, const char *sock,
+			  const char *addr, unsigned port, bool json)
+{
+	bool v6 = addr && strchr(addr, ':');
+	char uri[5000], sz[32];
+	struct json j;
+
+	if (sock)
+		snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s",
+			 so->export_name, sock);
+	else
+		snprintf(uri, sizeof(uri), "nbd://%s%s%s:%u/%s", v6 ? "[" : "",
+			 addr ? addr : "127.0.0.1", v6 ? "]" : "", port,
+			 so->export_name);
+	if (!json) {
+		printf("serving %s (%s) at %s\n", image,
+		       util_fmt_size(b->size, sz, sizeof(sz)), uri);
+		return;
+	}
+	json_begin(&j, stdout);
+	json_obj(&j);
+	json_kv_str(&j, "serving", image);
+	json_kv_u64(&j, "virtual-size", b->size);
+	json_kv_str(&j, "uri", uri);
+	json_kv_bool(&j, "read-only", so->read_only);
+	json_end_obj(&j);
+	json_finish(&j);
+}
+
+/* Started by socket activation: where is systemd's business. */
+static void print_activated(const char *image, struct bdev *b, int nact, bool json)
+{
+	char sz[32];
+	struct json j;
+
+	if (!json) {
+		printf("serving %s (%s) on %d socket%s from systemd\n", image,
+		       util_fmt_size(b->size, sz, sizeof(sz)), nact, nact > 1 ? "s" : "");
+		return;
+	}
+	json_begin(&j, stdout);
+	json_obj(&j);
+	json_kv_str(&j, "serving", image);
+	json_kv_u64(&j, "virtual-size", b->size);
+	json_kv_u64(&j, "systemd-sockets", (uint64_t)nact);
+	json_end_obj(&j);
+	json_finish(&j);
+}
+
+/* The server's counters at exit: a JSON object on stdout with json, a
+ * line on stderr with -v. */
+static void print_stats(struct nbdsrv *s, bool json, bool verbose)
+{
+	struct nbdsrv_stats st;
+	struct json j;
+
+	nbdsrv_get_stats(s, &st);
+	if (json) {
+		json_begin(&j, stdout);
+		json_obj(&j);
+		json_key(&j, "statistics");
+		json_obj(&j);
+		json_kv_u64(&j, "connections", st.accepted);
+		json_kv_u64(&j, "refused", st.refused);
+		json_kv_u64(&j, "protocol-errors", st.protocol_errors);
+		json_kv_u64(&j, "requests", st.requests);
+		json_kv_u64(&j, "buffer-peak-bytes", st.buf_peak);
+		json_end_obj(&j);
+		json_end_obj(&j);
+		json_finish(&j);
+	} else if (verbose) {
+		vt_err("serve", "%llu connections (%llu refused, %llu protocol errors), %llu requests",
+		       (unsigned long long)st.accepted, (unsigned long long)st.refused,
+		       (unsigned long long)st.protocol_errors,
+		       (unsigned long long)st.requests);
+	}
+}
+
 static int run_serve(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -166,6 +258,8 @@ static int run_serve(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "direct", no_argument, NULL, 'D' },
 		{ "exit-with-parent", no_argument, NULL, 'P' },
+		VT_FORMAT_LONGOPT,
+		VT_OUTPUT_LONGOPTS,
 		{ 0 }
 	};
 	struct nbdsrv_opts so = { .export_name = "" };
@@ -174,20 +268,20 @@ static int run_serve(int argc, char **argv)
 	int nact;
 	const char *sock = NULL, *addr = NULL, *image;
 	unsigned port = NBDSRV_DEFAULT_PORT;
-	bool port_set = false, snapshot = false, verbose = false;
+	bool port_set = false, snapshot = false, verbose = false, json = false;
 	unsigned oflags = 0;
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	struct bdev_err e = { 0 };
 	struct nbdsrv *s;
 	struct bdev *b;
-	char desc[600], sz[32];
+	char desc[600];
 	int c, r;
 
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--iscsi"))
 			return vt_serve_iscsi(argc, argv, &serve_cmd);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:b:p:rSe:m:t:ovD", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:b:p:rSe:m:t:ovDf:", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': sock = optarg; break;
 		case 'b': addr = optarg; break;
@@ -212,10 +306,15 @@ static int run_serve(int argc, char **argv)
 		case 'D': oflags |= VT_OPEN_DIRECT; break;
 		case 'P': with_parent = true; break;
 		default:
-			return vt_usage(&serve_cmd);
+			r = vt_shared_opt(c, optarg, &oflags, &json);
+			if (r <= 0)
+				return r < 0 ? VT_EXIT_USAGE : vt_usage(&serve_cmd);
 		}
 	}
-	if (argc - optind != 1 || (sock && (addr || port_set)))
+	if (!vt_exclusive("--socket", sock, "--bind/--port", addr || port_set) ||
+	    !vt_serve_opts_ok(so.read_only, snapshot, oflags))
+		return VT_EXIT_USAGE;
+	if (argc - optind != 1)
 		return vt_usage(&serve_cmd);
 	nact = activation_fds();
 	if (nact < 0)
@@ -230,7 +329,7 @@ static int run_serve(int argc, char **argv)
 		vt_err(NULL, "export name longer than 4096 bytes");
 		return 2;
 	}
-	if (snapshot && !so.read_only)
+	if (snapshot)
 		b = vt_open_snapshot(image);
 	else
 		b = vt_open(image, (so.read_only ? VT_OPEN_RDONLY : 0) |
@@ -238,7 +337,7 @@ static int run_serve(int argc, char **argv)
 	if (!b)
 		return 1;
 	snprintf(desc, sizeof(desc), "%s (%s%s)", util_basename(image), vt_kind(b),
-		 snapshot && !so.read_only ? ", snapshot: writes are discarded at exit"
+		 snapshot ? ", snapshot: writes are discarded at exit"
 		 : so.read_only ? ", read-only" : "");
 	so.description = desc;
 	so.log = on_log;
@@ -274,22 +373,15 @@ static int run_serve(int argc, char **argv)
 		return 1;
 	}
 	if (nact)
-		printf("serving %s (%s) on %d socket%s from systemd\n", image,
-		       util_fmt_size(b->size, sz, sizeof(sz)), nact, nact > 1 ? "s" : "");
-	else if (sock)
-		printf("serving %s (%s) at nbd+unix:///%s?socket=%s\n", image,
-		       util_fmt_size(b->size, sz, sizeof(sz)), so.export_name, sock);
+		print_activated(image, b, nact, json);
 	else
-		printf("serving %s (%s) at nbd://%s%s%s:%u/%s\n", image,
-		       util_fmt_size(b->size, sz, sizeof(sz)),
-		       addr && strchr(addr, ':') ? "[" : "", addr ? addr : "127.0.0.1",
-		       addr && strchr(addr, ':') ? "]" : "", nbdsrv_tcp_port(s),
-		       so.export_name);
+		print_serving(image, b, &so, sock, addr, nbdsrv_tcp_port(s), json);
 	fflush(stdout);
 	r = nbdsrv_run(s);
 	if (r)
 		vt_err(NULL, "%s", nbdsrv_errmsg(s));
 	the_server = NULL;
+	print_stats(s, json, verbose);
 	nbdsrv_free(s);
 	bdev_close(b);
 	return r ? 1 : 0;

@@ -2,8 +2,8 @@
  *
  * Each subcommand lives in its own file and registers itself with
  * VHDTOOL_COMMAND(); main.c dispatches by name.  A subcommand returns the
- * process exit status: 0 success, 1 failure (or "problems found" for
- * check), 2 usage errors or "could not run". */
+ * process exit status: 0 success, 1 failure, 2 usage error (VT_EXIT_*);
+ * check has qemu-img's codes instead (check.c). */
 #ifndef VHDTOOL_H
 #define VHDTOOL_H
 
@@ -12,6 +12,10 @@
 #include <stdio.h>
 
 #include "common/bdev.h"
+
+#define VT_EXIT_OK    0
+#define VT_EXIT_FAIL  1
+#define VT_EXIT_USAGE 2
 
 struct vhdtool_cmd {
 	const char *name;
@@ -47,12 +51,17 @@ bool vt_parse_size(const char *what, const char *s, uint64_t *out);
                                    * lock); refused for writable opens */
 #define VT_OPEN_DIRECT     0x20u  /* O_DIRECT + libaio (VHD data, raw files,
                                    * block devices) */
+#define VT_OPEN_FMT_RAW    0x80u  /* -f raw: the file's bytes, VHD or not */
+#define VT_OPEN_FMT_VHD    0x100u /* -f vpc: a VHD image, never raw */
 struct bdev *vt_open(const char *path, unsigned flags);
 /* A fresh temporary differencing child of the VHD at path (writes go to
  * it and vanish at exit); prints the error and returns NULL on failure. */
 struct bdev *vt_open_snapshot(const char *path);
 /* vhdtool serve --iscsi (serve-iscsi.c); cmd: for usage errors. */
 int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd);
+/* serve's options that cannot go together (both front ends): false,
+ * printed, for --snapshot with --read-only, --direct or -f raw. */
+bool vt_serve_opts_ok(bool read_only, bool snapshot, unsigned oflags);
 /* True when -U/--force-share was given (commands that do not open through
  * vt_open apply it themselves: check). */
 bool vt_force_share(void);
@@ -97,6 +106,29 @@ bool vt_parse_ms(const char *what, const char *s, long *out);
 struct bkp_create_opts;
 int vt_backup_vm(const char *repo, const char *ctl, const char *luns, long freeze_ms,
 		 bool require_app, const struct bkp_create_opts *base, bool json);
+
+/* Shared options (options.c).  VT_OUTPUT_LONGOPTS go into a command's
+ * getopt_long table; vt_output_opt() takes what getopt_long returned for
+ * them (VT_OPT_OUTPUT with its argument, or VT_OPT_JSON) and sets *json;
+ * false (message printed) for a value that is not human or json. */
+#define VT_OPT_OUTPUT 0x1001
+#define VT_OPT_JSON   0x1002
+#define VT_OUTPUT_LONGOPTS                                              \
+	{ "output", required_argument, NULL, VT_OPT_OUTPUT },           \
+	{ "json", no_argument, NULL, VT_OPT_JSON }
+bool vt_output_opt(int c, const char *arg, bool *json);
+/* -f FMT / --format=FMT (qemu-img's source format): raw, vpc or vhd into
+ * VT_OPEN_FMT_* of *open_flags; false (printed) for another name. */
+#define VT_FORMAT_LONGOPT { "format", required_argument, NULL, 'f' }
+bool vt_format_opt(const char *arg, unsigned *open_flags);
+/* The shared options in one call, for a getopt_long loop's default case:
+ * -f FMT when open_flags is not NULL, --output/--json when json is not
+ * NULL.  1 when c was one of them (taken), 0 when it was not (a usage
+ * error for the caller), -1 after a value that is not valid (printed). */
+int vt_shared_opt(int c, const char *arg, unsigned *open_flags, bool *json);
+/* Refuse two options that make no sense together: false (printed,
+ * "A and B cannot be used together") when both were given. */
+bool vt_exclusive(const char *a, bool has_a, const char *b, bool has_b);
 
 /* Progress bars and interruption (progress.c), for long operations:
  * convert, compact, merge.  vt_progress_cb() matches bdev_progress_fn and
