@@ -311,6 +311,7 @@ struct vmm_stor_snap {
 	bool freeze;		/* a live backup's: freeze the tracking */
 	char *name;		/* the child's file, created by prepare */
 	struct bdev *cur;	/* committed: the chain the child replaced */
+	struct bdev *old;	/* released: that chain, closed at finish/abort */
 	struct bdev *nb;	/* committed: the child opened over it */
 	struct bkp_track_frozen *fr;	/* committed, tracked: the marks */
 	bool held, released;
@@ -448,8 +449,10 @@ void vmm_stor_snap_release(struct vmm_stor_snap *p)
 	if (!p->nb)
 		return;
 	/* the old chain: nothing runs on it any more (the child holds its
-	 * own read-only view of the image) */
-	bdev_close(p->cur);
+	 * own read-only view of the image).  Closed at finish or abort, not
+	 * here: its close flushes (two fdatasyncs), and release is inside a
+	 * live backup's freeze window (bench/vss.sh: window 42 -> 7 ms). */
+	p->old = p->cur;
 	p->cur = NULL;
 	pthread_mutex_lock(&p->s->mu);
 	l->d.bd = p->nb;
@@ -478,6 +481,8 @@ static char *frozen_ctk_name(const char *child)
 /* Ends the snapshot p (the LUN no longer busy) and frees it. */
 static void snap_end(struct vmm_stor_snap *p)
 {
+	if (p->old)
+		bdev_close(p->old);
 	pthread_mutex_lock(&p->s->mu);
 	p->l->busy = NULL;
 	pthread_mutex_unlock(&p->s->mu);
