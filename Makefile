@@ -133,6 +133,7 @@ CHECK_TESTS = $(UNIT_BINS) $(SHELL_TESTS)
 endif
 
 .PHONY: all check demo bench fuzz clean deps test install uninstall
+.DEFAULT_GOAL := all
 .SECONDARY:
 all: $(VHDTOOL) $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
 
