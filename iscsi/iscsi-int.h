@@ -330,6 +330,8 @@ struct iscsi_task {
 	uint32_t r2t_sn;         /* next R2TSN */
 	bool in_sequence;        /* a sequence (unsolicited or R2T) is open */
 	bool ttt_unsolicited;    /* the open sequence is the unsolicited one */
+	bool datasn_error;       /* a DataSN was wrong: discard the rest of the
+				  * sequence, then CHECK CONDITION */
 	struct iscsi_task *next; /* c->tasks */
 	struct iscsi_task *cq_next; /* c->cq */
 };

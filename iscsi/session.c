@@ -270,7 +270,7 @@ static void task_submit(struct iscsi_conn *c, struct iscsi_task *tk)
 
 /* Answer tk at once with a status of our own (no data moved). */
 static void task_status(struct iscsi_conn *c, struct iscsi_task *tk,
-			uint8_t status, uint8_t key, uint8_t asc)
+			uint8_t status, uint8_t key, uint8_t asc, uint8_t ascq)
 {
 	tk->sc.status = status;
 	if (key) {
@@ -279,6 +279,7 @@ static void task_status(struct iscsi_conn *c, struct iscsi_task *tk,
 		tk->sc.sense[2] = key;
 		tk->sc.sense[7] = 10;
 		tk->sc.sense[12] = asc;
+		tk->sc.sense[13] = ascq;
 		tk->sc.sense_len = SCSI_SENSE_LEN;
 	}
 	tk->sc.xfer_len = 0;
@@ -435,12 +436,12 @@ static int h_scsi_cmd(struct iscsi_conn *c, const struct req *q)
 	if ((r = ext_cdb(c, q, &tk->sc)))
 		return r;   /* the task goes with the connection */
 	if (rd && wr) {
-		task_status(c, tk, SCSI_CHECK_CONDITION, SCSI_SK_ILLEGAL_REQUEST, 0x24);
+		task_status(c, tk, SCSI_CHECK_CONDITION, SCSI_SK_ILLEGAL_REQUEST, 0x24, 0);
 		return iscsi_in_read(c, NULL, q->dlen + iscsi_pad4(q->dlen) +
 				     (q->dlen && c->ddigest ? 4 : 0));
 	}
 	if (buflen && !budget_get(c, buflen)) {
-		task_status(c, tk, SCSI_BUSY, 0, 0);
+		task_status(c, tk, SCSI_BUSY, 0, 0, 0);
 		return iscsi_in_read(c, NULL, q->dlen + iscsi_pad4(q->dlen) +
 				     (q->dlen && c->ddigest ? 4 : 0));
 	}
@@ -490,21 +491,41 @@ static int h_data_out(struct iscsi_conn *c, const struct req *q)
 					 be32toh(h->itt));
 	if (tk->ttt_unsolicited ? ttt != ISCSI_RSVD_TAG : ttt != tk->ttt)
 		return iscsi_proto_error(c, "Data-Out TTT 0x%08x does not match", ttt);
-	if (sn != tk->data_sn)
-		return iscsi_proto_error(c, "Data-Out DataSN %u, expected %u", sn, tk->data_sn);
-	if (off != tk->received)
-		return iscsi_proto_error(c, "Data-Out offset %u, expected %u", off, tk->received);
-	if (q->dlen > tk->burst_end - off)
-		return iscsi_proto_error(c, "Data-Out of %u bytes at %u runs past the "
-					 "burst ending at %u", q->dlen, off, tk->burst_end);
 	if (q->dlen > c->mrdsl_rx)
 		return iscsi_proto_error(c, "Data-Out of %u bytes (MaxRecvDataSegmentLength %u)",
 					 q->dlen, c->mrdsl_rx);
-	if ((r = iscsi_read_data_to(c, tk->buf + off, q->dlen)))
+	if (q->dlen > tk->burst_end - tk->received)
+		return iscsi_proto_error(c, "Data-Out of %u bytes at %u runs past the "
+					 "burst ending at %u", q->dlen, tk->received,
+					 tk->burst_end);
+	if (!tk->datasn_error && sn != tk->data_sn) {
+		/* RFC 7143 7.9: a Data-Out out of DataSN order means an
+		 * earlier one was lost, an implied digest error (7.8).  At
+		 * ErrorRecoveryLevel 0 there is no recovery R2T: the task
+		 * ends with CHECK CONDITION "protocol service CRC error"
+		 * once the sequence's last PDU (F bit) is in.  Until then the
+		 * rest of the sequence is read and discarded, still bounded
+		 * by the burst; the connection and its other tasks go on. */
+		iscsi_logf(c, ISCSI_LOG_ERROR, "Data-Out DataSN %u for ITT 0x%08x, "
+			   "expected %u; the command ends with CHECK CONDITION",
+			   sn, be32toh(h->itt), tk->data_sn);
+		tk->datasn_error = true;
+	}
+	if (!tk->datasn_error && off != tk->received)
+		return iscsi_proto_error(c, "Data-Out offset %u, expected %u", off,
+					 tk->received);
+	/* In bounds: received + dlen <= burst_end <= EDTL, the buffer's size
+	 * (after a DataSN error the bytes land there unused). */
+	if ((r = iscsi_read_data_to(c, tk->buf + tk->received, q->dlen)))
 		return r;
 	tk->received += q->dlen;
 	tk->data_sn++;
 	if (h->flags & ISCSI_F_FINAL) {
+		if (tk->datasn_error) {
+			task_status(c, tk, SCSI_CHECK_CONDITION, SCSI_SK_ABORTED_COMMAND,
+				    0x47, 0x05);
+			return 0;
+		}
 		if (tk->received != tk->burst_end)
 			return iscsi_proto_error(c, "Data-Out sequence ended at %u, "
 						 "expected %u", tk->received, tk->burst_end);
