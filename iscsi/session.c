@@ -30,15 +30,6 @@
 
 /* ---- windows, budget, task lifetime (c->mu) ---- */
 
-/* Recompute MaxCmdSN after the window changed.  Called with c->mu held. */
-static void window_update(struct iscsi_conn *c)
-{
-	uint32_t m = c->exp_cmd_sn - 1 + ISCSI_CMD_WINDOW - c->n_win;
-
-	if (iscsi_sn_lt(c->max_cmd_sn, m))
-		c->max_cmd_sn = m;
-}
-
 /* Take n bytes of budget.  False when they cannot be had without waiting
  * for input (the caller answers BUSY). */
 static bool budget_get(struct iscsi_conn *c, size_t n)
@@ -75,7 +66,6 @@ static void task_unlink(struct iscsi_conn *c, struct iscsi_task *tk)
 		c->n_imm--;
 	else
 		c->n_win--;
-	window_update(c);
 	pthread_cond_broadcast(&c->cv);
 }
 
@@ -123,7 +113,6 @@ static bool cmdsn_take(struct iscsi_conn *c, uint32_t sn)
 	ok = !iscsi_sn_lt(sn, c->exp_cmd_sn) && !iscsi_sn_lt(c->max_cmd_sn, sn);
 	if (ok) {
 		c->exp_cmd_sn = sn + 1;
-		window_update(c);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return ok;
@@ -182,7 +171,7 @@ static void answer(struct iscsi_conn *c, struct iscsi_task *tk)
 			d.stat_sn = htobe32(c->stat_sn++);
 		}
 		d.exp_sn = htobe32(c->exp_cmd_sn);
-		d.max_cmd_sn = htobe32(c->max_cmd_sn);
+		d.max_cmd_sn = htobe32(iscsi_max_cmd_sn(c));
 		pthread_mutex_unlock(&c->mu);
 		iov = (struct iovec){ tk->buf + off, n };
 		if (iscsi_send_pdu_locked(c, &d, &iov, 1))
@@ -206,7 +195,7 @@ static void answer(struct iscsi_conn *c, struct iscsi_task *tk)
 	pthread_mutex_lock(&c->mu);
 	r.stat_sn = htobe32(c->stat_sn++);
 	r.exp_cmd_sn = htobe32(c->exp_cmd_sn);
-	r.max_cmd_sn = htobe32(c->max_cmd_sn);
+	r.max_cmd_sn = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	iscsi_send_pdu_locked(c, &r, &iov, sc->sense_len ? 1 : 0);
 }
@@ -321,7 +310,7 @@ static int send_r2t(struct iscsi_conn *c, struct iscsi_task *tk)
 	pthread_mutex_lock(&c->mu);
 	r.stat_sn = htobe32(c->stat_sn);
 	r.exp_cmd_sn = htobe32(c->exp_cmd_sn);
-	r.max_cmd_sn = htobe32(c->max_cmd_sn);
+	r.max_cmd_sn = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	iscsi_send_pdu_locked(c, &r, NULL, 0);
 	pthread_mutex_unlock(&c->wlock);
@@ -558,7 +547,7 @@ static int h_nop_out(struct iscsi_conn *c, const struct req *q)
 	pthread_mutex_lock(&c->mu);
 	in.w24 = htobe32(c->stat_sn++);
 	in.w28 = htobe32(c->exp_cmd_sn);
-	in.w32 = htobe32(c->max_cmd_sn);
+	in.w32 = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	r = iscsi_send_pdu_locked(c, &in, &iov, iov.iov_len ? 1 : 0);
 	pthread_mutex_unlock(&c->wlock);
@@ -634,12 +623,24 @@ static int h_text(struct iscsi_conn *c, const struct req *q)
 	pthread_mutex_lock(&c->mu);
 	rsp.w24 = htobe32(c->stat_sn++);
 	rsp.w28 = htobe32(c->exp_cmd_sn);
-	rsp.w32 = htobe32(c->max_cmd_sn);
+	rsp.w32 = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	r = iscsi_send_pdu_locked(c, &rsp, &iov, out.len ? 1 : 0);
 	pthread_mutex_unlock(&c->wlock);
 	free(out.buf);
 	return r;
+}
+
+/* The session ends (I_T nexus loss): its RESERVE(6) goes.  Once, and
+ * before a logout or cold reset is answered: an initiator that logs in
+ * again with the same ISID is the same nexus, and must not have its new
+ * reservation dropped by the end of the old connection. */
+static void session_end(struct iscsi_conn *c)
+{
+	if (c->discovery || c->nexus_lost)
+		return;
+	c->nexus_lost = true;
+	scsi_nexus_loss(c->s->t, c->nexus);
 }
 
 /* Abort the tasks that match (all: every task; else lun, or one itt):
@@ -729,13 +730,15 @@ static int h_tmf(struct iscsi_conn *c, const struct req *q)
 		result = ISCSI_TMF_RSP_REJECTED;
 		break;
 	}
+	if (fn == ISCSI_TMF_COLD_RESET)
+		session_end(c);
 	rsp.b2 = result;
 	rsp.itt = h->itt;
 	pthread_mutex_lock(&c->wlock);
 	pthread_mutex_lock(&c->mu);
 	rsp.w24 = htobe32(c->stat_sn++);
 	rsp.w28 = htobe32(c->exp_cmd_sn);
-	rsp.w32 = htobe32(c->max_cmd_sn);
+	rsp.w32 = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	r = iscsi_send_pdu_locked(c, &rsp, NULL, 0);
 	pthread_mutex_unlock(&c->wlock);
@@ -779,13 +782,14 @@ static int h_logout(struct iscsi_conn *c, const struct req *q)
 	if (!(h->op & ISCSI_OP_IMMEDIATE) && !cmdsn_take(c, be32toh(h->w24)))
 		return 0;
 	drain_tasks(c);
+	session_end(c);
 	rsp.b2 = reason == 2 ? 2 : 0;   /* recovery: not supported at ERL 0 */
 	rsp.itt = h->itt;
 	pthread_mutex_lock(&c->wlock);
 	pthread_mutex_lock(&c->mu);
 	rsp.w24 = htobe32(c->stat_sn++);
 	rsp.w28 = htobe32(c->exp_cmd_sn);
-	rsp.w32 = htobe32(c->max_cmd_sn);
+	rsp.w32 = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	iscsi_send_pdu_locked(c, &rsp, NULL, 0);
 	pthread_mutex_unlock(&c->wlock);
@@ -880,7 +884,6 @@ int iscsi_ffp(struct iscsi_conn *c)
 	pthread_mutex_unlock(&c->mu);
 	pthread_join(c->writer, NULL);
 	c->writer_started = false;
-	if (!c->discovery)
-		scsi_nexus_loss(c->s->t, c->nexus);
+	session_end(c);
 	return r > 0 ? 0 : r;
 }
