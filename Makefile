@@ -227,7 +227,9 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=address,undefined
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -MMD -MP -c -o $@ $<
-build-fuzz/%: build-fuzz/obj/fuzz/%.o $(filter-out build-fuzz/obj/fuzz/%,$(FUZZ_OBJS))
+# The library's embedded guest blobs are gcc-built objects, linked as they are.
+build-fuzz/%: build-fuzz/obj/fuzz/%.o $(filter-out build-fuzz/obj/fuzz/%,$(FUZZ_OBJS)) \
+	      $(filter-out $(BUILD)/tests/%,$(GUEST_BLOBS))
 	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 fuzz:
 	$(Q)scripts/deps.sh clang libclang-rt-14-dev
