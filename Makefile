@@ -68,6 +68,8 @@ else
 Q := @
 endif
 
+# `make` alone = `make all` (the version rule below would otherwise be the
+# first target).
 .DEFAULT_GOAL := all
 
 MODULES := common vhd passthrough scsi iscsi vmbus storvsp vss backup nbd vmm-mini
@@ -103,8 +105,6 @@ VERSION ?= $(strip $(shell cat VERSION 2>/dev/null || echo unknown)$(shell \
 VERSION_STAMP := $(BUILD)/version.stamp
 $(shell mkdir -p $(BUILD) && echo '$(VERSION)' | cmp -s - $(VERSION_STAMP) || \
 	echo '$(VERSION)' > $(VERSION_STAMP))
-# (the rule below would otherwise be make's first target: `make` = `make all`)
-.DEFAULT_GOAL := all
 VERSION_OBJS := $(BUILD)/tools/vhdtool/main.o $(PROG_SRCS:%.c=$(BUILD)/%.o)
 $(VERSION_OBJS): $(VERSION_STAMP)
 $(VERSION_OBJS): CPPFLAGS += -DVERSION='"$(VERSION)"'
@@ -230,7 +230,9 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=address,undefined
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -MMD -MP -c -o $@ $<
-build-fuzz/%: build-fuzz/obj/fuzz/%.o $(filter-out build-fuzz/obj/fuzz/%,$(FUZZ_OBJS))
+# The library's embedded guest blobs are gcc-built objects, linked as they are.
+build-fuzz/%: build-fuzz/obj/fuzz/%.o $(filter-out build-fuzz/obj/fuzz/%,$(FUZZ_OBJS)) \
+	      $(filter-out $(BUILD)/tests/%,$(GUEST_BLOBS))
 	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 fuzz:
 	$(Q)scripts/deps.sh clang libclang-rt-14-dev

@@ -330,6 +330,8 @@ struct iscsi_task {
 	uint32_t r2t_sn;         /* next R2TSN */
 	bool in_sequence;        /* a sequence (unsolicited or R2T) is open */
 	bool ttt_unsolicited;    /* the open sequence is the unsolicited one */
+	bool datasn_error;       /* a DataSN was wrong: discard the rest of the
+				  * sequence, then CHECK CONDITION */
 	struct iscsi_task *next; /* c->tasks */
 	struct iscsi_task *cq_next; /* c->cq */
 };
@@ -378,6 +380,7 @@ struct iscsi_conn {
 
 	/* Login results; constant in full feature phase. */
 	bool ffp, discovery;
+	bool nexus_lost;           /* scsi_nexus_loss() called */
 	bool hdigest, ddigest;
 	uint32_t mrdsl_tx;         /* the initiator's MaxRecvDataSegmentLength */
 	uint32_t mrdsl_rx;         /* ours */
@@ -440,6 +443,11 @@ int iscsi_send_pdu_locked(struct iscsi_conn *c, void *bhs,
 /* A Reject of hdr (reason). */
 int iscsi_send_reject(struct iscsi_conn *c, const struct iscsi_bhs *hdr,
 		      uint8_t reason);
+/* The MaxCmdSN to send (c->mu held): the window, ExpCmdSN - 1 +
+ * ISCSI_CMD_WINDOW - live non-immediate tasks, opens only here, as it is
+ * told, so a command beyond the last MaxCmdSN sent is always ignored
+ * (RFC 7143 4.2.2.1), never run because the window grew unannounced. */
+uint32_t iscsi_max_cmd_sn(struct iscsi_conn *c);
 /* Fill ExpCmdSN and MaxCmdSN (c->mu taken). */
 void iscsi_fill_sn(struct iscsi_conn *c, uint32_t *exp, uint32_t *max);
 

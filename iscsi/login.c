@@ -57,7 +57,7 @@ static int login_rsp(struct iscsi_conn *c, struct login *l, uint8_t flags,
 	pthread_mutex_lock(&c->mu);
 	r.sn1 = htobe32(c->stat_sn++);
 	r.sn2 = htobe32(c->exp_cmd_sn);
-	r.max_cmd_sn = htobe32(c->max_cmd_sn);
+	r.max_cmd_sn = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	{
 		int e = iscsi_send_pdu_locked(c, &r, &iov, iov.iov_len ? 1 : 0);

@@ -280,11 +280,20 @@ int iscsi_send_pdu(struct iscsi_conn *c, void *bhs, const struct iovec *data,
 	return r;
 }
 
+uint32_t iscsi_max_cmd_sn(struct iscsi_conn *c)
+{
+	uint32_t m = c->exp_cmd_sn - 1 + ISCSI_CMD_WINDOW - c->n_win;
+
+	if (iscsi_sn_lt(c->max_cmd_sn, m))
+		c->max_cmd_sn = m;
+	return c->max_cmd_sn;
+}
+
 void iscsi_fill_sn(struct iscsi_conn *c, uint32_t *exp, uint32_t *max)
 {
 	pthread_mutex_lock(&c->mu);
 	*exp = htobe32(c->exp_cmd_sn);
-	*max = htobe32(c->max_cmd_sn);
+	*max = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -301,7 +310,7 @@ int iscsi_send_reject(struct iscsi_conn *c, const struct iscsi_bhs *hdr,
 	pthread_mutex_lock(&c->mu);
 	rj.stat_sn = htobe32(c->stat_sn++);
 	rj.exp_cmd_sn = htobe32(c->exp_cmd_sn);
-	rj.max_cmd_sn = htobe32(c->max_cmd_sn);
+	rj.max_cmd_sn = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	r = iscsi_send_pdu_locked(c, &rj, &iov, 1);
 	pthread_mutex_unlock(&c->wlock);

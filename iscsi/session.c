@@ -30,15 +30,6 @@
 
 /* ---- windows, budget, task lifetime (c->mu) ---- */
 
-/* Recompute MaxCmdSN after the window changed.  Called with c->mu held. */
-static void window_update(struct iscsi_conn *c)
-{
-	uint32_t m = c->exp_cmd_sn - 1 + ISCSI_CMD_WINDOW - c->n_win;
-
-	if (iscsi_sn_lt(c->max_cmd_sn, m))
-		c->max_cmd_sn = m;
-}
-
 /* Take n bytes of budget.  False when they cannot be had without waiting
  * for input (the caller answers BUSY). */
 static bool budget_get(struct iscsi_conn *c, size_t n)
@@ -75,7 +66,6 @@ static void task_unlink(struct iscsi_conn *c, struct iscsi_task *tk)
 		c->n_imm--;
 	else
 		c->n_win--;
-	window_update(c);
 	pthread_cond_broadcast(&c->cv);
 }
 
@@ -123,7 +113,6 @@ static bool cmdsn_take(struct iscsi_conn *c, uint32_t sn)
 	ok = !iscsi_sn_lt(sn, c->exp_cmd_sn) && !iscsi_sn_lt(c->max_cmd_sn, sn);
 	if (ok) {
 		c->exp_cmd_sn = sn + 1;
-		window_update(c);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return ok;
@@ -182,7 +171,7 @@ static void answer(struct iscsi_conn *c, struct iscsi_task *tk)
 			d.stat_sn = htobe32(c->stat_sn++);
 		}
 		d.exp_sn = htobe32(c->exp_cmd_sn);
-		d.max_cmd_sn = htobe32(c->max_cmd_sn);
+		d.max_cmd_sn = htobe32(iscsi_max_cmd_sn(c));
 		pthread_mutex_unlock(&c->mu);
 		iov = (struct iovec){ tk->buf + off, n };
 		if (iscsi_send_pdu_locked(c, &d, &iov, 1))
@@ -206,7 +195,7 @@ static void answer(struct iscsi_conn *c, struct iscsi_task *tk)
 	pthread_mutex_lock(&c->mu);
 	r.stat_sn = htobe32(c->stat_sn++);
 	r.exp_cmd_sn = htobe32(c->exp_cmd_sn);
-	r.max_cmd_sn = htobe32(c->max_cmd_sn);
+	r.max_cmd_sn = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	iscsi_send_pdu_locked(c, &r, &iov, sc->sense_len ? 1 : 0);
 }
@@ -270,7 +259,7 @@ static void task_submit(struct iscsi_conn *c, struct iscsi_task *tk)
 
 /* Answer tk at once with a status of our own (no data moved). */
 static void task_status(struct iscsi_conn *c, struct iscsi_task *tk,
-			uint8_t status, uint8_t key, uint8_t asc)
+			uint8_t status, uint8_t key, uint8_t asc, uint8_t ascq)
 {
 	tk->sc.status = status;
 	if (key) {
@@ -279,6 +268,7 @@ static void task_status(struct iscsi_conn *c, struct iscsi_task *tk,
 		tk->sc.sense[2] = key;
 		tk->sc.sense[7] = 10;
 		tk->sc.sense[12] = asc;
+		tk->sc.sense[13] = ascq;
 		tk->sc.sense_len = SCSI_SENSE_LEN;
 	}
 	tk->sc.xfer_len = 0;
@@ -320,7 +310,7 @@ static int send_r2t(struct iscsi_conn *c, struct iscsi_task *tk)
 	pthread_mutex_lock(&c->mu);
 	r.stat_sn = htobe32(c->stat_sn);
 	r.exp_cmd_sn = htobe32(c->exp_cmd_sn);
-	r.max_cmd_sn = htobe32(c->max_cmd_sn);
+	r.max_cmd_sn = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	iscsi_send_pdu_locked(c, &r, NULL, 0);
 	pthread_mutex_unlock(&c->wlock);
@@ -435,12 +425,12 @@ static int h_scsi_cmd(struct iscsi_conn *c, const struct req *q)
 	if ((r = ext_cdb(c, q, &tk->sc)))
 		return r;   /* the task goes with the connection */
 	if (rd && wr) {
-		task_status(c, tk, SCSI_CHECK_CONDITION, SCSI_SK_ILLEGAL_REQUEST, 0x24);
+		task_status(c, tk, SCSI_CHECK_CONDITION, SCSI_SK_ILLEGAL_REQUEST, 0x24, 0);
 		return iscsi_in_read(c, NULL, q->dlen + iscsi_pad4(q->dlen) +
 				     (q->dlen && c->ddigest ? 4 : 0));
 	}
 	if (buflen && !budget_get(c, buflen)) {
-		task_status(c, tk, SCSI_BUSY, 0, 0);
+		task_status(c, tk, SCSI_BUSY, 0, 0, 0);
 		return iscsi_in_read(c, NULL, q->dlen + iscsi_pad4(q->dlen) +
 				     (q->dlen && c->ddigest ? 4 : 0));
 	}
@@ -490,21 +480,41 @@ static int h_data_out(struct iscsi_conn *c, const struct req *q)
 					 be32toh(h->itt));
 	if (tk->ttt_unsolicited ? ttt != ISCSI_RSVD_TAG : ttt != tk->ttt)
 		return iscsi_proto_error(c, "Data-Out TTT 0x%08x does not match", ttt);
-	if (sn != tk->data_sn)
-		return iscsi_proto_error(c, "Data-Out DataSN %u, expected %u", sn, tk->data_sn);
-	if (off != tk->received)
-		return iscsi_proto_error(c, "Data-Out offset %u, expected %u", off, tk->received);
-	if (q->dlen > tk->burst_end - off)
-		return iscsi_proto_error(c, "Data-Out of %u bytes at %u runs past the "
-					 "burst ending at %u", q->dlen, off, tk->burst_end);
 	if (q->dlen > c->mrdsl_rx)
 		return iscsi_proto_error(c, "Data-Out of %u bytes (MaxRecvDataSegmentLength %u)",
 					 q->dlen, c->mrdsl_rx);
-	if ((r = iscsi_read_data_to(c, tk->buf + off, q->dlen)))
+	if (q->dlen > tk->burst_end - tk->received)
+		return iscsi_proto_error(c, "Data-Out of %u bytes at %u runs past the "
+					 "burst ending at %u", q->dlen, tk->received,
+					 tk->burst_end);
+	if (!tk->datasn_error && sn != tk->data_sn) {
+		/* RFC 7143 7.9: a Data-Out out of DataSN order means an
+		 * earlier one was lost, an implied digest error (7.8).  At
+		 * ErrorRecoveryLevel 0 there is no recovery R2T: the task
+		 * ends with CHECK CONDITION "protocol service CRC error"
+		 * once the sequence's last PDU (F bit) is in.  Until then the
+		 * rest of the sequence is read and discarded, still bounded
+		 * by the burst; the connection and its other tasks go on. */
+		iscsi_logf(c, ISCSI_LOG_ERROR, "Data-Out DataSN %u for ITT 0x%08x, "
+			   "expected %u; the command ends with CHECK CONDITION",
+			   sn, be32toh(h->itt), tk->data_sn);
+		tk->datasn_error = true;
+	}
+	if (!tk->datasn_error && off != tk->received)
+		return iscsi_proto_error(c, "Data-Out offset %u, expected %u", off,
+					 tk->received);
+	/* In bounds: received + dlen <= burst_end <= EDTL, the buffer's size
+	 * (after a DataSN error the bytes land there unused). */
+	if ((r = iscsi_read_data_to(c, tk->buf + tk->received, q->dlen)))
 		return r;
 	tk->received += q->dlen;
 	tk->data_sn++;
 	if (h->flags & ISCSI_F_FINAL) {
+		if (tk->datasn_error) {
+			task_status(c, tk, SCSI_CHECK_CONDITION, SCSI_SK_ABORTED_COMMAND,
+				    0x47, 0x05);
+			return 0;
+		}
 		if (tk->received != tk->burst_end)
 			return iscsi_proto_error(c, "Data-Out sequence ended at %u, "
 						 "expected %u", tk->received, tk->burst_end);
@@ -537,7 +547,7 @@ static int h_nop_out(struct iscsi_conn *c, const struct req *q)
 	pthread_mutex_lock(&c->mu);
 	in.w24 = htobe32(c->stat_sn++);
 	in.w28 = htobe32(c->exp_cmd_sn);
-	in.w32 = htobe32(c->max_cmd_sn);
+	in.w32 = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	r = iscsi_send_pdu_locked(c, &in, &iov, iov.iov_len ? 1 : 0);
 	pthread_mutex_unlock(&c->wlock);
@@ -613,12 +623,24 @@ static int h_text(struct iscsi_conn *c, const struct req *q)
 	pthread_mutex_lock(&c->mu);
 	rsp.w24 = htobe32(c->stat_sn++);
 	rsp.w28 = htobe32(c->exp_cmd_sn);
-	rsp.w32 = htobe32(c->max_cmd_sn);
+	rsp.w32 = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	r = iscsi_send_pdu_locked(c, &rsp, &iov, out.len ? 1 : 0);
 	pthread_mutex_unlock(&c->wlock);
 	free(out.buf);
 	return r;
+}
+
+/* The session ends (I_T nexus loss): its RESERVE(6) goes.  Once, and
+ * before a logout or cold reset is answered: an initiator that logs in
+ * again with the same ISID is the same nexus, and must not have its new
+ * reservation dropped by the end of the old connection. */
+static void session_end(struct iscsi_conn *c)
+{
+	if (c->discovery || c->nexus_lost)
+		return;
+	c->nexus_lost = true;
+	scsi_nexus_loss(c->s->t, c->nexus);
 }
 
 /* Abort the tasks that match (all: every task; else lun, or one itt):
@@ -708,13 +730,15 @@ static int h_tmf(struct iscsi_conn *c, const struct req *q)
 		result = ISCSI_TMF_RSP_REJECTED;
 		break;
 	}
+	if (fn == ISCSI_TMF_COLD_RESET)
+		session_end(c);
 	rsp.b2 = result;
 	rsp.itt = h->itt;
 	pthread_mutex_lock(&c->wlock);
 	pthread_mutex_lock(&c->mu);
 	rsp.w24 = htobe32(c->stat_sn++);
 	rsp.w28 = htobe32(c->exp_cmd_sn);
-	rsp.w32 = htobe32(c->max_cmd_sn);
+	rsp.w32 = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	r = iscsi_send_pdu_locked(c, &rsp, NULL, 0);
 	pthread_mutex_unlock(&c->wlock);
@@ -758,13 +782,14 @@ static int h_logout(struct iscsi_conn *c, const struct req *q)
 	if (!(h->op & ISCSI_OP_IMMEDIATE) && !cmdsn_take(c, be32toh(h->w24)))
 		return 0;
 	drain_tasks(c);
+	session_end(c);
 	rsp.b2 = reason == 2 ? 2 : 0;   /* recovery: not supported at ERL 0 */
 	rsp.itt = h->itt;
 	pthread_mutex_lock(&c->wlock);
 	pthread_mutex_lock(&c->mu);
 	rsp.w24 = htobe32(c->stat_sn++);
 	rsp.w28 = htobe32(c->exp_cmd_sn);
-	rsp.w32 = htobe32(c->max_cmd_sn);
+	rsp.w32 = htobe32(iscsi_max_cmd_sn(c));
 	pthread_mutex_unlock(&c->mu);
 	iscsi_send_pdu_locked(c, &rsp, NULL, 0);
 	pthread_mutex_unlock(&c->wlock);
@@ -859,7 +884,6 @@ int iscsi_ffp(struct iscsi_conn *c)
 	pthread_mutex_unlock(&c->mu);
 	pthread_join(c->writer, NULL);
 	c->writer_started = false;
-	if (!c->discovery)
-		scsi_nexus_loss(c->s->t, c->nexus);
+	session_end(c);
 	return r > 0 ? 0 : r;
 }

@@ -128,11 +128,11 @@ static size_t vpd_b0(const struct scsi_lun *l, uint8_t *p)
 	/* WSNZ 0: WRITE SAME with zero blocks runs to the end of the medium
 	 * (within the maximum write same length). */
 	p[5] = (uint8_t)UTIL_MIN(caw, 255u);             /* max CAW length */
-	util_put_be16(p + 6, (uint16_t)(lim->physical_block / bs));
+	util_put_be16(p + 6, (uint16_t)(l->phys / bs));
 	util_put_be32(p + 8, lim->max_transfer / bs);
 	/* Linux wants the optimal size a multiple of the physical block,
 	 * at least 4 KiB: report nothing otherwise. */
-	if (opt < 4096 || opt % lim->physical_block ||
+	if (opt < 4096 || opt % l->phys ||
 	    (lim->max_transfer && opt > lim->max_transfer))
 		opt = 0;
 	util_put_be32(p + 12, opt / bs);

@@ -81,6 +81,7 @@ struct scsi_lun {
 	uint32_t num;
 	bool ro;
 	uint32_t bs;                 /* logical block size */
+	uint32_t phys;               /* physical block: the disk's, >= bs */
 	uint64_t blocks;             /* capacity last reported */
 	int inflight;                /* tasks using this LUN */
 	bool removed;

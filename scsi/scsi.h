@@ -29,6 +29,9 @@ struct scsi_target;
 
 /* scsi_lun_add() flags */
 #define SCSI_LUN_READ_ONLY 0x1u
+/* 4096-byte logical blocks on a disk of 512-byte sectors (a 4Kn LUN): the
+ * disk's size must be a multiple of 4096 bytes. */
+#define SCSI_LUN_4K        0x2u
 
 /* SCSI status codes (SAM-5) */
 enum scsi_status {
@@ -98,10 +101,11 @@ struct scsi_target *scsi_target_new(void);
  * has stopped submitting. */
 void scsi_target_free(struct scsi_target *t);
 
-/* Make bd LUN number lun (flags: SCSI_LUN_READ_ONLY).  bd stays the
- * caller's; its logical block must be 512 or 4096 bytes.  Every initiator
+/* Make bd LUN number lun (flags: SCSI_LUN_READ_ONLY, SCSI_LUN_4K).  bd
+ * stays the caller's; its logical block must be 512 or 4096 bytes.  Every initiator
  * gets REPORTED LUNS DATA HAS CHANGED on its other LUNs.  0, -EEXIST,
- * -EINVAL (lun out of range, bad block size), -ENOMEM. */
+ * -EINVAL (lun out of range, bad block size, SCSI_LUN_4K on a size that
+ * is not a multiple of 4096), -ENOMEM. */
 int scsi_lun_add(struct scsi_target *t, uint32_t lun, struct bdev *bd,
 		 unsigned flags);
 /* Hot remove: new commands to lun fail with LOGICAL UNIT NOT SUPPORTED at

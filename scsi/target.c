@@ -119,6 +119,11 @@ int scsi_lun_add(struct scsi_target *t, uint32_t lun, struct bdev *bd,
 
 	if (lun >= SCSI_MAX_LUNS || (bs != 512 && bs != 4096))
 		return -EINVAL;
+	if (flags & SCSI_LUN_4K) {
+		if (bd->size % 4096)
+			return -EINVAL;
+		bs = 4096;
+	}
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
@@ -126,6 +131,7 @@ int scsi_lun_add(struct scsi_target *t, uint32_t lun, struct bdev *bd,
 	l->num = lun;
 	l->ro = flags & SCSI_LUN_READ_ONLY;
 	l->bs = bs;
+	l->phys = UTIL_MAX(bd->limits.physical_block, bs);
 	l->wce = true;
 	pthread_mutex_lock(&t->mu);
 	if (t->luns[lun]) {

@@ -36,7 +36,7 @@ static uint8_t log2u(uint32_t v)
 void scsi_h_read_capacity16(struct scsi_task *tk)
 {
 	const struct scsi_lun *l = tk->lun;
-	uint32_t phys = l->bd->limits.physical_block;
+	uint32_t phys = l->phys;
 	uint8_t p[32] = { 0 };
 
 	util_put_be64(p, scsi_lun_blocks(l) - 1);

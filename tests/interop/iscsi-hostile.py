@@ -192,17 +192,99 @@ def cmdsn_out_of_window_ignored():
     nop(s, 0)
 
 
+def data_out(s, itt, ttt, datasn, offset, data, final=True):
+    s.sendall(pdu(0x05, 0x80 if final else 0, itt=itt, w20=ttt,
+                  rest=struct.pack('>III', 0, datasn, offset) + b'\0' * 4, data=data))
+
+
+def r2t(s, itt):
+    r = recv_pdu(s)
+    assert r and r[0][0] == 0x31 and r[0][16:20] == itt.to_bytes(4, 'big'), 'no R2T'
+    return int.from_bytes(r[0][20:24], 'big')
+
+
+def response(s, itt):
+    """The SCSI Response for itt: (status, sense bytes)."""
+    r = recv_pdu(s)
+    assert r and r[0][0] == 0x21 and r[0][16:20] == itt.to_bytes(4, 'big'), \
+        'no SCSI Response: %r' % (r and r[0][:4])
+    n = int.from_bytes(r[0][5:8], 'big')
+    sense = r[1][2:2 + int.from_bytes(r[1][:2], 'big')] if n >= 2 else b''
+    return r[0][3], sense
+
+
+def protocol_crc_error(status, sense):
+    """CHECK CONDITION, ABORTED COMMAND, PROTOCOL SERVICE CRC ERROR (RFC
+    7143 11.4.7.2), the end of a task whose Data-Out DataSN was wrong."""
+    return status == 2 and sense[2] & 0xf == 0xb and sense[12:14] == b'\x47\x05'
+
+
+def read_blocks(s, cmdsn, lba, blocks, itt):
+    scsi_cmd(s, cmdsn, struct.pack('>BBIBHB', 0x28, 0, lba, 0, blocks, 0),
+             blocks * 512, read=True, itt=itt)
+    data = b''
+    while True:
+        r = recv_pdu(s)
+        assert r and r[0][0] == 0x25, 'no Data-In'
+        data += r[1][:int.from_bytes(r[0][5:8], 'big')]
+        if r[0][1] & 1:
+            assert r[0][3] == 0, 'read failed'
+            return data
+
+
 @case
-def bad_datasn_drops():
+def bad_datasn_check_condition():
+    # ERL 0: the write ends with CHECK CONDITION, nothing is written, the
+    # connection goes on (a good write and a read on it after).
+    s = conn()
+    login(s)
+    scsi_cmd(s, 0, b'\0' * 6, 0, itt=3)   # TEST UNIT READY: the unit attention
+    response(s, 3)
+    before = read_blocks(s, 1, 40, 8, itt=4)
+    scsi_cmd(s, 2, write10(40, 8), 4096, write=True, itt=5)
+    data_out(s, 5, r2t(s, 5), 7, 0, b'x' * 4096)
+    st, sense = response(s, 5)
+    assert protocol_crc_error(st, sense), 'DataSN 7: %d %r' % (st, sense[:14])
+    assert read_blocks(s, 3, 40, 8, itt=6) == before, 'DataSN 7: data written'
+    scsi_cmd(s, 4, write10(40, 8), 4096, write=True, itt=7)
+    data_out(s, 7, r2t(s, 7), 0, 0, b'z' * 4096)
+    assert response(s, 7)[0] == 0, 'good write after a bad DataSN failed'
+    assert read_blocks(s, 5, 40, 8, itt=8) == b'z' * 4096, 'good write not read back'
+
+
+@case
+def repeated_datasn_check_condition():
+    # Two Data-Outs both numbered 0: the second is out of order; the task
+    # ends after the F bit, not before.
+    s = conn()
+    login(s)
+    scsi_cmd(s, 0, write10(48, 8), 4096, write=True, itt=5)
+    ttt = r2t(s, 5)
+    data_out(s, 5, ttt, 0, 0, b'x' * 1024, final=False)
+    data_out(s, 5, ttt, 0, 1024, b'x' * 1024, final=False)
+    s.settimeout(0.5)
+    try:
+        assert recv_pdu(s) is None, 'answered before the F bit'
+    except socket.timeout:
+        pass
+    s.settimeout(5)
+    # The rest of the sequence is read and dropped whatever it says.
+    data_out(s, 5, ttt, 99, 12345, b'x' * 2048, final=True)
+    st, sense = response(s, 5)
+    assert protocol_crc_error(st, sense), 'DataSN 0,0: %d %r' % (st, sense[:14])
+    nop(s, 1)
+
+
+@case
+def bad_datasn_past_burst_drops():
+    # After a wrong DataSN the sequence is still bounded by its burst.
     s = conn()
     login(s)
     scsi_cmd(s, 0, write10(0, 8), 4096, write=True)
-    h, d = recv_pdu(s)
-    assert h[0] == 0x31, 'no R2T'
-    ttt = h[20:24]
-    s.sendall(pdu(0x05, 0x80, itt=5, w20=int.from_bytes(ttt, 'big'),
-                  rest=struct.pack('>III', 0, 7, 0) + b'\0' * 4, data=b'x' * 4096))
-    assert closed(s), 'bad DataSN: not dropped'
+    ttt = r2t(s, 5)
+    data_out(s, 5, ttt, 3, 0, b'x' * 2048, final=False)
+    data_out(s, 5, ttt, 4, 2048, b'x' * 4096, final=True)
+    assert closed(s), 'Data-Out past the burst after a bad DataSN: not dropped'
 
 
 @case

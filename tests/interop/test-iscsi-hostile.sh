@@ -1,7 +1,9 @@
 #!/bin/bash
 # Hostile initiators against vhdtool serve --iscsi (tests/interop/
 # iscsi-hostile.py): malformed PDUs, oversized segments, wrong CmdSN and
-# DataSN, half and trickled logins, connections that vanish mid-Data-Out.
+# DataSN (a wrong DataSN ends its command with CHECK CONDITION, the
+# connection goes on), half and trickled logins, connections that vanish
+# mid-Data-Out.
 # The server must stay up, a normal session must work after each, and its
 # thread and descriptor counts must return to where they were.
 set -eu

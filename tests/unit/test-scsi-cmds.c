@@ -162,6 +162,56 @@ static void test_read_capacity(void **state)
 	assert_field(&x, 1, 4);
 }
 
+/* SCSI_LUN_4K: 4096-byte logical blocks on disks of 512-byte sectors (one
+ * with 512-byte physical blocks, LUN 2; the 512e disk of LUN 0, LUN 3):
+ * capacity and block limits in 4 KiB blocks, LBA n at byte 4096 n; a
+ * disk whose size is not a multiple of 4096 cannot be one. */
+static void test_lun_4k(void **state)
+{
+	struct fx *f = *state;
+	struct memdisk *m2 = md_new(DISK, 512, 512, true);
+	struct memdisk *odd = md_new(DISK + 512, 512, 512, true);
+	uint8_t c16[16] = { 0x9E, 0x10 }, b[255], w[4096];
+	uint8_t cw[10] = { 0x2A, 0, 0, 0, 0, 2, 0, 0, 1, 0 };   /* WRITE 10 LBA 2 */
+	uint8_t cr[10] = { 0x28, 0, 0, 0, 0, 2, 0, 0, 1, 0 };   /* READ 10 LBA 2 */
+	struct tc x;
+
+	assert_int_equal(scsi_lun_add(f->t, 4, &odd->b, SCSI_LUN_4K), -EINVAL);
+	bdev_close(&odd->b);
+	assert_int_equal(scsi_lun_add(f->t, 2, &m2->b, SCSI_LUN_4K), 0);
+	assert_int_equal(scsi_lun_add(f->t, 3, &f->m0->b, SCSI_LUN_4K | SCSI_LUN_READ_ONLY), 0);
+	clear_ua(f->t, 2, 1);
+	clear_ua(f->t, 3, 1);
+	for (uint32_t lun = 2; lun <= 3; lun++) {
+		util_put_be32(c16 + 10, 32);
+		assert_int_equal(run(f->t, &x, lun, 1, c16, 16, SCSI_DIR_IN, b, 32), SCSI_GOOD);
+		assert_int_equal(util_get_be64(b), DISK / 4096 - 1);
+		assert_int_equal(util_get_be32(b + 8), 4096);
+		assert_int_equal(b[13] & 0x0f, 0);            /* one block a physical */
+		assert_int_equal(inq(f, &x, lun, 1, 0xB0, b, sizeof(b)), SCSI_GOOD);
+		assert_int_equal(util_get_be16(b + 6), 1);    /* granularity */
+		assert_int_equal(util_get_be32(b + 28), 1);   /* unmap granularity */
+	}
+	for (size_t i = 0; i < sizeof(w); i++)
+		w[i] = (uint8_t)(i * 5 + 3);
+	assert_int_equal(run(f->t, &x, 2, 1, cw, 10, SCSI_DIR_OUT, w, sizeof(w)), SCSI_GOOD);
+	assert_memory_equal(m2->data + 2 * 4096, w, sizeof(w));
+	memcpy(f->m0->data + 2 * 4096, w, sizeof(w));
+	{
+		uint8_t r[4096];
+
+		assert_int_equal(run(f->t, &x, 3, 1, cr, 10, SCSI_DIR_IN, r, sizeof(r)), SCSI_GOOD);
+		assert_memory_equal(r, w, sizeof(w));
+	}
+	/* past the end in 4 KiB blocks */
+	util_put_be32(cr + 2, DISK / 4096);
+	run(f->t, &x, 2, 1, cr, 10, SCSI_DIR_IN, w, sizeof(w));
+	assert_sense(&x, SCSI_SK_ILLEGAL_REQUEST, 0x21, 0x00);
+	assert_int_equal(scsi_lun_remove(f->t, 2), 0);
+	assert_int_equal(scsi_lun_remove(f->t, 3), 0);
+	bdev_close(&m2->b);
+}
+
 static void test_report_luns(void **state)
 {
 	struct fx *f = *state;
@@ -474,6 +524,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mode_sense, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mode_select, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_stop_prevent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lun_4k, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

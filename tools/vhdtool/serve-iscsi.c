@@ -88,13 +88,14 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		{ "chap-secret-file", required_argument, NULL, 'C' },
 		VT_FORMAT_LONGOPT,
 		{ "login-timeout", required_argument, NULL, 'L' },
+		{ "sector-size", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ 0 }
 	};
 	struct iscsi_opts io = { 0 };
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	const char *addr = NULL, *secret_file = NULL, *msg = "";
-	unsigned port = ISCSI_DEFAULT_PORT, oflags = 0;
+	unsigned port = ISCSI_DEFAULT_PORT, oflags = 0, sector = 0;
 	bool read_only = false, snapshot = false, verbose = false;
 	struct bdev *disks[SCSI_MAX_LUNS] = { 0 };
 	struct scsi_target *t = NULL;
@@ -105,7 +106,7 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 	optind = 1;
 	/* -f is the images' format (as everywhere); the secret file has
 	 * only its long name. */
-	while ((c = getopt_long(argc, argv, "b:p:n:rSDu:f:L:v", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:p:n:rSDu:f:L:B:v", lo, NULL)) != -1) {
 		switch (c) {
 		case 'I': break;
 		case 'b': addr = optarg; break;
@@ -126,6 +127,14 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		case 'L':
 			if (!parse_num("login-timeout", optarg, 3600000, &io.login_ms))
 				return 2;
+			break;
+		case 'B':
+			if (!parse_num("sector-size", optarg, 4096, &sector))
+				return 2;
+			if (sector != 512 && sector != 4096) {
+				vt_err(NULL, "--sector-size is 512 or 4096");
+				return 2;
+			}
 			break;
 		case 'v': verbose = true; break;
 		default:
@@ -159,7 +168,17 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 			vt_open(img, (read_only ? VT_OPEN_RDONLY : 0) | VT_OPEN_RAW_OK | oflags);
 		if (!disks[n])
 			goto out;
-		r = scsi_lun_add(t, (uint32_t)n, disks[n], read_only ? SCSI_LUN_READ_ONLY : 0);
+		if (sector && sector != disks[n]->limits.logical_block &&
+		    (sector < disks[n]->limits.logical_block || disks[n]->size % sector)) {
+			vt_err(img, "cannot have %u-byte sectors (its own are %u bytes, its "
+			       "size %llu bytes)", sector, disks[n]->limits.logical_block,
+			       (unsigned long long)disks[n]->size);
+			bdev_close(disks[n]);
+			disks[n] = NULL;
+			goto out;
+		}
+		r = scsi_lun_add(t, (uint32_t)n, disks[n], (read_only ? SCSI_LUN_READ_ONLY : 0) |
+				 (sector == 4096 ? SCSI_LUN_4K : 0));
 		if (r) {
 			vt_err(img, "cannot be LUN %d: %s", n, r == -EINVAL ?
 			       "its logical block is neither 512 nor 4096 bytes" : strerror(-r));

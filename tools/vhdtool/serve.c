@@ -102,7 +102,7 @@ VHDTOOL_COMMAND(serve, .name = "serve",
 		 "[--exit-with-parent] [-v] [-f raw|vpc] [--output=human|json] IMAGE\n"
 		 "serve --iscsi [--bind ADDR] [--port N] [--target-name IQN] [--read-only] "
 		 "[--snapshot] [--direct] [--chap-user USER --chap-secret-file FILE] "
-		 "[--login-timeout MS] [-v] IMAGE...",
+		 "[--login-timeout MS] [--sector-size 512|4096] [-v] IMAGE...",
 	.summary = "export a disk (any VHD chain or raw file) over NBD, or disks as iSCSI LUNs",
 	.run = run_serve)
 
