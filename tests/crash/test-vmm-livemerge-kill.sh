@@ -12,6 +12,7 @@
 # The user-mode backend unless VMM_USER_MODE=0 (then KVM).
 export VMM_USER_MODE=${VMM_USER_MODE:-1}
 . "$(dirname "$0")/../e2e/vmm-common.bash"
+KILLED=1   # check_records: leaked space after a kill -9 is allowed
 requires_kvm
 command -v python3 >/dev/null || skip "python3 is not installed"
 TRIALS=${TRIALS:-10}
@@ -75,7 +76,11 @@ for t in $(seq "$TRIALS"); do
 	last=$(grep -E '^(snapshot|merging|merged)' "$dir/driver.log" | tail -n 1)
 	[ "${last%% *}" = merging ] && in_merge=$((in_merge + 1))
 	if [ -e "$child" ]; then
-		"$VHDTOOL" check "$child" >>"$dir/check" 2>&1 || { cat "$dir/check"; fail "trial $t: check $child"; }
+		# leaked space (exit 3: a block written whose BAT entry was not
+		# yet) is what a kill of a writer may leave; never corruption
+		crc=0
+		"$VHDTOOL" check "$child" >>"$dir/check" 2>&1 || crc=$?
+		[ "$crc" = 0 ] || [ "$crc" = 3 ] || { cat "$dir/check"; fail "trial $t: check $child exited $crc"; }
 		check_records "$child" 0
 		"$VHDTOOL" merge "$child" >>"$dir/check" 2>&1 || { cat "$dir/check"; fail "trial $t: offline merge"; }
 		[ -e "$child" ] && fail "trial $t: the offline merge left the child"

@@ -108,7 +108,12 @@ check_records() {
 	"$VMM" check-records "$1,flushed=$(flushed "$2")" >>"$dir/check" 2>&1 ||
 		{ cat "$dir/check"; fail "records on $1 (LUN $2)"; }
 	case $1 in
-	*.vhd) "$VHDTOOL" check "$1" >>"$dir/check" 2>&1 ||
-		{ cat "$dir/check"; fail "vhdtool check $1"; } ;;
+	*.vhd)
+		local crc=0
+		"$VHDTOOL" check "$1" >>"$dir/check" 2>&1 || crc=$?
+		# After a kill -9 (KILLED=1) leaked space (exit 3: a block written
+		# whose BAT entry was not yet) is allowed, never corruption.
+		[ "$crc" = 0 ] || { [ "$crc" = 3 ] && [ "${KILLED:-0}" = 1 ]; } ||
+			{ cat "$dir/check"; fail "vhdtool check $1 exited $crc"; } ;;
 	esac
 }
