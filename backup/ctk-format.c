@@ -38,7 +38,6 @@
 #include <zlib.h>
 
 #include "common/util.h"
-#include "vhd/vhd.h"
 
 /* ---- encoding ---- */
 
@@ -219,18 +218,21 @@ static void fill_stat(struct bkp_ctk_layer *x, const struct stat *st)
 }
 
 /* Layers of the disk b opened from path: real paths (malloc'd) and
- * identities.  -ENOTSUP for block devices and chains too deep. */
+ * identities, the files bdev_file_info() names (a disk that describes no
+ * file is the file at path).  -ENOTSUP for block devices and chains too
+ * deep. */
 int bkp_ctkf_collect(struct bdev *b, const char *path,
 		     char *paths[CTK_MAX_LAYERS], struct bkp_ctk_layer *ids,
 		     uint32_t *n, char *why, size_t wl)
 {
-	struct vhd *v = vhd_of(b);
+	struct bdev_file_info fi;
+	bool known = bdev_file_info(b, &fi) == 0;
 	struct stat st;
 
 	*n = 0;
 	memset(ids, 0, sizeof(*ids) * CTK_MAX_LAYERS);
 	for (;;) {
-		const char *p = v ? vhd_path(v) : path;
+		const char *p = known ? fi.path : path;
 
 		if (*n == CTK_MAX_LAYERS) {
 			snprintf(why, wl, "chain deeper than %d layers", CTK_MAX_LAYERS);
@@ -250,18 +252,13 @@ int bkp_ctkf_collect(struct bdev *b, const char *path,
 			return -errno;
 		}
 		fill_stat(&ids[*n], &st);
-		if (v) {
-			struct vhd_info info;
-
-			if (vhd_get_info(v, &info) == 0)
-				memcpy(ids[*n].uuid, info.uuid, 16);
-		}
+		if (known)
+			memcpy(ids[*n].uuid, fi.id, 16);
 		(*n)++;
-		if (!v || !vhd_parent(v))
+		if (!known || !fi.backing)
 			return 0;
-		v = vhd_of(vhd_parent(v));
-		if (!v) {
-			snprintf(why, wl, "chain has a parent that is not a VHD");
+		if (bdev_file_info(fi.backing, &fi)) {
+			snprintf(why, wl, "chain has a parent that names no file");
 			return -ENOTSUP;
 		}
 	}
