@@ -198,7 +198,88 @@ void bkp_json_free(struct bkp_json *j);
 const struct bkp_json *bkp_json_get(const struct bkp_json *o,
 				    const char *key);
 
-/* ---- change tracking, the backup side (track.c) ---- */
+/* ---- change tracking, the file format (ctk-format.c) ----
+ * IMAGE.ctk: docs/backup-format.md, "Change-tracking file".  Used by the
+ * writer side (track-writer.c) and the backup side (ctk-backup.c). */
+
+#define CTK_HDR        4096u
+#define CTK_CRC_OFF    4088u   /* CRC-32 of bytes 0..4087 */
+#define CTK_STALE_OFF  4092u   /* not covered by the CRC */
+#define CTK_LAYERS_OFF 128u
+#define CTK_LAYER_SIZE 64u
+#define CTK_MAX_LAYERS 32
+#define CTK_GRANULE    (4u << 20)
+#define CTK_MAX_MARKS  (1u << 24)   /* 64 TiB at 4 MiB */
+
+#define CTK_ST_CLEAN   1u
+#define CTK_ST_OPEN    2u
+#define CTK_ST_INVALID 3u
+
+_Static_assert(CTK_LAYERS_OFF + CTK_MAX_LAYERS * CTK_LAYER_SIZE <= CTK_CRC_OFF,
+	       "ctk layers fit the header");
+
+struct bkp_ctk_layer {
+	uint8_t uuid[16];        /* VHD footer UUID; zero for raw files */
+	uint64_t dev, ino, size;
+	int64_t mtime_sec, ctime_sec;
+	uint32_t mtime_nsec, ctime_nsec;
+};
+
+struct bkp_ctkf {
+	uint32_t state, granule, epoch, nlayers, stale;
+	uint64_t vsize, nmarks;
+	uint8_t gen[16];
+	/* When the layer records were proven (bkp_ctkf_prove), on the tracking
+	 * file's own filesystem clock (its mtime) and on the system clock;
+	 * zero: not proven. */
+	struct timespec proof_fs, proof_clock;
+	struct bkp_ctk_layer layer[CTK_MAX_LAYERS];
+	uint32_t *marks;
+};
+
+/* Read and check the file; -EBADMSG with why when damaged, -ENOMEM. */
+int bkp_ctkf_read(int fd, struct bkp_ctkf *c, char *why, size_t wl);
+/* Write marks (when marks) and header (the stale word only when
+ * with_stale: a reset), then fdatasync. */
+int bkp_ctkf_write(int fd, const struct bkp_ctkf *c, bool marks,
+		   bool with_stale);
+/* Layers of the disk b opened from path: real paths (malloc'd, into
+ * paths) and identities (ids), *n of them.  -ENOTSUP for block devices
+ * and chains too deep (why filled). */
+int bkp_ctkf_collect(struct bdev *b, const char *path,
+		     char *paths[CTK_MAX_LAYERS], struct bkp_ctk_layer *ids,
+		     uint32_t *n, char *why, size_t wl);
+/* Re-stat saved paths into out, keeping old's recorded UUIDs. */
+int bkp_ctkf_restat(char *const *paths, uint32_t n,
+		    const struct bkp_ctk_layer *old, struct bkp_ctk_layer *out);
+void bkp_ctkf_free_paths(char **paths, uint32_t n);
+/* Whether n layer records match; why (when not NULL) says which differs. */
+bool bkp_ctkf_same_layers(const struct bkp_ctk_layer *a,
+			  const struct bkp_ctk_layer *b, uint32_t n,
+			  char *why, size_t wl);
+/* Device of the open file fd (0 if unknown). */
+uint64_t bkp_ctkf_fd_dev(int fd);
+/* Prove c's layer records (written to fd) by rewriting the header until
+ * the file's mtime is past them; records the proof, or leaves it unproven
+ * (hence invalid) after a few seconds. */
+int bkp_ctkf_prove(int fd, struct bkp_ctkf *c);
+/* Whether c describes the disk now (ids, n layers, size vsize); ctk_dev
+ * is the tracking file's device.  why says why not. */
+bool bkp_ctkf_valid(const struct bkp_ctkf *c, const struct bkp_ctk_layer *ids,
+		    uint32_t n, uint64_t vsize, uint64_t ctk_dev,
+		    char *why, size_t wl);
+/* A new generation for disk size vsize: epoch 1, no marks, in state. */
+int bkp_ctkf_reset(struct bkp_ctkf *c, uint64_t vsize,
+		   const struct bkp_ctk_layer *ids, uint32_t n, uint32_t state);
+/* "IMAGE.ctk" (malloc'd), or NULL. */
+char *bkp_ctkf_name(const char *image);
+/* Open (O_CREAT when create) and lock the tracking file without waiting.
+ * -EWOULDBLOCK when another process holds it. */
+int bkp_ctkf_open_locked(const char *path, bool create);
+/* Whether path is one of our temporary names (never tracked). */
+bool bkp_ctkf_is_tmpname(const char *path);
+
+/* ---- change tracking, the backup side (ctk-backup.c) ---- */
 
 struct bkp_ctk_session;
 

@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "vhd/vhd.h"
 
 struct cjob {
 	struct bkp_repo *r;
@@ -239,24 +238,22 @@ static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
 /* Source description: format, disk id, and a stable path. */
 static void describe(struct bdev *src, const char *source, struct bkp_info *b)
 {
-	struct vhd *v = vhd_of(src);
+	struct bdev_file_info fi;
 	char *real = source ? realpath(source, NULL) : NULL;
 	struct stat st;
 
 	snprintf(b->source, sizeof(b->source), "%s",
 		 real ? real : source ? source : src->name);
 	free(real);
-	if (v) {
-		struct vhd_info i;
-		char u[40];
+	if (bdev_file_info(src, &fi) == 0 && !strncmp(fi.format, "vhd-", 4)) {
+		char h[33];
 
-		vhd_get_info(v, &i);
+		/* The VHD's UUID, 8-4-4-4-12. */
+		bkp_hex(fi.id, sizeof(fi.id), h);
 		snprintf(b->source_format, sizeof(b->source_format), "%s",
-			 i.type == VHD_TYPE_FIXED ? "vhd-fixed" :
-			 i.type == VHD_TYPE_DYNAMIC ? "vhd-dynamic" :
-			 "vhd-differencing");
-		snprintf(b->disk_id, sizeof(b->disk_id), "%s",
-			 vhd_uuid_str(i.uuid, u));
+			 fi.format);
+		snprintf(b->disk_id, sizeof(b->disk_id), "%.8s-%.4s-%.4s-%.4s-%.12s",
+			 h, h + 8, h + 12, h + 16, h + 20);
 	} else if (source && stat(source, &st) == 0 && S_ISBLK(st.st_mode)) {
 		snprintf(b->source_format, sizeof(b->source_format), "block-device");
 		snprintf(b->disk_id, sizeof(b->disk_id), "block:%u:%u",

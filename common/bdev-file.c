@@ -109,6 +109,14 @@ static void file_writeback(struct bdev *b)
 	(void)sync_file_range(fb(b)->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
+/* A raw file has no id of its own and nothing behind it. */
+static int file_file_info(struct bdev *b, struct bdev_file_info *fi)
+{
+	fi->path = b->name;
+	fi->format = "raw";
+	return 0;
+}
+
 static void file_close(struct bdev *b)
 {
 	struct file_bdev *f = fb(b);
@@ -129,6 +137,7 @@ static const struct bdev_ops file_ops = {
 	.block_status = file_block_status,
 	.close = file_close,
 	.writeback = file_writeback,
+	.file_info = file_file_info,
 };
 
 struct bdev *bdev_file_open(const char *path, unsigned flags,

@@ -695,6 +695,14 @@ int bdev_block_status(struct bdev *b, uint64_t off, uint64_t len,
 	return r;
 }
 
+int bdev_file_info(struct bdev *b, struct bdev_file_info *fi)
+{
+	memset(fi, 0, sizeof(*fi));
+	while (b && !b->ops->file_info)
+		b = b->lower;
+	return b ? b->ops->file_info(b, fi) : -ENOTSUP;
+}
+
 void bdev_writeback(struct bdev *b)
 {
 	if (b->read_only)

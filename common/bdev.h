@@ -127,6 +127,20 @@ struct bdev_ident {
 
 struct bdev;
 
+/* The file behind a disk, for callers that work with the files a disk is
+ * made of (change tracking records each one's identity; a backup names
+ * its source's format).  Filled by bdev_file_info(). */
+struct bdev_file_info {
+	const char *path;         /* the file as opened; owned by the disk */
+	const char *format;       /* "raw", "vhd-fixed", "vhd-dynamic",
+	                           * "vhd-differencing" */
+	uint8_t id[16];           /* the format's id of the file (a VHD's
+	                           * footer UUID); zeros when it has none */
+	struct bdev *backing;     /* the disk that serves what this file does
+	                           * not hold (a differencing VHD's parent),
+	                           * owned by this one; NULL when none */
+};
+
 struct bdev_ops {
 	const char *kind;  /* "raw", "vhd-fixed", ... */
 	/* Synchronous operations, run on the caller's or a worker's thread. */
@@ -149,6 +163,9 @@ struct bdev_ops {
 	 * bdev_req_complete()), or -ENOTSUP to have this one request served
 	 * by the generic worker adapter through the synchronous ops. */
 	int (*submit)(struct bdev *b, struct bdev_req *rq);
+	/* Optional: describe the file behind the disk (see
+	 * bdev_file_info()). */
+	int (*file_info)(struct bdev *b, struct bdev_file_info *fi);
 };
 
 /* Called after every successful write, write_zeroes and discard (change
@@ -242,6 +259,10 @@ int bdev_close(struct bdev *b);
  * has little left to do).  A no-op where the back-end has no such hint. */
 void bdev_writeback(struct bdev *b);
 void bdev_set_write_hook(struct bdev *b, bdev_write_hook_fn fn, void *opaque);
+/* The file behind b (through layers: the file behind the disk they wrap);
+ * the files a disk is made of are fi->backing's, in turn.  0, or -ENOTSUP
+ * when the back-end does not describe its file (pass-through LUNs). */
+int bdev_file_info(struct bdev *b, struct bdev_file_info *fi);
 
 /* ---- Layers (common/bdev-layer.c) ----
  * A layer is a bdev wrapping another (nbdkit filters are the model).  Its

@@ -171,6 +171,7 @@ const struct bdev_ops vhd_fixed_ops = {
 	.block_status = fixed_block_status,
 	.close = vhd_close,
 	.writeback = vhd_writeback,
+	.file_info = vhd_file_info,
 };
 
 /* ---- sparse: metadata helpers (v->lock held) ---- */
@@ -974,4 +975,5 @@ const struct bdev_ops vhd_sparse_ops = {
 	.block_status = sparse_block_status,
 	.close = vhd_close,
 	.writeback = vhd_writeback,
+	.file_info = vhd_file_info,
 };

@@ -44,6 +44,19 @@ const char *vhd_path(struct vhd *v)
 	return v->path;
 }
 
+int vhd_file_info(struct bdev *b, struct bdev_file_info *fi)
+{
+	struct vhd *v = (struct vhd *)b;
+
+	fi->path = v->path;
+	fi->format = v->footer.type == VHD_TYPE_FIXED ? "vhd-fixed" :
+		     v->footer.type == VHD_TYPE_DYNAMIC ? "vhd-dynamic" :
+		     "vhd-differencing";
+	memcpy(fi->id, v->footer.uuid, 16);
+	fi->backing = v->parent;
+	return 0;
+}
+
 int vhd_bat_validate(const uint32_t *bat, uint32_t entries,
 		     uint32_t block_size, uint64_t meta_end,
 		     uint64_t footer_off, char *why, size_t whylen)

@@ -204,6 +204,8 @@ struct vhd {
 /* io.c: the bdev ops. */
 extern const struct bdev_ops vhd_fixed_ops;
 extern const struct bdev_ops vhd_sparse_ops;
+/* bdev_ops.file_info of both (open.c). */
+int vhd_file_info(struct bdev *b, struct bdev_file_info *fi);
 
 /* open.c: free everything without flushing (close flushes first). */
 void vhd_destroy(struct vhd *v);

@@ -1,7 +1,8 @@
 /* The repository through the library: full and incremental backups of raw
  * files (deduplication and counts), restore byte for byte, verify naming
  * damage, the prune rules on synthetic times, and gc's grace rule with a
- * registered running backup. */
+ * registered running backup; what a backup records of its source (format,
+ * disk id) for raw files, VHDs of each type and a disk under a layer. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 
 #include "backup/bkp-int.h"
 #include "common/util.h"
+#include "vhd/vhd.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
@@ -486,6 +488,72 @@ static void test_changed_during_backup(void **state)
 	assert_string_equal(b.consistency, "offline");
 }
 
+/* Back up disk b from path and check the recorded format and disk id. */
+static void check_described(struct fx *f, struct bdev *b, const char *path,
+			    const char *format, const char *disk_id)
+{
+	struct bkp_create_opts o = { .source = path, .no_track = true };
+	struct bdev_err e = { 0 };
+	struct bkp_info out;
+
+	assert_non_null(b);
+	if (bkp_create(f->r, b, &o, &out, &e))
+		fail_msg("create %s: %s", path, e.msg);
+	assert_string_equal(out.source_format, format);
+	assert_string_equal(out.disk_id, disk_id);
+	bdev_close(b);
+}
+
+static void test_source_described(void **state)
+{
+	struct fx *f = *state;
+	struct vhd_open_opts ro = { .flags = VHD_O_RDONLY };
+	struct vhd_create_opts co = { .type = VHD_TYPE_DYNAMIC, .size = 4 * MiB };
+	struct bdev_err e = { 0 };
+	static const char *const fmt[3] = { "vhd-dynamic", "vhd-fixed",
+					    "vhd-differencing" };
+	char base[200], child[200], fixed[200], want[64], u[40];
+	struct vhd_info info;
+	struct stat st;
+	struct bdev *b, *l;
+
+	/* A raw file: its device and inode. */
+	write_at(f->src, 0, 64 * KiB, 1);
+	assert_int_equal(stat(f->src, &st), 0);
+	snprintf(want, sizeof(want), "raw:%llu:%llu",
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	check_described(f, bdev_file_open(f->src, BDEV_OPEN_RDONLY, &e), f->src,
+			"raw", want);
+
+	/* VHDs of each type: the type and the footer's UUID. */
+	snprintf(base, sizeof(base), "%s/base.vhd", f->dir);
+	snprintf(child, sizeof(child), "%s/child.vhd", f->dir);
+	snprintf(fixed, sizeof(fixed), "%s/fixed.vhd", f->dir);
+	assert_int_equal(vhd_create(base, &co, &e), 0);
+	co.type = VHD_TYPE_FIXED;
+	assert_int_equal(vhd_create(fixed, &co, &e), 0);
+	co.type = VHD_TYPE_DIFF;
+	co.parent = base;
+	assert_int_equal(vhd_create(child, &co, &e), 0);
+	for (int i = 0; i < 3; i++) {
+		const char *path = i == 0 ? base : i == 1 ? fixed : child;
+
+		b = vhd_open(path, &ro, &e);
+		assert_non_null(b);
+		assert_int_equal(vhd_get_info(vhd_of(b), &info), 0);
+		vhd_uuid_str(info.uuid, u);
+		check_described(f, b, path, fmt[i], u);
+	}
+
+	/* Under a layer (change tracking's observe layer): the disk below. */
+	b = vhd_open(child, &ro, &e);
+	assert_non_null(b);
+	l = bdev_observe_open(b, true, NULL, NULL, &e);
+	if (!l)
+		fail_msg("observe: %s", e.msg);
+	check_described(f, l, child, "vhd-differencing", u);
+}
+
 static void test_open_errors(void **state)
 {
 	struct fx *f = *state;
@@ -542,6 +610,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_changed_during_backup, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_source_described, setup_small, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
