@@ -39,13 +39,13 @@ fi
 
 # The built-in guest on a VHD chain: guest -> VMBus rings in its RAM ->
 # storvsp -> scsi -> bdev -> VHD.  KVM when /dev/kvm is usable, else the
-# user-mode backend.  Records for a few seconds, a snapshot and a merge
-# while it runs, then the records checked from the host.
+# user-mode backend.  Records for a few seconds, a snapshot and a live
+# merge while it runs, two live backups (application-consistent, the second
+# incremental), then the records checked from the host.
 VMM=${VMM:-}
 if [ -n "$VMM" ] && [ -x "$VMM" ]; then
 	mode=(--user-mode)
 	[ -c /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/null && mode=()
-	py=$(command -v /usr/bin/python3 || command -v python3)
 	step "$T" create -t dynamic "$dir/vm-base.vhd" 64M
 	step "$T" snapshot "$dir/vm-base.vhd" "$dir/vm-disk.vhd"
 	echo; echo "\$ vmm-mini run ${mode[*]} --disk vm-disk.vhd --control ctl.sock --workload records,progress_ms=1000,flush_ms=500"
@@ -54,17 +54,18 @@ if [ -n "$VMM" ] && [ -x "$VMM" ]; then
 		2>"$dir/vm.err" &
 	vm=$!
 	sleep 2
-	if [ -n "$py" ]; then
-		for q in '{"cmd":"status"}' '{"cmd":"snapshot","lun":0}' '{"cmd":"merge","lun":0}'; do
-			sleep 1
-			echo "control> $q"
-			"$py" - "$dir/ctl.sock" "$q" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
-f.write(sys.argv[2] + "\n"); f.flush(); print("control< " + f.readline().strip())
-PY
-		done || true
-	fi
+	step "$T" vm "$dir/ctl.sock" status
+	step "$T" vm "$dir/ctl.sock" snapshot 0
+	sleep 1
+	step "$T" vm "$dir/ctl.sock" merge 0
+	# A live backup of the running guest: freeze it through its VSS
+	# service, snapshot, thaw, back up the frozen image, merge back live;
+	# the second one is incremental (the VMM's change tracking).
+	step "$T" backup init "$dir/vmrepo"
+	step "$T" backup create "$dir/vmrepo" --vm "$dir/ctl.sock"
+	sleep 1
+	step "$T" backup create "$dir/vmrepo" --vm "$dir/ctl.sock"
+	step "$T" backup list "$dir/vmrepo"
 	sleep 1
 	kill -TERM "$vm"
 	rc=0
