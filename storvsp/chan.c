@@ -50,10 +50,16 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* One eventfd write per sleep: further wakes before the thread runs
+ * again (each completion of a batch asks) would be syscalls for nothing.
+ * The thread clears wake_pending when it wakes, before it looks for
+ * work, so a wake that finds it set has its work seen. */
 static void wake(struct vsp_chan *c)
 {
 	uint64_t one = 1;
 
+	if (atomic_exchange(&c->wake_pending, true))
+		return;
 	vsp_count(c->v, &c->v->st.wakes, 1);
 	(void)!write(c->efd, &one, sizeof(one));
 }
@@ -152,10 +158,14 @@ static void take_ready(struct vsp_chan *c)
 	c->q_len += n;
 }
 
-/* Write queued completions while the ring has room.  Token held.
- * Returns how many were handled; *freed counts the slots freed. */
+/* Write queued completions while the ring has room, then signal the
+ * guest once if any write asked for it (the ring was empty before it and
+ * the guest's interrupts unmasked): one doorbell a batch, not one a
+ * reply.  Token held.  Returns how many were handled; *freed counts the
+ * slots freed. */
 static int send_ready(struct vsp_chan *c, uint32_t *freed)
 {
+	bool want_sig = false;
 	int n = 0;
 
 	take_ready(c);
@@ -167,7 +177,7 @@ static int send_ready(struct vsp_chan *c, uint32_t *freed)
 
 		if (!atomic_load(&c->failed) && !atomic_load(&c->stop)) {
 			if (c->out_blocked)
-				return n;
+				break;
 			iov = (struct ring_iov){ &s->reply, s->reply_len };
 			st = ring_write(c->out, RING_PKT_COMP, 0, s->trans_id, 0,
 					&iov, 1, &sig);
@@ -176,13 +186,12 @@ static int send_ready(struct vsp_chan *c, uint32_t *freed)
 				if (ring_want_space(c->out, ring_packet_bytes(s->reply_len)))
 					continue;	/* room appeared meanwhile */
 				c->out_blocked = true;	/* the guest signals */
-				return n;
+				break;
 			}
-			if (st != RING_OK) {
+			if (st != RING_OK)
 				vsp_chan_fail(c, "host->guest ring: %s", ring_status_str(st));
-			} else if (sig) {
-				vmbus_chan_signal(c->vc);
-			}
+			else
+				want_sig |= sig;
 		}
 		/* written (or dropped on a failed channel): free the slot */
 		c->q_head = (c->q_head + 1) % c->nslots;
@@ -191,6 +200,8 @@ static int send_ready(struct vsp_chan *c, uint32_t *freed)
 		(*freed)++;
 		n++;
 	}
+	if (want_sig && !atomic_load(&c->failed))
+		vmbus_chan_signal(c->vc);
 	return n;
 }
 
@@ -371,6 +382,7 @@ static void *service(void *arg)
 			pthread_mutex_unlock(&c->own);
 			if (poll(&p, 1, atomic_load(&c->stop) ? 1 : SLEEP_MS) > 0)
 				(void)!read(c->efd, &cnt, sizeof(cnt));
+			atomic_store(&c->wake_pending, false);
 			pthread_mutex_lock(&c->own);
 		}
 		atomic_store(&c->sleeping, false);
