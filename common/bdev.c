@@ -519,6 +519,51 @@ int bdev_serve_sync(struct bdev *b, struct bdev_req *rq)
 	return r;
 }
 
+/* ---- plugging ---- */
+
+#define PLUG_MAX 8
+
+static _Thread_local struct {
+	int depth;
+	int n;
+	struct {
+		void (*fn)(void *);
+		void *arg;
+	} cb[PLUG_MAX];
+} plug;
+
+void bdev_plug(void)
+{
+	plug.depth++;
+}
+
+void bdev_unplug(void)
+{
+	if (--plug.depth > 0)
+		return;
+	/* depth 0: what the flushes submit (completions resubmitting)
+	 * goes straight through */
+	while (plug.n) {
+		plug.n--;
+		plug.cb[plug.n].fn(plug.cb[plug.n].arg);
+	}
+}
+
+bool bdev_plug_defer(void (*fn)(void *), void *arg)
+{
+	if (plug.depth <= 0)
+		return false;
+	for (int i = 0; i < plug.n; i++)
+		if (plug.cb[i].fn == fn && plug.cb[i].arg == arg)
+			return true;
+	if (plug.n == PLUG_MAX)
+		return false;
+	plug.cb[plug.n].fn = fn;
+	plug.cb[plug.n].arg = arg;
+	plug.n++;
+	return true;
+}
+
 /* ---- submit ---- */
 
 void bdev_submit(struct bdev *b, struct bdev_req *rq)

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bdev.h"
 #include "storvsp/vsp-int.h"
 
 #define READ_BATCH 32		/* packets read between publishing read_index */
@@ -250,6 +251,9 @@ static int take_requests(struct vsp_chan *c)
 {
 	int n = 0;
 
+	/* the batch's disk requests go to the kernel together (one
+	 * io_submit, one device kick) at the unplug below */
+	bdev_plug();
 	while (c->nfree && !c->failed && n < READ_BATCH) {
 		struct ring_pkt pkt;
 		enum ring_status st = ring_peek(c->in, c->pkt, c->pkt_max, &pkt);
@@ -270,6 +274,7 @@ static int take_requests(struct vsp_chan *c)
 			atomic_fetch_sub(&c->inflight, 1);
 		}
 	}
+	bdev_unplug();
 	if (n && !c->failed && ring_commit(c->in))
 		vmbus_chan_signal(c->vc);
 	return n;
