@@ -67,7 +67,7 @@ vsp_run() {
 	echo "$(echo "$out" | sed 's/iops=\([0-9]*\).*/\1/') \
 $(echo "scale=2; ($t1 - $t0) * 1000000 / $hz / $n" | bc) \
 $(echo "$out" | sed 's/.*client_cpu_us_per_req=\([0-9.]*\).*/\1/') \
-$(echo "scale=2; ($s1 - $s0) / $n" | bc)"
+$(awk -v a="$s1" -v b="$s0" -v n="$n" 'BEGIN { printf "%.2f", (a - b) / n }')"
 }
 
 fio_run() {
