@@ -212,8 +212,11 @@ void bdev_inflight_dec(struct bdev *b)
 	pthread_mutex_unlock(&b->mu);
 }
 
+static void plug_flush(void);
+
 void bdev_drain(struct bdev *b)
 {
+	plug_flush();
 	pthread_mutex_lock(&b->mu);
 	__atomic_add_fetch(&b->drain_waiters, 1, __ATOMIC_SEQ_CST);
 	while (__atomic_load_n(&b->inflight, __ATOMIC_SEQ_CST))
@@ -358,6 +361,7 @@ int bdev_native_wait(struct bdev *b, struct bdev_req *parent,
 		bdev_inflight_dec(b);
 		return r;
 	}
+	plug_flush();
 	pthread_mutex_lock(&w.mu);
 	while (!w.done)
 		pthread_cond_wait(&w.cv, &w.mu);
@@ -537,16 +541,24 @@ void bdev_plug(void)
 	plug.depth++;
 }
 
+/* Run what this thread's back-ends hold.  Also before this thread
+ * waits for requests (bdev_native_wait, bdev_drain): what it holds would
+ * otherwise never complete. */
+static void plug_flush(void)
+{
+	while (plug.n) {
+		plug.n--;
+		plug.cb[plug.n].fn(plug.cb[plug.n].arg);
+	}
+}
+
 void bdev_unplug(void)
 {
 	if (--plug.depth > 0)
 		return;
 	/* depth 0: what the flushes submit (completions resubmitting)
 	 * goes straight through */
-	while (plug.n) {
-		plug.n--;
-		plug.cb[plug.n].fn(plug.cb[plug.n].arg);
-	}
+	plug_flush();
 }
 
 bool bdev_plug_defer(void (*fn)(void *), void *arg)
