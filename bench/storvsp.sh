@@ -13,7 +13,8 @@
 # read at QD8.  ROUNDS rounds (default 3), each running fio and the three
 # disks one after the other (interleaved, so load changes hit all alike);
 # the table has the medians, the load average before and after, and the
-# per-request CPU cost of host and client on the pass-through file.
+# per-request CPU cost of host and client and the host's context switches
+# a request (all its threads, from /proc) on the pass-through file.
 # Results: BENCHMARKS.md ("Storage VSP").
 #
 #   BENCH_SIZE=256M RUNTIME=2 ROUNDS=3 BENCH_DIR=/tmp bench/storvsp.sh
@@ -42,6 +43,8 @@ cmp <("$T" read "$dir/dyn.vhd" 0 1048576) <(head -c 1048576 "$dir/raw.img") ||
 	{ echo "bench/storvsp.sh: dynamic VHD differs from the raw file" >&2; exit 1; }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# context switches of every thread of process $1
+csw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'; }
 hz=$(getconf CLK_TCK)
 
 start_host() {
@@ -51,16 +54,20 @@ start_host() {
 }
 stop_host() { kill -TERM "$pid"; wait "$pid"; pid=; }
 
-# client workload: MODE BS QD -> "iops host_us_per_req client_us_per_req"
+# client workload: MODE BS QD ->
+#   "iops host_us_per_req client_us_per_req host_ctx_switches_per_req"
 vsp_run() {
-	local t0 t1 out n
+	local t0 t1 s0 s1 out n
 	t0=$(ticks "$pid")
+	s0=$(csw "$pid")
 	out=$("$CL" "$dir/s.sock" bench 0 "$1" "$2" "$3" "$RUNTIME" 1)
 	t1=$(ticks "$pid")
+	s1=$(csw "$pid")
 	n=$(echo "$out" | sed 's/.*requests=\([0-9]*\).*/\1/')
 	echo "$(echo "$out" | sed 's/iops=\([0-9]*\).*/\1/') \
 $(echo "scale=2; ($t1 - $t0) * 1000000 / $hz / $n" | bc) \
-$(echo "$out" | sed 's/.*client_cpu_us_per_req=\([0-9.]*\).*/\1/')"
+$(echo "$out" | sed 's/.*client_cpu_us_per_req=\([0-9.]*\).*/\1/') \
+$(awk -v a="$s1" -v b="$s0" -v n="$n" 'BEGIN { printf "%.2f", (a - b) / n }')"
 }
 
 fio_run() {
@@ -96,20 +103,22 @@ for round in $(seq "$ROUNDS"); do
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# column K (1 = IOPS, 2 = host us/req, 3 = client us/req) of a cell's runs
+# column K (1 = IOPS, 2 = host us/req, 3 = client us/req, 4 = host
+# context switches/req) of a cell's runs
 col() { printf '%s' "${R[$1]}" | awk -v k="$2" 'NF { print $k }' | median; }
 
 echo "$ROUNDS rounds, ${RUNTIME}s a workload, $SIZE disks; load average before: $load0, after: $load1"
 echo
-echo "| workload | fio IOPS | pt-file IOPS (x fio) | fixed IOPS (x pt) | dynamic IOPS (x pt) | host CPU us/req (pt) | client CPU us/req (pt) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| workload | fio IOPS | pt-file IOPS (x fio) | fixed IOPS (x pt) | dynamic IOPS (x pt) | host CPU us/req (pt) | client CPU us/req (pt) | host ctx sw/req (pt) |"
+echo "|---|---|---|---|---|---|---|---|"
 for w in $workloads; do
 	IFS=: read -r mode bs qd <<<"$w"
 	f=$(printf '%s' "${R[fio,$w]}" | median)
 	p=$(col "pt-file,$w" 1); ph=$(col "pt-file,$w" 2); pc=$(col "pt-file,$w" 3)
+	ps=$(col "pt-file,$w" 4)
 	x=$(col "fixed,$w" 1)
 	d=$(col "dynamic,$w" 1)
-	printf "| %s %s QD%s | %s | %s (%.2f) | %s (%.2f) | %s (%.2f) | %s | %s |\n" "$mode" "$bs" "$qd" \
+	printf "| %s %s QD%s | %s | %s (%.2f) | %s (%.2f) | %s (%.2f) | %s | %s | %s |\n" "$mode" "$bs" "$qd" \
 		"$f" "$p" "$(echo "$p / $f" | bc -l)" "$x" "$(echo "$x / $p" | bc -l)" \
-		"$d" "$(echo "$d / $p" | bc -l)" "$ph" "$pc"
+		"$d" "$(echo "$d / $p" | bc -l)" "$ph" "$pc" "$ps"
 done

@@ -212,8 +212,11 @@ void bdev_inflight_dec(struct bdev *b)
 	pthread_mutex_unlock(&b->mu);
 }
 
+static void plug_flush(void);
+
 void bdev_drain(struct bdev *b)
 {
+	plug_flush();
 	pthread_mutex_lock(&b->mu);
 	__atomic_add_fetch(&b->drain_waiters, 1, __ATOMIC_SEQ_CST);
 	while (__atomic_load_n(&b->inflight, __ATOMIC_SEQ_CST))
@@ -358,6 +361,7 @@ int bdev_native_wait(struct bdev *b, struct bdev_req *parent,
 		bdev_inflight_dec(b);
 		return r;
 	}
+	plug_flush();
 	pthread_mutex_lock(&w.mu);
 	while (!w.done)
 		pthread_cond_wait(&w.cv, &w.mu);
@@ -517,6 +521,59 @@ int bdev_serve_sync(struct bdev *b, struct bdev_req *rq)
 	r = serve_plain(b, rq);
 	bdev_gate_write_exit(b);
 	return r;
+}
+
+/* ---- plugging ---- */
+
+#define PLUG_MAX 8
+
+static _Thread_local struct {
+	int depth;
+	int n;
+	struct {
+		void (*fn)(void *);
+		void *arg;
+	} cb[PLUG_MAX];
+} plug;
+
+void bdev_plug(void)
+{
+	plug.depth++;
+}
+
+/* Run what this thread's back-ends hold.  Also before this thread
+ * waits for requests (bdev_native_wait, bdev_drain): what it holds would
+ * otherwise never complete. */
+static void plug_flush(void)
+{
+	while (plug.n) {
+		plug.n--;
+		plug.cb[plug.n].fn(plug.cb[plug.n].arg);
+	}
+}
+
+void bdev_unplug(void)
+{
+	if (--plug.depth > 0)
+		return;
+	/* depth 0: what the flushes submit (completions resubmitting)
+	 * goes straight through */
+	plug_flush();
+}
+
+bool bdev_plug_defer(void (*fn)(void *), void *arg)
+{
+	if (plug.depth <= 0)
+		return false;
+	for (int i = 0; i < plug.n; i++)
+		if (plug.cb[i].fn == fn && plug.cb[i].arg == arg)
+			return true;
+	if (plug.n == PLUG_MAX)
+		return false;
+	plug.cb[plug.n].fn = fn;
+	plug.cb[plug.n].arg = arg;
+	plug.n++;
+	return true;
 }
 
 /* ---- submit ---- */

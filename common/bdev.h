@@ -231,6 +231,17 @@ void bdev_submit(struct bdev *b, struct bdev_req *rq);
 /* For back-ends: finish rq with status (0 or -errno).  The class is taken
  * from the status unless the back-end set rq->ec already. */
 void bdev_req_complete(struct bdev_req *rq, int status);
+/* Plugging (one thread): between bdev_plug() and the matching
+ * bdev_unplug(), back-ends may hold the requests this thread submits and
+ * pass them to the kernel together at the outermost unplug (the
+ * pass-through engine: one io_submit for the batch, so one device kick).
+ * Nests.  Completions (errors too) may run inside bdev_unplug(). */
+void bdev_plug(void);
+void bdev_unplug(void);
+/* For back-ends: while this thread is plugged, have fn(arg) run at its
+ * outermost unplug (once for each distinct arg).  False when not
+ * plugged or too many are registered: submit now. */
+bool bdev_plug_defer(void (*fn)(void *), void *arg);
 /* Wait until no request or synchronous call is running on b.  The caller
  * stops submitting first (the switch layer below does this for its
  * users). */

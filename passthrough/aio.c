@@ -66,7 +66,53 @@ static void overflow(struct pt_aio *a, struct bdev_req *rq)
 	kick(a);
 }
 
-/* Submit rq: 0 (in the kernel or on the overflow list) or -errno. */
+/* Requests this thread holds while plugged (bdev_plug), for one engine
+ * at a time: submitted with one io_submit at the unplug, so the device
+ * is kicked once for the batch instead of once a request. */
+static _Thread_local struct {
+	struct pt_aio *a;
+	int n;
+	struct iocb *cbs[PT_REAP];
+} held;
+
+/* bdev_unplug (or a full batch): submit what this thread holds for a.
+ * A refused iocb goes to the overflow list (EAGAIN) or completes with
+ * its error; the rest are submitted again. */
+static void submit_held(void *arg)
+{
+	struct pt_aio *a = arg;
+	struct iocb *cbs[PT_REAP];
+	int n = held.n, done = 0;
+
+	if (held.a != a || !n)
+		return;
+	memcpy(cbs, held.cbs, sizeof(cbs[0]) * (size_t)n);
+	held.n = 0;
+	held.a = NULL;
+	while (done < n) {
+		int r = io_submit(a->ctx, n - done, cbs + done);
+		struct pt_iocb *p;
+		struct bdev_req *rq;
+
+		if (r > 0) {
+			done += r;
+			continue;
+		}
+		p = cbs[done++]->data;
+		rq = p->rq;
+		__atomic_sub_fetch(&a->inkernel, 1, __ATOMIC_ACQ_REL);
+		if (r == -EAGAIN) {
+			overflow(a, rq);
+			continue;
+		}
+		free(p);
+		rq->be = NULL;
+		bdev_req_complete(rq, r < 0 ? r : -EIO);
+	}
+}
+
+/* Submit rq: 0 (in the kernel, held for the unplug, or on the overflow
+ * list) or -errno. */
 static int submit_one(struct pt_aio *a, struct bdev_req *rq, uint64_t foff)
 {
 	struct pt_iocb *p = rq->be;
@@ -102,6 +148,13 @@ static int submit_one(struct pt_aio *a, struct bdev_req *rq, uint64_t foff)
 		return 0;
 	}
 	cbp = &p->cb;
+	if (held.n == PT_REAP && held.a == a)
+		submit_held(a);
+	if ((!held.n || held.a == a) && bdev_plug_defer(submit_held, a)) {
+		held.a = a;
+		held.cbs[held.n++] = cbp;
+		return 0;
+	}
 	r = io_submit(a->ctx, 1, &cbp);
 	if (r == 1)
 		return 0;

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bdev.h"
 #include "storvsp/vsp-int.h"
 
 #define READ_BATCH 32		/* packets read between publishing read_index */
@@ -50,10 +51,16 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* One eventfd write per sleep: further wakes before the thread runs
+ * again (each completion of a batch asks) would be syscalls for nothing.
+ * The thread clears wake_pending when it wakes, before it looks for
+ * work, so a wake that finds it set has its work seen. */
 static void wake(struct vsp_chan *c)
 {
 	uint64_t one = 1;
 
+	if (atomic_exchange(&c->wake_pending, true))
+		return;
 	vsp_count(c->v, &c->v->st.wakes, 1);
 	(void)!write(c->efd, &one, sizeof(one));
 }
@@ -152,10 +159,14 @@ static void take_ready(struct vsp_chan *c)
 	c->q_len += n;
 }
 
-/* Write queued completions while the ring has room.  Token held.
- * Returns how many were handled; *freed counts the slots freed. */
+/* Write queued completions while the ring has room, then signal the
+ * guest once if any write asked for it (the ring was empty before it and
+ * the guest's interrupts unmasked): one doorbell a batch, not one a
+ * reply.  Token held.  Returns how many were handled; *freed counts the
+ * slots freed. */
 static int send_ready(struct vsp_chan *c, uint32_t *freed)
 {
+	bool want_sig = false;
 	int n = 0;
 
 	take_ready(c);
@@ -167,7 +178,7 @@ static int send_ready(struct vsp_chan *c, uint32_t *freed)
 
 		if (!atomic_load(&c->failed) && !atomic_load(&c->stop)) {
 			if (c->out_blocked)
-				return n;
+				break;
 			iov = (struct ring_iov){ &s->reply, s->reply_len };
 			st = ring_write(c->out, RING_PKT_COMP, 0, s->trans_id, 0,
 					&iov, 1, &sig);
@@ -176,13 +187,12 @@ static int send_ready(struct vsp_chan *c, uint32_t *freed)
 				if (ring_want_space(c->out, ring_packet_bytes(s->reply_len)))
 					continue;	/* room appeared meanwhile */
 				c->out_blocked = true;	/* the guest signals */
-				return n;
+				break;
 			}
-			if (st != RING_OK) {
+			if (st != RING_OK)
 				vsp_chan_fail(c, "host->guest ring: %s", ring_status_str(st));
-			} else if (sig) {
-				vmbus_chan_signal(c->vc);
-			}
+			else
+				want_sig |= sig;
 		}
 		/* written (or dropped on a failed channel): free the slot */
 		c->q_head = (c->q_head + 1) % c->nslots;
@@ -191,6 +201,8 @@ static int send_ready(struct vsp_chan *c, uint32_t *freed)
 		(*freed)++;
 		n++;
 	}
+	if (want_sig && !atomic_load(&c->failed))
+		vmbus_chan_signal(c->vc);
 	return n;
 }
 
@@ -239,6 +251,9 @@ static int take_requests(struct vsp_chan *c)
 {
 	int n = 0;
 
+	/* the batch's disk requests go to the kernel together (one
+	 * io_submit, one device kick) at the unplug below */
+	bdev_plug();
 	while (c->nfree && !c->failed && n < READ_BATCH) {
 		struct ring_pkt pkt;
 		enum ring_status st = ring_peek(c->in, c->pkt, c->pkt_max, &pkt);
@@ -259,6 +274,7 @@ static int take_requests(struct vsp_chan *c)
 			atomic_fetch_sub(&c->inflight, 1);
 		}
 	}
+	bdev_unplug();
 	if (n && !c->failed && ring_commit(c->in))
 		vmbus_chan_signal(c->vc);
 	return n;
@@ -371,6 +387,7 @@ static void *service(void *arg)
 			pthread_mutex_unlock(&c->own);
 			if (poll(&p, 1, atomic_load(&c->stop) ? 1 : SLEEP_MS) > 0)
 				(void)!read(c->efd, &cnt, sizeof(cnt));
+			atomic_store(&c->wake_pending, false);
 			pthread_mutex_lock(&c->own);
 		}
 		atomic_store(&c->sleeping, false);

@@ -73,6 +73,7 @@ struct vsp_chan {
 	atomic_bool stop;	/* close: exit once nothing is in flight */
 	atomic_bool sleeping;	/* the service thread released the token to
 				 * sleep (or is about to) */
+	atomic_bool wake_pending; /* efd written, the thread not yet awake */
 	atomic_bool failed;	/* guest broke the rules: rings untouched since */
 	bool fail_posted;	/* service thread only */
 	bool out_blocked;	/* (token) waiting for the guest to free space */

@@ -210,24 +210,39 @@ static int sleep_doorbell(struct vmbus_guest *g, int64_t deadline)
 	return 0;
 }
 
-/* Until ring r has bytes to read: poll it for XPORT_SPIN_NS, then sleep
- * on the doorbell.  0, or -ETIMEDOUT. */
+/* Until ring r has bytes to read: poll it for XPORT_SPIN_NS with the
+ * ring's interrupts masked (the host need not signal a reader that is
+ * polling: that saves it a doorbell write a reply, VMBus-style
+ * suppression), then unmask, re-check and sleep on the doorbell.  The
+ * mask is always cleared on return.  0, or -ETIMEDOUT. */
 static int wait_ring(struct vmbus_guest *g, struct ring *r, int timeout_ms)
 {
 	int64_t start = now_ns();
 	int64_t deadline = timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000;
+	bool masked = false;
+	int e = 0;
 
 	while (ring_bytes_to_read(r) == 0) {
 		if (now_ns() - start < XPORT_SPIN_NS) {
+			if (!masked) {
+				ring_mask_interrupts(r);
+				masked = true;
+			}
 			cpu_relax();
 			continue;
 		}
-		int e = sleep_doorbell(g, deadline);
-
+		if (masked) {
+			masked = false;
+			if (ring_unmask_interrupts(r))
+				break;	/* arrived meanwhile: no signal sent */
+		}
+		e = sleep_doorbell(g, deadline);
 		if (e < 0)
-			return e;
+			break;
 	}
-	return 0;
+	if (masked)
+		(void)ring_unmask_interrupts(r);
+	return e;
 }
 
 int vmbus_guest_post(struct vmbus_guest *g, const void *msg, size_t len)
