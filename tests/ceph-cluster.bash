@@ -14,6 +14,8 @@
 ceph_pids=()
 
 ceph_skip() {
+	# CEPH_FAIL_LOGS=DIR keeps the cluster's logs for a look.
+	[ -z "${CEPH_FAIL_LOGS:-}" ] || cp -r "$ceph_dir/log" "$CEPH_FAIL_LOGS" 2>/dev/null || true
 	echo "skip: $*"
 	exit 77
 }
@@ -40,6 +42,8 @@ ceph_t() {
 
 ceph_cluster_start() {
 	local d=$1 port fsid deadline t
+
+	ceph_dir=$d
 
 	for t in ceph-mon ceph-osd ceph monmaptool rbd; do
 		command -v "$t" >/dev/null 2>&1 ||
@@ -98,8 +102,9 @@ CONF
 	local uuid
 
 	uuid=$(cat /proc/sys/kernel/random/uuid)
-	until ceph_t 10 ceph osd new "$uuid" >"$d/osd.id" 2>>"$d/log/setup.log"; do
-		[ $SECONDS -lt "$deadline" ] || ceph_skip "the monitor did not answer in time"
+	until ceph_t 20 ceph osd new "$uuid" >"$d/osd.id" 2>>"$d/log/setup.log"; do
+		[ $SECONDS -lt "$deadline" ] ||
+			ceph_skip "the monitor did not answer in time: $(tail -1 "$d/log/setup.log")"
 		sleep 0.5
 	done
 	[ "$(cat "$d/osd.id")" = 0 ] || ceph_skip "unexpected OSD id $(cat "$d/osd.id")"
@@ -112,7 +117,8 @@ CONF
 	ceph_t 20 ceph osd pool application enable rbd rbd >>"$d/log/setup.log" 2>&1 || true
 	# Up when an image can be created (the PGs are active).
 	until ceph_t 5 rbd create --size 1M rbd/probe >>"$d/log/setup.log" 2>&1; do
-		[ $SECONDS -lt "$deadline" ] || ceph_skip "the cluster did not come up in ${CEPH_START_TIMEOUT:-60} s"
+		[ $SECONDS -lt "$deadline" ] ||
+			ceph_skip "the cluster did not come up in ${CEPH_START_TIMEOUT:-60} s: $(tail -1 "$d/log/setup.log")"
 		sleep 0.5
 	done
 	ceph_t 10 rbd rm --no-progress rbd/probe >>"$d/log/setup.log" 2>&1 || true
