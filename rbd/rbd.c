@@ -57,7 +57,8 @@ int rbd_parse(const char *name, struct rbd_spec *s, struct bdev_err *e)
 	if (!rbd_is_name(name))
 		return bdev_err_set(e, EINVAL, "%s: not an rbd: name", name);
 	if (strlen(name + 4) >= sizeof(s->buf))
-		return bdev_err_set(e, EINVAL, "%s: name too long", name);
+		return bdev_err_set(e, EINVAL, "rbd: name too long (%zu bytes, at most %zu)",
+				    strlen(name), sizeof(s->buf) + 3);
 	strcpy(s->buf, name + 4);
 	opt = strchr(s->buf, ':');
 	if (opt)
