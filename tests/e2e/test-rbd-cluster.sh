@@ -4,11 +4,13 @@
 # back equals the chain; qemu-img's rbd driver reads what vhdtool wrote and
 # vhdtool reads what qemu-img wrote; info and map on rbd: (map's data extents
 # from rbd_diff_iterate2); write/read/discard through vhdtool; a snapshot
-# (@SNAP) read-only; `vhdtool serve` of an rbd: disk read by nbdcopy; errors.
+# (@SNAP) read-only; `vhdtool serve` of an rbd: disk read by nbdcopy; block
+# status following writes in one long-lived open (served, written by qemu-io);
+# errors.
 set -eu
 . "$(dirname "$0")/../interop/nbd-common.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
-need qemu-img nbdcopy
+need qemu-img qemu-io nbdcopy nbdinfo
 trap 'rc=$?; ceph_cluster_stop; (exit $rc); cleanup' EXIT
 
 fail() { echo "FAIL: $*"; exit 1; }
@@ -90,6 +92,22 @@ serve --read-only "rbd:rbd/img1$conf"
 nbdcopy "$uri" "$dir/nbd.raw" || fail "nbdcopy from serve"
 stop
 cmp "$dir/want.raw" "$dir/nbd.raw" || fail "served rbd disk differs"
+
+# One long-lived open: block status follows writes (the cached window is
+# dropped by a write), seen through serve's NBD base:allocation map.
+T qemu-img create -f raw "rbd:rbd/img3$conf" 32M >/dev/null || fail "qemu-img create img3"
+serve "rbd:rbd/img3$conf"
+nbdinfo --map "$uri" >"$dir/map1"
+awk '$3 != 3 { bad = 1 } END { exit bad }' "$dir/map1" || fail "empty image has data: $(cat "$dir/map1")"
+T qemu-io -f raw -c "write -P 0x5a 12M 64k" "$uri" >/dev/null || fail "qemu-io write over NBD"
+nbdinfo --map "$uri" >"$dir/map2"
+awk '$1 <= 12582912 && 12582912 < $1 + $2 && $3 == 0 { ok = 1 } END { exit !ok }' "$dir/map2" ||
+	fail "written range not reported as data after the write: $(cat "$dir/map2")"
+awk '$1 <= 0 && 0 < $1 + $2 && $3 == 3 { ok = 1 } END { exit !ok }' "$dir/map2" ||
+	fail "untouched range reported as data: $(cat "$dir/map2")"
+stop
+T "$V" read "rbd:rbd/img3$conf" 12M 64K | cmp - <(head -c 64K /dev/zero | tr '\0' '\132') ||
+	fail "the NBD write did not reach the image"
 
 # Errors: one line, exit 1.
 for bad in "rbd:rbd/nope$conf" "rbd:nopool/img1$conf" "rbd:rbd$conf" "rbd:rbd/img1:bogus=1"; do
