@@ -3,7 +3,7 @@
 # started once for all of these): a VHD chain converted to rbd:POOL/IMG and
 # back equals the chain; qemu-img's rbd driver reads what vhdtool wrote and
 # vhdtool reads what qemu-img wrote; info and map on rbd: (map's data extents
-# from rbd_diff_iterate2); write/read/discard through vhdtool; a snapshot
+# from rbd_diff_iterate2); write/read through vhdtool, write-zeroes over NBD; a snapshot
 # (@SNAP) read-only; `vhdtool serve` of an rbd: disk read by nbdcopy; block
 # status following writes in one long-lived open (served, written by qemu-io);
 # errors.
@@ -105,7 +105,10 @@ awk '$1 <= 12582912 && 12582912 < $1 + $2 && $3 == 0 { ok = 1 } END { exit !ok }
 	fail "written range not reported as data after the write: $(cat "$dir/map2")"
 awk '$1 <= 0 && 0 < $1 + $2 && $3 == 3 { ok = 1 } END { exit !ok }' "$dir/map2" ||
 	fail "untouched range reported as data: $(cat "$dir/map2")"
+T qemu-io -f raw -c "write -P 0x5a 20M 64k" -c "write -z 20M 64k" "$uri" >/dev/null ||
+	fail "qemu-io write-zeroes over NBD"
 stop
+T "$V" read "rbd:rbd/img3$conf" 20M 64K | cmp - <(head -c 64K /dev/zero) || fail "write-zeroes left data"
 T "$V" read "rbd:rbd/img3$conf" 12M 64K | cmp - <(head -c 64K /dev/zero | tr '\0' '\132') ||
 	fail "the NBD write did not reach the image"
 
