@@ -145,7 +145,8 @@ static int bs_query(struct rbd_bdev *r, uint64_t off)
 	if (rc < 0)
 		return bdev_set_error(&r->b, -rc, "block status at offset %llu failed: %s",
 				      (unsigned long long)off, strerror(-rc));
-	qsort(r->ext, r->n, sizeof(*r->ext), cmp_ext);
+	if (r->n)
+		qsort(r->ext, r->n, sizeof(*r->ext), cmp_ext);
 	for (size_t i = 0; i < r->n; i++) {   /* merge overlaps and neighbours */
 		if (w && r->ext[w - 1].off + r->ext[w - 1].len >= r->ext[i].off) {
 			uint64_t e = r->ext[i].off + r->ext[i].len;
