@@ -6,7 +6,7 @@
 # from rbd_diff_iterate2); write/read through vhdtool, write-zeroes over NBD; a snapshot
 # (@SNAP) read-only; `vhdtool serve` of an rbd: disk read by nbdcopy; block
 # status following writes in one long-lived open (served, written by qemu-io);
-# errors.
+# a full backup of an rbd: disk restored; errors.
 set -eu
 . "$(dirname "$0")/../interop/nbd-common.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
@@ -67,6 +67,12 @@ assert data_at(0) and data_at(2 * M) and data_at(40 * M), "data not reported"
 assert not data_at(20 * M) and not data_at(60 * M), "hole reported as data"
 assert sum(e["length"] for e in ext) == 64 * M, "map does not cover the disk"
 PY
+
+# A full backup of an RBD image, restored to a raw file (no .ctk: --no-track).
+T "$V" backup init "$dir/repo" >/dev/null || fail "backup init"
+id=$(T "$V" backup create --no-track "$dir/repo" "rbd:rbd/img1$conf") || fail "backup create of an rbd: disk"
+T "$V" backup restore -O raw "$dir/repo" "$id" "$dir/restored.raw" >/dev/null || fail "backup restore"
+cmp "$dir/want.raw" "$dir/restored.raw" || fail "restored backup of the RBD image differs"
 
 # qemu-img writes, vhdtool reads; vhdtool writes, qemu-img reads.
 head -c 2M /dev/urandom >"$dir/q.bin"
