@@ -85,6 +85,10 @@ mon data avail crit = 0
 osd objectstore = memstore
 memstore device bytes = 1073741824
 osd op num shards = 1
+# The OSD's own crush update at start races its monitor session (it may
+# send the command before it knows the fsid: "wrong fsid"): placed below.
+osd crush update on start = false
+osd class update on start = false
 osd op num threads per shard = 1
 client mount timeout = 30
 [mon.a]
@@ -108,6 +112,8 @@ CONF
 		sleep 0.5
 	done
 	[ "$(cat "$d/osd.id")" = 0 ] || ceph_skip "unexpected OSD id $(cat "$d/osd.id")"
+	ceph_t 20 ceph osd crush add osd.0 1.0 root=default >>"$d/log/setup.log" 2>&1 ||
+		ceph_skip "cannot place the OSD in the crush map: $(tail -1 "$d/log/setup.log")"
 	timeout 30 ceph-osd --conf "$CEPH_CONF" -i 0 --mkfs --osd-uuid "$uuid" \
 		>>"$d/log/setup.log" 2>&1 || ceph_skip "ceph-osd --mkfs failed: $(tail -1 "$d/log/setup.log")"
 	ceph-osd --conf "$CEPH_CONF" -i 0 -f >>"$d/log/osd.out" 2>&1 &
