@@ -11,7 +11,7 @@ set -eu
 . "$(dirname "$0")/../interop/nbd-common.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 need qemu-img qemu-io nbdcopy nbdinfo
-trap 'rc=$?; ceph_cluster_stop; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; ceph_cluster_stop; (exit $rc); cleanup' EXIT
 
 fail() { echo "FAIL: $*"; exit 1; }
 qemu-img --help | grep -qw rbd || { echo "skip: qemu-img has no rbd driver (qemu-block-extra)"; exit 77; }
