@@ -44,7 +44,7 @@ WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter \
 	   -Wstrict-prototypes -Wformat=2 -Wwrite-strings -Wundef \
 	   -Wold-style-definition -Wredundant-decls -Wvla -Wshadow
 CPPFLAGS += -D_GNU_SOURCE -I. -Icommon
-LDLIBS  := -lpthread -lz -lcrypto -laio
+LDLIBS  := -lpthread -lz -lcrypto -laio -lrbd -lrados
 TEST_LDLIBS := -lcmocka -lnbd
 
 ifeq ($(SANITIZE)$(TSAN),11)
@@ -72,7 +72,7 @@ endif
 # first target).
 .DEFAULT_GOAL := all
 
-MODULES := common vhd passthrough scsi iscsi vmbus storvsp vss backup nbd vmm-mini
+MODULES := common vhd passthrough scsi iscsi vmbus storvsp vss backup nbd vmm-mini rbd
 MOD_SRCS  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 PROG_SRCS := $(filter %/main.c,$(MOD_SRCS))
 PROGS     := $(PROG_SRCS:%/main.c=$(BUILD)/bin/%)

@@ -4,7 +4,8 @@
 # As root with apt-get: installs them.  Otherwise: prints the exact command
 # and stops.
 PKGS="gcc make libaio-dev zlib1g-dev libnbd-dev libssl-dev libcmocka-dev \
-libiscsi-bin tgt qemu-block-extra \
+libiscsi-bin tgt qemu-block-extra librbd-dev librados-dev \
+ceph-mon ceph-osd ceph-common \
 qemu-utils libvhdi-utils nbdkit libnbd-bin fio util-linux python3 $*"
 missing=""
 for p in $PKGS; do

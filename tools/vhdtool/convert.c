@@ -24,6 +24,7 @@
 #include "common/json.h"
 #include "common/publish.h"
 #include "common/util.h"
+#include "rbd/rbd.h"
 #include "vhd/vhd.h"
 
 enum out_fmt { OUT_NONE, OUT_RAW, OUT_FIXED, OUT_DYNAMIC };
@@ -56,7 +57,7 @@ static enum out_fmt guess_fmt(const char *dst)
 {
 	if (ends_with(dst, ".vhd") || ends_with(dst, ".avhd"))
 		return OUT_DYNAMIC;
-	if (ends_with(dst, ".raw") || ends_with(dst, ".img") ||
+	if (rbd_is_name(dst) || ends_with(dst, ".raw") || ends_with(dst, ".img") ||
 	    ends_with(dst, ".bin"))
 		return OUT_RAW;
 	return OUT_NONE;
@@ -190,6 +191,25 @@ static int to_device(struct conv *cv, const char *dev, struct bdev *src)
 	return r ? 1 : 0;
 }
 
+/* Raw output into a Ceph RBD image, created (or with --force replaced). */
+static int to_rbd(struct conv *cv, struct bdev *src)
+{
+	struct bdev_err e = { 0 };
+	struct bdev *dst = rbd_create_bdev(cv->dst_path, src->size, cv->force, &e);
+	int r;
+
+	if (!dst) {
+		vt_err(NULL, "%s", e.msg);
+		return 1;
+	}
+	r = copy(cv, src, dst, true);
+	if (bdev_close(dst) && !r) {
+		vt_err(cv->dst_path, "%s", bdev_last_error());
+		r = 1;
+	}
+	return r ? 1 : 0;
+}
+
 static int convert(struct conv *cv, struct bdev *src)
 {
 	struct bdev_err e = { 0 };
@@ -199,6 +219,13 @@ static int convert(struct conv *cv, struct bdev *src)
 	struct bdev *dst;
 	int r;
 
+	if (rbd_is_name(cv->dst_path)) {
+		if (cv->fmt != OUT_RAW) {
+			vt_err(cv->dst_path, "an RBD image holds a raw disk: give -O raw");
+			return 1;
+		}
+		return to_rbd(cv, src);
+	}
 	if (stat(cv->dst_path, &dst_st) == 0 &&
 	    dst_in_chain(src, cv->src_path, &dst_st)) {
 		vt_err(cv->dst_path, "is the source or part of its chain; choose another destination");

@@ -1,6 +1,7 @@
 /* vhdtool: entry point, subcommand table and shared helpers. */
 #include "vhdtool.h"
 #include "passthrough/passthrough.h"
+#include "rbd/rbd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -115,6 +116,16 @@ struct bdev *vt_open(const char *path, unsigned flags)
 	if ((flags & VT_OPEN_FORCE_SHARE) && !(flags & VT_OPEN_RDONLY)) {
 		vt_err(path, "-U/--force-share is for reading only: it cannot be written while it may be in use");
 		return NULL;
+	}
+	if (rbd_is_name(path)) {   /* a Ceph RBD image: raw, no .ctk tracking */
+		if (!(flags & VT_OPEN_RAW_OK)) {
+			vt_err(path, "an RBD image is a raw disk: this command works on VHD images only");
+			return NULL;
+		}
+		b = rbd_open_bdev(path, (flags & VT_OPEN_RDONLY) ? RBD_OPEN_RDONLY : 0, &e);
+		if (!b)
+			vt_err(NULL, "%s", e.msg);
+		return b;
 	}
 	if (flags & VT_OPEN_FORCE_SHARE)
 		o.flags |= VHD_O_FORCE_SHARE;

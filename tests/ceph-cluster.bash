@@ -1,0 +1,131 @@
+# Sourced by the RBD tests: a throw-away single-node Ceph cluster on
+# 127.0.0.1 (one monitor, one OSD on memstore, auth none, a random fsid),
+# all in a scratch folder.  Not a test itself (no .sh).
+#
+#   ceph_cluster_start DIR   start it under DIR (exit 77 with a reason when
+#                            the Ceph packages are missing or the cluster is
+#                            not up within CEPH_START_TIMEOUT, 60 s);
+#                            exports CEPH_CONF and creates the pool "rbd"
+#   ceph_cluster_stop        kill what it started, by PID (call it from the
+#                            sourcing test's EXIT trap)
+#
+# Every command that talks to the cluster runs under `timeout`.
+
+ceph_pids=()
+
+ceph_skip() {
+	# CEPH_FAIL_LOGS=DIR keeps the cluster's logs for a look.
+	[ -z "${CEPH_FAIL_LOGS:-}" ] || cp -r "$ceph_dir/log" "$CEPH_FAIL_LOGS" 2>/dev/null || true
+	echo "skip: $*"
+	exit 77
+}
+
+ceph_cluster_stop() {
+	local p
+
+	for p in "${ceph_pids[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${ceph_pids[@]}"; do
+		# bounded: KILL after 5 s
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	ceph_pids=()
+}
+
+# ceph_t SECONDS CMD...: CMD bounded in time (the config from CEPH_CONF).
+ceph_t() {
+	timeout -k 2 "$@"
+}
+
+ceph_cluster_start() {
+	local d=$1 port fsid deadline t
+
+	ceph_dir=$d
+
+	for t in ceph-mon ceph-osd ceph monmaptool rbd; do
+		command -v "$t" >/dev/null 2>&1 ||
+			ceph_skip "$t is not installed (scripts/deps.sh installs ceph-mon ceph-osd ceph-common)"
+	done
+	mkdir -p "$d/mon.a" "$d/osd.0" "$d/run" "$d/log"
+	fsid=$(cat /proc/sys/kernel/random/uuid)
+	# A port in 20000-39999 that nothing listens on.
+	for _ in $(seq 20); do
+		port=$((20000 + RANDOM % 20000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+	done
+	export CEPH_CONF=$d/ceph.conf
+	cat >"$CEPH_CONF" <<CONF
+[global]
+fsid = $fsid
+mon host = v1:127.0.0.1:$port
+public addr = 127.0.0.1
+ms bind msgr2 = false
+ms bind ipv6 = false
+auth cluster required = none
+auth service required = none
+auth client required = none
+auth allow insecure global id reclaim = true
+run dir = $d/run
+admin socket = $d/run/\$name.asok
+log file = $d/log/\$name.log
+pid file = $d/run/\$name.pid
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd crush chooseleaf type = 0
+mon allow pool size one = true
+mon allow pool delete = true
+mon warn on pool no redundancy = false
+mon data avail warn = 1
+mon data avail crit = 0
+osd objectstore = memstore
+memstore device bytes = 1073741824
+osd op num shards = 1
+# The OSD's own crush update at start races its monitor session (it may
+# send the command before it knows the fsid: "wrong fsid"): placed below.
+osd crush update on start = false
+osd class update on start = false
+osd op num threads per shard = 1
+client mount timeout = 30
+[mon.a]
+mon data = $d/mon.a
+[osd.0]
+osd data = $d/osd.0
+CONF
+	monmaptool --create --clobber --fsid "$fsid" --addv a "[v1:127.0.0.1:$port]" \
+		"$d/monmap" >"$d/log/setup.log" 2>&1 || ceph_skip "monmaptool failed: $(tail -1 "$d/log/setup.log")"
+	timeout 30 ceph-mon --conf "$CEPH_CONF" --mkfs -i a --monmap "$d/monmap" \
+		>>"$d/log/setup.log" 2>&1 || ceph_skip "ceph-mon --mkfs failed: $(tail -1 "$d/log/setup.log")"
+	ceph-mon --conf "$CEPH_CONF" -i a -f >>"$d/log/mon.out" 2>&1 &
+	ceph_pids+=($!)
+	deadline=$((SECONDS + ${CEPH_START_TIMEOUT:-60}))
+	local uuid
+
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	until ceph_t 20 ceph osd new "$uuid" >"$d/osd.id" 2>>"$d/log/setup.log"; do
+		[ $SECONDS -lt "$deadline" ] ||
+			ceph_skip "the monitor did not answer in time: $(tail -1 "$d/log/setup.log")"
+		sleep 0.5
+	done
+	[ "$(cat "$d/osd.id")" = 0 ] || ceph_skip "unexpected OSD id $(cat "$d/osd.id")"
+	ceph_t 20 ceph osd crush add osd.0 1.0 root=default >>"$d/log/setup.log" 2>&1 ||
+		ceph_skip "cannot place the OSD in the crush map: $(tail -1 "$d/log/setup.log")"
+	timeout 30 ceph-osd --conf "$CEPH_CONF" -i 0 --mkfs --osd-uuid "$uuid" \
+		>>"$d/log/setup.log" 2>&1 || ceph_skip "ceph-osd --mkfs failed: $(tail -1 "$d/log/setup.log")"
+	ceph-osd --conf "$CEPH_CONF" -i 0 -f >>"$d/log/osd.out" 2>&1 &
+	ceph_pids+=($!)
+	ceph_t 20 ceph osd pool create rbd 8 8 >>"$d/log/setup.log" 2>&1 ||
+		ceph_skip "cannot create the pool: $(tail -1 "$d/log/setup.log")"
+	ceph_t 20 ceph osd pool application enable rbd rbd >>"$d/log/setup.log" 2>&1 || true
+	# Up when an image can be created (the PGs are active).
+	until ceph_t 5 rbd create --size 1M rbd/probe >>"$d/log/setup.log" 2>&1; do
+		[ $SECONDS -lt "$deadline" ] ||
+			ceph_skip "the cluster did not come up in ${CEPH_START_TIMEOUT:-60} s: $(tail -1 "$d/log/setup.log")"
+		sleep 0.5
+	done
+	ceph_t 10 rbd rm --no-progress rbd/probe >>"$d/log/setup.log" 2>&1 || true
+}
