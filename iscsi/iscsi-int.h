@@ -319,6 +319,8 @@ struct iscsi_task {
 	bool immediate;          /* counted in c->n_imm, not the window */
 	enum { ISCSI_T_DATA_OUT, ISCSI_T_RUNNING } state;
 	bool aborted;            /* no response: a TMF ended it */
+	bool answering;          /* completed and its response being sent: a
+	                          * TMF no longer finds it (c->mu) */
 	uint8_t *buf;            /* EDTL bytes (or fewer, see task_new) */
 	uint32_t edtl;
 	size_t budget;           /* bytes of c's budget held */

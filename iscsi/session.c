@@ -217,8 +217,13 @@ static void *writer_thread(void *arg)
 		c->cq = tk->cq_next;
 		if (!c->cq)
 			c->cq_tail = &c->cq;
+		/* Decided under c->mu: either an ABORT TASK found it first (no
+		 * response) or its response goes out and a later ABORT TASK
+		 * finds no task (it must not answer FUNCTION COMPLETE for a
+		 * command whose good status the initiator gets). */
+		tk->answering = !tk->aborted;
 		pthread_mutex_unlock(&c->mu);
-		if (!tk->aborted) {
+		if (tk->answering) {
 			pthread_mutex_lock(&c->wlock);
 			answer(c, tk);
 			pthread_mutex_unlock(&c->wlock);
@@ -656,6 +661,8 @@ static int abort_tasks(struct iscsi_conn *c, bool all, uint32_t lun,
 	for (struct iscsi_task *tk = c->tasks, *nx; tk; tk = nx) {
 		nx = tk->next;
 		if (!all && (by_itt ? tk->itt != itt : tk->lun != lun))
+			continue;
+		if (tk->answering)	/* done: its response is on the way */
 			continue;
 		found++;
 		if (tk->state == ISCSI_T_DATA_OUT) {
