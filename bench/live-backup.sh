@@ -29,7 +29,7 @@ now() { date +%s.%N; }
 srbs() { "$T" vm --output=json "$dir/c.sock" stats | sed -n 's/.*"srbs":\([0-9]*\).*/\1/p'; }
 # rate S0 T0 S1 T1: requests a second
 rate() { echo "($3 - $1) / ($4 - $2)" | bc -l; }
-median() { sort -g | awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "-"}'; }
+. "$(dirname "$0")/lib.bash"
 
 bytes=$(numfmt --from=iec "$SIZE")
 echo "== live backup: records on a $SIZE disk, $ROUNDS rounds (load: $(cut -d' ' -f1-3 /proc/loadavg))"

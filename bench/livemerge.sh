@@ -53,7 +53,7 @@ PY
 }
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 tm() { sed -n 's/^T=\([0-9.]*\) .*/\1/p'; }
-median() { sort -g | awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "-"}'; }
+. "$(dirname "$0")/lib.bash"
 
 bytes=$(numfmt --from=iec "$SIZE")
 WORKLOAD=${WORKLOAD:-records,flush_ms=100,progress_ms=0,slots=$((bytes / 4096)),batch=32,qd=8}

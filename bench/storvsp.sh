@@ -77,7 +77,7 @@ fio_run() {
 		awk -F';' -v rw="$1" '{ if (rw ~ /write/) print $49; else print $8 }'
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+. "$(dirname "$0")/lib.bash"
 
 workloads="randread:4096:1 randread:4096:32 randread:4096:64 randwrite:4096:32 read:1048576:8"
 declare -A R

@@ -68,7 +68,7 @@ fio_run() {
 		awk -F';' '{ print $8 + $49 }'
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+. "$(dirname "$0")/lib.bash"
 
 workloads="randrw:4096:1 randrw:4096:32 read:1048576:8"
 declare -A R
