@@ -1,0 +1,134 @@
+/* s3: a small S3 client (libcurl, AWS Signature V4 by CURLOPT_AWS_SIGV4)
+ * for the backup repository's object storage: put-once objects, get,
+ * head, list, delete, Object Lock retention.
+ *
+ * Path-style addressing (ENDPOINT/BUCKET/KEY) for custom endpoints
+ * (radosgw, MinIO), virtual-host style for AWS when no endpoint is given.
+ * TLS is verified by default.  Every request is retried with exponential
+ * backoff and jitter on 5xx, 429, timeouts and connection errors (bounded
+ * attempts); 4xx other than 429 are final.
+ *
+ * Thread-safe: one client may be used from many threads at once; each
+ * request takes a connection (a curl easy handle) from the client's pool
+ * of cfg.connections, waiting when all are busy.
+ *
+ * All functions return 0 or -errno and fill a struct bdev_err ("what,
+ * where": the operation, bucket/key, HTTP status and the S3 error Code);
+ * none prints.  Error mapping: 404 / NoSuchKey -ENOENT, 412 (If-None-Match)
+ * -EEXIST, 403 / AccessDenied (including a delete refused by Object Lock)
+ * -EACCES, 400 InvalidRequest / InvalidArgument -EINVAL, a bucket that does
+ * not exist -ENXIO, anything else after the retries -EIO (timeouts
+ * -ETIMEDOUT). */
+#ifndef S3_H
+#define S3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bdev.h"
+
+struct s3_config {
+	char endpoint[512];     /* "http://127.0.0.1:7480"; "" = AWS for region */
+	char region[64];        /* "" -> "us-east-1" */
+	char access_key[256];
+	char secret_key[256];
+	char session_token[2048]; /* "" none */
+	bool path_style;        /* forced true when endpoint is set */
+	bool insecure;          /* do not verify TLS (never the default) */
+	char ca_file[512];      /* "" system CAs */
+	int connections;        /* parallel connections; 0 -> 8 */
+	int retries;            /* attempts after the first; < 0 -> 6 */
+	int timeout_ms;         /* per request; 0 -> 60000 */
+};
+
+/* Fill cfg from the environment as the AWS tools read it:
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+ * AWS_REGION (then AWS_DEFAULT_REGION), AWS_ENDPOINT_URL (then
+ * AWS_ENDPOINT_URL_S3), AWS_CA_BUNDLE.  Fields already set (non-empty) are
+ * kept, so options given on a command line win.  -EINVAL (e) when no
+ * credentials are found. */
+int s3_config_env(struct s3_config *cfg, struct bdev_err *e);
+
+/* Split "s3://BUCKET[/PREFIX]" : bucket (<= 63 chars, valid S3 name) and
+ * prefix (without leading or trailing '/', may be empty).  -EINVAL (e). */
+int s3_url_parse(const char *url, char bucket[64], char prefix[1024],
+		 struct bdev_err *e);
+/* True when path starts with "s3://". */
+bool s3_is_url(const char *path);
+
+struct s3_client;
+
+/* A client for one bucket.  Does no request. */
+struct s3_client *s3_open(const struct s3_config *cfg, const char *bucket,
+			  struct bdev_err *e);
+void s3_close(struct s3_client *c);
+
+/* Create the bucket; object_lock: with Object Lock enabled
+ * (x-amz-bucket-object-lock-enabled).  -EEXIST when it exists already
+ * (owned by us or not). */
+int s3_bucket_create(struct s3_client *c, bool object_lock,
+		     struct bdev_err *e);
+
+struct s3_put_opts {
+	bool if_none_match;     /* If-None-Match: *  ->  -EEXIST when the key
+				 * exists.  Where the store ignores the header,
+				 * s3_put still never replaces an existing
+				 * object: it does HEAD then PUT (see
+				 * s3_set_no_conditional). */
+	int64_t retain_until;   /* Unix seconds: Object Lock retention
+				 * (COMPLIANCE mode) set with the PUT; 0 none */
+};
+/* Store data (len bytes) under key (Content-MD5 sent, as Object Lock
+ * requires).  opts may be NULL. */
+int s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
+	   const struct s3_put_opts *opts, struct bdev_err *e);
+
+/* Read object key into a malloc'd buffer (*data, *len; a NUL is appended
+ * after the data, not counted).  More than max bytes: -EFBIG. */
+int s3_get(struct s3_client *c, const char *key, size_t max, void **data,
+	   size_t *len, struct bdev_err *e);
+/* Read len bytes at off of key into buf; *got bytes read (short at the
+ * end of the object). */
+int s3_get_range(struct s3_client *c, const char *key, uint64_t off,
+		 size_t len, void *buf, size_t *got, struct bdev_err *e);
+
+struct s3_stat {
+	uint64_t size;
+	int64_t mtime;          /* Last-Modified, Unix seconds */
+	char etag[80];          /* without quotes */
+};
+int s3_head(struct s3_client *c, const char *key, struct s3_stat *st,
+	    struct bdev_err *e);
+
+/* Delete key.  Deleting a key that does not exist is 0 (S3 semantics);
+ * one under Object Lock retention -EACCES. */
+int s3_delete(struct s3_client *c, const char *key, struct bdev_err *e);
+
+/* Every key under prefix (ListObjectsV2, all pages), in the store's
+ * order (lexicographic).  fn returning nonzero stops the walk and
+ * s3_list returns that value. */
+typedef int (*s3_list_fn)(void *opaque, const char *key,
+			  const struct s3_stat *st);
+int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn,
+	    void *opaque, struct bdev_err *e);
+
+/* Object Lock: set or extend the retention of key (COMPLIANCE mode) to
+ * until (Unix seconds).  Shortening is refused by the store (-EACCES). */
+int s3_retention_set(struct s3_client *c, const char *key, int64_t until,
+		     struct bdev_err *e);
+/* The key's retention (0 when none). */
+int s3_retention_get(struct s3_client *c, const char *key, int64_t *until,
+		     struct bdev_err *e);
+
+/* Where a store is known to ignore If-None-Match: do HEAD + PUT instead. */
+void s3_set_no_conditional(struct s3_client *c, bool on);
+
+/* Counters since s3_open (for progress lines and tests): requests sent,
+ * retries, bytes sent and received. */
+struct s3_counters {
+	uint64_t requests, retries, bytes_up, bytes_down;
+};
+void s3_counters(struct s3_client *c, struct s3_counters *out);
+
+#endif
