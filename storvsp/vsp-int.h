@@ -99,6 +99,8 @@ struct vsp {
 	struct vsp_offer offers[1 + VSP_MAX_SUBCHANNELS];
 	uint16_t subs_offered;	/* manager's thread */
 	uint32_t subs_epoch;
+	bool drop_posted;	/* drop_subs_posted pending (manager's thread) */
+	uint32_t drop_epoch;	/* epoch when the primary closed */
 	/* protocol state: written by the primary's thread, read by others */
 	_Atomic int state;	/* enum vsp_state */
 	_Atomic uint16_t version;

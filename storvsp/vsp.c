@@ -37,6 +37,37 @@ void vsp_note(struct vsp *v, const char *fmt, ...)
 
 /* --- vmbus callbacks (manager's thread) ---------------------------------- */
 
+/* Manager's thread: the sub-channels of the storvsc instance that opened
+ * the primary go with it (as Hyper-V and OpenVMM revoke them when the
+ * primary closes); a vmbus reset has freed them already (new epoch). */
+static void drop_subs(struct vsp *v)
+{
+	if (v->subs_epoch == vmbus_mgr_epoch(v->cfg.mgr)) {
+		for (uint16_t i = 1; i <= v->subs_offered; i++)
+			(void)vmbus_mgr_rescind(v->cfg.mgr, v->offers[i].relid);
+	}
+	v->subs_offered = 0;
+	v->subs_epoch = vmbus_mgr_epoch(v->cfg.mgr);
+	pthread_mutex_lock(&v->mu);
+	v->st.subchannels_offered = 0;
+	pthread_mutex_unlock(&v->mu);
+}
+
+/* Posted by the primary's close: not from inside the close itself, which
+ * may be part of a reset walking every channel. */
+static void drop_subs_posted(void *arg)
+{
+	struct vsp *v = arg;
+
+	v->drop_posted = false;
+	pthread_mutex_lock(&v->mu);
+	bool reopened = v->chans[0] != NULL;
+	pthread_mutex_unlock(&v->mu);
+	/* a reset since (new epoch) freed them; a new open dropped them */
+	if (v->drop_epoch == vmbus_mgr_epoch(v->cfg.mgr) && !reopened)
+		drop_subs(v);
+}
+
 static int cb_open(void *opaque, struct vmbus_chan *vc)
 {
 	struct vsp_offer *o = opaque;
@@ -45,18 +76,10 @@ static int cb_open(void *opaque, struct vmbus_chan *vc)
 
 	if (o->index == 0) {
 		/* a new storvsc instance: protocol from the start, and the
-		 * sub-channels of an earlier one go (a reset freed them) */
+		 * sub-channels of an earlier one go */
 		atomic_store(&v->state, VSP_ST_BEGIN);
 		atomic_store(&v->version, 0);
-		if (v->subs_epoch == vmbus_mgr_epoch(v->cfg.mgr)) {
-			for (uint16_t i = 1; i <= v->subs_offered; i++)
-				(void)vmbus_mgr_rescind(v->cfg.mgr, v->offers[i].relid);
-		}
-		v->subs_offered = 0;
-		v->subs_epoch = vmbus_mgr_epoch(v->cfg.mgr);
-		pthread_mutex_lock(&v->mu);
-		v->st.subchannels_offered = 0;
-		pthread_mutex_unlock(&v->mu);
+		drop_subs(v);
 	}
 	r = vsp_chan_open(o, vc);
 	if (r < 0)
@@ -84,6 +107,10 @@ static void cb_close(void *opaque, struct vmbus_chan *vc)
 	if (o->index == 0) {
 		atomic_store(&v->state, VSP_ST_BEGIN);
 		atomic_store(&v->version, 0);
+		v->drop_epoch = vmbus_mgr_epoch(v->cfg.mgr);
+		if (!v->drop_posted && v->subs_offered &&
+		    vmbus_mgr_post(v->cfg.mgr, drop_subs_posted, v) == 0)
+			v->drop_posted = true;	/* else the next open drops them */
 	}
 }
 

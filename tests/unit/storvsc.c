@@ -23,6 +23,8 @@ struct svc {
 	struct vsp_channel_props props;
 	bool old_sizes;
 	int rescans;
+	int rescinded;		/* RESCIND_CHANNELOFFER of our sub-channels */
+	bool closed;		/* svc_close_all done */
 	struct svc_req *reqs[SVC_MAX_REQS];	/* trans_id = index + 1 */
 	uint32_t free_ids[SVC_MAX_REQS], nfree;
 	int inflight;
@@ -71,6 +73,7 @@ int svc_nchan(struct svc *s) { return s->nchan; }
 uint16_t svc_version(struct svc *s) { return s->version; }
 const struct vsp_channel_props *svc_props(struct svc *s) { return &s->props; }
 int svc_rescans(struct svc *s) { return s->rescans; }
+int svc_rescinded(struct svc *s) { return s->rescinded; }
 int svc_inflight(struct svc *s) { return s->inflight; }
 
 static uint32_t msg_type(const uint8_t *m)
@@ -79,6 +82,24 @@ static uint32_t msg_type(const uint8_t *m)
 
 	memcpy(&t, m, 4);
 	return t;
+}
+
+/* A RESCIND_CHANNELOFFER: counted when it names one of our sub-channels,
+ * and answered as Linux does (the channel is closed: RELID_RELEASED). */
+static bool note_rescind(struct svc *s, const uint8_t *m, int n)
+{
+	struct vmbus_msg_relid rc, rel = { { VMBUS_MSG_RELID_RELEASED, 0 }, 0 };
+
+	if (msg_type(m) != VMBUS_MSG_RESCIND_CHANNELOFFER ||
+	    (size_t)n < sizeof(struct vmbus_msg_relid))
+		return false;
+	memcpy(&rc, m, sizeof(rc));
+	for (int k = 1; k < SVC_MAX_CHANNELS; k++)
+		if (s->relid[k] && s->relid[k] == rc.child_relid)
+			s->rescinded++;
+	rel.child_relid = rc.child_relid;
+	(void)vmbus_guest_post(s->g, &rel, sizeof(rel));
+	return true;
 }
 
 /* Next control message of type `type`, skipping others (offers of
@@ -92,6 +113,8 @@ static int recv_msg(struct svc *s, uint32_t type, uint8_t *m, int timeout_ms)
 			return fail(s, n, "waiting for message %u: %s", type, strerror(-n));
 		if (msg_type(m) == type)
 			return n;
+		if (note_rescind(s, m, n))
+			continue;
 		if (msg_type(m) == VMBUS_MSG_OFFERCHANNEL && n >= 196) {
 			struct vmbus_msg_offer o;
 
@@ -390,6 +413,38 @@ int svc_attach(const char *sock, const struct svc_opts *o, struct svc **out)
 	return 0;
 }
 
+int svc_close_all(struct svc *s, int wait_ms)
+{
+	uint8_t m[VMBUS_MAX_MSG_SIZE];
+	int r = 0;
+
+	if (s->closed)
+		return 0;
+	s->closed = true;
+	/* sub-channels first, the primary last (Linux's order) */
+	for (int i = s->nchan - 1; i >= 0; i--) {
+		struct vmbus_msg_relid cl = { { VMBUS_MSG_CLOSECHANNEL, 0 }, s->relid[i] };
+		struct vmbus_msg_gpadl_teardown td = { { VMBUS_MSG_GPADL_TEARDOWN, 0 },
+						       s->relid[i], s->gpadl[i] };
+
+		if (vmbus_guest_post(s->g, &cl, sizeof(cl)) ||
+		    vmbus_guest_post(s->g, &td, sizeof(td)) ||
+		    recv_msg(s, VMBUS_MSG_GPADL_TORNDOWN, m, 5000) < 0)
+			r = -EPROTO;
+	}
+	/* the host revokes the sub-channels with the primary */
+	for (int t = 0; t < wait_ms / 20 && s->rescinded < s->nchan - 1; t++) {
+		int n = vmbus_guest_recv(s->g, m, VMBUS_MAX_MSG_SIZE, 20);
+
+		if (n == -ETIMEDOUT || n == -EAGAIN)
+			continue;
+		if (n < 0)
+			break;
+		note_rescind(s, m, n);
+	}
+	return r;
+}
+
 int svc_detach(struct svc *s)
 {
 	uint8_t m[VMBUS_MAX_MSG_SIZE];
@@ -398,16 +453,7 @@ int svc_detach(struct svc *s)
 	if (!s)
 		return 0;
 	if (s->g) {
-		for (int i = s->nchan - 1; i >= 0; i--) {
-			struct vmbus_msg_relid cl = { { VMBUS_MSG_CLOSECHANNEL, 0 }, s->relid[i] };
-			struct vmbus_msg_gpadl_teardown td = { { VMBUS_MSG_GPADL_TEARDOWN, 0 },
-							       s->relid[i], s->gpadl[i] };
-
-			if (vmbus_guest_post(s->g, &cl, sizeof(cl)) ||
-			    vmbus_guest_post(s->g, &td, sizeof(td)) ||
-			    recv_msg(s, VMBUS_MSG_GPADL_TORNDOWN, m, 5000) < 0)
-				r = -EPROTO;
-		}
+		r = svc_close_all(s, 0);
 		struct vmbus_msg_hdr ul = { VMBUS_MSG_UNLOAD, 0 };
 		if (vmbus_guest_post(s->g, &ul, sizeof(ul)) ||
 		    recv_msg(s, VMBUS_MSG_UNLOAD_RESPONSE, m, 5000) < 0)

@@ -63,6 +63,13 @@ uint16_t svc_version(struct svc *s);
 const struct vsp_channel_props *svc_props(struct svc *s);
 /* ENUMERATE_BUS / REMOVE_DEVICE packets received so far. */
 int svc_rescans(struct svc *s);
+/* RESCIND_CHANNELOFFER messages seen for our sub-channels (each answered
+ * with RELID_RELEASED, as Linux does). */
+int svc_rescinded(struct svc *s);
+/* Close every channel (sub-channels first) and tear down their GPADLs,
+ * then wait up to wait_ms for the host to rescind the sub-channels.
+ * svc_detach does this (without waiting) when it was not done. */
+int svc_close_all(struct svc *s, int wait_ms);
 
 /* Queue r on channel chan: -EAGAIN when the ring or the id table is
  * full (reap first). */

@@ -428,6 +428,8 @@ static void guest_main(const char *path)
 	fprintf(stderr, "guest: %d requests saw the LUN gone\n", gone);
 	scan(s, 2);
 	hostile(s);
+	/* closing the primary revokes its sub-channels (as Hyper-V does) */
+	CHECK(98, svc_close_all(s, 5000) == 0 && svc_rescinded(s) == svc_nchan(s) - 1);
 	CHECK(99, svc_detach(s) == 0);
 	_exit(0);
 }
