@@ -414,6 +414,17 @@ static CURLcode attempt(struct s3_client *c, CURL *h, struct rq *q,
 	return curl_easy_perform(h);
 }
 
+/* Append line to *hl; on failure free the list, *hl NULL, false. */
+static bool hdr_add(struct curl_slist **hl, const char *line)
+{
+	struct curl_slist *t = curl_slist_append(*hl, line);
+
+	if (!t)
+		curl_slist_free_all(*hl);
+	*hl = t;
+	return t != NULL;
+}
+
 /* Send q with retries; 0 for a 2xx answer, else -errno (e). */
 static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 {
@@ -421,7 +432,8 @@ static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 	char sha[2 * 32 + 1], w[400];
 	char hbuf[128];
 	char *url = NULL;
-	struct curl_slist *hl = NULL, *t;
+	struct curl_slist *hl = NULL;
+	bool ok;
 	CURLcode rc = CURLE_OK;
 	unsigned mdlen;
 	int r, tries = 1 + c->cfg.retries;
@@ -440,17 +452,13 @@ static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 	}
 	hex(md, 32, sha);
 	snprintf(hbuf, sizeof(hbuf), "x-amz-content-sha256: %s", sha);
-	hl = curl_slist_append(hl, hbuf);
 	/* Not a form.  (An "Expect:" line to drop curl's 100-continue would
 	 * be signed as a header by curl 7.88 and break the signature.) */
-	if (hl && q->body)
-		hl = curl_slist_append(hl, "Content-Type: application/octet-stream");
-	if (hl && c->token_hdr[0])
-		hl = curl_slist_append(hl, c->token_hdr);
-	for (const char *const *p = q->hdrs; hl && p && *p; p++) {
-		t = curl_slist_append(hl, *p);
-		hl = t;
-	}
+	ok = hdr_add(&hl, hbuf) &&
+	     (!q->body || hdr_add(&hl, "Content-Type: application/octet-stream")) &&
+	     (!c->token_hdr[0] || hdr_add(&hl, c->token_hdr));
+	for (const char *const *p = q->hdrs; ok && p && *p; p++)
+		ok = hdr_add(&hl, *p);
 	if (!hl) {
 		free(url);
 		return bdev_err_set(e, ENOMEM, "out of memory");
@@ -656,10 +664,10 @@ int s3_bucket_create(struct s3_client *c, bool object_lock,
 	rq_free(&head);
 	if (r == 0)
 		return bdev_err_set(e, EEXIST, "create bucket s3://%s: exists already", c->bucket);
-	if (r == -EACCES)
-		return bdev_err_set(e, EEXIST, "create bucket s3://%s: exists (owned by someone else)",
-				    c->bucket);
-	if (r != -ENOENT && r != -ENXIO)
+	/* 403: someone else's bucket (the PUT says 409 BucketAlreadyExists)
+	 * or bad credentials (the PUT says why, with a code: a HEAD answer
+	 * has no body). */
+	if (r != -ENOENT && r != -ENXIO && r != -EACCES)
 		return r;
 	if (object_lock)
 		q.hdrs = lock_hdr;
