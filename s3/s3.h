@@ -75,7 +75,11 @@ struct s3_put_opts {
 				 * exists.  Where the store ignores the header,
 				 * s3_put still never replaces an existing
 				 * object: it does HEAD then PUT (see
-				 * s3_set_no_conditional). */
+				 * s3_set_no_conditional).  A retried
+				 * conditional PUT whose first attempt was
+				 * stored but whose answer was lost is
+				 * -EEXIST too: only for content-addressed
+				 * keys, where that is harmless. */
 	int64_t retain_until;   /* Unix seconds: Object Lock retention
 				 * (COMPLIANCE mode) set with the PUT; 0 none */
 };
@@ -98,11 +102,15 @@ struct s3_stat {
 	int64_t mtime;          /* Last-Modified, Unix seconds */
 	char etag[80];          /* without quotes */
 };
+/* A HEAD answer has no body, hence no S3 code: a missing bucket is
+ * -ENOENT here, like a missing key. */
 int s3_head(struct s3_client *c, const char *key, struct s3_stat *st,
 	    struct bdev_err *e);
 
 /* Delete key.  Deleting a key that does not exist is 0 (S3 semantics);
- * one under Object Lock retention -EACCES. */
+ * one under Object Lock retention -EACCES.  A HEAD first: in a versioned
+ * bucket (every Object Lock bucket) the current version is deleted by its
+ * id, not hidden behind a delete marker. */
 int s3_delete(struct s3_client *c, const char *key, struct bdev_err *e);
 
 /* Every key under prefix (ListObjectsV2, all pages), in the store's
@@ -112,6 +120,17 @@ typedef int (*s3_list_fn)(void *opaque, const char *key,
 			  const struct s3_stat *st);
 int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn,
 	    void *opaque, struct bdev_err *e);
+
+/* One ListObjectsV2 answer page (xml, len; for s3_list and tests): fn
+ * for every <Contents> (Key and Size required, LastModified and ETag
+ * optional), *truncated from <IsTruncated>, next (size nnext) from
+ * <NextContinuationToken> ("" when absent).  Strict and bounded: -EPROTO
+ * (e) on malformed or oversized XML, a root other than
+ * <ListBucketResult>, a key over 1024 bytes, a truncated page without a
+ * token; fn returning nonzero stops with that value. */
+int s3_list_parse(const char *xml, size_t len, s3_list_fn fn, void *opaque,
+		  bool *truncated, char *next, size_t nnext,
+		  struct bdev_err *e);
 
 /* Object Lock: set or extend the retention of key (COMPLIANCE mode) to
  * until (Unix seconds).  Shortening is refused by the store (-EACCES). */
