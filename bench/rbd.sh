@@ -69,16 +69,7 @@ v_qemu_out() { WARM=; run qemu_out qemu-img convert -f raw -O vpc -o subformat=d
 v_qemusync_out() { WARM=; run qemusync_out sh -c "qemu-img convert -f raw -O vpc -o subformat=dynamic 'rbd:rbd/src$conf' q.vhd && sync q.vhd"; rm -f q.vhd; }
 groups=("vt_in qemu_in" "vt_out qemu_out qemusync_out")
 
-for r in $(seq 1 "$REPS"); do
-	echo "round $r of $REPS"
-	for g in "${groups[@]}"; do
-		read -r -a vs <<< "$g"
-		n=${#vs[@]}
-		for k in $(seq 0 $((n - 1))); do
-			"v_${vs[$(( (k + r) % n ))]}"
-		done
-	done
-done
+interleave "$REPS" "${groups[@]}"   # order rotated each round (lib.bash)
 # The images are the VHD's content.
 qemu-img compare -f vpc src.vhd -F raw "rbd:rbd/vt$conf" >/dev/null ||
 	{ echo "bench: the image vhdtool wrote differs from the VHD" >&2; exit 1; }
