@@ -73,7 +73,9 @@ image "$dir/img2.raw"
 restores "$id2" "$dir/img2.raw"
 restores "$id1" "$dir/img1.raw"   # the full one is untouched
 
-# Nothing changed: nothing read.
+# Nothing changed: nothing read.  A snapshot an interrupted backup left
+# (vhdstack-bkp-* of no backup) goes with the next commit.
+T rbd snap create rbd/disk@vhdstack-bkp-orphan >/dev/null 2>&1 || fail "rbd snap create"
 id3=$(backup)
 expect "$id3" incremental 0
 one_snap "$id3"

@@ -6,7 +6,9 @@
 #    host serves the same bytes back (they are in the image);
 #  - vmm-mini run (user-mode backend) with two RBD LUNs runs the records
 #    workload; SIGTERM, then every record is verified from the host through
-#    librbd (check-records rbd:...);
+#    librbd (check-records rbd:...); a backup taken while the guest writes
+#    (from an RBD snapshot) restores to records at least up to what the
+#    guest saw flushed before it began;
 #  - vhdtool serve --iscsi of an RBD image: qemu-img (iscsi://) reads what
 #    the image holds, qemu-io writes that vhdtool then reads from the image;
 #    --snapshot is refused with a pointer to @SNAP;
@@ -61,6 +63,13 @@ USER_MODE_ARG=(--user-mode)
 start_vmm --mem 64M --timeout 60 --workload records,flush_ms=200 \
 	--disk "rbd:rbd/r0$conf,lun=0" --disk "rbd:rbd/r1$conf,lun=1"
 wait_console 50 'records: flushed 0:[0-9]+ 1:[0-9]+' || fail "no flushed records on the RBD LUNs"
+# A backup of LUN 0 while the guest writes it (the VMM holds the image's
+# exclusive lock): it reads a snapshot, which holds at least every record
+# the guest saw flushed before the backup began.
+f0=$(flushed 0)
+T "$V" backup init "$dir/repo" >/dev/null || fail "backup init"
+bid=$(T "$V" backup create "$dir/repo" "rbd:rbd/r0$conf" 2>"$dir/bkp.err") ||
+	fail "backup of a running VM's RBD disk: $(cat "$dir/bkp.err")"
 sleep 1
 stop_vmm TERM
 [ "$rc" = 0 ] || fail "vmm-mini exited $rc after SIGTERM"
@@ -68,6 +77,9 @@ grep -q "records: stopped: .* 0 mismatches, 0 I/O errors" "$dir/err" || fail "gu
 for l in 0 1; do [ "$(flushed $l)" -gt 0 ] || fail "LUN $l: nothing flushed"; done
 check_records "rbd:rbd/r0$conf" 0
 check_records "rbd:rbd/r1$conf" 1
+T "$V" backup restore -O raw "$dir/repo" "$bid" "$dir/r0-bkp.raw" >/dev/null || fail "restore"
+"$VMM" check-records "$dir/r0-bkp.raw,flushed=$f0" >>"$dir/check" 2>&1 ||
+	{ cat "$dir/check"; fail "the backup taken while the guest ran lacks flushed records"; }
 grep -h "records," "$dir/check" | sed 's/^/  /'
 
 # ---- vhdtool serve --iscsi of an RBD image ----
