@@ -619,7 +619,7 @@ int rbd_bdev_snap_list(struct bdev *b, const char *prefix, char ***names,
 	*n = 0;
 	if (rc)
 		return rc;
-	for (;;) {
+	for (int tries = 0; ; tries++) {   /* max grows to what is needed */
 		free(v);
 		v = calloc((size_t)max, sizeof(*v));
 		if (!v) {
@@ -627,7 +627,7 @@ int rbd_bdev_snap_list(struct bdev *b, const char *prefix, char ***names,
 			return bdev_err_set(e, ENOMEM, "out of memory");
 		}
 		cnt = rbd_snap_list(img, v, &max);
-		if (cnt != -ERANGE)
+		if (cnt != -ERANGE || tries == 8)
 			break;
 	}
 	rbd_close(img);

@@ -124,4 +124,14 @@ T "$V" backup verify "$repo" >/dev/null || fail "backup verify"
 id7=$(T "$V" backup create --no-track "$repo" "$img" 2>/dev/null) || fail "backup --no-track"
 [ "$(jget "$id7" snapshot)" = null ] || fail "--no-track took a snapshot"
 one_snap "$id6"
+
+# A snapshot named as the source (rbd:POOL/IMG@SNAP) is read as it is: no
+# backup snapshot taken, none removed.
+T rbd snap create rbd/disk@keep >/dev/null 2>&1 || fail "rbd snap create keep"
+head -c 4K /dev/urandom | T "$V" write "$img" $((16 * M)) >/dev/null || fail "write 6"
+id8=$(T "$V" backup create "$repo" "rbd:rbd/disk@keep$conf" 2>"$dir/err") || fail "backup of @keep: $(cat "$dir/err")"
+[ "$(jget "$id8" snapshot)" = null ] || fail "a backup of @SNAP took a snapshot"
+one_snap "$id6"
+T "$V" read "rbd:rbd/disk@keep$conf" 0 64M >"$dir/keep.raw" || fail "read @keep"
+restores "$id8" "$dir/keep.raw"
 echo "rbd backups: full, incremental by fast-diff, snapshot kept, gone and invalid -> full: fine"

@@ -104,8 +104,12 @@ static void end(void *opaque, bool committed)
 
 bool vt_rbd_snaps_init(struct vt_rbd_snaps *v, struct bdev *img)
 {
+	struct rbd_spec s;
+	struct bdev_err e;
+
 	memset(v, 0, sizeof(*v));
-	if (!rbd_bdev_is(img))
+	/* An image opened at a snapshot (@SNAP) is read as it is. */
+	if (!rbd_bdev_is(img) || rbd_parse(img->name, &s, &e) || s.snap)
 		return false;
 	v->img = img;
 	v->s = (struct bkp_snapshots){ .opaque = v, .take = take, .diff = diff,

@@ -211,6 +211,8 @@ static int cmd_create(int argc, char **argv)
 	/* An RBD image: its snapshots tell what changed, not a .ctk file. */
 	if (!o.no_track && vt_rbd_snaps_init(&rs, src))
 		o.snaps = &rs.s;
+	else if (rbd_is_name(o.source))
+		o.no_track = true;   /* rbd:...@SNAP: read as it is; never a .ctk */
 	vt_progress_init(&pr.vp, "backup", o.progress != NULL);
 	rc = bkp_create(r, src, &o, &b, &e);
 	end_progress(&pr);

@@ -72,7 +72,8 @@ const char *vt_kind(const struct bdev *b);
 
 /* Backups of an RBD image with its snapshots as change source
  * (backup-rbd.c): vt_rbd_snaps_init fills v->s for bkp_create_opts.snaps
- * when img is an RBD image (false otherwise); img stays open meanwhile. */
+ * when img is an RBD image at its head (false otherwise: also for @SNAP);
+ * img stays open meanwhile. */
 #include "backup/bkp.h"
 #include "rbd/rbd.h"
 struct vt_rbd_snaps {
