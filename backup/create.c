@@ -247,7 +247,6 @@ static void describe(struct bdev *src, const char *source, struct bkp_info *b)
 	struct bdev_file_info fi;
 	char *real = source ? realpath(source, NULL) : NULL;
 	struct stat st;
-
 	const struct bdev *bottom = src;
 
 	snprintf(b->source, sizeof(b->source), "%s",
