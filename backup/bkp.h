@@ -39,6 +39,7 @@
 #define BKP_MAX_CHUNK_SIZE      (64u << 20)
 #define BKP_DEFAULT_GRACE       300       /* seconds, see gc */
 #define BKP_ID_MAX              40
+#define BKP_SNAP_MAX            96        /* a change-source snapshot's name */
 
 /* ---- repository ---- */
 
@@ -78,6 +79,9 @@ struct bkp_info {
 	char index_sha256[65];
 	char ctk_generation[33];  /* change tracking this backup is tied to ("" none) */
 	uint32_t ctk_since;       /* the next incremental reads marks >= this */
+	char snapshot[BKP_SNAP_MAX]; /* the disk's own snapshot this backup
+				   * read, kept as the next one's base (RBD:
+				   * "vhdstack-bkp-ID"); "" none */
 	/* Live backups (vhdtool backup create --vm) only; group "" otherwise. */
 	char group[BKP_ID_MAX];   /* shared by the disks of one point in time */
 	uint32_t vm_lun;          /* the disk's LUN in the VM */
@@ -109,6 +113,30 @@ int bkp_show(struct bkp_repo *r, const char *id, struct bkp_info *out,
 
 /* ---- create ---- */
 
+/* A disk that records its own changes between snapshots (an RBD image with
+ * fast-diff), as change source in place of SOURCE.ctk.  The caller
+ * implements it on its back-end; the backup engine sees only this. */
+struct bkp_snapshots {
+	void *opaque;
+	/* Take a snapshot for backup id before anything is read: its name
+	 * in name (recorded in the manifest) and the disk as of the
+	 * snapshot in *snap (read-only; the source owns it and closes it in
+	 * end()).  0 or -errno with e filled: the backup fails. */
+	int (*take)(void *opaque, const char *id, char name[BKP_SNAP_MAX],
+		    struct bdev **snap, struct bdev_err *e);
+	/* Prepare the differences between snapshot base and the new one:
+	 * 0, then changed() answers; 1 when they are not known (why says
+	 * so: the backup reads everything); -errno with e filled. */
+	int (*diff)(void *opaque, const char *base, char *why, size_t wl,
+		    struct bdev_err *e);
+	/* Whether [off, off+len) differs (thread-safe, after diff() = 0). */
+	bool (*changed)(void *opaque, uint64_t off, uint64_t len);
+	/* After the backup: committed, drop every other snapshot of this
+	 * source (exactly the new one stays, the next backup's base); not
+	 * committed, drop the new one.  Closes *snap. */
+	void (*end)(void *opaque, bool committed);
+};
+
 /* Progress: done of total bytes of the disk handled. */
 typedef void (*bkp_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
@@ -129,6 +157,11 @@ struct bkp_create_opts {
 	const char *consistency;
 	uint32_t vm_lun;
 	uint64_t freeze_window_us;
+	/* The disk's own snapshots as change source (not with group or
+	 * no_track): the backup reads the snapshot it takes, and an
+	 * incremental only what changed since the newest earlier backup of
+	 * the same disk id recording a snapshot.  NULL: SOURCE.ctk. */
+	const struct bkp_snapshots *snaps;
 	int threads;              /* 0: two per online CPU (at least 4) */
 	bkp_progress_fn progress; /* called from the calling thread */
 	void *opaque;

@@ -8,6 +8,12 @@
  * Otherwise every chunk is read, except ranges the disk reports as zero
  * (block status).
  *
+ * A disk with snapshots of its own (o->snaps, an RBD image): the backup
+ * takes one, reads it instead of the live disk, and an incremental reads
+ * only what the disk reports changed since the snapshot of the newest
+ * earlier backup of the same disk; that snapshot is dropped once the new
+ * backup is visible, so exactly one stays.
+ *
  * Live backups (o->group set): src is an image a running VMM froze; the
  * frozen tracking file it wrote stands in for SOURCE.ctk, read only (the
  * VMM's tracker keeps SOURCE.ctk), and the manifest takes the VMM's
@@ -241,11 +247,18 @@ static void describe(struct bdev *src, const char *source, struct bkp_info *b)
 	struct bdev_file_info fi;
 	char *real = source ? realpath(source, NULL) : NULL;
 	struct stat st;
+	const struct bdev *bottom = src;
 
 	snprintf(b->source, sizeof(b->source), "%s",
 		 real ? real : source ? source : src->name);
 	free(real);
-	if (bdev_file_info(src, &fi) == 0 && !strncmp(fi.format, "vhd-", 4)) {
+	while (bottom->lower)
+		bottom = bottom->lower;
+	if (!strcmp(bottom->ops->kind, "rbd") && src->ident.serial[0]) {
+		/* A Ceph RBD image: its id in the pool (rbd/rbd.c). */
+		snprintf(b->source_format, sizeof(b->source_format), "rbd");
+		snprintf(b->disk_id, sizeof(b->disk_id), "%s", src->ident.serial);
+	} else if (bdev_file_info(src, &fi) == 0 && !strncmp(fi.format, "vhd-", 4)) {
 		char h[33];
 
 		/* The VHD's UUID, 8-4-4-4-12. */
@@ -269,10 +282,12 @@ static void describe(struct bdev *src, const char *source, struct bkp_info *b)
 	}
 }
 
-/* The newest backup of this tracking generation that can serve as the
- * base: same chunk and disk size, its index intact.  Fills base and x. */
+/* The newest backup that can serve as the base: of this tracking
+ * generation (gen not NULL) or of this disk with a snapshot recorded
+ * (disk_id not NULL); same chunk and disk size, its index intact.  Fills
+ * base and x. */
 static bool find_base(struct bkp_repo *r, const char *gen, uint32_t epoch,
-		      uint64_t size, struct bkp_info *base,
+		      const char *disk_id, uint64_t size, struct bkp_info *base,
 		      struct bkp_index *x, char *why, size_t wl)
 {
 	struct bkp_info *v;
@@ -280,14 +295,20 @@ static bool find_base(struct bkp_repo *r, const char *gen, uint32_t epoch,
 	bool found = false;
 	size_t n;
 
-	snprintf(why, wl, "no earlier backup of this disk in the repository with the current change tracking");
+	if (gen)
+		snprintf(why, wl, "no earlier backup of this disk in the repository with the current change tracking");
+	else
+		snprintf(why, wl, "no earlier backup of this disk with a snapshot in the repository");
 	if (bkp_list(r, &v, &n, &e))
 		return false;
 	for (size_t k = n; k-- > 0 && !found; ) {
 		char iwhy[200];
 
-		if (strcmp(v[k].ctk_generation, gen) || v[k].ctk_since > epoch ||
-		    v[k].virtual_size != size || v[k].chunk_size != r->chunk_size)
+		if (gen && (strcmp(v[k].ctk_generation, gen) || v[k].ctk_since > epoch))
+			continue;
+		if (!gen && (strcmp(v[k].disk_id, disk_id) || !v[k].snapshot[0]))
+			continue;
+		if (v[k].virtual_size != size || v[k].chunk_size != r->chunk_size)
 			continue;
 		if (bkp_index_read(r, v[k].id, v[k].index_sha256, x, iwhy,
 				   sizeof(iwhy)) == 0) {
@@ -299,6 +320,40 @@ static bool find_base(struct bkp_repo *r, const char *gen, uint32_t epoch,
 	return found;
 }
 
+/* Snapshots as the change source: take one, read it, and find what
+ * changed since the base's.  0 (*have_base says whether there is a
+ * base; why says why not) or -errno with e filled. */
+static int snap_begin(struct bkp_repo *r, const struct bkp_create_opts *o,
+		      struct bkp_info *b, struct bdev **src, bool *taken,
+		      struct bkp_info *base, struct bkp_index *bx,
+		      bool *have_base, char *why, size_t wl, struct bdev_err *e)
+{
+	const struct bkp_snapshots *sn = o->snaps;
+	struct bdev *snap = NULL;
+	int rc = sn->take(sn->opaque, b->id, b->snapshot, &snap, e);
+
+	if (rc)
+		return rc;
+	*taken = true;
+	if (snap->size != (*src)->size)
+		return bdev_err_set(e, EIO, "%s: the snapshot %s has another size than the disk",
+				    (*src)->name, b->snapshot);
+	*src = snap;
+	if (o->full) {
+		snprintf(why, wl, "full backup requested");
+		return 0;
+	}
+	if (!find_base(r, NULL, 0, b->disk_id, snap->size, base, bx, why, wl))
+		return 0;
+	rc = sn->diff(sn->opaque, base->snapshot, why, wl, e);
+	if (rc < 0)
+		return rc;
+	*have_base = rc == 0;
+	if (!*have_base)
+		bkp_index_free(bx);
+	return 0;
+}
+
 int bkp_create(struct bkp_repo *r, struct bdev *src,
 	       const struct bkp_create_opts *o, struct bkp_info *out,
 	       struct bdev_err *e)
@@ -308,7 +363,7 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	struct bkp_info *b = out, base;
 	struct bkp_index bx = { 0 }, x;
 	struct timespec t0, c0, t1;
-	bool valid = false, have_base = false;
+	bool valid = false, have_base = false, taken = false;
 	char why[300] = "";
 	int wfd = -1, rc;
 
@@ -319,6 +374,10 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 			  strcmp(o->consistency, "crash")))) {
 		free(j);
 		return bdev_err_set(e, EINVAL, "a live backup needs a group (letters, digits, '-') and consistency application or crash");
+	}
+	if (o->snaps && (o->group || o->no_track)) {
+		free(j);
+		return bdev_err_set(e, EINVAL, "snapshots as change source exclude live backups and --no-track");
 	}
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
@@ -347,7 +406,12 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 		rc = wfd;
 		goto out;
 	}
-	if (o->group && o->frozen_ctk && o->source && !o->no_track) {
+	if (o->snaps) {
+		rc = snap_begin(r, o, b, &src, &taken, &base, &bx, &have_base,
+				why, sizeof(why), e);
+		if (rc)
+			goto out;
+	} else if (o->group && o->frozen_ctk && o->source && !o->no_track) {
 		char fwhy[sizeof(why) - 40];
 
 		ctk = bkp_ctk_begin_frozen(src, o->source, o->frozen_ctk, fwhy,
@@ -364,7 +428,7 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 		bkp_ctk_ids(ctk, b->ctk_generation, &b->ctk_since);
 		if (valid && !o->full)
 			have_base = find_base(r, b->ctk_generation,
-					      bkp_ctk_epoch(ctk), src->size,
+					      bkp_ctk_epoch(ctk), NULL, src->size,
 					      &base, &bx, why, sizeof(why));
 		if (o->full)
 			snprintf(why, sizeof(why), "full backup requested");
@@ -385,9 +449,10 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	if (have_base) {
 		for (uint64_t i = 0; i < j->n; i++) {
 			uint64_t off = i * j->cs;
+			uint64_t len = UTIL_MIN((uint64_t)j->cs, j->size - off);
 
-			if (!bkp_ctk_changed(ctk, base.ctk_since, off,
-					     UTIL_MIN((uint64_t)j->cs, j->size - off))) {
+			if (ctk ? !bkp_ctk_changed(ctk, base.ctk_since, off, len)
+				: !o->snaps->changed(o->snaps->opaque, off, len)) {
 				memcpy(j->d[i], bx.d[i], BKP_DIGEST);
 				j->reuse[i] = 1;
 			}
@@ -404,7 +469,10 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	if (rc)
 		goto out;
 
-	if (!ctk) {
+	if (taken) {
+		/* A snapshot: one point in time, as after a crash. */
+		snprintf(b->consistency, sizeof(b->consistency), "crash");
+	} else if (!ctk) {
 		snprintf(b->consistency, sizeof(b->consistency), "%s",
 			 o->group ? o->consistency : "unverified");
 	} else if (bkp_ctk_end(ctk)) {
@@ -446,6 +514,8 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 		free(p);
 	}
 out:
+	if (taken)
+		o->snaps->end(o->snaps->opaque, rc == 0);
 	bkp_ctk_abort(ctk);
 	if (wfd >= 0)
 		bkp_writer_unregister(r, b->id, wfd);

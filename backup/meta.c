@@ -168,6 +168,8 @@ char *bkp_info_json(const struct bkp_info *b)
 	} else {
 		json_null(&j);
 	}
+	if (b->snapshot[0])
+		json_kv_str(&j, "snapshot", b->snapshot);
 	if (b->group[0]) {
 		json_kv_str(&j, "group", b->group);
 		json_kv_u64(&j, "vm-lun", b->vm_lun);
@@ -295,6 +297,10 @@ static int parse_manifest(const struct bkp_json *j, struct bkp_info *b,
 		  strlen(b->ctk_generation) != 32 ||
 		  !get_u64(ctk, "since", &ctk_u) || ctk_u == 0 || ctk_u > UINT32_MAX))
 		bad = "change-tracking";
+	else if (bkp_json_get(j, "snapshot") &&   /* optional */
+		 (!get_str(j, "snapshot", b->snapshot, sizeof(b->snapshot), false) ||
+		  !b->snapshot[0]))
+		bad = "snapshot";
 	else if (bkp_json_get(j, "group") &&   /* live backups only */
 		 (!get_str(j, "group", b->group, sizeof(b->group), false) ||
 		  !bkp_group_valid(b->group)))

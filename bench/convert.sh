@@ -17,6 +17,7 @@ set -eu
 T=${VHDTOOL:-build/vhdtool}
 T=$(cd "$(dirname "$T")" && pwd)/$(basename "$T")
 REPS=${REPS:-5}
+. "$(dirname "$0")/lib.bash"
 command -v qemu-img >/dev/null || { echo "bench/convert.sh: qemu-img missing, skipped"; exit 0; }
 dir=$(mktemp -d "${BENCH_DIR:-/tmp}/vhdbench.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
@@ -82,19 +83,8 @@ groups=("vt_r2d qemu_r2d qemusync_r2d" "vt_d2r qemu_d2r qemusync_d2r"
 	"vt_merge vt_mergekeep dd_merge ddsync_merge"
 	"vt_compact vt_copycompact qemu_copycompact")
 
-# Interleaved: each round runs every variant of a group, starting with a
-# different one each round (who runs first after another group's work may
-# pay for reclaiming its memory).
-for r in $(seq 1 "$REPS"); do
-	echo "round $r of $REPS"
-	for g in "${groups[@]}"; do
-		read -r -a vs <<< "$g"
-		n=${#vs[@]}
-		for k in $(seq 0 $((n - 1))); do
-			"v_${vs[$(( (k + r) % n ))]}"
-		done
-	done
-done
+# Interleaved, the order rotated each round (bench/lib.bash).
+interleave "$REPS" "${groups[@]}"
 
 ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { printf "%.2f", a / b }'; }
 row() { # LABEL VT PEER PEERSYNC

@@ -21,8 +21,11 @@
 #define BS_WINDOW (1ull << 30)      /* block status: bytes asked at once */
 #define RBD_MOUNT_TIMEOUT "30"      /* seconds librados waits for the mons */
 
-struct rbd_ext {
-	uint64_t off, len;
+/* Extents rbd_diff_iterate2 reports, in the order it reports them. */
+struct ext_list {
+	struct rbd_extent *v;
+	size_t n, cap;
+	int err;
 };
 
 struct rbd_bdev {
@@ -34,9 +37,7 @@ struct rbd_bdev {
 	pthread_mutex_t cmu;            /* the block-status cache below */
 	unsigned c_gen;
 	uint64_t c_start, c_end;        /* window cached; empty when equal */
-	struct rbd_ext *ext;            /* data extents in it, sorted */
-	size_t n, cap;
-	int cb_err;
+	struct ext_list x;              /* data extents in it, sorted */
 };
 
 static struct rbd_bdev *RB(struct bdev *b)
@@ -65,7 +66,7 @@ int rbd_parse(const char *name, struct rbd_spec *s, struct bdev_err *e)
 		*opt++ = '\0';
 	p = strchr(s->buf, '/');
 	if (!p || p == s->buf || !p[1])
-		return bdev_err_set(e, EINVAL, "%s: expected rbd:POOL/IMAGE[@SNAP][:conf=PATH]", name);
+		return bdev_err_set(e, EINVAL, "%s: expected rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][:conf=PATH]", name);
 	*p++ = '\0';
 	s->pool = s->buf;
 	s->image = p;
@@ -76,8 +77,15 @@ int rbd_parse(const char *name, struct rbd_spec *s, struct bdev_err *e)
 			return bdev_err_set(e, EINVAL, "%s: empty image or snapshot name", name);
 		s->snap = at;
 	}
-	if (strchr(s->image, '/'))
-		return bdev_err_set(e, EINVAL, "%s: namespaces (POOL/NS/IMAGE) are not supported", name);
+	/* POOL/NAMESPACE/IMAGE, as qemu spells a namespace. */
+	at = strchr(s->image, '/');
+	if (at) {
+		*at++ = '\0';
+		if (!*at || !*s->image || strchr(at, '/'))
+			return bdev_err_set(e, EINVAL, "%s: expected rbd:POOL[/NAMESPACE]/IMAGE", name);
+		s->ns = s->image;
+		s->image = at;
+	}
 	while (opt && *opt) {
 		char *next = strchr(opt, ':');
 
@@ -98,34 +106,61 @@ int rbd_parse(const char *name, struct rbd_spec *s, struct bdev_err *e)
 
 static int diff_cb(uint64_t off, size_t len, int exists, void *arg)
 {
-	struct rbd_bdev *r = arg;
+	struct ext_list *l = arg;
 
-	if (!exists || !len)
+	(void)exists;   /* a difference either way; holes are "not exists" */
+	if (!len)
 		return 0;
-	if (r->n && r->ext[r->n - 1].off + r->ext[r->n - 1].len == off) {
-		r->ext[r->n - 1].len += len;
+	if (l->n && l->v[l->n - 1].off + l->v[l->n - 1].len == off) {
+		l->v[l->n - 1].len += len;
 		return 0;
 	}
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? 2 * r->cap : 64;
-		struct rbd_ext *x = realloc(r->ext, cap * sizeof(*x));
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct rbd_extent *x = realloc(l->v, cap * sizeof(*x));
 
 		if (!x) {
-			r->cb_err = -ENOMEM;
+			l->err = -ENOMEM;
 			return -ENOMEM;
 		}
-		r->ext = x;
-		r->cap = cap;
+		l->v = x;
+		l->cap = cap;
 	}
-	r->ext[r->n++] = (struct rbd_ext){ off, len };
+	l->v[l->n++] = (struct rbd_extent){ off, len };
 	return 0;
+}
+
+/* Data only: block status skips what does not exist. */
+static int data_cb(uint64_t off, size_t len, int exists, void *arg)
+{
+	return exists ? diff_cb(off, len, exists, arg) : 0;
 }
 
 static int cmp_ext(const void *a, const void *b)
 {
-	const struct rbd_ext *x = a, *y = b;
+	const struct rbd_extent *x = a, *y = b;
 
 	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Sort l and merge overlapping and touching extents. */
+static void ext_sort(struct ext_list *l)
+{
+	size_t w = 0;
+
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_ext);
+	for (size_t i = 0; i < l->n; i++) {
+		if (w && l->v[w - 1].off + l->v[w - 1].len >= l->v[i].off) {
+			uint64_t e = l->v[i].off + l->v[i].len;
+
+			if (e > l->v[w - 1].off + l->v[w - 1].len)
+				l->v[w - 1].len = e - l->v[w - 1].off;
+		} else {
+			l->v[w++] = l->v[i];
+		}
+	}
+	l->n = w;
 }
 
 /* Fill the cache with the window starting at off (cmu held). */
@@ -133,31 +168,18 @@ static int bs_query(struct rbd_bdev *r, uint64_t off)
 {
 	uint64_t end = off + BS_WINDOW < r->b.size ? off + BS_WINDOW : r->b.size;
 	unsigned gen = atomic_load(&r->gen);
-	size_t w = 0;
 	int rc;
 
-	r->n = 0;
-	r->cb_err = 0;
+	r->x.n = 0;
+	r->x.err = 0;
 	r->c_start = r->c_end = 0;
-	rc = rbd_diff_iterate2(r->img, NULL, off, end - off, 1, 1, diff_cb, r);
-	if (r->cb_err)
-		rc = r->cb_err;
+	rc = rbd_diff_iterate2(r->img, NULL, off, end - off, 1, 1, data_cb, &r->x);
+	if (r->x.err)
+		rc = r->x.err;
 	if (rc < 0)
 		return bdev_set_error(&r->b, -rc, "block status at offset %llu failed: %s",
 				      (unsigned long long)off, strerror(-rc));
-	if (r->n)
-		qsort(r->ext, r->n, sizeof(*r->ext), cmp_ext);
-	for (size_t i = 0; i < r->n; i++) {   /* merge overlaps and neighbours */
-		if (w && r->ext[w - 1].off + r->ext[w - 1].len >= r->ext[i].off) {
-			uint64_t e = r->ext[i].off + r->ext[i].len;
-
-			if (e > r->ext[w - 1].off + r->ext[w - 1].len)
-				r->ext[w - 1].len = e - r->ext[w - 1].off;
-		} else {
-			r->ext[w++] = r->ext[i];
-		}
-	}
-	r->n = w;
+	ext_sort(&r->x);
 	r->c_start = off;
 	r->c_end = end;
 	r->c_gen = gen;
@@ -182,23 +204,23 @@ static int rbd_block_status(struct bdev *b, uint64_t off, uint64_t len,
 	}
 	end = off + len < r->c_end ? off + len : r->c_end;
 	/* The first extent ending after off. */
-	hi = r->n;
+	hi = r->x.n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (r->ext[mid].off + r->ext[mid].len <= off)
+		if (r->x.v[mid].off + r->x.v[mid].len <= off)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	st->depth = 0;
-	if (lo < r->n && r->ext[lo].off <= off) {
-		uint64_t e = r->ext[lo].off + r->ext[lo].len;
+	if (lo < r->x.n && r->x.v[lo].off <= off) {
+		uint64_t e = r->x.v[lo].off + r->x.v[lo].len;
 
 		st->flags = BDEV_ST_ALLOC | BDEV_ST_DATA;
 		st->length = (e < end ? e : end) - off;
 	} else {
-		uint64_t e = lo < r->n ? r->ext[lo].off : end;
+		uint64_t e = lo < r->x.n ? r->x.v[lo].off : end;
 
 		st->flags = BDEV_ST_ALLOC | BDEV_ST_ZERO;
 		st->length = (e < end ? e : end) - off;
@@ -357,7 +379,7 @@ static void rbd_close_bdev(struct bdev *b)
 
 	disconnect(r->cluster, r->io, r->img);
 	pthread_mutex_destroy(&r->cmu);
-	free(r->ext);
+	free(r->x.v);
 	bdev_fini(b);
 	free(r);
 }
@@ -406,6 +428,8 @@ static int connect_pool(const char *name, const struct rbd_spec *s,
 		bdev_err_set(e, -rc, "%s: cannot open pool '%s': %s", name, s->pool, strerror(-rc));
 		goto fail;
 	}
+	if (s->ns)
+		rados_ioctx_set_namespace(*io, s->ns);
 	return 0;
 fail:
 	disconnect(*cl, NULL, NULL);
@@ -423,7 +447,8 @@ static void make_ident(struct rbd_bdev *r, const struct rbd_spec *s)
 	 * id together name one image in the cluster. */
 	if (rbd_get_id(r->img, id, sizeof(id)) < 0)
 		snprintf(id, sizeof(id), "%s", s->image);
-	snprintf(key, sizeof(key), "rbd:%s/%s", s->pool, id);
+	snprintf(key, sizeof(key), "rbd:%s/%s%s%s", s->pool, s->ns ? s->ns : "",
+		 s->ns ? "/" : "", id);
 	if (EVP_Digest(key, strlen(key), d, &n, EVP_sha256(), NULL) && n >= 16)
 		memcpy(r->b.ident.id, d, 16);
 	snprintf(r->b.ident.serial, sizeof(r->b.ident.serial), "rbd-%s", id);
@@ -525,4 +550,203 @@ struct bdev *rbd_create_bdev(const char *name, uint64_t size, bool replace,
 fail:
 	disconnect(cl, io, NULL);
 	return NULL;
+}
+
+/* ---- snapshots and differences ---- */
+
+bool rbd_bdev_is(const struct bdev *b)
+{
+	return b->ops == &rbd_ops;
+}
+
+/* A handle of b's image of its own, writable at the head or read-only at
+ * snap: b's own may be read-only or opened at a snapshot. */
+static int other_handle(struct bdev *b, const char *snap, rbd_image_t *img,
+			struct rbd_spec *s, struct bdev_err *e)
+{
+	int rc;
+
+	if (rbd_parse(b->name, s, e))
+		return -EINVAL;
+	rc = snap ? rbd_open_read_only(RB(b)->io, s->image, img, snap) :
+		    rbd_open(RB(b)->io, s->image, img, NULL);
+	if (rc < 0)
+		return bdev_err_set(e, -rc, "%s: cannot open image '%s'%s%s: %s", b->name,
+				    s->image, snap ? " at snapshot " : "",
+				    snap ? snap : "", strerror(-rc));
+	return 0;
+}
+
+/* Create (create) or remove a snapshot of b's image. */
+static int snap_op(struct bdev *b, const char *snap, bool create,
+		   struct bdev_err *e)
+{
+	struct rbd_spec s;
+	rbd_image_t img;
+	int rc = other_handle(b, NULL, &img, &s, e);
+
+	if (rc)
+		return rc;
+	rc = create ? rbd_snap_create(img, snap) : rbd_snap_remove(img, snap);
+	rbd_close(img);
+	if (rc < 0)
+		return bdev_err_set(e, -rc, "%s: cannot %s snapshot '%s': %s", b->name,
+				    create ? "create" : "remove", snap, strerror(-rc));
+	return 0;
+}
+
+int rbd_bdev_snap_create(struct bdev *b, const char *snap, struct bdev_err *e)
+{
+	return snap_op(b, snap, true, e);
+}
+
+int rbd_bdev_snap_remove(struct bdev *b, const char *snap, struct bdev_err *e)
+{
+	return snap_op(b, snap, false, e);
+}
+
+int rbd_bdev_snap_list(struct bdev *b, const char *prefix, char ***names,
+		       size_t *n, struct bdev_err *e)
+{
+	struct rbd_spec s;
+	rbd_snap_info_t *v = NULL;
+	rbd_image_t img;
+	int max = 16, cnt, rc = other_handle(b, NULL, &img, &s, e);
+	size_t k = 0, bytes = 0;
+	char **out, *p;
+
+	*names = NULL;
+	*n = 0;
+	if (rc)
+		return rc;
+	for (int tries = 0; ; tries++) {   /* max grows to what is needed */
+		free(v);
+		v = calloc((size_t)max, sizeof(*v));
+		if (!v) {
+			rbd_close(img);
+			return bdev_err_set(e, ENOMEM, "out of memory");
+		}
+		cnt = rbd_snap_list(img, v, &max);
+		if (cnt != -ERANGE || tries == 8)
+			break;
+	}
+	rbd_close(img);
+	if (cnt < 0) {
+		free(v);
+		return bdev_err_set(e, -cnt, "%s: cannot list snapshots: %s", b->name,
+				    strerror(-cnt));
+	}
+	for (int i = 0; i < cnt; i++)
+		if (!strncmp(v[i].name, prefix, strlen(prefix)))
+			bytes += sizeof(char *) + strlen(v[i].name) + 1;
+	out = malloc(bytes ? bytes : 1);
+	if (!out) {
+		rbd_snap_list_end(v);
+		free(v);
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	}
+	p = (char *)out;
+	for (int i = 0; i < cnt; i++)
+		if (!strncmp(v[i].name, prefix, strlen(prefix)))
+			p += sizeof(char *);
+	for (int i = 0; i < cnt; i++) {
+		if (strncmp(v[i].name, prefix, strlen(prefix)))
+			continue;
+		out[k++] = strcpy(p, v[i].name);
+		p += strlen(p) + 1;
+	}
+	rbd_snap_list_end(v);
+	free(v);
+	*names = out;
+	*n = k;
+	return 0;
+}
+
+struct bdev *rbd_bdev_snap_open(struct bdev *b, const char *snap,
+				struct bdev_err *e)
+{
+	struct rbd_spec s;
+	char name[sizeof(s.buf) + 64];
+
+	if (rbd_parse(b->name, &s, e))
+		return NULL;
+	if ((size_t)snprintf(name, sizeof(name), "rbd:%s/%s%s%s@%s%s%s%s%s", s.pool,
+			     s.ns ? s.ns : "", s.ns ? "/" : "", s.image, snap,
+			     s.conf ? ":conf=" : "", s.conf ? s.conf : "",
+			     s.id ? ":id=" : "", s.id ? s.id : "") >= sizeof(name)) {
+		bdev_err_set(e, EINVAL, "%s: name too long with snapshot %s", b->name, snap);
+		return NULL;
+	}
+	return rbd_open_bdev(name, RBD_OPEN_RDONLY, e);
+}
+
+/* Whether img's object map (at the snapshot it is opened at) can be
+ * trusted: 0 yes, 1 no (why filled), -errno. */
+static int map_valid(rbd_image_t img, const char *what, bool *fast,
+		     char *why, size_t wl)
+{
+	uint64_t features = 0, flags = 0;
+	int rc = rbd_get_features(img, &features);
+
+	if (!rc)
+		rc = rbd_get_flags(img, &flags);
+	if (rc < 0)
+		return rc;
+	*fast = (features & RBD_FEATURE_FAST_DIFF) != 0;
+	if (*fast && (flags & (RBD_FLAG_OBJECT_MAP_INVALID | RBD_FLAG_FAST_DIFF_INVALID))) {
+		snprintf(why, wl, "the object map of %s is flagged invalid (rbd object-map rebuild repairs it)",
+			 what);
+		return 1;
+	}
+	return 0;
+}
+
+int rbd_bdev_diff(struct bdev *b, const char *from, struct rbd_extent **ext,
+		  size_t *n, char *why, size_t wl, struct bdev_err *e)
+{
+	struct rbd_bdev *r = RB(b);
+	struct ext_list l = { 0 };
+	struct rbd_spec s;
+	rbd_image_t old;
+	bool exists = false, fast_new, fast_old;
+	char what[300];
+	int rc;
+
+	*ext = NULL;
+	*n = 0;
+	rc = rbd_snap_exists(r->img, from, &exists);
+	if (rc < 0)
+		return bdev_err_set(e, -rc, "%s: cannot look up snapshot '%s': %s",
+				    b->name, from, strerror(-rc));
+	if (!exists) {
+		snprintf(why, wl, "the snapshot of the previous backup (%s) is gone", from);
+		return 1;
+	}
+	rc = other_handle(b, from, &old, &s, e);
+	if (rc)
+		return rc;
+	snprintf(what, sizeof(what), "snapshot %s", from);
+	rc = map_valid(old, what, &fast_old, why, wl);
+	rbd_close(old);
+	if (!rc)
+		rc = map_valid(r->img, s.snap ? "the new snapshot" : "the image",
+			       &fast_new, why, wl);
+	if (rc < 0)
+		return bdev_err_set(e, -rc, "%s: cannot read the image's flags: %s",
+				    b->name, strerror(-rc));
+	if (rc)
+		return 1;
+	rc = rbd_diff_iterate2(r->img, from, 0, b->size, 1, fast_old && fast_new,
+			       diff_cb, &l);
+	if (l.err)
+		rc = l.err;
+	if (rc < 0) {
+		free(l.v);
+		return bdev_err_set(e, -rc, "%s: differences since snapshot '%s' failed: %s",
+				    b->name, from, strerror(-rc));
+	}
+	ext_sort(&l);
+	*ext = l.v;
+	*n = l.n;
+	return 0;
 }

@@ -1,7 +1,7 @@
 /* rbd: a block device back-end on a Ceph RBD image through librbd.
  *
  * A disk is named as qemu names it:
- *     rbd:POOL/IMAGE[@SNAP][:conf=PATH][:id=USER]
+ *     rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][:conf=PATH][:id=USER]
  * Without conf=, librados finds the cluster as it always does (CEPH_CONF,
  * then /etc/ceph/ceph.conf).  With @SNAP the image is opened read-only at
  * that snapshot.  Reads, writes, flush, discard and write-zeroes go to
@@ -22,12 +22,12 @@
 /* A parsed name.  Strings point into buf. */
 struct rbd_spec {
 	char buf[1024];
-	const char *pool, *image, *snap, *conf, *id;
+	const char *pool, *ns, *image, *snap, *conf, *id;  /* ns: NULL */
 };
 
 /* True when name uses the rbd: spelling. */
 bool rbd_is_name(const char *name);
-/* Parse "rbd:POOL/IMAGE[@SNAP][:conf=PATH][:id=USER]".  0 or -EINVAL with
+/* Parse "rbd:POOL[/NS]/IMAGE[@SNAP][:conf=PATH][:id=USER]".  0 or -EINVAL with
  * a message in e. */
 int rbd_parse(const char *name, struct rbd_spec *s, struct bdev_err *e);
 /* Open the image named.  NULL with e filled on failure. */
@@ -38,5 +38,33 @@ struct bdev *rbd_open_bdev(const char *name, unsigned flags,
  * resized to size and its content discarded.  NULL with e filled. */
 struct bdev *rbd_create_bdev(const char *name, uint64_t size, bool replace,
 			     struct bdev_err *e);
+
+/* ---- Snapshots and their differences (backups use them as the change
+ * source of an RBD image: see tools/vhdtool/backup-rbd.c) ----
+ * b is a disk rbd_open_bdev opened (any mode: snapshots are taken through
+ * a handle of their own on the same pool).  0 or -errno with e filled. */
+bool rbd_bdev_is(const struct bdev *b);
+int rbd_bdev_snap_create(struct bdev *b, const char *snap, struct bdev_err *e);
+/* -ENOENT when there is no such snapshot. */
+int rbd_bdev_snap_remove(struct bdev *b, const char *snap, struct bdev_err *e);
+/* The names of the image's snapshots starting with prefix: *names is one
+ * malloc'd array of *n pointers followed by the strings (free(*names)). */
+int rbd_bdev_snap_list(struct bdev *b, const char *prefix, char ***names,
+		       size_t *n, struct bdev_err *e);
+/* Open snapshot snap of b's image, read-only.  NULL with e filled. */
+struct bdev *rbd_bdev_snap_open(struct bdev *b, const char *snap,
+				struct bdev_err *e);
+
+struct rbd_extent {
+	uint64_t off, len;
+};
+/* The extents that differ between snapshot from and what b shows (its
+ * snapshot, or the live image), sorted and merged (*ext malloc'd).  Whole
+ * objects when the image has fast-diff.  0 when known; 1 when they are
+ * not (the object map or fast-diff of either side is flagged invalid, or
+ * snapshot from is gone): why says so and the caller reads everything;
+ * -errno (e filled) when the cluster failed. */
+int rbd_bdev_diff(struct bdev *b, const char *from, struct rbd_extent **ext,
+		  size_t *n, char *why, size_t wl, struct bdev_err *e);
 
 #endif

@@ -8,6 +8,7 @@
 #include "backup/bkp.h"
 #include "common/json.h"
 #include "passthrough/passthrough.h"
+#include "rbd/rbd.h"
 #include "vhd/vhd.h"
 #include "vmm-mini/vmm.h"
 
@@ -20,7 +21,13 @@ static int disk_open(const char *path, bool ro, bool layer, struct vmm_disk *d,
 	struct bdev *b, *l;
 
 	memset(d, 0, sizeof(*d));
-	b = vhd_open(path, &o, e);
+	if (rbd_is_name(path)) {
+		/* A Ceph RBD image: no IMAGE.ctk (its snapshots tell changes). */
+		b = rbd_open_bdev(path, ro ? RBD_OPEN_RDONLY : 0, e);
+		layer = false;
+	} else {
+		b = vhd_open(path, &o, e);
+	}
 	if (!b && e->code == ENOVHD)
 		b = pt_open(path, ro ? PT_OPEN_RDONLY : 0, e);
 	if (!b)

@@ -160,7 +160,9 @@ static int lun_stack(struct stor_lun *l, struct bdev_err *e)
 	if (!l->sw)
 		return -(e->code ? e->code : ENOMEM);
 	if (!l->d.ro) {
-		l->d.track = bkp_track_open(bdev_switch_lower(l->sw), l->d.path, false, &te);
+		if (strcmp(l->d.kind, "rbd"))   /* no IMAGE.ctk beside an RBD image */
+			l->d.track = bkp_track_open(bdev_switch_lower(l->sw), l->d.path,
+						    false, &te);
 		l->obs = bdev_observe_open(l->sw, true, lun_note, l, e);
 		if (!l->obs)
 			return -(e->code ? e->code : ENOMEM);

@@ -15,9 +15,10 @@
 
 struct bkp_track;
 
-/* A LUN's disk: a VHD chain (opened O_DIRECT), else a pass-through file
- * or block device (O_DIRECT + libaio), wrapped in change tracking as a
- * layer when IMAGE.ctk exists and the disk is writable. */
+/* A LUN's disk: a VHD chain (opened O_DIRECT), a Ceph RBD image
+ * (rbd:POOL[/NS]/IMAGE[:conf=PATH], rbd/rbd.h; never tracked), else a
+ * pass-through file or block device (O_DIRECT + libaio), wrapped in change
+ * tracking as a layer when IMAGE.ctk exists and the disk is writable. */
 struct vmm_disk {
 	struct bdev *bd;	/* what the SCSI target gets */
 	struct bkp_track *track; /* NULL: not tracked */

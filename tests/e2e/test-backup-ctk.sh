@@ -17,19 +17,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 M=$((1 << 20))
 repo=$dir/repo
 
-jget() {
-	$T backup show --json "$repo" "$1" |
-		python3 -c 'import json,sys; j=json.load(sys.stdin); [print("null" if j[k] is None else j[k]) for k in sys.argv[1:]]' "${@:2}"
-}
+. "$(dirname "$0")/bkp-common.bash"
 backup() {   # SRC -> prints the ID
 	$T backup create "$repo" "$1" 2>"$dir/err" || fail "create $1: $(cat "$dir/err")"
-}
-expect() {   # ID KIND CHUNKS-READ [REASON-SUBSTRING]
-	local k r why
-	{ read -r k; read -r r; read -r why; } < <(jget "$1" kind chunks-read reason)
-	[ "$k" = "$2" ] || fail "backup $1 is $k ($why), want $2"
-	[ "$r" = "$3" ] || fail "backup $1 read $r chunks, want $3 ($why)"
-	[ -z "${4:-}" ] || case $why in *"$4"*) ;; *) fail "backup $1: reason '$why' lacks '$4'" ;; esac
 }
 restores() {   # ID SRC
 	$T backup restore -O raw "$repo" "$1" "$dir/out.raw" || fail "restore $1"

@@ -599,6 +599,46 @@ static void test_cancel(void **state)
 	bdev_close(src);
 }
 
+/* The manifest's optional "snapshot" key (a disk's own snapshot as change
+ * source): absent for an ordinary backup, kept through write and read,
+ * and an empty one is damage. */
+static void test_manifest_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct bdev_err e = { 0 };
+	struct bkp_info b, got;
+	char why[200], *path, *text, *key;
+	FILE *fp;
+
+	write_at(f->src, 0, 256 * KiB, 7);
+	backup(f, false, &b);
+	assert_string_equal(b.snapshot, "");
+	assert_int_equal(bkp_manifest_read(f->r, b.id, &got, why, sizeof(why)), 0);
+	assert_string_equal(got.snapshot, "");
+
+	snprintf(b.snapshot, sizeof(b.snapshot), "vhdstack-bkp-%s", b.id);
+	assert_int_equal(bkp_manifest_write(f->r, &b, &e), 0);
+	assert_int_equal(bkp_manifest_read(f->r, b.id, &got, why, sizeof(why)), 0);
+	assert_string_equal(got.snapshot, b.snapshot);
+	assert_string_equal(got.index_sha256, b.index_sha256);
+
+	text = bkp_info_json(&b);
+	assert_non_null(text);
+	key = strstr(text, "\"snapshot\": \"vhdstack-bkp-");
+	assert_non_null(key);
+	strcpy(key, "\"snapshot\": \"\"}");   /* the last key, now empty */
+	path = bkp_path(f->r, "backups/%s.json", b.id);
+	assert_non_null(path);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%s\n", text);
+	fclose(fp);
+	assert_int_equal(bkp_manifest_read(f->r, b.id, &got, why, sizeof(why)), -EBADMSG);
+	assert_non_null(strstr(why, "snapshot"));
+	free(path);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -611,6 +651,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_errors, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_source_described, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_snapshot, setup_small, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* rbd: names (rbd_parse): qemu's spelling rbd:POOL/IMAGE[@SNAP][:conf=PATH]
  * [:id=USER] split into its parts; malformed names (no pool or image, an
- * empty snapshot, a namespace, unknown options, too long) refused with
+ * empty snapshot or namespace, unknown options, too long); POOL/NS/IMAGE
+ * names a namespace as qemu spells it refused with
  * EINVAL and a message naming the problem.  No cluster needed. */
 #include <errno.h>
 #include <setjmp.h>
@@ -37,6 +38,14 @@ static void test_good(void **state)
 	assert_string_equal(s.conf, "/etc/x.conf");
 	assert_string_equal(s.id, "admin");
 
+	assert_null(s.ns);
+	assert_int_equal(rbd_parse("rbd:vms/tenant1/disk-1@s:conf=c", &s, &e), 0);
+	assert_string_equal(s.pool, "vms");
+	assert_string_equal(s.ns, "tenant1");
+	assert_string_equal(s.image, "disk-1");
+	assert_string_equal(s.snap, "s");
+	assert_string_equal(s.conf, "c");
+
 	assert_int_equal(rbd_parse("rbd:p/i:id=u:conf=c", &s, &e), 0);
 	assert_string_equal(s.conf, "c");
 	assert_string_equal(s.id, "u");
@@ -59,13 +68,15 @@ static void test_bad(void **state)
 
 	(void)state;
 	bad("disk.vhd", "not an rbd: name");
-	bad("rbd:", "expected rbd:POOL/IMAGE");
-	bad("rbd:pool", "expected rbd:POOL/IMAGE");
-	bad("rbd:/img", "expected rbd:POOL/IMAGE");
-	bad("rbd:pool/", "expected rbd:POOL/IMAGE");
+	bad("rbd:", "expected rbd:POOL[/NAMESPACE]/IMAGE");
+	bad("rbd:pool", "expected rbd:POOL[/NAMESPACE]/IMAGE");
+	bad("rbd:/img", "expected rbd:POOL[/NAMESPACE]/IMAGE");
+	bad("rbd:pool/", "expected rbd:POOL[/NAMESPACE]/IMAGE");
 	bad("rbd:pool/img@", "empty image or snapshot");
 	bad("rbd:pool/@snap", "empty image or snapshot");
-	bad("rbd:pool/ns/img", "namespaces");
+	bad("rbd:pool/ns/", "expected rbd:POOL[/NAMESPACE]/IMAGE");
+	bad("rbd:pool//img", "expected rbd:POOL[/NAMESPACE]/IMAGE");
+	bad("rbd:pool/a/b/c", "expected rbd:POOL[/NAMESPACE]/IMAGE");
 	bad("rbd:pool/img:bogus=1", "unknown option 'bogus=1'");
 	bad("rbd:pool/img:conf=", "unknown option 'conf='");
 	memset(longname, 'a', sizeof(longname) - 1);

@@ -146,6 +146,7 @@ static int cmd_create(int argc, char **argv)
 	long freeze_ms = -1;
 	bool app = false, json = false, live_opt = false;
 	struct bkp_create_opts o = { 0 };
+	struct vt_rbd_snaps rs = { 0 };
 	struct progress pr = { 0 };
 	struct bdev_err e = { 0 };
 	struct bkp_repo *r;
@@ -207,9 +208,15 @@ static int cmd_create(int argc, char **argv)
 		return 1;
 	}
 	o.source = argv[optind + 1];
+	/* An RBD image: its snapshots tell what changed, not a .ctk file. */
+	if (!o.no_track && vt_rbd_snaps_init(&rs, src))
+		o.snaps = &rs.s;
+	else if (rbd_is_name(o.source))
+		o.no_track = true;   /* rbd:...@SNAP: read as it is; never a .ctk */
 	vt_progress_init(&pr.vp, "backup", o.progress != NULL);
 	rc = bkp_create(r, src, &o, &b, &e);
 	end_progress(&pr);
+	vt_rbd_snaps_fini(&rs);
 	bdev_close(src);
 	bkp_close(r);
 	if (rc) {
@@ -272,6 +279,9 @@ static void print_human(const struct bkp_info *b)
 	       b->ctk_generation[0] ? b->ctk_generation : "none\n");
 	if (b->ctk_generation[0])
 		printf(" since epoch %u\n", b->ctk_since);
+	if (b->snapshot[0])
+		printf("snapshot:       %s (the disk's own, kept for the next backup)\n",
+		       b->snapshot);
 }
 
 static int cmd_list(int argc, char **argv, bool show)

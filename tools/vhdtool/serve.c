@@ -16,6 +16,7 @@
 #include "common/json.h"
 #include "common/util.h"
 #include "nbd/nbdsrv.h"
+#include "rbd/rbd.h"
 #include "vhd/vhd.h"
 
 static struct nbdsrv *the_server;
@@ -47,8 +48,15 @@ struct bdev *vt_open_snapshot(const char *path)
 	struct bdev_err e = { 0 };
 	const char *tmp = getenv("TMPDIR");
 	char dir[PATH_MAX], child[PATH_MAX + 32], abs[PATH_MAX];
-	struct bdev *b = vhd_open(path, &oo, &e);
+	struct bdev *b;
 
+	if (rbd_is_name(path)) {
+		vt_err(path, "--snapshot needs a VHD image (the temporary child is a VHD); "
+		       "an RBD image is served unchanged at one of its snapshots "
+		       "(rbd:POOL/IMAGE@SNAP) or with --read-only");
+		return NULL;
+	}
+	b = vhd_open(path, &oo, &e);
 	if (!b) {
 		if (e.code == ENOVHD)
 			vt_err(path, "--snapshot needs a VHD image (the temporary "

@@ -70,6 +70,23 @@ void vt_bdev_err(struct bdev *b);
 /* The kind of the disk at the bottom of b's layers (vhd-sparse, raw...). */
 const char *vt_kind(const struct bdev *b);
 
+/* Backups of an RBD image with its snapshots as change source
+ * (backup-rbd.c): vt_rbd_snaps_init fills v->s for bkp_create_opts.snaps
+ * when img is an RBD image at its head (false otherwise: also for @SNAP);
+ * img stays open meanwhile. */
+#include "backup/bkp.h"
+#include "rbd/rbd.h"
+struct vt_rbd_snaps {
+	struct bkp_snapshots s;
+	struct bdev *img;               /* the live image */
+	struct bdev *snap;              /* the new snapshot, read */
+	char name[BKP_SNAP_MAX];
+	struct rbd_extent *ext;         /* changed since the base */
+	size_t n;
+};
+bool vt_rbd_snaps_init(struct vt_rbd_snaps *v, struct bdev *img);
+void vt_rbd_snaps_fini(struct vt_rbd_snaps *v);
+
 /* --output human|json: false (message printed) when neither. */
 bool vt_parse_output(const char *s, bool *json);
 
