@@ -1,7 +1,7 @@
 /* vhdtool backup: the front end of backup/ (bkp.h).
  *
  *   backup init [--chunk-size N] REPO
- *   backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE
+ *   backup create [-f raw|vpc] [--full] [--no-track] [-p] [--threads N] REPO SOURCE
  *
  * Every subcommand that reports takes --output=human|json (--json): one
  * JSON object (an array for list and prune) on stdout, written by
@@ -31,7 +31,7 @@
 static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
 	.usage = "backup init [--chunk-size N] REPO\n"
-		 "backup create [--full] [--no-track] [-p] [--threads N] [--output=human|json] REPO SOURCE\n"
+		 "backup create [-f raw|vpc] [--full] [--no-track] [-p] [--threads N] [--output=human|json] REPO SOURCE\n"
 		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS] [--output human|json] [--full] [-p] [--threads N] REPO\n"
 		 "backup list [--output=human|json] REPO\n"
 		 "backup show [--output=human|json] REPO ID|latest\n"
@@ -144,7 +144,8 @@ static int cmd_init(int argc, char **argv)
 static int cmd_create(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "full", no_argument, NULL, 'f' },
+		{ "full", no_argument, NULL, 'L' },
+		VT_FORMAT_LONGOPT,
 		{ "progress", no_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "no-track", no_argument, NULL, 'n' },
@@ -158,7 +159,8 @@ static int cmd_create(int argc, char **argv)
 	const char *vm = NULL;
 	char luns[256] = "";
 	long freeze_ms = -1;
-	bool app = false, json = false, live_opt = false;
+	bool app = false, json = false, live_opt = false, fmt = false;
+	unsigned oflags = VT_OPEN_RDONLY | VT_OPEN_RAW_OK;
 	struct bkp_create_opts o = { 0 };
 	struct progress pr = { 0 };
 	struct bdev_err e = { 0 };
@@ -169,9 +171,15 @@ static int cmd_create(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "fpt:", lo, NULL)) != -1) {
+	/* -f FMT: the source's format (qemu-img); --full is long only. */
+	while ((c = getopt_long(argc, argv, "f:pt:", lo, NULL)) != -1) {
 		switch (c) {
-		case 'f': o.full = true; break;
+		case 'L': o.full = true; break;
+		case 'f':
+			if (!vt_format_opt(optarg, &oflags))
+				return 2;
+			fmt = true;
+			break;
 		case 'n': o.no_track = true; break;
 		case 'p':
 			o.progress = show_progress;
@@ -203,6 +211,9 @@ static int cmd_create(int argc, char **argv)
 		}
 	}
 	if (vm) {
+		/* The VMM's frozen images are VHDs: no source format. */
+		if (!vt_exclusive("--vm", true, "-f/--format", fmt))
+			return 2;
 		if (argc - optind != 1 || o.no_track)
 			return vt_usage(&backup_cmd);
 		vt_progress_init(&pr.vp, "backup", o.progress != NULL);
@@ -215,7 +226,7 @@ static int cmd_create(int argc, char **argv)
 	r = open_repo(argv[optind]);
 	if (!r)
 		return 1;
-	src = vt_open(argv[optind + 1], VT_OPEN_RDONLY | VT_OPEN_RAW_OK);
+	src = vt_open(argv[optind + 1], oflags);
 	if (!src) {
 		bkp_close(r);
 		return 1;
@@ -387,7 +398,7 @@ static int cmd_restore(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "format", required_argument, NULL, 'O' },
-		{ "force", no_argument, NULL, 'f' },
+		{ "force", no_argument, NULL, 'F' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
 		VT_OUTPUT_LONGOPTS,
@@ -406,9 +417,14 @@ static int cmd_restore(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	/* No -f: force is --force only (-f is a source format elsewhere). */
-	while ((c = getopt_long(argc, argv, "O:pt:", lo, NULL)) != -1) {
+	/* -f is refused with a word: force is --force only, and restore has
+	 * no source image for a format (-f elsewhere, as qemu-img's); the
+	 * output format is -O, as qemu-img convert's. */
+	while ((c = getopt_long(argc, argv, "fO:pt:", lo, NULL)) != -1) {
 		switch (c) {
+		case 'F':
+			o.overwrite = true;
+			break;
 		case 'O':
 			if (!strcmp(optarg, "raw"))
 				o.format = BKP_OUT_RAW;
@@ -422,7 +438,9 @@ static int cmd_restore(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'f': o.overwrite = true; break;
+		case 'f':
+			vt_err(NULL, "backup restore takes no -f: to overwrite DEST use --force; the output format is -O raw|fixed|dynamic");
+			return 2;
 		case 'p':
 			o.progress = show_progress;
 			o.opaque = &pr;
