@@ -102,7 +102,7 @@ VHDTOOL_COMMAND(serve, .name = "serve",
 		 "[--exit-with-parent] [-v] [-f raw|vpc] [--output=human|json] IMAGE\n"
 		 "serve --iscsi [--bind ADDR] [--port N] [--target-name IQN] [--read-only] "
 		 "[--snapshot] [--direct] [--chap-user USER --chap-secret-file FILE] "
-		 "[--login-timeout MS] [--sector-size 512|4096] [-v] IMAGE...",
+		 "[--login-timeout MS] [--sector-size 512|4096] [-v] [--output=human|json] IMAGE...",
 	.summary = "export a disk (any VHD chain or raw file) over NBD, or disks as iSCSI LUNs",
 	.run = run_serve)
 
@@ -214,33 +214,45 @@ static void print_activated(const char *image, struct bdev *b, int nact, bool js
 	json_finish(&j);
 }
 
-/* The server's counters at exit: a JSON object on stdout with json, a
- * line on stderr with -v. */
-static void print_stats(struct nbdsrv *s, bool json, bool verbose)
+void vt_serve_stats(const struct vt_stat *st, size_t n, bool json, bool verbose)
 {
-	struct nbdsrv_stats st;
+	char line[512];
+	size_t len = 0;
 	struct json j;
 
-	nbdsrv_get_stats(s, &st);
 	if (json) {
 		json_begin(&j, stdout);
 		json_obj(&j);
 		json_key(&j, "statistics");
 		json_obj(&j);
-		json_kv_u64(&j, "connections", st.accepted);
-		json_kv_u64(&j, "refused", st.refused);
-		json_kv_u64(&j, "protocol-errors", st.protocol_errors);
-		json_kv_u64(&j, "requests", st.requests);
-		json_kv_u64(&j, "buffer-peak-bytes", st.buf_peak);
+		for (size_t i = 0; i < n; i++)
+			json_kv_u64(&j, st[i].key, st[i].value);
 		json_end_obj(&j);
 		json_end_obj(&j);
 		json_finish(&j);
-	} else if (verbose) {
-		vt_err("serve", "%llu connections (%llu refused, %llu protocol errors), %llu requests",
-		       (unsigned long long)st.accepted, (unsigned long long)st.refused,
-		       (unsigned long long)st.protocol_errors,
-		       (unsigned long long)st.requests);
+		return;
 	}
+	if (!verbose)
+		return;
+	line[0] = 0;
+	for (size_t i = 0; i < n && len < sizeof(line); i++)
+		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%llu %s",
+					i ? ", " : "", (unsigned long long)st[i].value,
+					st[i].key);
+	vt_err("serve", "at exit: %s", line);
+}
+
+/* The NBD server's counters at exit. */
+static void print_stats(struct nbdsrv *s, bool json, bool verbose)
+{
+	struct nbdsrv_stats st;
+
+	nbdsrv_get_stats(s, &st);
+	vt_serve_stats((const struct vt_stat[]){
+		{ "connections", st.accepted }, { "refused", st.refused },
+		{ "protocol-errors", st.protocol_errors },
+		{ "requests", st.requests }, { "buffer-peak-bytes", st.buf_peak },
+	}, 5, json, verbose);
 }
 
 static int run_serve(int argc, char **argv)
