@@ -1,6 +1,7 @@
 /* vhdtool serve --iscsi: export disks as the LUNs of one iSCSI target
  * (LUN 0 = the first image...) until SIGINT/SIGTERM, then drain the
- * connections and flush every disk.  At exit the target's counters, as
+ * connections and flush every disk.  Socket activation and
+ * --exit-with-parent as for NBD (common/listen).  At exit the target's counters, as
  * the NBD serve prints them: one JSON object on stdout with
  * --output=json, a line on stderr with -v. */
 #include "vhdtool.h"
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/listen.h"
 #include "common/util.h"
 #include "iscsi/iscsi.h"
 #include "scsi/scsi.h"
@@ -65,7 +67,7 @@ static char *read_secret(const char *path)
  * the LUNs as an array. */
 static void print_serving(char **images, struct bdev **disks, int n,
 			  const char *addr, unsigned port, const char *iqn,
-			  const char *mode, bool read_only, bool json)
+			  const char *mode, bool read_only, int nact, bool json)
 {
 	bool v6 = addr && strchr(addr, ':');
 	struct json j;
@@ -75,6 +77,8 @@ static void print_serving(char **images, struct bdev **disks, int n,
 		json_obj(&j);
 		json_kv_str(&j, "target", iqn);
 		json_kv_bool(&j, "read-only", read_only);
+		if (nact)
+			json_kv_u64(&j, "systemd-sockets", (uint64_t)nact);
 		json_key(&j, "luns");
 		json_arr(&j);
 	}
@@ -83,6 +87,12 @@ static void print_serving(char **images, struct bdev **disks, int n,
 
 		snprintf(uri, sizeof(uri), "iscsi://%s%s%s:%u/%s/%d", v6 ? "[" : "",
 			 addr ? addr : "127.0.0.1", v6 ? "]" : "", port, iqn, i);
+		if (!json && nact) {   /* where is systemd's business */
+			printf("serving %s (%s, %s%s) as %s LUN %d on %d socket%s from systemd\n",
+			       images[i], util_fmt_size(disks[i]->size, sz, sizeof(sz)),
+			       vt_kind(disks[i]), mode, iqn, i, nact, nact > 1 ? "s" : "");
+			continue;
+		}
 		if (!json) {
 			printf("serving %s (%s, %s%s) at %s\n", images[i],
 			       util_fmt_size(disks[i]->size, sz, sizeof(sz)),
@@ -94,7 +104,7 @@ static void print_serving(char **images, struct bdev **disks, int n,
 		json_kv_str(&j, "serving", images[i]);
 		json_kv_u64(&j, "virtual-size", disks[i]->size);
 		json_kv_str(&j, "kind", vt_kind(disks[i]));
-		json_kv_str(&j, "uri", uri);
+		json_kv_str(&j, "uri", nact ? NULL : uri);
 		json_end_obj(&j);
 	}
 	if (json) {
@@ -149,6 +159,7 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		{ "login-timeout", required_argument, NULL, 'L' },
 		{ "sector-size", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "exit-with-parent", no_argument, NULL, 'P' },
 		VT_OUTPUT_LONGOPTS,
 		{ 0 }
 	};
@@ -157,6 +168,8 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 	const char *addr = NULL, *secret_file = NULL, *msg = "";
 	unsigned port = ISCSI_DEFAULT_PORT, oflags = 0, sector = 0;
 	bool read_only = false, snapshot = false, verbose = false, json = false;
+	bool port_set = false, with_parent = false;
+	int parent = (int)getppid(), nact;
 	struct bdev *disks[SCSI_MAX_LUNS] = { 0 };
 	struct scsi_target *t = NULL;
 	struct iscsi_srv *s = NULL;
@@ -173,7 +186,9 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		case 'p':
 			if (!parse_num("port", optarg, 65535, &port))
 				return 2;
+			port_set = true;
 			break;
+		case 'P': with_parent = true; break;
 		case 'n': io.target_name = optarg; break;
 		case 'r': read_only = true; break;
 		case 'S': snapshot = true; break;
@@ -213,6 +228,14 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		return vt_usage(cmd);
 	if (argc - optind > SCSI_MAX_LUNS) {
 		vt_err(NULL, "at most %d images (one LUN each)", SCSI_MAX_LUNS);
+		return 2;
+	}
+	nact = vt_activation_fds();
+	if (nact < 0)
+		return 2;
+	if (nact && (addr || port_set)) {
+		vt_err(NULL, "started by socket activation (LISTEN_FDS): --bind and --port "
+		       "cannot be used");
 		return 2;
 	}
 	if (secret_file && !(secret = read_secret(secret_file)))
@@ -256,7 +279,10 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		vt_err(NULL, "%s", msg);
 		goto out;
 	}
-	if (iscsi_listen_tcp(s, addr, port)) {
+	r = 0;
+	for (int i = 0; i < nact && !r; i++)
+		r = iscsi_listen_fd(s, LISTEN_FDS_START + i);
+	if (r || (!nact && iscsi_listen_tcp(s, addr, port))) {
 		vt_err(NULL, "%s", iscsi_errmsg(s));
 		goto out;
 	}
@@ -265,10 +291,14 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (with_parent && !vt_exit_with_parent(parent)) {
+		the_target = NULL;
+		goto out;
+	}
 	print_serving(argv + optind, disks, n, addr, iscsi_tcp_port(s),
 		      io.target_name ? io.target_name : ISCSI_DEFAULT_TARGET,
 		      snapshot ? ", snapshot" : read_only ? ", read-only" : "",
-		      read_only, json);
+		      read_only, nact, json);
 	fflush(stdout);
 	r = iscsi_run(s);
 	the_target = NULL;

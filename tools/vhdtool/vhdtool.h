@@ -67,6 +67,12 @@ struct vt_stat {
 	uint64_t value;
 };
 void vt_serve_stats(const struct vt_stat *st, size_t n, bool json, bool verbose);
+/* Socket activation (LISTEN_FDS/LISTEN_PID): the count of listening
+ * sockets from descriptor LISTEN_FDS_START (common/listen.h) on, 0 when
+ * not activated, -1 (printed) when malformed. */
+int vt_activation_fds(void);
+/* --exit-with-parent: false (printed) when it cannot be set up. */
+bool vt_exit_with_parent(int parent);
 /* serve's options that cannot go together (both front ends): false,
  * printed, for --snapshot with --read-only, --direct or -f raw. */
 bool vt_serve_opts_ok(bool read_only, bool snapshot, unsigned oflags);
