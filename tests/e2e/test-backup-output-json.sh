@@ -8,10 +8,8 @@
 # without --vm).
 set -u
 T=${VHDTOOL:?}
-command -v jq >/dev/null || { echo "jq not installed (scripts/deps.sh)"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires jq
 # is FILE JQ-EXPR: FILE is one valid JSON document and EXPR holds for it.
 is() {
 	jq -e "$2" "$1" >/dev/null 2>&1 || fail "$1: not ($2): $(head -c 600 "$1")"

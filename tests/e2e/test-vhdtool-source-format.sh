@@ -7,9 +7,7 @@
 # Compared with qemu-img where it judges the same thing.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 has_qemu=false
 command -v qemu-img >/dev/null && has_qemu=true
 jget() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }

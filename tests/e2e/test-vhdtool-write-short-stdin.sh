@@ -7,9 +7,7 @@
 # nothing of what was written.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 M=$((1 << 20))
 "$T" create "$dir/d.vhd" 8M >/dev/null || fail create
 
