@@ -160,21 +160,19 @@ struct bdev *bdev_file_open(const char *path, unsigned flags,
 		r = errno;
 		goto fail_errno;
 	}
-	if (S_ISBLK(st.st_mode)) {
-		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-			r = errno;
-			goto fail_errno;
-		}
-		if (ioctl(fd, BLKSSZGET, &ssz) < 0)
-			ssz = 512;
-	} else if (S_ISREG(st.st_mode)) {
-		size = (uint64_t)st.st_size;
-	} else {
+	r = util_fd_size(fd, &st, &size);
+	if (r == -EINVAL) {
 		bdev_err_set(e, EINVAL, "%s: not a regular file or block device",
 			     path);
 		close(fd);
 		return NULL;
 	}
+	if (r) {
+		r = -r;
+		goto fail_errno;
+	}
+	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKSSZGET, &ssz) < 0)
+		ssz = 512;
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
 		r = errno;
 		goto fail_errno;

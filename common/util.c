@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int util_pread_full(int fd, void *buf, size_t len, uint64_t off,
@@ -240,4 +243,15 @@ int util_random(void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int util_fd_size(int fd, const struct stat *st, uint64_t *size)
+{
+	if (S_ISREG(st->st_mode)) {
+		*size = (uint64_t)st->st_size;
+		return 0;
+	}
+	if (!S_ISBLK(st->st_mode))
+		return -EINVAL;
+	return ioctl(fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
 }

@@ -85,6 +85,12 @@ int util_pread_full(int fd, void *buf, size_t len, uint64_t off,
 		    bool zero_past_eof);
 int util_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
+/* The size in bytes of fd, which fstat() described as st: a regular
+ * file's length or a block device's size.  0, -errno, or -EINVAL for any
+ * other kind of file. */
+struct stat;
+int util_fd_size(int fd, const struct stat *st, uint64_t *size);
+
 /* MSB-first bit helpers (VHD sector bitmaps): fs_be_bit_* of fs-bits.h. */
 static inline bool util_bit_test(const uint8_t *bm, uint64_t i)
 {

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "common/listen.h"
 #include "iscsi/iscsi.h"
 #include "scsi/scsi.h"
 
@@ -106,7 +107,6 @@
 #define ISCSI_MAX_BURST        (16u << 20)   /* what we offer */
 #define ISCSI_MAX_LOGIN_TEXT   (64u << 10)   /* login text over C-bit PDUs */
 #define ISCSI_MAX_IMMEDIATE_TASKS 16         /* immediate commands in flight */
-#define ISCSI_MAX_LISTEN       8
 #define ISCSI_RBUF_SIZE        (64u << 10)
 
 /* ---- wire structs ---- */
@@ -342,36 +342,23 @@ struct iscsi_srv {
 	struct scsi_target *t;
 	char *target_name;
 	char *chap_user, *chap_secret;
-	unsigned max_conns;
 	size_t max_buffer;
-	unsigned login_ms, stop_grace_ms;
+	unsigned login_ms;
 	iscsi_log_fn log;
 	void *log_opaque;
 
-	int lfd[ISCSI_MAX_LISTEN];
-	int nlfd;
-	unsigned tcp_port;
-	int wake[2];
-	atomic_bool stopping;
-
-	pthread_mutex_t lock;      /* conns and counters */
-	struct iscsi_conn *conns;
-	unsigned active;
-	uint64_t accepted, refused, logins, protocol_errors;
-	unsigned next_id;
+	/* Sockets, accept loop, connection list and counters (common/listen);
+	 * its lock also guards logins and next_tsih. */
+	struct listen ls;
+	uint64_t logins;
 	uint16_t next_tsih;
 	atomic_uint_fast64_t commands, buf_bytes;
-	char err[256];
 };
 
 struct iscsi_conn {
+	struct listen_conn lc;     /* id, thread; the socket closed by listen */
 	struct iscsi_srv *s;
-	int fd;                    /* -1 once closed (s->lock) */
-	unsigned id;
-	pthread_t thread;
-	bool detached_run, done;   /* done: s->lock */
-	struct iscsi_conn *next;
-	int result;
+	int fd;                    /* lc.fd, open while the connection is served */
 
 	/* Input: the reader thread only. */
 	uint8_t *rbuf;

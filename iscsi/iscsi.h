@@ -75,6 +75,8 @@ struct iscsi_srv *iscsi_new(struct scsi_target *t, const struct iscsi_opts *o,
 
 /* Listen on addr (NULL: 127.0.0.1) port (0: any free port). */
 int iscsi_listen_tcp(struct iscsi_srv *s, const char *addr, unsigned port);
+/* Use fd, an already listening stream socket (socket activation). */
+int iscsi_listen_fd(struct iscsi_srv *s, int fd);
 /* The port of the first listening socket, or 0. */
 unsigned iscsi_tcp_port(struct iscsi_srv *s);
 

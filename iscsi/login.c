@@ -295,11 +295,11 @@ static int login_step(struct iscsi_conn *c, struct login *l, uint8_t flags,
 		return login_fail(c, l, ISCSI_LOGIN_INIT_ERROR, "login text too long");
 	}
 	if (transit && nsg == ISCSI_STAGE_FULL) {
-		pthread_mutex_lock(&s->lock);
+		pthread_mutex_lock(&s->ls.lock);
 		if (!++s->next_tsih)
 			s->next_tsih = 1;
 		c->tsih = s->next_tsih;
-		pthread_mutex_unlock(&s->lock);
+		pthread_mutex_unlock(&s->ls.lock);
 	}
 	r = login_rsp(c, l, (uint8_t)((transit ? ISCSI_F_FINAL : 0) | csg << 2 |
 				      (transit ? nsg : 0)), 0, &out);

@@ -293,7 +293,7 @@ static int opt_export_name(struct nbdsrv_conn *c, const struct opt *o)
  * -errno = drop the connection. */
 static int do_option(struct nbdsrv_conn *c, const struct opt *o)
 {
-	if (atomic_load(&c->s->stopping) && o->code != NBD_OPT_ABORT) {
+	if (listen_stopping(&c->s->ls) && o->code != NBD_OPT_ABORT) {
 		if (o->code == NBD_OPT_EXPORT_NAME)
 			return -ESHUTDOWN;
 		return reply_err(c, o->code, NBD_REP_ERR_SHUTDOWN,

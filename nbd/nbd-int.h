@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "common/listen.h"
 #include "nbdsrv.h"
 
 /* ---- wire constants (all integers big-endian on the wire) ---- */
@@ -114,7 +115,6 @@
 
 /* ---- server state ---- */
 
-#define NBDSRV_MAX_LISTEN  8
 #define NBDSRV_MAX_WORKERS 64
 #define NBDSRV_RBUF_SIZE   (64u << 10)   /* input buffer of a connection */
 #define NBDSRV_KEEP_BUF    (2u << 20)    /* a worker keeps buffers up to this */
@@ -126,25 +126,15 @@ struct nbdsrv {
 	char *name;                /* export name, never NULL */
 	char *desc;                /* may be NULL */
 	bool read_only;
-	unsigned max_clients, workers;
+	unsigned workers;
 	size_t max_buffer;
-	bool once;
-	unsigned stop_grace_ms, handshake_ms;
+	unsigned handshake_ms;
 	nbdsrv_log_fn log;
 	void *log_opaque;
 
-	int lfd[NBDSRV_MAX_LISTEN];
-	int nlfd;
-	unsigned tcp_port;
-	char *unix_path;           /* ours to unlink */
-	int wake[2];               /* pipe: stop requests, connection ends */
-	atomic_bool stopping;
-
-	pthread_mutex_t lock;      /* conns, counters below */
-	struct nbdsrv_conn *conns;
-	unsigned active;
-	uint64_t accepted, refused, protocol_errors;
-	unsigned next_id;
+	/* Sockets, accept loop, connection list and counters (common/listen;
+	 * its lock guards them). */
+	struct listen ls;
 
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t buf_bytes, buf_peak;
@@ -152,14 +142,10 @@ struct nbdsrv {
 };
 
 struct nbdsrv_conn {
+	struct listen_conn lc;     /* id, thread; the socket closed by listen */
 	struct nbdsrv *s;
-	int fd;                    /* -1 once closed; changed under s->lock */
-	unsigned id;
-	pthread_t thread;          /* nbdsrv_run's connections */
-	bool detached_run;         /* started by nbdsrv_run */
-	bool done;                 /* thread finished (s->lock) */
-	struct nbdsrv_conn *next;
-	int result;                /* 0, -EPROTO, -errno */
+	int fd;                    /* lc.fd, open while the connection is served */
+	int result;                /* transmission: first error, 0, -EPROTO */
 
 	/* Negotiated in the handshake; constant during transmission. */
 	bool fixed, no_zeroes, structured, meta;

@@ -297,7 +297,7 @@ static int read_request(struct worker *w, struct request *rq)
 	uint32_t magic;
 	int r;
 
-	if (atomic_load(&c->quit) || atomic_load(&c->s->stopping))
+	if (atomic_load(&c->quit) || listen_stopping(&c->s->ls))
 		return 1;
 	r = nbdsrv_in_read(c, h, sizeof(h));
 	if (r == -ENODATA)

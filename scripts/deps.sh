@@ -6,7 +6,7 @@
 PKGS="gcc make libaio-dev zlib1g-dev libnbd-dev libssl-dev libcmocka-dev \
 libiscsi-bin tgt qemu-block-extra librbd-dev librados-dev \
 ceph-mon ceph-osd ceph-common radosgw libcurl4-openssl-dev restic curl \
-qemu-utils libvhdi-utils nbdkit libnbd-bin fio util-linux python3 $*"
+qemu-utils libvhdi-utils nbdkit libnbd-bin fio util-linux python3 jq $*"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

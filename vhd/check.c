@@ -467,9 +467,15 @@ int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 	if (c.fd < 0)
 		return bdev_err_set(e, errno, "%s: cannot open: %s", path,
 				    strerror(errno));
-	if (fstat(c.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	/* A file, or a block device holding a VHD (as open takes it). */
+	if (fstat(c.fd, &st) < 0 || util_fd_size(c.fd, &st, &c.size)) {
 		close(c.fd);
-		return bdev_err_set(e, EINVAL, "%s: not a regular file", path);
+		return bdev_err_set(e, EINVAL, "%s: not a regular file or block device", path);
+	}
+	if (S_ISBLK(st.st_mode) && (flags & VHD_CHECK_REPAIR)) {
+		close(c.fd);
+		return bdev_err_set(e, EROFS, "%s: a VHD on a block device is checked, not "
+				    "repaired (a repair may need to move its end)", path);
 	}
 	/* Repair writes: exclusive.  A check reads: shared, so it does not
 	 * judge an image another process is changing (unless forced). */
@@ -483,7 +489,6 @@ int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
 					    ex ? "; not repairing" : "");
 		}
 	}
-	c.size = (uint64_t)st.st_size;
 	r = check_footers(&c, &f, &footer_off);
 	if (r == -EIO) {
 		close(c.fd);

@@ -511,10 +511,19 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 		bdev_err_set(e, errno, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		bdev_err_set(e, ENOVHD, "%s: not a regular file", path);
+	/* A regular file, or a block device holding a VHD (an LV, a loop
+	 * device): its footer is probed at the device's end, as a file's. */
+	r = util_fd_size(v->fd, &st, &v->file_size);
+	if (r == -EINVAL) {
+		bdev_err_set(e, ENOVHD, "%s: not a regular file or block device", path);
 		goto fail;
 	}
+	if (r) {
+		bdev_err_set(e, -r, "%s: cannot read the device size: %s", path,
+			     strerror(-r));
+		goto fail;
+	}
+	v->on_blockdev = S_ISBLK(st.st_mode);
 	for (int i = 0; i < seen->n; i++)
 		if (seen->dev[i] == st.st_dev && seen->ino[i] == st.st_ino) {
 			bdev_err_set(e, ELOOP,
@@ -535,10 +544,16 @@ static struct bdev *open_layer(const char *path, unsigned flags,
 			goto fail;
 		}
 	}
-	v->file_size = (uint64_t)st.st_size;
 	v->footer_off = v->file_size - 512;
 	if (read_footer(v, path, rdonly, e))
 		goto fail;
+	/* A device cannot grow: a sparse VHD on one is read only. */
+	if (v->on_blockdev && !rdonly && v->footer.type != VHD_TYPE_FIXED) {
+		bdev_err_set(e, EROFS, "%s: a dynamic or differencing VHD on a block device "
+			     "can only be read (it cannot grow there); -f raw writes the "
+			     "device's bytes", path);
+		goto fail;
+	}
 	size = vhd_footer_disk_size(&v->footer, flags);
 	if (size > VHD_MAX_SIZE) {
 		bdev_err_set(e, EFBIG, "%s: disk size %llu is larger than the VHD limit of 2040 GiB",

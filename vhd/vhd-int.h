@@ -178,6 +178,7 @@ struct vhd {
 	struct vhd_footer footer;
 	struct vhd_header hdr;     /* dynamic and differencing */
 	bool used_copy;
+	bool on_blockdev;         /* the image is a block device's bytes */
 	uint64_t file_size;        /* at open */
 	uint64_t footer_off;       /* end footer; the next block goes here */
 	uint32_t block_size;

@@ -500,13 +500,19 @@ static int snap_write_ctk(struct vmm_stor_snap *p, struct vmm_stor_snap_info *in
 {
 	struct stor_lun *l = p->l;
 	struct bdev_err be = { 0 };
-	char *ctk = frozen_ctk_name(l->chain[l->nsnap]);
+	struct bdev_file_info fi;
+	char *ctk;
 	int r;
 
+	/* the frozen image: the child's parent, read only since the switch;
+	 * found through the block layer, as any disk's backing file */
+	if (bdev_file_info(p->nb, &fi) || !fi.backing)
+		return err_set(e, EINVAL, "LUN %d: the snapshot child %s has no parent disk",
+			       p->lun, l->chain[l->nsnap]);
+	ctk = frozen_ctk_name(l->chain[l->nsnap]);
 	if (!ctk)
 		return err_set(e, ENOMEM, "out of memory");
-	/* the frozen image: the child's parent, read only since the switch */
-	r = bkp_track_frozen_write(p->fr, vhd_parent(vhd_of(p->nb)), l->chain[l->nsnap - 1],
+	r = bkp_track_frozen_write(p->fr, fi.backing, l->chain[l->nsnap - 1],
 				   ctk, &be);
 	if (r)
 		err_set(e, -r, "LUN %d: frozen tracking file: %s", p->lun, be.msg);

@@ -8,9 +8,7 @@ T=${VHDTOOL:?}
 BUILD=${BUILD:-build}
 PATCH=$PWD/$BUILD/tests/helpers/vhdpatch
 [ -x "$PATCH" ] || { echo "helper $PATCH not built"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 cd "$dir"
 
 "$T" create l1.vhd 4M >/dev/null || fail create

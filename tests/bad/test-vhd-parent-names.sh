@@ -6,9 +6,7 @@
 # and the child opens after the pair is moved elsewhere.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 cd "$dir"
 
 for name in 'back\slash.vhd' 'sub\dir/p.vhd'; do

@@ -7,9 +7,7 @@
 # 1 (problems remain: lost data), and the image is clean afterwards.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 cd "$dir"
 M=1048576
 

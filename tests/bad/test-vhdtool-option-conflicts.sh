@@ -6,9 +6,7 @@
 # ignored --block-size, and --socket with --port printed only the usage.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 conflict() {   # WORD-A WORD-B CMD...: exit 2 (check: 1, as qemu-img), one line naming both
 	local a=$1 b=$2 rc want=2
 	shift 2

@@ -12,9 +12,7 @@ T=${VHDTOOL:?}
 TRIALS_CREATE=${TRIALS_CREATE:-10}
 TRIALS_PRUNE=${TRIALS_PRUNE:-6}
 TRIALS_GC=${TRIALS_GC:-6}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 K=1024
 M=$((1024 * K))
 repo=$dir/repo

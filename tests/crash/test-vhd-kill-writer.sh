@@ -9,9 +9,7 @@ set -u
 T=${VHDTOOL:?}
 W=${BUILD:-build}/tests/helpers/crash-writer
 TRIALS=${TRIALS:-24}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 # After a kill, check may find leaked space (exit 3: a block written whose
 # BAT entry was not, which compact reclaims), as qemu-img check finds
 # leaked clusters after a crash; never corruption (2) or a failure (1).

@@ -5,10 +5,8 @@
 # not one, a source that does not exist, block-size-odd raw disks.
 set -u
 T=${VHDTOOL:?}
-command -v python3 >/dev/null || { echo "python3 is not installed"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires python3
 repo=$dir/repo
 
 expect_rc() {   # RC MESSAGE-PART CMD...

@@ -10,9 +10,7 @@
 # undamaged one must still restore.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 M=$((1 << 20))
 repo=$dir/repo
 $T backup init --chunk-size 1M "$repo" || fail init

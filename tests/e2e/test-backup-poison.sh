@@ -14,10 +14,8 @@
 #  5. `backup list` shows a backup whose manifest is damaged and fails.
 set -u
 T=${VHDTOOL:?}
-command -v python3 >/dev/null || { echo "python3 is not installed"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires python3
 M=$((1 << 20))
 repo=$dir/repo
 disk=$dir/disk.raw

@@ -11,9 +11,7 @@ T=${VHDTOOL:?}
 for tool in qemu-img python3; do
 	command -v $tool >/dev/null || { echo "$tool is not installed"; exit 77; }
 done
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 M=$((1 << 20))
 SIZE=$((48 * M))
 

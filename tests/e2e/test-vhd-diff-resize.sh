@@ -8,9 +8,7 @@
 # the chain read as zeros: the merged disk reads exactly as the child did.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 cd "$dir"
 M=1048576
 cut=$((3 * M + 1536))   # a multiple of 512, not of 4096

@@ -61,6 +61,17 @@ refused "a snapshot of it" "$T" snapshot "$dir/a.vhd" "$dir/snap.vhd"
 [ "$("$T" -U read "$dir/a.vhd" 0 6)" = before ] || fail "-U read"
 [ "$("$T" read --force-share "$dir/a.vhd" 0 6)" = before ] || fail "read --force-share"
 "$T" check -U "$dir/a.vhd" >/dev/null || fail "check -U"
+# Every command that only reads an image takes -U after its name.
+refused "a backup of it" "$T" backup create "$dir/repo" "$dir/a.vhd"
+"$T" backup create -U --output=json "$dir/repo" "$dir/a.vhd" >"$dir/b.json" 2>/dev/null ||
+	fail "backup create -U"
+grep -q '"source-format": "vhd-dynamic"' "$dir/b.json" || fail "backup create -U: $(cat "$dir/b.json")"
+for cmd in "info" "map" "convert -O raw" "backup repair $dir/repo"; do
+	# shellcheck disable=SC2086
+	set -- $cmd
+	"$T" "$@" -U "$dir/a.vhd" $([ "$1" = convert ] && echo "$dir/u.raw") >/dev/null 2>"$dir/err" ||
+		fail "$cmd -U: $(cat "$dir/err")"
+done
 "$T" check -U --repair "$dir/a.vhd" >/dev/null 2>&1 && fail "check -U --repair accepted"
 printf 'x' | "$T" write -U "$dir/a.vhd" 0 2>"$dir/err" && fail "write -U accepted"
 grep -q "reading only" "$dir/err" || fail "write -U refusal unclear: $(cat "$dir/err")"

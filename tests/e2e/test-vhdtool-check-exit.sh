@@ -8,9 +8,7 @@ set -u
 T=${VHDTOOL:?}
 PATCH=${BUILD:-build}/tests/helpers/vhdpatch
 [ -x "$PATCH" ] || { echo "missing $PATCH: run make first"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 rc_of() { "$@" >"$dir/out" 2>"$dir/err"; echo $?; }
 want() {   # RC CMD...
 	local w=$1 rc

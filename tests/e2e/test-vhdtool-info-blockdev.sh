@@ -2,7 +2,8 @@
 # info accepts block devices (and raw files) like the other commands: a
 # loop device shows format raw, its kind and size, as the other commands
 # read it.  It used to fail on anything that was not
-# a VHD.  The loop devices are always detached (trap).
+# a VHD.  A VHD on a block device is a VHD for every command (below).
+# The loop devices are always detached (trap).
 set -u
 T=${VHDTOOL:?}
 dir=$(mktemp -d)
@@ -40,11 +41,36 @@ fi
 # A raw file, too.
 "$T" info "$dir/raw.img" | grep -q "format: *raw (file)" || fail "info of a raw file"
 
-# info says what the other commands read: a VHD's bytes on a block device
-# are served raw by every command (VHDs are files), so info says raw too.
-"$T" create "$dir/f.vhd" 2M >/dev/null || fail create
-vloop=$(attach "$dir/f.vhd") || fail "second loop device"
+# A VHD on a block device (an LV, a loop device) is a VHD, as qemu-img
+# probes it: the footer at the device's end, as on a file.  info, check and
+# map see it; read returns the disk, -f raw the device's bytes.  (They
+# used to say raw.)  A dynamic VHD on a device cannot grow: writes are
+# refused clearly; a fixed one is written in place.  check --repair is
+# refused (a repair may move the image's end).
+"$T" create "$dir/d.vhd" 8M >/dev/null || fail create
+printf 'inside the disk' | "$T" write "$dir/d.vhd" 3000000 || fail "write d.vhd"
+vloop=$(attach "$dir/d.vhd") || fail "second loop device"
 loops+=("$vloop")
-[ "$("$T" info --output=json "$vloop" | jget format)" = raw ] || fail "VHD bytes on a loop device"
-[ "$("$T" read "$vloop" 0 8 | head -c 8)" = conectix ] || fail "read of the loop device is not raw"
-echo "info accepts block devices"
+"$T" info --output=json "$vloop" > "$dir/vj" || fail "info of a VHD on a loop device"
+[ "$(jget format < "$dir/vj")" = vhd ] || fail "VHD on a loop device: $(cat "$dir/vj")"
+[ "$(jget virtual-size < "$dir/vj")" = 8388608 ] || fail "VHD size on a loop device: $(cat "$dir/vj")"
+"$T" info "$vloop" | grep -q "type: *dynamic" || fail "info: not dynamic: $("$T" info "$vloop")"
+"$T" check "$vloop" > "$dir/ck" 2>&1 || fail "check of the loop device: $(cat "$dir/ck")"
+grep -q "no problems found" "$dir/ck" || fail "check: $(cat "$dir/ck")"
+"$T" map --output=json "$vloop" > "$dir/map" || fail "map of the loop device"
+"$T" map --output=json "$dir/d.vhd" > "$dir/map.file" || fail "map of the file"
+cmp -s "$dir/map" "$dir/map.file" || fail "map differs from the file's: $(cat "$dir/map")"
+[ "$("$T" read "$vloop" 3000000 15)" = "inside the disk" ] || fail "read of the VHD on the loop device"
+[ "$("$T" read -f raw "$vloop" 0 8 | head -c 8)" = conectix ] || fail "read -f raw is not the bytes"
+printf 'x' | "$T" write "$vloop" 0 2> "$dir/err" && fail "write to a dynamic VHD on a device accepted"
+grep -q "block device can only be read" "$dir/err" || fail "refusal unclear: $(cat "$dir/err")"
+"$T" check --repair "$vloop" > "$dir/err" 2>&1; rc=$?
+[ "$rc" = 1 ] && grep -q "not repaired" "$dir/err" || fail "check --repair of a device: $rc $(cat "$dir/err")"
+"$T" create -t fixed "$dir/f.vhd" 4M >/dev/null || fail "create fixed"
+floop=$(attach "$dir/f.vhd") || fail "third loop device"
+loops+=("$floop")
+printf 'fixed!' | "$T" write "$floop" 4096 || fail "write to a fixed VHD on a device"
+losetup -d "$floop" && loops=("$loop" "$vloop")
+[ "$("$T" read "$dir/f.vhd" 4096 6)" = 'fixed!' ] || fail "the fixed VHD's write did not land"
+"$T" check "$dir/f.vhd" >/dev/null || fail "the fixed VHD is damaged after the write"
+echo "info, check and map see block devices: raw ones raw, VHDs on them as VHDs"

@@ -5,9 +5,7 @@
 # into logs.  The terminal case runs under script(1) when it exists.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 cd "$dir" || fail cd
 head -c 24M /dev/urandom > src.raw
 "$T" convert src.raw a.vhd || fail convert

@@ -7,9 +7,7 @@
 # Compared with qemu-img where it judges the same thing.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 has_qemu=false
 command -v qemu-img >/dev/null && has_qemu=true
 jget() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
@@ -71,8 +69,22 @@ refused 2 "" "$T" create -f a.vhd 8M
 "$T" create --parent b.vhd c.vhd >/dev/null || fail "child"
 refused 2 "invalid option" "$T" merge -f c.vhd
 "$T" backup init repo >/dev/null && "$T" backup create repo r.raw >/dev/null 2>&1 || fail backup
-refused 2 "invalid option" "$T" backup restore -f repo latest out.raw
+refused 2 "use --force" "$T" backup restore -f repo latest out.raw
 "$T" backup restore --force repo latest out.raw || fail "restore --force"
+
+# backup create -f FMT: the source's format (it meant --full before).
+"$T" backup create -f raw --output=json repo a.vhd > braw.json 2>/dev/null || fail "backup create -f raw"
+[ "$(jget source-format < braw.json)" = raw ] || fail "backup create -f raw: $(cat braw.json)"
+[ "$(jget virtual-size < braw.json)" = "$(stat -c %s a.vhd)" ] || fail "backup create -f raw: not the file's size"
+"$T" backup restore repo "$(jget id < braw.json)" back.raw || fail "restore of -f raw"
+cmp -s back.raw a.vhd || fail "backup create -f raw did not keep the file's bytes"
+"$T" backup create --format=vpc --output=json repo a.vhd > bvpc.json 2>/dev/null || fail "backup create --format=vpc"
+[ "$(jget source-format < bvpc.json)" = vhd-dynamic ] || fail "backup create -f vpc: $(cat bvpc.json)"
+refused 1 "r.raw: not a VHD image" "$T" backup create -f vpc repo r.raw
+refused 2 "unknown format" "$T" backup create -f repo r.raw
+"$T" backup create --full --output=json repo a.vhd > bfull.json 2>/dev/null || fail "backup create --full"
+[ "$(jget kind < bfull.json)" = full ] || fail "--full is not a full backup: $(cat bfull.json)"
+refused 2 "cannot be used together" "$T" backup create -f raw --vm ctl.sock repo
 
 # -U after the command (qemu-img's place) as well as before it.
 for cmd in "info" "map" "check"; do

@@ -1,7 +1,11 @@
 /* vhdtool backup: the front end of backup/ (bkp.h).
  *
  *   backup init [--chunk-size N] REPO
- *   backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE
+ *   backup create [-f raw|vpc] [--full] [--no-track] [-p] [--threads N] REPO SOURCE
+ *
+ * Every subcommand that reports takes --output=human|json (--json): one
+ * JSON object (an array for list and prune) on stdout, written by
+ * common/json.c; the human lines stay as they were.
  *   backup create [--vm CTL [--disk LUN]... [--require-app-consistent]
  *                 [--freeze-timeout MS] [--output human|json]] REPO
  *   backup list [--output=json] REPO   backup show [--output=json] REPO ID
@@ -27,16 +31,16 @@
 static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
 	.usage = "backup init [--chunk-size N] REPO\n"
-		 "backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE\n"
+		 "backup create [-f raw|vpc] [--full] [--no-track] [-p] [--threads N] [--output=human|json] REPO SOURCE\n"
 		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS] [--output human|json] [--full] [-p] [--threads N] REPO\n"
 		 "backup list [--output=human|json] REPO\n"
 		 "backup show [--output=human|json] REPO ID|latest\n"
-		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID|latest DEST\n"
-		 "backup verify REPO [ID|latest]\n"
-		 "backup repair REPO SOURCE...\n"
-		 "backup prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] REPO\n"
-		 "backup gc [--grace SECONDS] [--dry-run] REPO\n"
-		 "backup forget REPO ID",
+		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] [--output=human|json] REPO ID|latest DEST\n"
+		 "backup verify [--threads N] [--output=human|json] REPO [ID|latest]\n"
+		 "backup repair [--threads N] [--output=human|json] REPO SOURCE...\n"
+		 "backup prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] [--output=human|json] REPO\n"
+		 "backup gc [--grace SECONDS] [--dry-run] [--output=human|json] REPO\n"
+		 "backup forget [--output=human|json] REPO ID",
 	.summary = "deduplicating backups of disks: create, list, restore, verify, repair, prune, gc",
 	.run = run_backup)
 
@@ -94,6 +98,16 @@ static void fmt_time(int64_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* The manifest of b as one JSON document (backup show --output=json). */
+static void print_json(const struct bkp_info *b)
+{
+	char *j = bkp_info_json(b);
+
+	fputs(j ? j : "null", stdout);
+	putchar('\n');
+	free(j);
+}
+
 /* ---- init ---- */
 
 static int cmd_init(int argc, char **argv)
@@ -130,7 +144,8 @@ static int cmd_init(int argc, char **argv)
 static int cmd_create(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "full", no_argument, NULL, 'f' },
+		{ "full", no_argument, NULL, 'L' },
+		VT_FORMAT_LONGOPT,
 		{ "progress", no_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "no-track", no_argument, NULL, 'n' },
@@ -138,13 +153,14 @@ static int cmd_create(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'D' },
 		{ "require-app-consistent", no_argument, NULL, 'A' },
 		{ "freeze-timeout", required_argument, NULL, 'F' },
-		{ "output", required_argument, NULL, 'O' },
+		VT_OUTPUT_LONGOPTS,
 		{ 0 }
 	};
 	const char *vm = NULL;
 	char luns[256] = "";
 	long freeze_ms = -1;
-	bool app = false, json = false, live_opt = false;
+	bool app = false, json = false, live_opt = false, fmt = false;
+	unsigned oflags = VT_OPEN_RDONLY | VT_OPEN_RAW_OK;
 	struct bkp_create_opts o = { 0 };
 	struct vt_rbd_snaps rs = { 0 };
 	struct progress pr = { 0 };
@@ -156,9 +172,15 @@ static int cmd_create(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "fpt:", lo, NULL)) != -1) {
+	/* -f FMT: the source's format (qemu-img); --full is long only. */
+	while ((c = getopt_long(argc, argv, "f:pt:", lo, NULL)) != -1) {
 		switch (c) {
-		case 'f': o.full = true; break;
+		case 'L': o.full = true; break;
+		case 'f':
+			if (!vt_format_opt(optarg, &oflags))
+				return 2;
+			fmt = true;
+			break;
 		case 'n': o.no_track = true; break;
 		case 'p':
 			o.progress = show_progress;
@@ -180,16 +202,19 @@ static int cmd_create(int argc, char **argv)
 				return 2;
 			live_opt = true;
 			break;
-		case 'O':
-			if (!vt_parse_output(optarg, &json))
+		case VT_OPT_OUTPUT:
+		case VT_OPT_JSON:
+			if (!vt_output_opt(c, optarg, &json))
 				return 2;
-			live_opt = true;
 			break;
 		default:
 			return vt_usage(&backup_cmd);
 		}
 	}
 	if (vm) {
+		/* The VMM's frozen images are VHDs: no source format. */
+		if (!vt_exclusive("--vm", true, "-f/--format", fmt))
+			return 2;
 		if (argc - optind != 1 || o.no_track)
 			return vt_usage(&backup_cmd);
 		vt_progress_init(&pr.vp, "backup", o.progress != NULL);
@@ -202,7 +227,7 @@ static int cmd_create(int argc, char **argv)
 	r = open_repo(argv[optind]);
 	if (!r)
 		return 1;
-	src = vt_open(argv[optind + 1], VT_OPEN_RDONLY | VT_OPEN_RAW_OK);
+	src = vt_open(argv[optind + 1], oflags);
 	if (!src) {
 		bkp_close(r);
 		return 1;
@@ -223,7 +248,10 @@ static int cmd_create(int argc, char **argv)
 		vt_err(NULL, "%s", e.msg);
 		return 1;
 	}
-	printf("%s\n", b.id);
+	if (json)
+		print_json(&b);
+	else
+		printf("%s\n", b.id);
 	fprintf(stderr, "backup %s: %s%s%s, read %llu of %llu chunks, %llu new (%s stored), %s in %.2f s\n",
 		b.id, b.incremental ? "incremental" : "full",
 		b.reason[0] ? ": " : "", b.reason,
@@ -242,14 +270,6 @@ static int cmd_create(int argc, char **argv)
 }
 
 /* ---- list, show ---- */
-
-static void print_json(const struct bkp_info *b)
-{
-	char *j = bkp_info_json(b);
-
-	fputs(j ? j : "null", stdout);
-	free(j);
-}
 
 static void print_human(const struct bkp_info *b)
 {
@@ -320,7 +340,6 @@ static int cmd_list(int argc, char **argv, bool show)
 	if (show) {
 		if (json) {
 			print_json(&one);
-			putchar('\n');
 		} else {
 			print_human(&one);
 		}
@@ -389,21 +408,33 @@ static int cmd_restore(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "format", required_argument, NULL, 'O' },
-		{ "force", no_argument, NULL, 'f' },
+		{ "force", no_argument, NULL, 'F' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
+		VT_OUTPUT_LONGOPTS,
 		{ 0 }
 	};
+	static const char *const fmt_names[] = {
+		[BKP_OUT_RAW] = "raw", [BKP_OUT_FIXED] = "fixed",
+		[BKP_OUT_DYNAMIC] = "dynamic",
+	};
 	struct bkp_restore_opts o = { .format = -1 };
+	struct bkp_info info = { 0 };
+	bool json = false;
 	struct progress pr = { 0 };
 	struct bdev_err e = { 0 };
 	struct bkp_repo *r;
 	int c, rc;
 
 	optind = 1;
-	/* No -f: force is --force only (-f is a source format elsewhere). */
-	while ((c = getopt_long(argc, argv, "O:pt:", lo, NULL)) != -1) {
+	/* -f is refused with a word: force is --force only, and restore has
+	 * no source image for a format (-f elsewhere, as qemu-img's); the
+	 * output format is -O, as qemu-img convert's. */
+	while ((c = getopt_long(argc, argv, "fO:pt:", lo, NULL)) != -1) {
 		switch (c) {
+		case 'F':
+			o.overwrite = true;
+			break;
 		case 'O':
 			if (!strcmp(optarg, "raw"))
 				o.format = BKP_OUT_RAW;
@@ -417,13 +448,20 @@ static int cmd_restore(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'f': o.overwrite = true; break;
+		case 'f':
+			vt_err(NULL, "backup restore takes no -f: to overwrite DEST use --force; the output format is -O raw|fixed|dynamic");
+			return 2;
 		case 'p':
 			o.progress = show_progress;
 			o.opaque = &pr;
 			break;
 		case 't':
 			if (!parse_count("thread count", optarg, &o.threads))
+				return 2;
+			break;
+		case VT_OPT_OUTPUT:
+		case VT_OPT_JSON:
+			if (!vt_output_opt(c, optarg, &json))
 				return 2;
 			break;
 		default:
@@ -441,21 +479,90 @@ static int cmd_restore(int argc, char **argv)
 	vt_progress_init(&pr.vp, "restore", o.progress != NULL);
 	rc = bkp_restore(r, argv[optind + 1], argv[optind + 2], &o, &e);
 	end_progress(&pr);
+	/* JSON names the backup by its ID, also when "latest" was asked. */
+	if (!rc && json && bkp_show(r, argv[optind + 1], &info, &e))
+		info.id[0] = 0;
 	bkp_close(r);
 	if (rc) {
 		vt_err(NULL, "restore failed, %s not written: %s", argv[optind + 2],
 		       e.msg);
 		return 1;
 	}
+	if (json) {
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_obj(&j);
+		json_kv_str(&j, "backup", info.id[0] ? info.id : argv[optind + 1]);
+		json_kv_str(&j, "destination", argv[optind + 2]);
+		json_kv_str(&j, "format", fmt_names[o.format]);
+		if (info.id[0])
+			json_kv_u64(&j, "virtual-size", info.virtual_size);
+		json_end_obj(&j);
+		json_finish(&j);
+	}
 	return 0;
 }
 
 /* ---- verify ---- */
 
-static void print_line(void *opaque, const char *msg)
+/* What verify and repair report line by line: printed as it comes, or
+ * kept for the "messages" array of the JSON document. */
+struct report {
+	bool json;
+	char **v;
+	size_t n;
+	bool oom;
+};
+
+static void report_line(void *opaque, const char *msg)
 {
-	(void)opaque;
-	printf("%s\n", msg);
+	struct report *rp = opaque;
+	char **v, *m;
+
+	if (!rp->json) {
+		printf("%s\n", msg);
+		return;
+	}
+	v = realloc(rp->v, (rp->n + 1) * sizeof(*v));
+	m = strdup(msg);
+	if (v)
+		rp->v = v;
+	if (!v || !m) {
+		free(m);
+		rp->oom = true;
+		return;
+	}
+	rp->v[rp->n++] = m;
+}
+
+static void report_free(struct report *rp)
+{
+	for (size_t i = 0; i < rp->n; i++)
+		free(rp->v[i]);
+	free(rp->v);
+}
+
+/* The keys of a verify result, into the object being written; then the
+ * lines reported, as "messages". */
+static void json_verify(struct json *j, const struct bkp_verify_result *res,
+			const struct report *rp)
+{
+	json_kv_str(j, "status", res->backups_damaged || res->chunks_damaged ?
+			"damaged" : "ok");
+	json_kv_u64(j, "backups", res->backups);
+	json_kv_u64(j, "backups-damaged", res->backups_damaged);
+	json_kv_u64(j, "chunks", res->chunks);
+	json_kv_u64(j, "chunks-damaged", res->chunks_damaged);
+	json_kv_u64(j, "chunks-quarantined", res->chunks_quarantined);
+	json_kv_u64(j, "bytes-read", res->bytes);
+	json_key(j, "messages");
+	json_arr(j);
+	for (size_t i = 0; i < rp->n; i++)
+		json_str(j, rp->v[i]);
+	json_end_arr(j);
+	if (rp->oom)
+		json_kv_bool(j, "messages-truncated", true);
 }
 
 static void print_verify_summary(const struct bkp_verify_result *res)
@@ -472,55 +579,111 @@ static void print_verify_summary(const struct bkp_verify_result *res)
 	       util_fmt_size(res->bytes, s, sizeof(s)));
 }
 
-static int cmd_verify(int argc, char **argv)
+/* --threads N and --output/--json, the options of verify and repair. */
+static int verify_opts(int argc, char **argv, int *threads, bool *json)
 {
 	static const struct option lo[] = {
-		{ "threads", required_argument, NULL, 't' }, { 0 }
+		{ "threads", required_argument, NULL, 't' },
+		VT_OUTPUT_LONGOPTS, { 0 }
 	};
-	struct bkp_verify_result res;
-	struct bdev_err e = { 0 };
-	struct bkp_repo *r;
-	int c, threads = 0, rc;
+	int c, rc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:", lo, NULL)) != -1) {
-		if (c != 't' || !parse_count("thread count", optarg, &threads))
-			return c == 't' ? 2 : vt_usage(&backup_cmd);
+		if (c == 't') {
+			if (!parse_count("thread count", optarg, threads))
+				return 2;
+			continue;
+		}
+		rc = vt_shared_opt(c, optarg, NULL, json);
+		if (rc <= 0)
+			return rc < 0 ? VT_EXIT_USAGE : vt_usage(&backup_cmd);
 	}
+	return 0;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	struct bkp_verify_result res;
+	struct bdev_err e = { 0 };
+	struct report rp = { 0 };
+	struct bkp_repo *r;
+	int threads = 0, rc;
+
+	rc = verify_opts(argc, argv, &threads, &rp.json);
+	if (rc)
+		return rc;
 	if (argc - optind != 1 && argc - optind != 2)
 		return vt_usage(&backup_cmd);
 	r = open_repo(argv[optind]);
 	if (!r)
 		return 2;
 	rc = bkp_verify(r, argc - optind == 2 ? argv[optind + 1] : NULL, threads,
-			print_line, NULL, &res, &e);
+			report_line, &rp, &res, &e);
 	bkp_close(r);
 	if (rc) {
+		report_free(&rp);
 		vt_err(NULL, "%s", e.msg);
 		return 2;
 	}
-	print_verify_summary(&res);
+	if (rp.json) {
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_obj(&j);
+		json_verify(&j, &res, &rp);
+		json_end_obj(&j);
+		json_finish(&j);
+	} else {
+		print_verify_summary(&res);
+	}
+	report_free(&rp);
 	return res.backups_damaged || res.chunks_damaged ? 1 : 0;
 }
 
 /* ---- repair ---- */
 
+static void print_repair_json(const struct bkp_repair_result *res,
+			      const struct report *rp)
+{
+	struct json j;
+
+	json_begin(&j, stdout);
+	json_obj(&j);
+	json_kv_u64(&j, "chunks-needed", res->chunks_needed);
+	json_kv_u64(&j, "chunks-restored", res->chunks_restored);
+	json_kv_u64(&j, "backups-repaired", res->backups_repaired);
+	json_kv_u64(&j, "backups-lost", res->backups_lost);
+	json_key(&j, "verify");
+	json_obj(&j);
+	json_verify(&j, &res->verify, rp);
+	json_end_obj(&j);
+	json_end_obj(&j);
+	json_finish(&j);
+}
+
+static void print_repair_human(const struct bkp_repair_result *res)
+{
+	print_verify_summary(&res->verify);
+	printf("repair: %llu chunks missing or damaged, %llu stored again from the sources; %llu backups repaired, %llu stay damaged\n",
+	       (unsigned long long)res->chunks_needed,
+	       (unsigned long long)res->chunks_restored,
+	       (unsigned long long)res->backups_repaired,
+	       (unsigned long long)res->backups_lost);
+}
+
 static int cmd_repair(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "threads", required_argument, NULL, 't' }, { 0 }
-	};
 	struct bkp_repair_result res;
 	struct bdev_err e = { 0 };
+	struct report rp = { 0 };
 	struct bdev **src;
 	struct bkp_repo *r;
-	int c, threads = 0, rc = 0, nsrc = 0;
+	int threads = 0, rc, nsrc = 0;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:", lo, NULL)) != -1) {
-		if (c != 't' || !parse_count("thread count", optarg, &threads))
-			return c == 't' ? 2 : vt_usage(&backup_cmd);
-	}
+	rc = verify_opts(argc, argv, &threads, &rp.json);
+	if (rc)
+		return rc;
 	if (argc - optind < 2)
 		return vt_usage(&backup_cmd);
 	src = calloc((size_t)(argc - optind - 1), sizeof(*src));
@@ -538,7 +701,7 @@ static int cmd_repair(int argc, char **argv)
 	r = rc ? NULL : open_repo(argv[optind]);
 	if (!rc && !r)
 		rc = 2;
-	if (!rc && bkp_repair(r, src, (size_t)nsrc, threads, print_line, NULL,
+	if (!rc && bkp_repair(r, src, (size_t)nsrc, threads, report_line, &rp,
 			      &res, &e)) {
 		vt_err(NULL, "%s", e.msg);
 		rc = 2;
@@ -548,29 +711,44 @@ static int cmd_repair(int argc, char **argv)
 	for (int i = 0; i < nsrc; i++)
 		bdev_close(src[i]);
 	free(src);
-	if (rc)
-		return rc;
-	print_verify_summary(&res.verify);
-	printf("repair: %llu chunks missing or damaged, %llu stored again from the sources; %llu backups repaired, %llu stay damaged\n",
-	       (unsigned long long)res.chunks_needed,
-	       (unsigned long long)res.chunks_restored,
-	       (unsigned long long)res.backups_repaired,
-	       (unsigned long long)res.backups_lost);
-	return res.backups_lost ? 1 : 0;
+	if (!rc && rp.json)
+		print_repair_json(&res, &rp);
+	else if (!rc)
+		print_repair_human(&res);
+	report_free(&rp);
+	return rc ? rc : res.backups_lost ? 1 : 0;
 }
 
 /* ---- prune, forget, gc ---- */
 
+/* Prune's decisions: a line each, or an element each of a JSON array
+ * (j not NULL). */
+struct prune_out {
+	bool dry_run;
+	struct json *j;
+};
+
 static void print_prune(void *opaque, const struct bkp_info *b, bool keep,
 			const char *why)
 {
-	const bool *dry = opaque;
+	const struct prune_out *po = opaque;
+	const char *action = keep ? "keep" : po->dry_run ? "would remove" : "remove";
 	char ts[32];
 
 	fmt_time(b->time, ts, sizeof(ts));
-	printf("%-13s %s  %s  %s  (%s)\n",
-	       keep ? "keep" : *dry ? "would remove" : "remove", b->id, ts,
-	       b->source, why);
+	if (po->j) {
+		json_obj(po->j);
+		json_kv_str(po->j, "id", b->id);
+		json_kv_str(po->j, "action", action);
+		json_kv_bool(po->j, "keep", keep);
+		json_key(po->j, "time");
+		json_i64(po->j, b->time);
+		json_kv_str(po->j, "source", b->source);
+		json_kv_str(po->j, "why", why);
+		json_end_obj(po->j);
+		return;
+	}
+	printf("%-13s %s  %s  %s  (%s)\n", action, b->id, ts, b->source, why);
 }
 
 static int cmd_prune(int argc, char **argv)
@@ -581,11 +759,15 @@ static int cmd_prune(int argc, char **argv)
 		{ "keep-weekly", required_argument, NULL, 'w' },
 		{ "keep-monthly", required_argument, NULL, 'm' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		VT_OUTPUT_LONGOPTS,
 		{ 0 }
 	};
 	struct bkp_prune_opts o = { 0 };
 	struct bdev_err e = { 0 };
+	struct prune_out po = { 0 };
 	struct bkp_repo *r;
+	struct json j;
+	bool json = false;
 	int c, rc;
 
 	optind = 1;
@@ -595,18 +777,29 @@ static int cmd_prune(int argc, char **argv)
 
 		if (c == 'n')
 			o.dry_run = true;
-		else if (!dst)
-			return vt_usage(&backup_cmd);
-		else if (!parse_count(lo[strchr("ldwm", c) - "ldwm"].name, optarg, dst))
+		else if (dst && !parse_count(lo[strchr("ldwm", c) - "ldwm"].name,
+					     optarg, dst))
 			return 2;
+		else if (!dst && (rc = vt_shared_opt(c, optarg, NULL, &json)) <= 0)
+			return rc < 0 ? VT_EXIT_USAGE : vt_usage(&backup_cmd);
 	}
 	if (argc - optind != 1)
 		return vt_usage(&backup_cmd);
 	r = open_repo(argv[optind]);
 	if (!r)
 		return 1;
-	rc = bkp_prune(r, &o, print_prune, &o.dry_run, &e);
+	po.dry_run = o.dry_run;
+	if (json) {   /* an array, even when prune stops half way */
+		po.j = &j;
+		json_begin(&j, stdout);
+		json_arr(&j);
+	}
+	rc = bkp_prune(r, &o, print_prune, &po, &e);
 	bkp_close(r);
+	if (json) {
+		json_end_arr(&j);
+		json_finish(&j);
+	}
 	if (rc) {
 		vt_err(NULL, "%s", e.msg);
 		return rc == -EINVAL ? 2 : 1;
@@ -616,20 +809,39 @@ static int cmd_prune(int argc, char **argv)
 
 static int cmd_forget(int argc, char **argv)
 {
+	static const struct option lo[] = { VT_OUTPUT_LONGOPTS, { 0 } };
 	struct bdev_err e = { 0 };
 	struct bkp_repo *r;
-	int rc;
+	bool json = false;
+	int c, rc;
 
-	if (argc != 3)
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		rc = vt_shared_opt(c, optarg, NULL, &json);
+		if (rc <= 0)
+			return rc < 0 ? VT_EXIT_USAGE : vt_usage(&backup_cmd);
+	}
+	if (argc - optind != 2)
 		return vt_usage(&backup_cmd);
-	r = open_repo(argv[1]);
+	r = open_repo(argv[optind]);
 	if (!r)
 		return 1;
-	rc = bkp_forget(r, argv[2], &e);
+	rc = bkp_forget(r, argv[optind + 1], &e);
 	bkp_close(r);
-	if (rc)
+	if (rc) {
 		vt_err(NULL, "%s", e.msg);
-	return rc ? 1 : 0;
+		return 1;
+	}
+	if (json) {
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_obj(&j);
+		json_kv_str(&j, "forgotten", argv[optind + 1]);
+		json_end_obj(&j);
+		json_finish(&j);
+	}
+	return 0;
 }
 
 static int cmd_gc(int argc, char **argv)
@@ -637,12 +849,14 @@ static int cmd_gc(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "grace", required_argument, NULL, 'g' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		VT_OUTPUT_LONGOPTS,
 		{ 0 }
 	};
 	struct bkp_gc_opts o = { .grace = -1 };
 	struct bkp_gc_result res;
 	struct bdev_err e = { 0 };
 	struct bkp_repo *r;
+	bool json = false;
 	char s[32];
 	int c, g, rc;
 
@@ -652,8 +866,10 @@ static int cmd_gc(int argc, char **argv)
 			o.dry_run = true;
 		else if (c == 'g' && parse_count("grace", optarg, &g))
 			o.grace = g;
-		else
-			return c == 'g' ? 2 : vt_usage(&backup_cmd);
+		else if (c == 'g')
+			return 2;
+		else if ((rc = vt_shared_opt(c, optarg, NULL, &json)) <= 0)
+			return rc < 0 ? VT_EXIT_USAGE : vt_usage(&backup_cmd);
 	}
 	if (argc - optind != 1)
 		return vt_usage(&backup_cmd);
@@ -665,6 +881,21 @@ static int cmd_gc(int argc, char **argv)
 	if (rc) {
 		vt_err(NULL, "%s", e.msg);
 		return 1;
+	}
+	if (json) {
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_obj(&j);
+		json_kv_bool(&j, "dry-run", o.dry_run);
+		json_kv_u64(&j, "chunks", res.chunks);
+		json_kv_u64(&j, "removed", res.removed);
+		json_kv_u64(&j, "bytes-removed", res.bytes_removed);
+		json_kv_u64(&j, "kept-grace", res.kept_grace);
+		json_kv_u64(&j, "temporary-removed", res.tmp_removed);
+		json_end_obj(&j);
+		json_finish(&j);
+		return 0;
 	}
 	printf("gc: %llu chunks, %s %llu (%s), kept %llu unreferenced within the grace period, %llu temporary files %s\n",
 	       (unsigned long long)res.chunks, o.dry_run ? "would remove" : "removed",

@@ -118,6 +118,7 @@ static int run_write(int argc, char **argv)
 {
 	unsigned flags = VT_OPEN_RAW_OK;
 	uint64_t off, len = UINT64_MAX, done = 0;
+	char why[160] = "";
 	struct bdev *b;
 	uint8_t *buf;
 	int rc = 0, i = rw_options(argc, argv, &write_cmd, &flags);
@@ -142,34 +143,41 @@ static int run_write(int argc, char **argv)
 		return 1;
 	}
 	buf = malloc(CHUNK);
-	while (buf && done < len && !rc) {
+	if (!buf) {
+		vt_err(NULL, "out of memory");
+		rc = 1;
+	}
+	while (buf && done < len && !rc && !why[0]) {
 		size_t want = (size_t)UTIL_MIN(len - done, (uint64_t)CHUNK);
 		ssize_t n = read_stdin(buf, want);
 
 		if (n < 0) {
-			vt_err(NULL, "standard input: %s", strerror(errno));
-			rc = 1;
+			snprintf(why, sizeof(why), "standard input: %s", strerror(errno));
 			break;
 		}
 		if (n == 0)
 			break;
 		if (!util_range_ok(off + done, (uint64_t)n, b->size)) {
-			vt_err(argv[1], "input runs past the end of the disk (%llu bytes)",
-			       (unsigned long long)b->size);
-			rc = 1;
+			snprintf(why, sizeof(why), "input runs past the end of the disk (%llu bytes)",
+				 (unsigned long long)b->size);
 			break;
 		}
 		if (bdev_write(b, buf, off + done, (size_t)n, 0)) {
 			vt_bdev_err(b);
 			rc = 1;
+			break;
 		}
 		done += (uint64_t)n;
 		if ((size_t)n < want)
 			break;
 	}
-	if (!rc && len != UINT64_MAX && done < len) {
-		vt_err(NULL, "standard input ended after %llu of %llu bytes",
-		       (unsigned long long)done, (unsigned long long)len);
+	if (!rc && !why[0] && len != UINT64_MAX && done < len)
+		snprintf(why, sizeof(why), "standard input ended after %llu of %llu bytes",
+			 (unsigned long long)done, (unsigned long long)len);
+	/* Input that stopped short: say what reached the disk. */
+	if (why[0]) {
+		vt_err(argv[1], "%s: %llu bytes written at offset %llu, nothing after them",
+		       why, (unsigned long long)done, (unsigned long long)off);
 		rc = 1;
 	}
 	if (bdev_flush(b) && !rc) {

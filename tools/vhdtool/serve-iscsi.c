@@ -1,6 +1,9 @@
 /* vhdtool serve --iscsi: export disks as the LUNs of one iSCSI target
  * (LUN 0 = the first image...) until SIGINT/SIGTERM, then drain the
- * connections and flush every disk. */
+ * connections and flush every disk.  Socket activation and
+ * --exit-with-parent as for NBD (common/listen).  At exit the target's counters, as
+ * the NBD serve prints them: one JSON object on stdout with
+ * --output=json, a line on stderr with -v. */
 #include "vhdtool.h"
 
 #include <errno.h>
@@ -11,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/json.h"
+#include "common/listen.h"
 #include "common/util.h"
 #include "iscsi/iscsi.h"
 #include "scsi/scsi.h"
@@ -58,6 +63,70 @@ static char *read_secret(const char *path)
 	return strdup(buf);
 }
 
+/* Where the disks are served: a line each, or with json one object with
+ * the LUNs as an array. */
+static void print_serving(char **images, struct bdev **disks, int n,
+			  const char *addr, unsigned port, const char *iqn,
+			  const char *mode, bool read_only, int nact, bool json)
+{
+	bool v6 = addr && strchr(addr, ':');
+	struct json j;
+
+	if (json) {
+		json_begin(&j, stdout);
+		json_obj(&j);
+		json_kv_str(&j, "target", iqn);
+		json_kv_bool(&j, "read-only", read_only);
+		if (nact)
+			json_kv_u64(&j, "systemd-sockets", (uint64_t)nact);
+		json_key(&j, "luns");
+		json_arr(&j);
+	}
+	for (int i = 0; i < n; i++) {
+		char uri[1200], sz[32];
+
+		snprintf(uri, sizeof(uri), "iscsi://%s%s%s:%u/%s/%d", v6 ? "[" : "",
+			 addr ? addr : "127.0.0.1", v6 ? "]" : "", port, iqn, i);
+		if (!json && nact) {   /* where is systemd's business */
+			printf("serving %s (%s, %s%s) as %s LUN %d on %d socket%s from systemd\n",
+			       images[i], util_fmt_size(disks[i]->size, sz, sizeof(sz)),
+			       vt_kind(disks[i]), mode, iqn, i, nact, nact > 1 ? "s" : "");
+			continue;
+		}
+		if (!json) {
+			printf("serving %s (%s, %s%s) at %s\n", images[i],
+			       util_fmt_size(disks[i]->size, sz, sizeof(sz)),
+			       vt_kind(disks[i]), mode, uri);
+			continue;
+		}
+		json_obj(&j);
+		json_kv_u64(&j, "lun", (uint64_t)i);
+		json_kv_str(&j, "serving", images[i]);
+		json_kv_u64(&j, "virtual-size", disks[i]->size);
+		json_kv_str(&j, "kind", vt_kind(disks[i]));
+		json_kv_str(&j, "uri", nact ? NULL : uri);
+		json_end_obj(&j);
+	}
+	if (json) {
+		json_end_arr(&j);
+		json_end_obj(&j);
+		json_finish(&j);
+	}
+}
+
+/* The target's counters at exit, as serve.c prints the NBD server's. */
+static void print_stats(struct iscsi_srv *s, bool json, bool verbose)
+{
+	struct iscsi_stats st;
+
+	iscsi_get_stats(s, &st);
+	vt_serve_stats((const struct vt_stat[]){
+		{ "connections", st.accepted }, { "refused", st.refused },
+		{ "protocol-errors", st.protocol_errors }, { "logins", st.logins },
+		{ "commands", st.commands },
+	}, 5, json, verbose);
+}
+
 static bool parse_num(const char *what, const char *s, unsigned long hi,
 		      unsigned *out)
 {
@@ -90,13 +159,17 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		{ "login-timeout", required_argument, NULL, 'L' },
 		{ "sector-size", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "exit-with-parent", no_argument, NULL, 'P' },
+		VT_OUTPUT_LONGOPTS,
 		{ 0 }
 	};
 	struct iscsi_opts io = { 0 };
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	const char *addr = NULL, *secret_file = NULL, *msg = "";
 	unsigned port = ISCSI_DEFAULT_PORT, oflags = 0, sector = 0;
-	bool read_only = false, snapshot = false, verbose = false;
+	bool read_only = false, snapshot = false, verbose = false, json = false;
+	bool port_set = false, with_parent = false;
+	int parent = (int)getppid(), nact;
 	struct bdev *disks[SCSI_MAX_LUNS] = { 0 };
 	struct scsi_target *t = NULL;
 	struct iscsi_srv *s = NULL;
@@ -113,7 +186,9 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		case 'p':
 			if (!parse_num("port", optarg, 65535, &port))
 				return 2;
+			port_set = true;
 			break;
+		case 'P': with_parent = true; break;
 		case 'n': io.target_name = optarg; break;
 		case 'r': read_only = true; break;
 		case 'S': snapshot = true; break;
@@ -121,7 +196,9 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		case 'u': io.chap_user = optarg; break;
 		case 'C': secret_file = optarg; break;
 		case 'f':
-			if (vt_shared_opt(c, optarg, &oflags, NULL) < 0)
+		case VT_OPT_OUTPUT:
+		case VT_OPT_JSON:
+			if (vt_shared_opt(c, optarg, &oflags, &json) < 0)
 				return VT_EXIT_USAGE;
 			break;
 		case 'L':
@@ -151,6 +228,14 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		return vt_usage(cmd);
 	if (argc - optind > SCSI_MAX_LUNS) {
 		vt_err(NULL, "at most %d images (one LUN each)", SCSI_MAX_LUNS);
+		return 2;
+	}
+	nact = vt_activation_fds();
+	if (nact < 0)
+		return 2;
+	if (nact && (addr || port_set)) {
+		vt_err(NULL, "started by socket activation (LISTEN_FDS): --bind and --port "
+		       "cannot be used");
 		return 2;
 	}
 	if (secret_file && !(secret = read_secret(secret_file)))
@@ -194,7 +279,10 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 		vt_err(NULL, "%s", msg);
 		goto out;
 	}
-	if (iscsi_listen_tcp(s, addr, port)) {
+	r = 0;
+	for (int i = 0; i < nact && !r; i++)
+		r = iscsi_listen_fd(s, LISTEN_FDS_START + i);
+	if (r || (!nact && iscsi_listen_tcp(s, addr, port))) {
 		vt_err(NULL, "%s", iscsi_errmsg(s));
 		goto out;
 	}
@@ -203,22 +291,21 @@ int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	for (int i = 0; i < n; i++) {
-		char sz[32];
-
-		printf("serving %s (%s, %s%s) at iscsi://%s%s%s:%u/%s/%d\n", argv[optind + i],
-		       util_fmt_size(disks[i]->size, sz, sizeof(sz)), vt_kind(disks[i]),
-		       snapshot ? ", snapshot" : read_only ? ", read-only" : "",
-		       addr && strchr(addr, ':') ? "[" : "", addr ? addr : "127.0.0.1",
-		       addr && strchr(addr, ':') ? "]" : "", iscsi_tcp_port(s),
-		       io.target_name ? io.target_name : ISCSI_DEFAULT_TARGET, i);
+	if (with_parent && !vt_exit_with_parent(parent)) {
+		the_target = NULL;
+		goto out;
 	}
+	print_serving(argv + optind, disks, n, addr, iscsi_tcp_port(s),
+		      io.target_name ? io.target_name : ISCSI_DEFAULT_TARGET,
+		      snapshot ? ", snapshot" : read_only ? ", read-only" : "",
+		      read_only, nact, json);
 	fflush(stdout);
 	r = iscsi_run(s);
 	the_target = NULL;
 	rc = r ? 1 : 0;
 	if (r)
 		vt_err(NULL, "%s", iscsi_errmsg(s));
+	print_stats(s, json, verbose);
 out:
 	iscsi_free(s);
 	/* LUNs out first (waits for their commands), then flush and close. */

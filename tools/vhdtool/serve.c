@@ -10,10 +10,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/listen.h"
 #include "common/util.h"
 #include "nbd/nbdsrv.h"
 #include "rbd/rbd.h"
@@ -110,7 +110,7 @@ VHDTOOL_COMMAND(serve, .name = "serve",
 		 "[--exit-with-parent] [-v] [-f raw|vpc] [--output=human|json] IMAGE\n"
 		 "serve --iscsi [--bind ADDR] [--port N] [--target-name IQN] [--read-only] "
 		 "[--snapshot] [--direct] [--chap-user USER --chap-secret-file FILE] "
-		 "[--login-timeout MS] [--sector-size 512|4096] [-v] IMAGE...",
+		 "[--login-timeout MS] [--sector-size 512|4096] [--exit-with-parent] [-v] [--output=human|json] IMAGE...",
 	.summary = "export a disk (any VHD chain or raw file) over NBD, or disks as iSCSI LUNs",
 	.run = run_serve)
 
@@ -130,45 +130,25 @@ static bool parse_uint(const char *what, const char *s, unsigned lo,
 	return true;
 }
 
-/* systemd socket activation (sd_listen_fds(3), as nbdkit does): the
- * listening sockets are descriptors 3 .. 3+LISTEN_FDS-1 when LISTEN_PID is
- * this process.  The variables are removed so that nothing we start
- * inherits them.  Returns the count, 0 when not activated, -1 (reported)
- * when the variables are malformed. */
-static int activation_fds(void)
+/* Socket activation and --exit-with-parent, for both front ends
+ * (common/listen): the count of activation sockets, 0, or -1 (printed). */
+int vt_activation_fds(void)
 {
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	unsigned long p, n;
-	char *end;
+	char msg[200];
+	int n = listen_activation_fds(msg, sizeof(msg));
 
-	if (!pid || !fds)
-		return 0;
-	errno = 0;
-	p = strtoul(pid, &end, 10);
-	if (errno || end == pid || *end || p != (unsigned long)getpid())
-		return 0;	/* meant for another process */
-	n = strtoul(fds, &end, 10);
-	if (errno || end == fds || *end || n < 1 || n > 16) {
-		vt_err(NULL, "socket activation: LISTEN_FDS='%s' is not a count from 1 to 16", fds);
-		return -1;
-	}
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-	return (int)n;
+	if (n < 0)
+		vt_err(NULL, "%s", msg);
+	return n < 0 ? -1 : n;
 }
 
-/* --exit-with-parent: SIGTERM (a clean stop) when the parent goes, also if
- * it went before the request took effect. */
-static bool exit_with_parent(pid_t parent)
+bool vt_exit_with_parent(int parent)
 {
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) {
-		vt_err(NULL, "--exit-with-parent: %s", strerror(errno));
-		return false;
-	}
-	if (getppid() != parent)
-		raise(SIGTERM);
-	return true;
+	int r = listen_exit_with_parent(parent);
+
+	if (r)
+		vt_err(NULL, "--exit-with-parent: %s", strerror(-r));
+	return !r;
 }
 
 /* Where the disk is served: a line, or with json one object. */
@@ -222,33 +202,45 @@ static void print_activated(const char *image, struct bdev *b, int nact, bool js
 	json_finish(&j);
 }
 
-/* The server's counters at exit: a JSON object on stdout with json, a
- * line on stderr with -v. */
-static void print_stats(struct nbdsrv *s, bool json, bool verbose)
+void vt_serve_stats(const struct vt_stat *st, size_t n, bool json, bool verbose)
 {
-	struct nbdsrv_stats st;
+	char line[512];
+	size_t len = 0;
 	struct json j;
 
-	nbdsrv_get_stats(s, &st);
 	if (json) {
 		json_begin(&j, stdout);
 		json_obj(&j);
 		json_key(&j, "statistics");
 		json_obj(&j);
-		json_kv_u64(&j, "connections", st.accepted);
-		json_kv_u64(&j, "refused", st.refused);
-		json_kv_u64(&j, "protocol-errors", st.protocol_errors);
-		json_kv_u64(&j, "requests", st.requests);
-		json_kv_u64(&j, "buffer-peak-bytes", st.buf_peak);
+		for (size_t i = 0; i < n; i++)
+			json_kv_u64(&j, st[i].key, st[i].value);
 		json_end_obj(&j);
 		json_end_obj(&j);
 		json_finish(&j);
-	} else if (verbose) {
-		vt_err("serve", "%llu connections (%llu refused, %llu protocol errors), %llu requests",
-		       (unsigned long long)st.accepted, (unsigned long long)st.refused,
-		       (unsigned long long)st.protocol_errors,
-		       (unsigned long long)st.requests);
+		return;
 	}
+	if (!verbose)
+		return;
+	line[0] = 0;
+	for (size_t i = 0; i < n && len < sizeof(line); i++)
+		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%llu %s",
+					i ? ", " : "", (unsigned long long)st[i].value,
+					st[i].key);
+	vt_err("serve", "at exit: %s", line);
+}
+
+/* The NBD server's counters at exit. */
+static void print_stats(struct nbdsrv *s, bool json, bool verbose)
+{
+	struct nbdsrv_stats st;
+
+	nbdsrv_get_stats(s, &st);
+	vt_serve_stats((const struct vt_stat[]){
+		{ "connections", st.accepted }, { "refused", st.refused },
+		{ "protocol-errors", st.protocol_errors },
+		{ "requests", st.requests }, { "buffer-peak-bytes", st.buf_peak },
+	}, 5, json, verbose);
 }
 
 static int run_serve(int argc, char **argv)
@@ -324,7 +316,7 @@ static int run_serve(int argc, char **argv)
 		return VT_EXIT_USAGE;
 	if (argc - optind != 1)
 		return vt_usage(&serve_cmd);
-	nact = activation_fds();
+	nact = vt_activation_fds();
 	if (nact < 0)
 		return 2;
 	if (nact && (sock || addr || port_set)) {
@@ -359,7 +351,7 @@ static int run_serve(int argc, char **argv)
 	if (nact) {
 		r = 0;
 		for (int i = 0; i < nact && !r; i++)
-			r = nbdsrv_listen_fd(s, 3 + i);
+			r = nbdsrv_listen_fd(s, LISTEN_FDS_START + i);
 	} else {
 		r = sock ? nbdsrv_listen_unix(s, sock) : nbdsrv_listen_tcp(s, addr, port);
 	}
@@ -374,7 +366,7 @@ static int run_serve(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (with_parent && !exit_with_parent(parent)) {
+	if (with_parent && !vt_exit_with_parent(parent)) {
 		the_server = NULL;
 		nbdsrv_free(s);
 		bdev_close(b);

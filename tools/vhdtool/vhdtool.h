@@ -59,6 +59,20 @@ struct bdev *vt_open(const char *path, unsigned flags);
 struct bdev *vt_open_snapshot(const char *path);
 /* vhdtool serve --iscsi (serve-iscsi.c); cmd: for usage errors. */
 int vt_serve_iscsi(int argc, char **argv, const struct vhdtool_cmd *cmd);
+/* A server's counters at exit (serve.c, serve-iscsi.c): with json one
+ * object {"statistics": {KEY: VALUE...}} on stdout, else with verbose one
+ * line "vhdtool: serve: at exit: VALUE KEY, ..." on stderr. */
+struct vt_stat {
+	const char *key;
+	uint64_t value;
+};
+void vt_serve_stats(const struct vt_stat *st, size_t n, bool json, bool verbose);
+/* Socket activation (LISTEN_FDS/LISTEN_PID): the count of listening
+ * sockets from descriptor LISTEN_FDS_START (common/listen.h) on, 0 when
+ * not activated, -1 (printed) when malformed. */
+int vt_activation_fds(void);
+/* --exit-with-parent: false (printed) when it cannot be set up. */
+bool vt_exit_with_parent(int parent);
 /* serve's options that cannot go together (both front ends): false,
  * printed, for --snapshot with --read-only, --direct or -f raw. */
 bool vt_serve_opts_ok(bool read_only, bool snapshot, unsigned oflags);

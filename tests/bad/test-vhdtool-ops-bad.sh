@@ -5,9 +5,7 @@
 # change nothing.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 cd "$dir"
 # expect RC PATTERN CMD...: CMD exits RC and says PATTERN
 expect() {

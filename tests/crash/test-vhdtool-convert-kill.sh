@@ -8,10 +8,8 @@
 set -u
 T=${VHDTOOL:?}
 TRIALS=${TRIALS:-20}
-command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires qemu-img
 cd "$dir"
 
 truncate -s 40M src.raw

@@ -5,9 +5,7 @@
 # removes every file install put there.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
 
 # The build this test run uses (make check SANITIZE=1 runs from build-san).
 mk=(make -C "$root" --no-print-directory -s PREFIX=/usr DESTDIR="$dir/root")

@@ -6,11 +6,8 @@
 # arguments.
 set -u
 T=${VHDTOOL:?}
-command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
-command -v vhdiinfo >/dev/null || { echo "vhdiinfo missing"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires qemu-img vhdiinfo
 cd "$dir"
 
 # w IMAGE OFFSET LENGTH [zero]: the same bytes into the image and expect.raw

@@ -10,7 +10,7 @@ for t in vhdiinfo cmp; do
 	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
 done
 : "${VHDTOOL:?VHDTOOL must point at the vhdtool binary}"
-tmp=$(mktemp -d /tmp/test-libvhdi.XXXXXX)
+tmp=$(mktemp -d /tmp/test-vhd-read-libvhdi.XXXXXX)
 mnt=$tmp/mnt
 cleanup() {
 	if mountpoint -q "$mnt" 2>/dev/null; then

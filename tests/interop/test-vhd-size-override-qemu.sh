@@ -5,11 +5,8 @@
 # another creator uses the current size.
 set -u
 T=${VHDTOOL:?}
-command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
-command -v python3 >/dev/null || { echo "python3 missing"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires qemu-img python3
 vsize() { "$@" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'; }
 
 # Rewrite current size (and creator, if given) in both footers, fixing checksums.

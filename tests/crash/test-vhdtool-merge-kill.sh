@@ -11,10 +11,8 @@
 set -u
 T=${VHDTOOL:?}
 TRIALS=${TRIALS:-20}
-command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires qemu-img
 # After a kill, check may find leaked space (exit 3: a block written whose
 # BAT entry was not, which compact reclaims), as qemu-img check finds
 # leaked clusters after a crash; never corruption (2) or a failure (1).

@@ -7,10 +7,8 @@
 # step so the signal surely lands mid-run.
 set -u
 T=${VHDTOOL:?}
-command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires qemu-img
 cd "$dir"
 export VHDTOOL_TEST_STEP_DELAY_US=20000
 # interrupt SIGNAL CMD...: start CMD, signal it after 0.15 s, expect exit 1

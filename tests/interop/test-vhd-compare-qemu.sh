@@ -10,7 +10,7 @@ for t in qemu-img dd cmp; do
 	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
 done
 : "${VHDTOOL:?VHDTOOL must point at the vhdtool binary}"
-tmp=$(mktemp -d /tmp/test-qemu-compare.XXXXXX)
+tmp=$(mktemp -d /tmp/test-vhd-compare-qemu.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -6,11 +6,8 @@
 # a qemu-made VHD as the source.
 set -u
 T=${VHDTOOL:?}
-command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
-command -v vhdiinfo >/dev/null || { echo "vhdiinfo missing"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires qemu-img vhdiinfo
 vsize() { qemu-img info --output=json -f vpc "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'; }
 media() { vhdiinfo "$1" | sed -n 's/.*Media size.*(\([0-9]*\) bytes).*/\1/p'; }
 alloc() { "$T" info --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["allocated-blocks"])'; }

@@ -9,7 +9,7 @@ for t in qemu-img qemu-io cmp; do
 	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
 done
 : "${VHDTOOL:?VHDTOOL must point at the vhdtool binary}"
-tmp=$(mktemp -d /tmp/test-qemu-read.XXXXXX)
+tmp=$(mktemp -d /tmp/test-vhd-read-qemu.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fail() { echo "FAIL: $*" >&2; exit 1; }

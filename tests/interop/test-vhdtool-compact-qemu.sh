@@ -5,13 +5,8 @@
 # check); zero blocks of a differencing image that hide parent data stay.
 set -u
 T=${VHDTOOL:?}
-command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
-command -v qemu-io >/dev/null || { echo "qemu-io missing"; exit 77; }
-command -v vhdiinfo >/dev/null || { echo "vhdiinfo missing"; exit 77; }
-command -v python3 >/dev/null || { echo "python3 missing"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.bash"
+requires qemu-img qemu-io vhdiinfo python3
 alloc() { "$T" info --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["allocated-blocks"])'; }
 fsize() { stat -c %s "$1"; }
 cd "$dir"
