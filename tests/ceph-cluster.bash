@@ -35,9 +35,17 @@ ceph_cluster_stop() {
 	for p in "${ceph_pids[@]}"; do
 		kill -TERM "$p" 2>/dev/null || true
 	done
+	# a throw-away cluster: 2 s for all of them to go (radosgw takes more
+	# than 5 s on SIGTERM), then KILL what is left
+	for _ in $(seq 20); do
+		local alive=0
+		for p in "${ceph_pids[@]}"; do
+			kill -0 "$p" 2>/dev/null && alive=1
+		done
+		[ "$alive" = 0 ] && break
+		sleep 0.1
+	done
 	for p in "${ceph_pids[@]}"; do
-		# bounded: KILL after 5 s
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
