@@ -139,6 +139,9 @@ struct bdev_file_info {
 	struct bdev *backing;     /* the disk that serves what this file does
 	                           * not hold (a differencing VHD's parent),
 	                           * owned by this one; NULL when none */
+	uint8_t backing_id[16];   /* the id this file names its backing file
+	                           * by (a differencing VHD's parent UUID);
+	                           * zeros when it names none */
 };
 
 struct bdev_ops {

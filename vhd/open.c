@@ -54,6 +54,8 @@ int vhd_file_info(struct bdev *b, struct bdev_file_info *fi)
 		     "vhd-differencing";
 	memcpy(fi->id, v->footer.uuid, 16);
 	fi->backing = v->parent;
+	if (v->footer.type == VHD_TYPE_DIFF)
+		memcpy(fi->backing_id, v->hdr.parent_uuid, 16);
 	return 0;
 }
 

@@ -269,11 +269,14 @@ static struct bdev *open_parent(struct bdev *sw, struct bdev *child, const char 
 				struct vmm_stor_err *e)
 {
 	struct vhd_open_opts oo = { .flags = VHD_O_DIRECT };
-	struct vhd_info ci, pi;
+	struct bdev_file_info cf, pf;
 	struct bdev_err be = { 0 };
 	struct bdev *p;
 
-	if (!vhd_of(child) || !vhd_parent(vhd_of(child))) {
+	/* the chain seen through the block layer: the child's file and the
+	 * parent UUID its header names */
+	if (bdev_file_info(child, &cf) || !cf.backing ||
+	    strcmp(cf.format, "vhd-differencing")) {
 		fail(e, EINVAL, "%s is not a differencing VHD", child->name);
 		return NULL;
 	}
@@ -286,8 +289,7 @@ static struct bdev *open_parent(struct bdev *sw, struct bdev *child, const char 
 		fail(e, be.code ? be.code : EIO, "%s", be.msg);
 		return NULL;
 	}
-	if (vhd_get_info(vhd_of(child), &ci) || vhd_get_info(vhd_of(p), &pi) ||
-	    memcmp(ci.parent_uuid, pi.uuid, 16)) {
+	if (bdev_file_info(p, &pf) || memcmp(cf.backing_id, pf.id, 16)) {
 		fail(e, EINVAL, "%s is not the parent of %s (UUIDs differ)", path, child->name);
 	} else if (p->read_only || p->size != sw->size ||
 		   p->limits.logical_block != sw->limits.logical_block) {

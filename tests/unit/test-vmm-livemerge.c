@@ -6,7 +6,8 @@
  * also checks clean).  Into a dynamic parent and into a differencing
  * parent (3-level chain).  Refusals leave the LUN on its chain with its
  * data: another child of the parent in the folder, a path that is not
- * the child's parent.  tsan-test: the writers' threads set the merge's
+ * the child's parent (checked by the UUIDs bdev_file_info reports, also
+ * checked here).  tsan-test: the writers' threads set the merge's
  * marks while it copies (clean under ThreadSanitizer). */
 #include <errno.h>
 #include <pthread.h>
@@ -280,12 +281,38 @@ static void refused(struct fx *f, const char *parent, int code)
 	verify(f, f->sw);
 }
 
+/* What the merge checks the parent by, seen through the block layer:
+ * each differencing file names its parent's UUID (bdev_file_info's
+ * backing_id), the id of the disk behind it; the dynamic base names
+ * none. */
+static void file_ids(struct fx *f)
+{
+	static const uint8_t zero[16];
+	struct bdev_file_info c, m, b;
+
+	assert_int_equal(bdev_file_info(f->sw, &c), 0);
+	assert_string_equal(c.format, "vhd-differencing");
+	assert_non_null(c.backing);
+	assert_int_equal(bdev_file_info(c.backing, &m), 0);
+	assert_string_equal(m.path, f->parent_path);
+	assert_memory_equal(c.backing_id, m.id, 16);
+	assert_memory_not_equal(m.id, zero, 16);
+	assert_non_null(m.backing);
+	assert_int_equal(bdev_file_info(m.backing, &b), 0);
+	assert_string_equal(b.format, "vhd-dynamic");
+	assert_memory_equal(m.backing_id, b.id, 16);
+	assert_memory_not_equal(b.id, m.id, 16);
+	assert_memory_equal(b.backing_id, zero, 16);
+	assert_null(b.backing);
+}
+
 static void test_refusals(void **state)
 {
 	struct fx *f = *state;
 	char *other;
 
 	build(f, true);
+	file_ids(f);
 	/* base.vhd is not the child's parent (mid.vhd is) */
 	refused(f, ut_path(f->dir, "base.vhd"), EINVAL);
 	/* another child of the parent: the merge would change its data */
