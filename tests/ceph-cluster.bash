@@ -13,8 +13,10 @@
 #                            AWS_REGION (exit 77 with a reason when radosgw is
 #                            missing or does not answer within
 #                            CEPH_RGW_TIMEOUT, 90 s)
-#   ceph_cluster_stop        kill what it started, by PID (call it from the
-#                            sourcing test's EXIT trap)
+#   ceph_cluster_stop        kill what it started, by PID (ceph_cluster_start
+#                            has tests/lib.bash's at_exit run it)
+#
+# Needs tests/lib.bash (skip, at_exit), which the area helpers source.
 #
 # CEPH_MEMSTORE_BYTES sizes the OSD's in-memory store (1 GiB by default).
 #
@@ -25,8 +27,7 @@ ceph_pids=()
 ceph_skip() {
 	# CEPH_FAIL_LOGS=DIR keeps the cluster's logs for a look.
 	[ -z "${CEPH_FAIL_LOGS:-}" ] || cp -r "$ceph_dir/log" "$CEPH_FAIL_LOGS" 2>/dev/null || true
-	echo "skip: $*"
-	exit 77
+	skip "$*"
 }
 
 ceph_cluster_stop() {
@@ -61,6 +62,7 @@ ceph_cluster_start() {
 	local d=$1 port fsid deadline t
 
 	ceph_dir=$d
+	at_exit ceph_cluster_stop
 
 	for t in ceph-mon ceph-osd ceph monmaptool rbd; do
 		command -v "$t" >/dev/null 2>&1 ||

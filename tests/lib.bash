@@ -2,9 +2,11 @@
 #   . "$(dirname "$0")/../lib.bash"
 # gives a scratch folder $dir (removed at exit; KEEP=1 keeps it), at_exit
 # CMD (run at exit before the folder goes: stop servers, detach loop
-# devices), fail MESSAGE (exit 1), skip WHY and requires TOOL... (exit 77,
-# the "cannot run here" status of scripts/run-tests.sh).  Not a test
-# itself (no .sh).
+# devices), fail MESSAGE (exit 1; fail_show FILE... names logs it then
+# prints, indented, where they exist), skip WHY and requires TOOL... (exit
+# 77, the "cannot run here" status of scripts/run-tests.sh).  The area
+# helpers (tests/e2e/*-common.bash, tests/interop/*-common.bash) source it
+# and add their own functions.  Not a test itself (no .sh).
 set -u
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vhdtool-test.XXXXXX") || { echo "FAIL: mktemp"; exit 1; }
 _lib_at_exit=()
@@ -17,7 +19,16 @@ _lib_cleanup() {
 	exit "$rc"
 }
 trap _lib_cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+_lib_fail_show=()
+fail_show() { _lib_fail_show+=("$@"); }
+fail() {
+	local f
+	echo "FAIL: $*"
+	for f in "${_lib_fail_show[@]}"; do
+		[ -f "$f" ] && sed 's/^/  | /' "$f"
+	done
+	exit 1
+}
 skip() { echo "skip: $*"; exit 77; }
 requires() {
 	local t

@@ -7,8 +7,8 @@ set -u
 T=${VHDTOOL:?}
 BUILD=${BUILD:-build}
 PATCH=$PWD/$BUILD/tests/helpers/vhdpatch
-[ -x "$PATCH" ] || { echo "helper $PATCH not built"; exit 77; }
 . "$(dirname "$0")/../lib.bash"
+[ -x "$PATCH" ] || skip "helper $PATCH not built"
 cd "$dir"
 
 "$T" create l1.vhd 4M >/dev/null || fail create

@@ -12,13 +12,15 @@ VHDTOOL=${VHDTOOL:?set VHDTOOL to the vhdtool to test}
 BUILD=${BUILD:-build}
 PATCH=$PWD/$BUILD/tests/helpers/vhdpatch
 [ -x "$PATCH" ] || { echo "missing $PATCH: run make first"; exit 1; }
-T=$(mktemp -d /tmp/test-malformed.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib.bash"
+T=$dir
 have_qemu=false
 command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && have_qemu=true
 
 cases=0 failures=0 case=""
 V() { timeout 30 "$VHDTOOL" "$@"; }
+# fail MESSAGE: counts a failed case and goes on to the next (lib.bash's
+# fail, which ends the test, is not what a table of cases wants)
 fail() {
 	echo "FAIL [$case] $*"
 	sed 's/^/    stderr: /' "$T/err" 2>/dev/null | head -n 5

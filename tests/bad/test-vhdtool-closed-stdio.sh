@@ -7,11 +7,9 @@
 # and every image stays as it was.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
 pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+at_exit '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null'
 
 "$T" create "$dir/a.vhd" 8M >/dev/null || fail create
 printf 'payload!' | "$T" write "$dir/a.vhd" 0 || fail "first write"

@@ -6,13 +6,11 @@
 # once there is room.  Compact needs no space and works on a full disk.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
 mnt=$dir/small
 mkdir "$mnt"
-cleanup() { umount "$mnt" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-mount -t tmpfs -o size=12M tmpfs "$mnt" 2>/dev/null || { echo "cannot mount a tmpfs here (not permitted)"; exit 77; }
+at_exit 'umount "$mnt" 2>/dev/null'
+mount -t tmpfs -o size=12M tmpfs "$mnt" 2>/dev/null || skip "cannot mount a tmpfs here (not permitted)"
 # expect1 PATTERN CMD...: CMD fails (exit 1) saying PATTERN
 expect1() {
 	local pat=$1

@@ -14,7 +14,7 @@ export VMM_USER_MODE=${VMM_USER_MODE:-1}
 . "$(dirname "$0")/../e2e/vmm-common.bash"
 KILLED=1   # check_records: leaked space after a kill -9 is allowed
 requires_kvm
-command -v python3 >/dev/null || skip "python3 is not installed"
+requires python3
 TRIALS=${TRIALS:-10}
 
 # driver SOCKET: snapshot, wait, merge... until the VMM is gone; a line

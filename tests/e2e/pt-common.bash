@@ -1,31 +1,21 @@
-# Sourced by the pass-through tests (tests/e2e/test-passthrough-*.sh): a
-# scratch folder under /tmp, the bdev-io driver (tests/helpers/bdev-io.c),
-# and a cleanup on exit that ends the processes the test started, unmounts
-# its FUSE mounts and detaches its loop devices before removing the
-# folder.  Not a test itself (no .sh).
+# Sourced by the pass-through tests (tests/e2e/test-passthrough-*.sh):
+# tests/lib.bash (scratch folder $dir, at_exit, fail, skip, requires), the
+# bdev-io driver (tests/helpers/bdev-io.c), and an end at exit of the
+# processes the test started, its FUSE mounts and its loop devices (before
+# the folder goes).  Not a test itself (no .sh).
 
 BUILD=${BUILD:-build}
 IO=$PWD/$BUILD/tests/helpers/bdev-io
 V=${VHDTOOL:-$PWD/$BUILD/vhdtool}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.bash"
+[ -x "$IO" ] || skip "$IO not built (make all)"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# need TOOL...: skip (exit 77) unless every tool is installed.
-need() {
-	for t in "$@"; do
-		command -v "$t" >/dev/null 2>&1 || { echo "skip: $t is not installed"; exit 77; }
-	done
-}
-[ -x "$IO" ] || { echo "skip: $IO not built (make all)"; exit 77; }
-
-dir=$(mktemp -d /tmp/pt-test.XXXXXX)
 pids=()     # background processes to kill at exit
 mounts=()   # FUSE mount points to unmount at exit
 loops=()    # loop devices to detach at exit
-cleanup() {
-	local rc=$? p m l
+pt_cleanup() {
+	local p m l
 
-	set +e
 	for p in "${pids[@]}"; do
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
@@ -40,10 +30,8 @@ cleanup() {
 	for l in "${loops[@]}"; do
 		losetup -d "$l" 2>/dev/null
 	done
-	rm -rf "$dir"
-	exit "$rc"
 }
-trap cleanup EXIT
+at_exit pt_cleanup
 
 # loop_attach FILE ARGS...: attach FILE to a free loop device (losetup
 # ARGS), remember it for cleanup, set LOOP to its name (not in a $(...)
@@ -54,7 +42,7 @@ loop_attach() {
 
 	shift
 	losetup -f --show "$@" "$f" >"$dir/losetup.out" 2>"$dir/losetup.err" ||
-		{ echo "skip: cannot attach a loop device: $(cat "$dir/losetup.err")"; exit 77; }
+		skip "cannot attach a loop device: $(cat "$dir/losetup.err")"
 	LOOP=$(cat "$dir/losetup.out")
 	loops+=("$LOOP")
 }

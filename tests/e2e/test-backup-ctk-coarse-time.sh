@@ -17,31 +17,24 @@
 # timestamps cannot be faked with touch, which cannot set ctime).
 set -u
 T=${VHDTOOL:?}
-[ "$(id -u)" = 0 ] || { echo "needs root to mount a loop filesystem"; exit 77; }
-for tool in mkfs.ext4 mount umount python3; do
-	command -v $tool >/dev/null || { echo "$tool is not installed"; exit 77; }
-done
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
+[ "$(id -u)" = 0 ] || skip "needs root to mount a loop filesystem"
+requires mkfs.ext4 mount umount python3
 mnt=$dir/mnt
 mounted=
-cleanup() {
-	exec 7<&-
-	[ -n "$mounted" ] && { umount "$mnt" || umount -l "$mnt"; } 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+at_exit 'exec 7<&-'
+at_exit '[ -n "$mounted" ] && { umount "$mnt" || umount -l "$mnt"; } 2>/dev/null'
 M=$((1 << 20))
 
 mkdir "$mnt"
 truncate -s 128M "$dir/fs.img"
 mkfs.ext4 -q -F -I 128 "$dir/fs.img" 2>/dev/null || fail mkfs.ext4
 mount -o loop "$dir/fs.img" "$mnt" 2>"$dir/err" ||
-	{ echo "cannot mount a loop filesystem: $(cat "$dir/err")"; exit 77; }
+	skip "cannot mount a loop filesystem: $(cat "$dir/err")"
 mounted=1
 touch "$mnt/probe"
 [ "$(stat -c %y "$mnt/probe" | sed 's/.*\.\([0-9]*\).*/\1/')" = 000000000 ] ||
-	{ echo "ext4 -I 128 has sub-second timestamps on this kernel"; exit 77; }
+	skip "ext4 -I 128 has sub-second timestamps on this kernel"
 
 repo=$dir/repo          # the repository lives elsewhere (fine timestamps)
 $T backup init --chunk-size 1M "$repo" || fail init
@@ -109,7 +102,7 @@ $T backup verify "$repo" >/dev/null || fail verify
 echo "tracking: incremental again"
 
 # ---- gc beside a backup, repository on the coarse filesystem ----
-command -v flock >/dev/null || { echo "flock is not installed"; exit 77; }
+requires flock
 repo2=$mnt/repo
 nchunks() { find "$repo2/chunks" -type f ! -name '.*' | wc -l; }
 $T backup init --chunk-size 1M "$repo2" || fail "init on ext4"

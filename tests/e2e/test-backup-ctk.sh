@@ -7,13 +7,10 @@
 # After each, the next tracked write gives an incremental again.
 set -u
 T=${VHDTOOL:?}
-for tool in qemu-io python3; do
-	command -v $tool >/dev/null || { echo "$tool is not installed"; exit 77; }
-done
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
+requires qemu-io python3
 pids=
-trap 'for p in $pids; do kill -9 $p 2>/dev/null; done; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+at_exit 'for p in $pids; do kill -9 $p 2>/dev/null; done'
 M=$((1 << 20))
 repo=$dir/repo
 

@@ -6,7 +6,7 @@
 # is known to read as zeros and is not read), and restores the image.
 set -eu
 . "$(dirname "$0")/../interop/nbd-common.bash"
-need qemu-io python3
+requires qemu-io python3
 repo=$dir/repo
 img=$dir/disk.vhd
 

@@ -10,11 +10,10 @@
 #    never removes a chunk a new backup needs (verify + restore after).
 set -u
 T=${VHDTOOL:?}
-command -v python3 >/dev/null || { echo "python3 is not installed"; exit 77; }
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
+requires python3
 gcpid=
-trap 'touch "$dir/stop"; [ -n "$gcpid" ] && wait "$gcpid"; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+at_exit 'touch "$dir/stop"; [ -n "$gcpid" ] && wait "$gcpid"'
 M=$((1 << 20))
 repo=$dir/repo
 $T backup init --chunk-size 1M "$repo" || fail init

@@ -8,10 +8,8 @@
 # (qemu-img compare, vhdtool check); dynamic output must be sparse.
 set -u
 T=${VHDTOOL:?}
-for tool in qemu-img python3; do
-	command -v $tool >/dev/null || { echo "$tool is not installed"; exit 77; }
-done
 . "$(dirname "$0")/../lib.bash"
+requires qemu-img python3
 M=$((1 << 20))
 SIZE=$((48 * M))
 

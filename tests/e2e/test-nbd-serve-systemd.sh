@@ -7,7 +7,7 @@
 # python3 launcher (systemd itself is not needed on the machine).
 set -eu
 . "$(dirname "$0")/../interop/nbd-common.bash"
-need nbdinfo nbdcopy python3
+requires nbdinfo nbdcopy python3
 
 "$V" create -t dynamic "$dir/disk.vhd" 16M >/dev/null
 head -c 1M /dev/urandom >"$dir/pattern"

@@ -5,7 +5,7 @@
 # removed at exit, and usage errors.
 set -eu
 . "$(dirname "$0")/../interop/nbd-common.bash"
-need nbdinfo
+requires nbdinfo
 hold=${BUILD:-build}/tests/helpers/nbd-write-hold
 [ -x "$hold" ] || fail "$hold is not built"
 

@@ -11,10 +11,10 @@
 #    own, well within `timeout` (no hang), without crashing.
 set -u
 . "$(dirname "$0")/pt-common.bash"
-need nbdkit nbdfuse timeout
+requires nbdkit nbdfuse timeout
 nbdkit --filter=ddrescue null --version >/dev/null 2>&1 ||
-	{ echo "skip: nbdkit has no ddrescue filter"; exit 77; }
-[ -e /dev/fuse ] || { echo "skip: no /dev/fuse"; exit 77; }
+	skip "nbdkit has no ddrescue filter"
+[ -e /dev/fuse ] || skip "no /dev/fuse"
 
 size=$((16 << 20))
 head -c "$size" /dev/urandom >"$dir/disk.img"
@@ -51,7 +51,7 @@ export_disk() {
 	mounts+=("$dir/$name")
 	for _ in $(seq 100); do [ -e "$dir/$name/nbd" ] && break; sleep 0.05; done
 	[ -e "$dir/$name/nbd" ] ||
-		{ echo "skip: nbdfuse could not mount: $(cat "$dir/$name.nbdfuse.err")"; exit 77; }
+		skip "nbdfuse could not mount: $(cat "$dir/$name.nbdfuse.err")"
 	disk=$dir/$name/nbd
 }
 

@@ -9,7 +9,7 @@
 # the device.  A read-only loop device opens read-only.
 set -u
 . "$(dirname "$0")/pt-common.bash"
-need losetup jq qemu-img dd cmp
+requires losetup jq qemu-img dd cmp
 
 size=$((64 << 20))
 head -c "$size" /dev/urandom >"$dir/orig.raw"

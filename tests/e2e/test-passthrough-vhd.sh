@@ -8,8 +8,8 @@
 # model (`qemu-img compare -f vpc`, `cmp` for the plain file).
 set -u
 . "$(dirname "$0")/pt-common.bash"
-need qemu-img jq cmp dd
-[ -x "$V" ] || { echo "skip: vhdtool not built"; exit 77; }
+requires qemu-img jq cmp dd
+[ -x "$V" ] || skip "vhdtool not built"
 
 size=$((64 << 20))
 head -c "$size" /dev/urandom >"$dir/orig.raw"

@@ -11,11 +11,9 @@
 set -eu
 . "$(dirname "$0")/../interop/nbd-common.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
-need qemu-img qemu-io python3
-trap 'rc=$?; set +e; ceph_cluster_stop; (exit $rc); cleanup' EXIT
+requires qemu-img qemu-io python3
 
-fail() { echo "FAIL: $*"; exit 1; }
-qemu-img --help | grep -qw rbd || { echo "skip: qemu-img has no rbd driver (qemu-block-extra)"; exit 77; }
+qemu-img --help | grep -qw rbd || skip "qemu-img has no rbd driver (qemu-block-extra)"
 
 ceph_cluster_start "$dir/ceph"
 conf=":conf=$CEPH_CONF"
@@ -48,7 +46,7 @@ image() {   # the image's bytes now -> FILE
 }
 
 T qemu-img create -f raw "$img" 64M >/dev/null || fail "qemu-img create"
-T rbd info rbd/disk | grep -q fast-diff || { echo "skip: the cluster makes images without fast-diff"; exit 77; }
+T rbd info rbd/disk | grep -q fast-diff || skip "the cluster makes images without fast-diff"
 head -c 24M /dev/urandom >"$dir/a.bin"
 T "$V" write "$img" 0 <"$dir/a.bin" >/dev/null || fail "write 24M"
 T "$V" backup init "$repo" >/dev/null || fail "backup init"

@@ -10,11 +10,9 @@
 set -eu
 . "$(dirname "$0")/../interop/nbd-common.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
-need qemu-img qemu-io nbdcopy nbdinfo
-trap 'rc=$?; set +e; ceph_cluster_stop; (exit $rc); cleanup' EXIT
+requires qemu-img qemu-io nbdcopy nbdinfo
 
-fail() { echo "FAIL: $*"; exit 1; }
-qemu-img --help | grep -qw rbd || { echo "skip: qemu-img has no rbd driver (qemu-block-extra)"; exit 77; }
+qemu-img --help | grep -qw rbd || skip "qemu-img has no rbd driver (qemu-block-extra)"
 
 ceph_cluster_start "$dir/ceph"
 conf=":conf=$CEPH_CONF"

@@ -20,12 +20,10 @@ set -u
 V=${VHDTOOL:?}
 CL=$BUILD/tests/helpers/storvsc-client
 [ -x "$CL" ] || fail "$CL not built"
-for t in qemu-img qemu-io python3; do
-	command -v $t >/dev/null || skip "$t is not installed"
-done
+requires qemu-img qemu-io python3
 qemu-img --help | grep -qw rbd || skip "qemu-img has no rbd driver (qemu-block-extra)"
 hpid=
-trap 'rc=$?; [ -n "$hpid" ] && kill -9 "$hpid" 2>/dev/null; cleanup_vm; ceph_cluster_stop; rm -rf "$dir"; exit $rc' EXIT
+at_exit '[ -n "$hpid" ] && kill -9 "$hpid" 2>/dev/null'
 ceph_cluster_start "$dir/ceph"
 conf=":conf=$CEPH_CONF"
 T() { timeout -k 5 120 "$@"; }

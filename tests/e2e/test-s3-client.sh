@@ -14,21 +14,11 @@ set -eu
 B=${BUILD:-build}
 P=$B/tests/tools/s3probe
 PROXY=$B/tests/tools/flaky-proxy
-[ -x "$P" ] && [ -x "$PROXY" ] || { echo "skip: $P or $PROXY not built"; exit 77; }
-dir=$(mktemp -d /tmp/s3-client.XXXXXX)
+. "$(dirname "$0")/../lib.bash"
+[ -x "$P" ] && [ -x "$PROXY" ] || skip "$P or $PROXY not built"
 proxy_pid=
+at_exit '[ -z "$proxy_pid" ] || { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }'
 . "$(dirname "$0")/../ceph-cluster.bash"
-cleanup() {
-	local rc=$?
-
-	set +e
-	[ -z "$proxy_pid" ] || { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
-	ceph_cluster_stop
-	rm -rf "$dir"
-	exit "$rc"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 # Every client call bounded in time.
 S() { timeout -k 5 120 "$P" "$@"; }
 # expect_err ERRNAME CMD...: CMD fails with that error name.

@@ -10,13 +10,12 @@ T=${VHDTOOL:?}
 B=${BUILD:-build}
 VMM=$B/bin/vmm-mini
 CL=$B/tests/helpers/storvsc-client
-[ -x "$VMM" ] && [ -x "$CL" ] || { echo "SKIP: $VMM or $CL not built"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
-dir=$(mktemp -d /tmp/test-storvsp.XXXXXX)
+. "$(dirname "$0")/../lib.bash"
+[ -x "$VMM" ] && [ -x "$CL" ] || skip "$VMM or $CL not built"
+requires python3
+fail_show "$dir/vmm.log"
 pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/vmm.log" ] && cat "$dir/vmm.log"; exit 1; }
+at_exit '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null'
 
 "$T" create -t fixed "$dir/fixed.vhd" 32M >/dev/null || fail "create fixed"
 "$T" create "$dir/dyn.vhd" 32M >/dev/null || fail "create dynamic"

@@ -13,11 +13,9 @@
 # locks as VHDs.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
 pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+at_exit '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null'
 serve() {   # serve ARGS...: start a server in the background, wait for it
 	rm -f "$dir/s.sock"
 	"$T" serve --socket "$dir/s.sock" "$@" >/dev/null 2>&1 &

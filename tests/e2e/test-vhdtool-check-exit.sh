@@ -7,8 +7,8 @@
 set -u
 T=${VHDTOOL:?}
 PATCH=${BUILD:-build}/tests/helpers/vhdpatch
-[ -x "$PATCH" ] || { echo "missing $PATCH: run make first"; exit 77; }
 . "$(dirname "$0")/../lib.bash"
+[ -x "$PATCH" ] || skip "missing $PATCH: run make first"
 rc_of() { "$@" >"$dir/out" 2>"$dir/err"; echo $?; }
 want() {   # RC CMD...
 	local w=$1 rc

@@ -6,19 +6,13 @@
 # skipped) and the devices compared.
 set -u
 T=${VHDTOOL:?}
-command -v losetup >/dev/null || { echo "losetup missing"; exit 77; }
-command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
+requires losetup qemu-img
 loops=()
-cleanup() {
-	for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-# attach FILE: sets $dev (not a subshell, so the trap sees every device)
+at_exit 'for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done'
+# attach FILE: sets $dev (not a subshell, so the at_exit command sees every device)
 attach() {
-	dev=$(losetup -f --show "$1" 2>/dev/null) || { echo "cannot attach a loop device (not permitted here)"; exit 77; }
+	dev=$(losetup -f --show "$1" 2>/dev/null) || skip "cannot attach a loop device (not permitted here)"
 	loops+=("$dev")
 }
 

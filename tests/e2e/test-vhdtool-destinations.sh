@@ -13,14 +13,9 @@
 # replaces only those, never the system's.
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
 loops=()
-cleanup() {
-	for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+at_exit 'for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done'
 refused() {   # MESSAGE-PART CMD...: must fail with one line naming it
 	local msg=$1
 	shift
@@ -38,7 +33,7 @@ repo=$dir/repo
 "$T" backup create "$repo" "$dir/src.raw" >/dev/null || fail "backup create"
 
 # Character devices and FIFOs: refused, never replaced.
-mknod "$dir/null" c 1 3 2>/dev/null || { echo "cannot mknod here"; exit 77; }
+mknod "$dir/null" c 1 3 2>/dev/null || skip "cannot mknod here"
 mkfifo "$dir/fifo"
 for d in null fifo; do
 	refused "only a regular file or a block device" \

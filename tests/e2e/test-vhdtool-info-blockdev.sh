@@ -3,19 +3,13 @@
 # loop device shows format raw, its kind and size, as the other commands
 # read it.  It used to fail on anything that was not
 # a VHD.  A VHD on a block device is a VHD for every command (below).
-# The loop devices are always detached (trap).
+# The loop devices are always detached (at_exit).
 set -u
 T=${VHDTOOL:?}
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
 loops=()
-cleanup() {
-	for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-command -v losetup >/dev/null || { echo "losetup not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
+at_exit 'for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done'
+requires losetup python3
 jget() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 attach() {   # FILE: prints the loop device
 	local l
@@ -24,7 +18,7 @@ attach() {   # FILE: prints the loop device
 }
 
 head -c 3M /dev/urandom > "$dir/raw.img"
-loop=$(attach "$dir/raw.img") || { echo "cannot attach a loop device (not root, or no loop support)"; exit 77; }
+loop=$(attach "$dir/raw.img") || skip "cannot attach a loop device (not root, or no loop support)"
 loops+=("$loop")
 "$T" info "$loop" > "$dir/out" 2>&1 || fail "info of a block device: $(cat "$dir/out")"
 grep -q "format: *raw (block device)" "$dir/out" || fail "info: $(cat "$dir/out")"

@@ -8,12 +8,10 @@
 # used to be copied byte for byte, which made the output invalid.
 set -u
 T=${VHDTOOL:?}
-command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
-dir=$(mktemp -d)
+. "$(dirname "$0")/../lib.bash"
+requires python3
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+at_exit '[ -n "$pid" ] && kill "$pid" 2>/dev/null'
 # valid FILE [KEY WANT]: FILE holds JSON documents (one or more, one after
 # the other) in strict UTF-8; with KEY, the first document's KEY is WANT.
 valid() {

@@ -21,7 +21,8 @@ T=${VHDTOOL:-$B/vhdtool}
 [ -x "$CL" ] || skip "$CL not built"
 [ -n "$PY3" ] || skip "python3 is not installed"
 hpid= cpid=
-trap '[ -n "$cpid" ] && kill -9 "$cpid" 2>/dev/null; [ -n "$hpid" ] && kill -9 "$hpid" 2>/dev/null; cleanup' EXIT
+at_exit '[ -n "$cpid" ] && kill -9 "$cpid" 2>/dev/null'
+at_exit '[ -n "$hpid" ] && kill -9 "$hpid" 2>/dev/null'
 
 img=$dir/a.vhd
 "$T" create "$img" 16M >/dev/null || fail "create"

@@ -7,7 +7,7 @@
 # with what the guest saw flushed.  VMM_USER_MODE=1: the user-mode backend.
 . "$(dirname "$0")/vmm-common.bash"
 requires_kvm
-command -v python3 >/dev/null || skip "python3 is not installed"
+requires python3
 
 "$VHDTOOL" create "$dir/a.vhd" 32M >/dev/null || fail "create a"
 "$VHDTOOL" create -t fixed "$dir/b.vhd" 16M >/dev/null || fail "create b"

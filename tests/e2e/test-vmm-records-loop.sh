@@ -7,13 +7,12 @@
 # (test-vmm-records-loop-usermode.sh).
 . "$(dirname "$0")/vmm-common.bash"
 requires_kvm
-command -v python3 >/dev/null || skip "python3 is not installed"
-command -v losetup >/dev/null || skip "losetup is not installed"
+requires python3 losetup
 [ "$(id -u)" = 0 ] || skip "loop devices need root"
 
 loops=()
 detach_loops() { for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done; loops=(); }
-trap 'cleanup_vm; detach_loops; cleanup' EXIT
+at_exit detach_loops
 
 for ss in 512 4096; do
 	truncate -s 32M "$dir/back$ss.raw" || fail truncate

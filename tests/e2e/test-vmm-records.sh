@@ -9,7 +9,7 @@
 # the user-mode backend (test-vmm-records-usermode.sh).
 . "$(dirname "$0")/vmm-common.bash"
 requires_kvm
-command -v python3 >/dev/null || skip "python3 is not installed"
+requires python3
 
 "$VHDTOOL" create "$dir/dyn.vhd" 64M >/dev/null || fail "create dynamic"
 "$VHDTOOL" create -t fixed "$dir/fixed.vhd" 32M >/dev/null || fail "create fixed"

@@ -7,7 +7,7 @@
 # the image.  User-mode backend (no KVM needed).
 VMM_USER_MODE=1
 . "$(dirname "$0")/vmm-common.bash"
-command -v python3 >/dev/null || skip "python3 is not installed"
+requires python3
 
 img=$dir/a.vhd
 repo=$dir/repo

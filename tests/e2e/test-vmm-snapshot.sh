@@ -9,7 +9,7 @@
 # VMM_USER_MODE=1: the user-mode backend.
 . "$(dirname "$0")/vmm-common.bash"
 requires_kvm
-command -v python3 >/dev/null || skip "python3 is not installed"
+requires python3
 
 img=$dir/a.vhd
 "$VHDTOOL" create "$img" 32M >/dev/null || fail "create"

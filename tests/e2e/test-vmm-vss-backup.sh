@@ -14,7 +14,7 @@
 # VMM_USER_MODE=1: the user-mode backend (test-vmm-vss-backup-usermode.sh).
 . "$(dirname "$0")/vmm-common.bash"
 requires_kvm
-command -v python3 >/dev/null || skip "python3 is not installed"
+requires python3
 
 a=$dir/a.vhd b=$dir/b.vhd raw=$dir/raw.img
 "$VHDTOOL" create "$a" 32M >/dev/null || fail "create a"

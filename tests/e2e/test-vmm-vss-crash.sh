@@ -13,7 +13,7 @@
 # VMM_USER_MODE=1: the user-mode backend (test-vmm-vss-crash-usermode.sh).
 . "$(dirname "$0")/vmm-common.bash"
 requires_kvm
-command -v python3 >/dev/null || skip "python3 is not installed"
+requires python3
 
 # wait_more LUN: until the guest flushed records on LUN past what it had.
 wait_more() {

@@ -1,13 +1,11 @@
-# Sourced by tests/e2e/test-vmm-*.sh: scratch folder, cleanup, skips, fail.
-# VMM is the vmm-mini program ($BUILD/bin/vmm-mini unless set).
-set -u
+# Sourced by tests/e2e/test-vmm-*.sh: tests/lib.bash (scratch folder $dir,
+# at_exit, fail, skip, requires; fail shows vmm-mini's stderr $dir/err)
+# and the vmm-mini functions.  VMM is the vmm-mini program
+# ($BUILD/bin/vmm-mini unless set).
 BUILD=${BUILD:-build}
 VMM=${VMM:-$BUILD/bin/vmm-mini}
-dir=$(mktemp -d)
-cleanup() { rm -rf "$dir"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/err" ] && sed 's/^/  | /' "$dir/err"; exit 1; }
-skip() { echo "$*"; exit 77; }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.bash"
+fail_show "$dir/err"
 
 [ -x "$VMM" ] || fail "$VMM not built (make)"
 
@@ -44,7 +42,7 @@ stat() {
 VHDTOOL=${VHDTOOL:-$BUILD/vhdtool}
 pid=
 cleanup_vm() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; pid=; }
-trap 'cleanup_vm; cleanup' EXIT
+at_exit cleanup_vm
 
 # start_vmm ARGS...: vmm-mini run in the background (stderr in $dir/err,
 # pid in $pid); waits for the control socket when --control is given.

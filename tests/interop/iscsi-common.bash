@@ -1,40 +1,12 @@
-# Sourced by the iSCSI shell tests (tests/interop/test-iscsi-*.sh): a
-# scratch folder, `vhdtool serve --iscsi` on a free port in the background,
-# cleanup on exit.  Not a test itself (no .sh).
+# Sourced by the iSCSI shell tests (tests/interop/test-iscsi-*.sh):
+# nbd-common.bash (tests/lib.bash's scratch folder, at_exit, fail, skip,
+# requires; the server and bg_pids ended at exit) and `vhdtool serve
+# --iscsi` on a free port in the background (its own stop).  Not a test
+# itself (no .sh).
 
 V=${VHDTOOL:?VHDTOOL must be set (make test does)}
 IQN=iqn.2024-01.local.vhdtool:test
-
-need() {
-	for t in "$@"; do
-		command -v "$t" >/dev/null 2>&1 || { echo "skip: $t is not installed"; exit 77; }
-	done
-}
-
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
-
-dir=$(mktemp -d /tmp/iscsi-test.XXXXXX)
-srv_pid=
-bg_pids=()
-cleanup() {
-	local rc=$?
-
-	set +e
-	for p in "${bg_pids[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	if [ -n "$srv_pid" ]; then
-		kill "$srv_pid" 2>/dev/null
-		wait "$srv_pid" 2>/dev/null
-	fi
-	[ -n "${KEEP:-}" ] || rm -rf "$dir"
-	exit "$rc"
-}
-trap cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/nbd-common.bash"
 
 # serve_iscsi ARGS...: start `vhdtool serve --iscsi --port 0 ARGS...` (the
 # kernel picks a free port, so parallel test runs never collide) and wait

@@ -1,23 +1,18 @@
-# Sourced by the NBD shell tests (tests/*/test-nbd-*.sh): a scratch folder,
-# `vhdtool serve` on a unix socket in the background, cleanup on exit, and
-# allocation maps in one comparable form.  Not a test itself (no .sh).
+# Sourced by the NBD shell tests (tests/*/test-nbd-*.sh): tests/lib.bash
+# (scratch folder $dir, at_exit, fail, skip, requires), `vhdtool serve` on
+# a unix socket in the background (ended at exit with the processes in
+# bg_pids), and allocation maps in one comparable form.  Not a test itself
+# (no .sh).
 
 V=${VHDTOOL:?VHDTOOL must be set (make test does)}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.bash"
 
-# need TOOL...: skip (exit 77) unless every tool is installed.
-need() {
-	for t in "$@"; do
-		command -v "$t" >/dev/null 2>&1 || { echo "skip: $t is not installed"; exit 77; }
-	done
-}
-
-dir=$(mktemp -d /tmp/nbd-test.XXXXXX)
 srv_pid=
 bg_pids=()       # other background processes to end at exit
-cleanup() {
-	local rc=$?
+# the processes this helper started: bg_pids killed, the server ended
+stop_servers() {
+	local p
 
-	set +e
 	for p in "${bg_pids[@]}"; do
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
@@ -26,10 +21,8 @@ cleanup() {
 		kill "$srv_pid" 2>/dev/null
 		wait "$srv_pid" 2>/dev/null
 	fi
-	rm -rf "$dir"
-	exit "$rc"
 }
-trap cleanup EXIT
+at_exit stop_servers
 sock=$dir/sock
 uri="nbd+unix:///?socket=$sock"
 
@@ -86,7 +79,3 @@ map_nbdinfo() {
 		merge_extents
 }
 
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}

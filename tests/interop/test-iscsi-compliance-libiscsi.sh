@@ -10,7 +10,7 @@
 # (README.md "iSCSI compliance" says why each test skips or fails).
 set -eu
 . "$(dirname "$0")/iscsi-common.bash"
-need iscsi-test-cu python3
+requires iscsi-test-cu python3
 here=$(dirname "$0")
 
 # iscsi-test-cu exits non-zero when any test fails, known ones included:

@@ -8,7 +8,7 @@
 # thread and descriptor counts must return to where they were.
 set -eu
 . "$(dirname "$0")/iscsi-common.bash"
-need python3 iscsi-inq
+requires python3 iscsi-inq
 
 "$V" create -t dynamic "$dir/disk.vhd" 32M >/dev/null
 serve_iscsi --login-timeout 2000 "$dir/disk.vhd"

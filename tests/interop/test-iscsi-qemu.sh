@@ -6,9 +6,9 @@
 # are two LUNs.  Also CHAP: the right secret logs in, a wrong one does not.
 set -eu
 . "$(dirname "$0")/iscsi-common.bash"
-need iscsi-ls iscsi-inq iscsi-readcapacity16 qemu-img qemu-io
+requires iscsi-ls iscsi-inq iscsi-readcapacity16 qemu-img qemu-io
 qemu-img --help | grep -q '^Supported formats:.* iscsi' ||
-	{ echo "skip: qemu-img has no iscsi driver (qemu-block-extra)"; exit 77; }
+	skip "qemu-img has no iscsi driver (qemu-block-extra)"
 
 head -c 8M /dev/urandom >"$dir/pattern"
 "$V" create -t dynamic "$dir/base.vhd" 8M >/dev/null

@@ -8,7 +8,7 @@
 # serve --iscsi printed nothing at exit and took no --output.
 set -u
 . "$(dirname "$0")/iscsi-common.bash"
-need iscsi-inq jq
+requires iscsi-inq jq
 
 "$V" create -t fixed "$dir/a.vhd" 8M >/dev/null || fail create
 "$V" create "$dir/b.vhd" 4M >/dev/null || fail create

@@ -8,7 +8,7 @@
 # had neither.  The activating "systemd" is a small python3 launcher.
 set -u
 . "$(dirname "$0")/iscsi-common.bash"
-need iscsi-inq python3
+requires iscsi-inq python3
 
 "$V" create -t fixed "$dir/a.vhd" 8M >/dev/null || fail create
 # activate PORTFILE CMD...: listen on 127.0.0.1 (a free port, written to

@@ -6,7 +6,7 @@
 # the block sizes the disks' limits give (minimum = direct-I/O block).
 set -eu
 . "$(dirname "$0")/nbd-common.bash"
-need nbdinfo nbdcopy qemu-io
+requires nbdinfo nbdcopy qemu-io
 
 "$V" create -t fixed "$dir/fixed.vhd" 16M >/dev/null
 "$V" create -t dynamic "$dir/dyn.vhd" 16M >/dev/null
@@ -49,11 +49,10 @@ check_one "$dir/dyn.vhd" 512
 check_one "$dir/raw.img" 512
 
 if command -v losetup >/dev/null && loop=$(losetup -f --show --sector-size 4096 "$dir/raw.img" 2>/dev/null); then
-	bg_cleanup_loop() { losetup -d "$loop" 2>/dev/null || true; }
-	trap 'bg_cleanup_loop; cleanup' EXIT
+	at_exit '[ -z "$loop" ] || losetup -d "$loop" 2>/dev/null'
 	check_one "$loop" 4096
 	losetup -d "$loop"
-	trap cleanup EXIT
+	loop=
 else
 	echo "note: no loop device; 4096-byte sector case skipped"
 fi

@@ -4,8 +4,8 @@
 # server restart a verify-only pass finds the same data.
 set -eu
 . "$(dirname "$0")/nbd-common.bash"
-need fio
-fio --enghelp 2>/dev/null | grep -qw nbd || { echo "skip: fio has no nbd engine"; exit 77; }
+requires fio
+fio --enghelp 2>/dev/null | grep -qw nbd || skip "fio has no nbd engine"
 
 # fio writes its verify state file (NAME-N-verify.state) into the current
 # folder: run it in the scratch folder, never in the source tree.

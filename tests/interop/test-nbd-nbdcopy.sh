@@ -5,7 +5,7 @@
 # reads the VHD as the same disk, and `vhdtool check` finds it clean.
 set -eu
 . "$(dirname "$0")/nbd-common.bash"
-need nbdcopy qemu-img
+requires nbdcopy qemu-img
 
 truncate -s 48M "$dir/src.raw"
 for at in 0 5 17 30 47; do

@@ -4,7 +4,7 @@
 # differencing chain, a fixed VHD and a sparse raw file.
 set -eu
 . "$(dirname "$0")/nbd-common.bash"
-need nbdinfo
+requires nbdinfo
 
 # A chain: dynamic base with data at 0 and 8M; child with data at 100K,
 # 40M and zeros written over 9M.

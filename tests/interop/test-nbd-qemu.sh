@@ -5,7 +5,7 @@
 # temporary child, never in the image; raw images refuse --snapshot.
 set -eu
 . "$(dirname "$0")/nbd-common.bash"
-need qemu-img qemu-io
+requires qemu-img qemu-io
 
 head -c 1M /dev/urandom >"$dir/a.bin"
 head -c 300K /dev/urandom >"$dir/b.bin"

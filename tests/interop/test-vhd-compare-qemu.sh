@@ -6,14 +6,10 @@
 # exact size asked for.  Also images qemu created and wrote, then written
 # by vhdtool (blocks it allocates after qemu's, sectors in qemu's blocks).
 set -eu
-for t in qemu-img dd cmp; do
-	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
-done
+. "$(dirname "$0")/../lib.bash"
+requires qemu-img dd cmp
 : "${VHDTOOL:?VHDTOOL must point at the vhdtool binary}"
-tmp=$(mktemp -d /tmp/test-vhd-compare-qemu.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+cd "$dir"
 
 head -c 200000 /dev/urandom >rand.bin
 

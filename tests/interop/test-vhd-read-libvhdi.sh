@@ -6,21 +6,12 @@
 # `vhdtool read`.  The vhdimount half is skipped (77) when FUSE is not
 # usable; the vhdiinfo half has run by then.
 set -eu
-for t in vhdiinfo cmp; do
-	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
-done
+. "$(dirname "$0")/../lib.bash"
+requires vhdiinfo cmp
 : "${VHDTOOL:?VHDTOOL must point at the vhdtool binary}"
-tmp=$(mktemp -d /tmp/test-vhd-read-libvhdi.XXXXXX)
-mnt=$tmp/mnt
-cleanup() {
-	if mountpoint -q "$mnt" 2>/dev/null; then
-		umount "$mnt" 2>/dev/null || fusermount -u "$mnt" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-cd "$tmp"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+mnt=$dir/mnt
+at_exit 'if mountpoint -q "$mnt" 2>/dev/null; then umount "$mnt" 2>/dev/null || fusermount -u "$mnt" 2>/dev/null; fi'
+cd "$dir"
 
 uuid_of() { "$VHDTOOL" info --json "$1" | head -n1 |
 	sed -n 's/^{"filename": "[^"]*", .*"uuid": "\([0-9a-f-]*\)".*/\1/p'; }
@@ -82,15 +73,14 @@ pid=$(info_line child.vhd "Parent identifier")
 echo "ok: vhdiinfo parent identifier and file name"
 
 # ---- vhdimount ----
-command -v vhdimount >/dev/null || { echo "SKIP: vhdimount not installed (vhdiinfo checks passed)"; exit 77; }
-[ -c /dev/fuse ] || { echo "SKIP: /dev/fuse missing (vhdiinfo checks passed)"; exit 77; }
+requires vhdimount
+[ -c /dev/fuse ] || skip "/dev/fuse missing (vhdiinfo checks passed)"
 mkdir "$mnt"
 # vhdimount finds the parent by the header's parent name in the folder of
 # the child as given on the command line: run it beside the files.
 if ! timeout 30 vhdimount child.vhd mnt >vhdimount.log 2>&1 ||
    ! mountpoint -q "$mnt"; then
-	echo "SKIP: vhdimount could not mount (vhdiinfo checks passed): $(tail -n 1 vhdimount.log)"
-	exit 77
+	skip "vhdimount could not mount (vhdiinfo checks passed): $(tail -n 1 vhdimount.log)"
 fi
 top=$(ls "$mnt" | sort -V | tail -n 1)
 [ "$(ls "$mnt" | wc -l)" = 2 ] || fail "vhdimount shows $(ls "$mnt" | tr '\n' ' ') for a two-level chain"

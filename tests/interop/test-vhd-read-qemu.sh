@@ -5,14 +5,10 @@
 # that raw file, the virtual size matches qemu-img info, and vhdtool check
 # finds the images clean.
 set -eu
-for t in qemu-img qemu-io cmp; do
-	command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
-done
+. "$(dirname "$0")/../lib.bash"
+requires qemu-img qemu-io cmp
 : "${VHDTOOL:?VHDTOOL must point at the vhdtool binary}"
-tmp=$(mktemp -d /tmp/test-vhd-read-qemu.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+cd "$dir"
 
 # Random data for qemu-io -s (a pattern file: every byte differs, so data
 # landing in the wrong sector shows).
