@@ -3,7 +3,7 @@
 # 4096-byte logical sectors (LUNs 0 and 1 of one VM): the guest sees each
 # sector size (READ CAPACITY 16), writes, flushes and verifies; after
 # SIGTERM every record is on the devices.  Loop devices are always detached
-# (trap).  VMM_USER_MODE=1: the user-mode backend
+# (at_exit).  VMM_USER_MODE=1: the user-mode backend
 # (test-vmm-records-loop-usermode.sh).
 . "$(dirname "$0")/vmm-common.bash"
 requires_kvm
