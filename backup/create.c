@@ -439,11 +439,10 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	/* The manifest makes the backup visible. */
 	rc = bkp_manifest_write(r, b, e);
 	if (rc) {
-		char *p = bkp_path(r, "backups/%s.idx", b->id);
+		char key[BKP_ID_MAX + 16];
 
-		if (p)
-			unlink(p);
-		free(p);
+		snprintf(key, sizeof(key), "backups/%s.idx", b->id);
+		(void)bkp_os_delete(r, key, NULL);
 	}
 out:
 	bkp_ctk_abort(ctk);

@@ -115,10 +115,35 @@ static int push(struct vchunk **v, size_t *n, size_t *cap, const uint8_t *d,
 	return 0;
 }
 
+struct walk {
+	struct vchunk **v;
+	size_t *n, *cap;
+};
+
+static int walk_one(void *opaque, const char *name,
+		    const struct bkp_os_stat *st)
+{
+	struct walk *w = opaque;
+	uint8_t dg[BKP_DIGEST];
+
+	(void)st;
+	/* "XX/HEX" only: not HEX.bad */
+	if (strlen(name) != 3 + 2 * BKP_DIGEST || name[2] != '/' ||
+	    strncmp(name, name + 3, 2) || bkp_unhex(name + 3, dg, BKP_DIGEST))
+		return 0;
+	return push(w->v, w->n, w->cap, dg, false);
+}
+
 /* Every well-named chunk file of the repository. */
 static int walk_chunks(const struct bkp_repo *r, struct vchunk **v,
 		       size_t *n, size_t *cap)
 {
+	if (r->os) {
+		struct walk w = { v, n, cap };
+		struct bdev_err e;
+
+		return r->os->chunks(r, walk_one, &w, &e);
+	}
 	for (int i = 0; i < 256; i++) {
 		char *dir = bkp_path(r, "chunks/%02x", i), pre[3];
 		DIR *d;
