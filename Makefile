@@ -17,6 +17,8 @@
 #   tests/unit/test-*.c a cmocka program each (tests/unit/*.c others are
 #                       helpers linked into all of them);
 #   tests/helpers/*.c   a helper program each, driven by shell tests;
+#   tests/tools/*.c     a test-only tool each ($(BUILD)/tests/tools/NAME:
+#                       s3probe, flaky-proxy), driven by shell tests;
 #   tests/{interop,e2e,bad,crash}/*.sh  the executable ones are shell tests.
 #
 # Every object records its header dependencies (-MMD), so changing a header
@@ -44,7 +46,7 @@ WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter \
 	   -Wstrict-prototypes -Wformat=2 -Wwrite-strings -Wundef \
 	   -Wold-style-definition -Wredundant-decls -Wvla -Wshadow
 CPPFLAGS += -D_GNU_SOURCE -I. -Icommon
-LDLIBS  := -lpthread -lz -lcrypto -laio -lrbd -lrados
+LDLIBS  := -lpthread -lz -lcrypto -laio -lrbd -lrados -lcurl
 TEST_LDLIBS := -lcmocka -lnbd
 
 ifeq ($(SANITIZE)$(TSAN),11)
@@ -72,7 +74,7 @@ endif
 # first target).
 .DEFAULT_GOAL := all
 
-MODULES := common vhd passthrough scsi iscsi vmbus storvsp vss backup nbd vmm-mini rbd
+MODULES := common vhd passthrough scsi iscsi vmbus storvsp vss backup nbd vmm-mini rbd s3
 MOD_SRCS  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 PROG_SRCS := $(filter %/main.c,$(MOD_SRCS))
 PROGS     := $(PROG_SRCS:%/main.c=$(BUILD)/bin/%)
@@ -121,6 +123,9 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER_SRCS := $(wildcard tests/helpers/*.c)
 HELPER_OBJS := $(HELPER_SRCS:%.c=$(BUILD)/%.o)
 HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
+TESTTOOL_SRCS := $(wildcard tests/tools/*.c)
+TESTTOOL_OBJS := $(TESTTOOL_SRCS:%.c=$(BUILD)/%.o)
+TESTTOOL_BINS := $(TESTTOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/tools/%)
 SHELL_TESTS := $(sort $(wildcard tests/interop/*.sh tests/e2e/*.sh tests/bad/*.sh tests/crash/*.sh))
 
 # Tests run by `make check TSAN=1`.  Modules may append (TSAN_TESTS += ...)
@@ -138,7 +143,7 @@ endif
 
 .PHONY: all check demo bench fuzz clean deps test install uninstall
 .SECONDARY:
-all: $(VHDTOOL) $(PROGS) $(UNIT_BINS) $(HELPER_BINS)
+all: $(VHDTOOL) $(PROGS) $(UNIT_BINS) $(HELPER_BINS) $(TESTTOOL_BINS)
 
 # Unit tests that link a test blob name it here.
 $(BUILD)/tests/test-fs-freestanding: $(BUILD)/tests/freestanding/guest-blob.o
@@ -175,6 +180,11 @@ $(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(UNIT_HELPER_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(UNIT_HELPER_OBJS) $(LIB) $(TEST_LDLIBS) $(LDLIBS)
+
+$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # Freestanding objects: a static pattern rule, so it wins over $(BUILD)/%.o.
 # Only the project's include paths: no _GNU_SOURCE, no sanitizers.
@@ -275,4 +285,4 @@ clean:
 # Header dependencies of every object (guest blobs are assembled from a
 # .bin, whose own objects carry theirs).
 -include $(patsubst %.o,%.d,$(filter-out %-blob.o,$(LIB_OBJS)) $(PROGS:$(BUILD)/bin/%=$(BUILD)/%/main.o) \
-	$(GUEST_OBJS) $(TOOL_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) $(HELPER_OBJS) $(FUZZ_OBJS))
+	$(GUEST_OBJS) $(TOOL_OBJS) $(UNIT_OBJS) $(UNIT_HELPER_OBJS) $(HELPER_OBJS) $(TESTTOOL_OBJS) $(FUZZ_OBJS))

@@ -113,6 +113,17 @@ typedef int (*s3_list_fn)(void *opaque, const char *key,
 int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn,
 	    void *opaque, struct bdev_err *e);
 
+/* One ListObjectsV2 answer page (xml, len; for s3_list and tests): fn
+ * for every <Contents> (Key and Size required, LastModified and ETag
+ * optional), *truncated from <IsTruncated>, next (size nnext) from
+ * <NextContinuationToken> ("" when absent).  Strict and bounded: -EPROTO
+ * (e) on malformed or oversized XML, a root other than
+ * <ListBucketResult>, a key over 1024 bytes, a truncated page without a
+ * token; fn returning nonzero stops with that value. */
+int s3_list_parse(const char *xml, size_t len, s3_list_fn fn, void *opaque,
+		  bool *truncated, char *next, size_t nnext,
+		  struct bdev_err *e);
+
 /* Object Lock: set or extend the retention of key (COMPLIANCE mode) to
  * until (Unix seconds).  Shortening is refused by the store (-EACCES). */
 int s3_retention_set(struct s3_client *c, const char *key, int64_t until,

@@ -5,7 +5,7 @@
 # and stops.
 PKGS="gcc make libaio-dev zlib1g-dev libnbd-dev libssl-dev libcmocka-dev \
 libiscsi-bin tgt qemu-block-extra librbd-dev librados-dev \
-ceph-mon ceph-osd ceph-common \
+ceph-mon ceph-osd ceph-common radosgw libcurl4-openssl-dev restic curl \
 qemu-utils libvhdi-utils nbdkit libnbd-bin fio util-linux python3 $*"
 missing=""
 for p in $PKGS; do

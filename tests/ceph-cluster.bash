@@ -6,8 +6,17 @@
 #                            the Ceph packages are missing or the cluster is
 #                            not up within CEPH_START_TIMEOUT, 60 s);
 #                            exports CEPH_CONF and creates the pool "rbd"
+#   ceph_rgw_start           after ceph_cluster_start: radosgw (S3 only, beast
+#                            frontend) on 127.0.0.1 on a free port and an S3
+#                            user; exports AWS_ACCESS_KEY_ID,
+#                            AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL,
+#                            AWS_REGION (exit 77 with a reason when radosgw is
+#                            missing or does not answer within
+#                            CEPH_RGW_TIMEOUT, 90 s)
 #   ceph_cluster_stop        kill what it started, by PID (call it from the
 #                            sourcing test's EXIT trap)
+#
+# CEPH_MEMSTORE_BYTES sizes the OSD's in-memory store (1 GiB by default).
 #
 # Every command that talks to the cluster runs under `timeout`.
 
@@ -51,11 +60,7 @@ ceph_cluster_start() {
 	done
 	mkdir -p "$d/mon.a" "$d/osd.0" "$d/run" "$d/log"
 	fsid=$(cat /proc/sys/kernel/random/uuid)
-	# A port in 20000-39999 that nothing listens on.
-	for _ in $(seq 20); do
-		port=$((20000 + RANDOM % 20000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-	done
+	port=$(ceph_free_port) || ceph_skip "no free port for the monitor"
 	export CEPH_CONF=$d/ceph.conf
 	cat >"$CEPH_CONF" <<CONF
 [global]
@@ -83,7 +88,7 @@ mon warn on pool no redundancy = false
 mon data avail warn = 1
 mon data avail crit = 0
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
 osd op num shards = 1
 # The OSD's own crush update at start races its monitor session (it may
 # send the command before it knows the fsid: "wrong fsid"): placed below.
@@ -128,4 +133,60 @@ CONF
 		sleep 0.5
 	done
 	ceph_t 10 rbd rm --no-progress rbd/probe >>"$d/log/setup.log" 2>&1 || true
+}
+
+# A port in 20000-39999 that nothing listens on.
+ceph_free_port() {
+	local p
+
+	for _ in $(seq 20); do
+		p=$((20000 + RANDOM % 20000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+ceph_rgw_start() {
+	local d=$ceph_dir port deadline pid code
+
+	for t in radosgw radosgw-admin curl; do
+		command -v "$t" >/dev/null 2>&1 ||
+			ceph_skip "$t is not installed (scripts/deps.sh installs radosgw)"
+	done
+	port=$(ceph_free_port) || ceph_skip "no free port for radosgw"
+	mkdir -p "$d/rgw"
+	# S3 only; the pools (.rgw.root, default.rgw.*) are created by radosgw
+	# itself with the cluster's defaults (size 1, 8 PGs).  Few threads: the
+	# machine is small.  No garbage collection or lifecycle threads: a test
+	# lives for a minute.
+	cat >>"$CEPH_CONF" <<CONF
+[client.rgw.a]
+rgw frontends = beast endpoint=127.0.0.1:$port
+rgw enable apis = s3
+rgw data = $d/rgw
+rgw thread pool size = 32
+rgw enable gc threads = false
+rgw enable lc threads = false
+rgw dns name = 127.0.0.1
+CONF
+	radosgw --conf "$CEPH_CONF" -n client.rgw.a -f >>"$d/log/rgw.out" 2>&1 &
+	pid=$!
+	ceph_pids+=("$pid")
+	deadline=$((SECONDS + ${CEPH_RGW_TIMEOUT:-90}))
+	# Up when an anonymous request gets an HTTP answer.
+	until code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "http://127.0.0.1:$port/") &&
+		[ "$code" != 000 ]; do
+		kill -0 "$pid" 2>/dev/null || ceph_skip "radosgw exited: $(tail -3 "$d/log/rgw.out" | tr '\n' ' ')"
+		[ $SECONDS -lt "$deadline" ] ||
+			ceph_skip "radosgw did not answer in ${CEPH_RGW_TIMEOUT:-90} s: $(tail -1 "$d/log/client.rgw.a.log" 2>/dev/null)"
+		sleep 0.5
+	done
+	export AWS_ACCESS_KEY_ID=TESTACCESSKEY$RANDOM$RANDOM
+	export AWS_SECRET_ACCESS_KEY=testsecret$RANDOM$RANDOM$RANDOM
+	ceph_t 30 radosgw-admin user create --uid=test --display-name=test \
+		--access-key="$AWS_ACCESS_KEY_ID" --secret-key="$AWS_SECRET_ACCESS_KEY" \
+		>>"$d/log/setup.log" 2>&1 || ceph_skip "radosgw-admin user create failed: $(tail -1 "$d/log/setup.log")"
+	export AWS_ENDPOINT_URL=http://127.0.0.1:$port
+	export AWS_REGION=us-east-1
+	unset AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_DEFAULT_REGION AWS_CA_BUNDLE
 }

@@ -1,0 +1,202 @@
+/* s3: configuration from the environment, s3:// URLs, S3's percent
+ * encoding and ISO 8601 dates. */
+#include "s3-int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Copy the first set variable of names into dst (size n) unless dst is
+ * already set.  -ENAMETOOLONG when the value does not fit. */
+static int env_fill(char *dst, size_t n, const char *const *names,
+		    struct bdev_err *e)
+{
+	if (dst[0])
+		return 0;
+	for (; *names; names++) {
+		const char *v = getenv(*names);
+
+		if (!v || !*v)
+			continue;
+		if (strlen(v) >= n)
+			return bdev_err_set(e, ENAMETOOLONG, "%s: value too long (%zu bytes, at most %zu)",
+					    *names, strlen(v), n - 1);
+		memcpy(dst, v, strlen(v) + 1);
+		return 0;
+	}
+	return 0;
+}
+
+int s3_config_env(struct s3_config *cfg, struct bdev_err *e)
+{
+	static const char *const key[] = { "AWS_ACCESS_KEY_ID", NULL };
+	static const char *const secret[] = { "AWS_SECRET_ACCESS_KEY", NULL };
+	static const char *const token[] = { "AWS_SESSION_TOKEN", NULL };
+	static const char *const region[] = { "AWS_REGION", "AWS_DEFAULT_REGION", NULL };
+	static const char *const endpoint[] = { "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", NULL };
+	static const char *const ca[] = { "AWS_CA_BUNDLE", NULL };
+	bool had_endpoint = cfg->endpoint[0] != 0;
+	int r;
+
+	if ((r = env_fill(cfg->access_key, sizeof(cfg->access_key), key, e)) ||
+	    (r = env_fill(cfg->secret_key, sizeof(cfg->secret_key), secret, e)) ||
+	    (r = env_fill(cfg->session_token, sizeof(cfg->session_token), token, e)) ||
+	    (r = env_fill(cfg->region, sizeof(cfg->region), region, e)) ||
+	    (r = env_fill(cfg->endpoint, sizeof(cfg->endpoint), endpoint, e)) ||
+	    (r = env_fill(cfg->ca_file, sizeof(cfg->ca_file), ca, e)))
+		return r;
+	if (!had_endpoint && cfg->endpoint[0] &&
+	    strncmp(cfg->endpoint, "http://", 7) && strncmp(cfg->endpoint, "https://", 8))
+		return bdev_err_set(e, EINVAL, "AWS_ENDPOINT_URL \"%s\": not an http:// or https:// URL",
+				    cfg->endpoint);
+	if (cfg->endpoint[0])
+		cfg->path_style = true;
+	if (!cfg->access_key[0] || !cfg->secret_key[0])
+		return bdev_err_set(e, EINVAL, "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+	return 0;
+}
+
+bool s3_is_url(const char *path)
+{
+	return path && !strncmp(path, "s3://", 5);
+}
+
+/* S3 bucket naming rules: 3-63 characters of a-z 0-9 . -, starting and
+ * ending with a letter or digit, no "..", not an IPv4 address. */
+static bool bucket_ok(const char *b, size_t n)
+{
+	unsigned a, c, d, f;
+	char tail;
+
+	if (n < 3 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = b[i];
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+
+		if (!alnum && ch != '.' && ch != '-')
+			return false;
+		if ((i == 0 || i == n - 1) && !alnum)
+			return false;
+		if (ch == '.' && i + 1 < n && b[i + 1] == '.')
+			return false;
+	}
+	if (sscanf(b, "%u.%u.%u.%u%c", &a, &c, &d, &f, &tail) == 4)
+		return false;
+	return true;
+}
+
+int s3_url_parse(const char *url, char bucket[64], char prefix[1024],
+		 struct bdev_err *e)
+{
+	const char *b, *slash, *p;
+	size_t bl, pl;
+
+	bucket[0] = prefix[0] = 0;
+	if (!s3_is_url(url))
+		return bdev_err_set(e, EINVAL, "%s: not an s3://BUCKET[/PREFIX] URL", url ? url : "(null)");
+	b = url + 5;
+	slash = strchr(b, '/');
+	bl = slash ? (size_t)(slash - b) : strlen(b);
+	/* bucket_ok reads b[0..bl): copy first so sscanf stops at the end. */
+	if (bl > 63)
+		return bdev_err_set(e, EINVAL, "%s: bucket name longer than 63 characters", url);
+	memcpy(bucket, b, bl);
+	bucket[bl] = 0;
+	if (!bucket_ok(bucket, bl)) {
+		bucket[0] = 0;
+		return bdev_err_set(e, EINVAL,
+				    "%s: bad bucket name (3-63 of a-z 0-9 . -, starting and ending with a letter or digit)",
+				    url);
+	}
+	p = slash ? slash : "";
+	while (*p == '/')
+		p++;
+	pl = strlen(p);
+	while (pl && p[pl - 1] == '/')
+		pl--;
+	if (pl >= 1024) {
+		bucket[0] = 0;
+		return bdev_err_set(e, EINVAL, "%s: prefix longer than 1023 bytes", url);
+	}
+	for (size_t i = 0; i < pl; i++) {
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f ||
+		    (p[i] == '/' && p[i + 1] == '/')) {
+			bucket[0] = 0;
+			return bdev_err_set(e, EINVAL, "%s: control character or empty segment in the prefix", url);
+		}
+	}
+	memcpy(prefix, p, pl);
+	prefix[pl] = 0;
+	return 0;
+}
+
+int s3_uri_encode(const char *s, bool keep_slash, char *out, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		bool keep = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+			    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+			    ch == '.' || ch == '~' || (ch == '/' && keep_slash);
+
+		if (o + (keep ? 1 : 3) >= n)
+			return -ENAMETOOLONG;
+		if (keep) {
+			out[o++] = (char)ch;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	if (o >= n)
+		return -ENAMETOOLONG;
+	out[o] = 0;
+	return 0;
+}
+
+int64_t s3_iso8601_parse(const char *s)
+{
+	struct tm tm = { 0 };
+	int y, mo, d, h, mi, sec, used = 0;
+	const char *q;
+	time_t t;
+
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+	    used != 19)
+		return -1;
+	q = s + used;
+	if (*q == '.') {
+		q++;
+		if (*q < '0' || *q > '9')
+			return -1;
+		while (*q >= '0' && *q <= '9')
+			q++;
+	}
+	if (strcmp(q, "Z") && strcmp(q, "+00:00"))
+		return -1;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	return t < 0 ? -1 : (int64_t)t;
+}
+
+void s3_iso8601_format(int64_t t, char *out, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
