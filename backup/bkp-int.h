@@ -255,6 +255,9 @@ int bkp_ts_cmp(struct timespec a, struct timespec b);
 
 /* Worker threads when the caller does not say: 2 per CPU, 4 to 64. */
 int bkp_default_threads(void);
+/* threads, or when 0 the repository's default (object storage: its
+ * connections). */
+int bkp_repo_threads(const struct bkp_repo *r, int threads);
 /* Write a whole small file atomically (temporary name, fsync, rename,
  * directory fsync). */
 int bkp_write_file(const char *path, const void *data, size_t len,

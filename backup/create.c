@@ -184,7 +184,7 @@ static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
 	int started = 0;
 
 	if (threads <= 0)
-		threads = bkp_default_threads();
+		threads = bkp_repo_threads(j->r, 0);
 	if ((uint64_t)threads > j->n)
 		threads = j->n ? (int)j->n : 1;
 	if (threads > 64)

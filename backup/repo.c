@@ -178,6 +178,8 @@ int bkp_init(const char *path, uint32_t chunk_size, struct bdev_err *e)
 	DIR *d;
 	int r;
 
+	if (bkp_is_remote(path))
+		return bkp_init_remote(path, chunk_size, NULL, e);
 	if (!chunk_size)
 		chunk_size = BKP_DEFAULT_CHUNK_SIZE;
 	if (!util_is_pow2(chunk_size) || chunk_size < BKP_MIN_CHUNK_SIZE ||
@@ -288,8 +290,11 @@ int bkp_repo_parse(struct bkp_repo *r, struct bdev_err *e)
 
 struct bkp_repo *bkp_open(const char *path, struct bdev_err *e)
 {
-	struct bkp_repo *r = calloc(1, sizeof(*r));
+	struct bkp_repo *r;
 
+	if (bkp_is_remote(path))
+		return bkp_open_remote(path, NULL, e);
+	r = calloc(1, sizeof(*r));
 	if (!r || !(r->path = strdup(path))) {
 		free(r);
 		bdev_err_set(e, ENOMEM, "out of memory");

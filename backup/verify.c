@@ -74,7 +74,7 @@ static int run_checks(struct vjob *j, int threads)
 	int started = 0;
 
 	if (threads <= 0)
-		threads = bkp_default_threads();
+		threads = bkp_repo_threads(j->r, 0);
 	if (threads > 64)
 		threads = 64;
 	for (; started < threads; started++)

@@ -1,6 +1,6 @@
 /* vhdtool backup: the front end of backup/ (bkp.h).
  *
- *   backup init [--chunk-size N] REPO
+ *   backup init [--chunk-size N] [--object-lock DAYS] REPO
  *   backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE
  *   backup create [--vm CTL [--disk LUN]... [--require-app-consistent]
  *                 [--freeze-timeout MS] [--output human|json]] REPO
@@ -10,6 +10,8 @@
  *   backup repair REPO SOURCE...
  *   backup prune --keep-last N ... [--dry-run] REPO
  *   backup gc [--grace SECONDS] [--dry-run] REPO
+ * REPO: a folder or s3://BUCKET[/PREFIX]; --s3-endpoint URL, --s3-region R,
+ * --connections N anywhere after "backup".
  */
 #include "vhdtool.h"
 
@@ -26,7 +28,7 @@
 
 static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
-	.usage = "backup init [--chunk-size N] REPO\n"
+	.usage = "backup init [--chunk-size N] [--object-lock DAYS] REPO\n"
 		 "backup create [--full] [--no-track] [-p] [--threads N] REPO SOURCE\n"
 		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS] [--output human|json] [--full] [-p] [--threads N] REPO\n"
 		 "backup list [--output=human|json] REPO\n"
@@ -36,16 +38,23 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 		 "backup repair REPO SOURCE...\n"
 		 "backup prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] REPO\n"
 		 "backup gc [--grace SECONDS] [--dry-run] REPO\n"
-		 "backup forget REPO ID",
+		 "backup forget REPO ID\n"
+		 "REPO: a folder, or s3://BUCKET[/PREFIX] with [--s3-endpoint URL] [--s3-region R] [--connections N]\n"
+		 "  (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ENDPOINT_URL, AWS_REGION)",
 	.summary = "deduplicating backups of disks: create, list, restore, verify, repair, prune, gc",
 	.run = run_backup)
 
 /* ---- shared helpers ---- */
 
+/* --s3-endpoint, --s3-region, --connections: taken out of argv by
+ * run_backup wherever they stand, for every subcommand. */
+static struct bkp_remote remote;
+
 static struct bkp_repo *open_repo(const char *path)
 {
 	struct bdev_err e = { 0 };
-	struct bkp_repo *r = bkp_open(path, &e);
+	struct bkp_repo *r = bkp_is_remote(path) ? bkp_open_remote(path, &remote, &e)
+						  : bkp_open(path, &e);
 
 	if (!r)
 		vt_err(NULL, "%s", e.msg);
@@ -99,14 +108,21 @@ static void fmt_time(int64_t t, char *buf, size_t len)
 static int cmd_init(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "chunk-size", required_argument, NULL, 'c' }, { 0 }
+		{ "chunk-size", required_argument, NULL, 'c' },
+		{ "object-lock", required_argument, NULL, 'L' }, { 0 }
 	};
 	struct bdev_err e = { 0 };
 	uint64_t cs = 0;
-	int c;
+	int c, rc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
+		if (c == 'L') {
+			if (!parse_count("object lock days", optarg,
+					 &remote.object_lock_days))
+				return 2;
+			continue;
+		}
 		if (c != 'c')
 			return vt_usage(&backup_cmd);
 		if (!vt_parse_size("chunk size", optarg, &cs))
@@ -118,7 +134,14 @@ static int cmd_init(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return vt_usage(&backup_cmd);
-	if (bkp_init(argv[optind], (uint32_t)cs, &e)) {
+	if (remote.object_lock_days && !bkp_is_remote(argv[optind])) {
+		vt_err(NULL, "--object-lock needs an s3:// repository");
+		return 2;
+	}
+	rc = bkp_is_remote(argv[optind])
+	     ? bkp_init_remote(argv[optind], (uint32_t)cs, &remote, &e)
+	     : bkp_init(argv[optind], (uint32_t)cs, &e);
+	if (rc) {
 		vt_err(NULL, "%s", e.msg);
 		return 1;
 	}
@@ -663,6 +686,9 @@ static int cmd_gc(int argc, char **argv)
 	       (unsigned long long)res.kept_grace,
 	       (unsigned long long)res.tmp_removed,
 	       o.dry_run ? "to remove" : "removed");
+	if (res.locked)
+		printf("gc: %llu unreferenced chunks are under Object Lock retention and stay until it ends\n",
+		       (unsigned long long)res.locked);
 	return 0;
 }
 
@@ -678,6 +704,52 @@ static int run_backup(int argc, char **argv)
 		{ "repair", cmd_repair },
 	};
 
+	int k = 1;
+
+	/* The object-storage options, wherever they stand (before "--"). */
+	for (int i = 1; i < argc; i++) {
+		static const char *const names[] = { "--s3-endpoint", "--s3-region",
+						     "--connections" };
+		const char *val = NULL;
+		size_t which = 3;
+
+		if (!strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[k++] = argv[i++];
+			break;
+		}
+		for (size_t n = 0; n < UTIL_ARRAY_SIZE(names); n++) {
+			size_t l = strlen(names[n]);
+
+			if (!strncmp(argv[i], names[n], l) &&
+			    (argv[i][l] == '=' || !argv[i][l])) {
+				which = n;
+				if (argv[i][l] == '=')
+					val = argv[i] + l + 1;
+				else if (i + 1 < argc)
+					val = argv[++i];
+			}
+		}
+		if (which == 3) {
+			argv[k++] = argv[i];
+			continue;
+		}
+		if (!val) {
+			vt_err(NULL, "%s needs a value", names[which]);
+			return 2;
+		}
+		if (which == 0)
+			remote.endpoint = val;
+		else if (which == 1)
+			remote.region = val;
+		else if (!parse_count("connections", val, &remote.connections) ||
+			 remote.connections < 1 || remote.connections > 64) {
+			vt_err(NULL, "--connections: 1 to 64");
+			return 2;
+		}
+	}
+	argc = k;
+	argv[argc] = NULL;
 	if (argc < 2)
 		return vt_usage(&backup_cmd);
 	if (!strcmp(argv[1], "list"))
