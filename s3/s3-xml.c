@@ -327,6 +327,7 @@ struct list_page {
 	bool *truncated;
 	char *next;
 	size_t nnext;
+	bool validate;          /* first pass: check only, no fn */
 	bool root_ok, has_key, has_size;
 	char key[S3_KEY_MAX + 1];
 	struct s3_stat st;
@@ -340,9 +341,11 @@ static int parse_u64(const char *s, uint64_t *v)
 	if (!*s)
 		return -1;
 	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || x > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*s - '0');
+
+		if (*s < '0' || *s > '9' || x > (UINT64_MAX - d) / 10)
 			return -1;
-		x = x * 10 + (uint64_t)(*s - '0');
+		x = x * 10 + d;
 	}
 	*v = x;
 	return 0;
@@ -366,7 +369,7 @@ static int list_leaf(void *opaque, const char *const *path, int depth,
 		if (text || !lp->has_key || !lp->has_size)
 			return bdev_err_set(lp->e, EPROTO,
 					    "list answer: <Contents> without <Key> or <Size>");
-		r = lp->fn(lp->opaque, lp->key, &lp->st);
+		r = lp->validate ? 0 : lp->fn(lp->opaque, lp->key, &lp->st);
 		lp->has_key = lp->has_size = false;
 		memset(&lp->st, 0, sizeof(lp->st));
 		return r;
@@ -392,7 +395,7 @@ static int list_leaf(void *opaque, const char *const *path, int depth,
 		return 0;       /* <Owner> and the like */
 	if (!strcmp(path[2], "Key")) {
 		if (tlen == 0 || tlen > S3_KEY_MAX || lp->has_key)
-			return bdev_err_set(lp->e, EPROTO, "list answer: key of %zu bytes", tlen);
+			return bdev_err_set(lp->e, EPROTO, "list answer: key of %zu bytes, or a second <Key>", tlen);
 		memcpy(lp->key, text, tlen + 1);
 		lp->has_key = true;
 	} else if (!strcmp(path[2], "Size")) {
@@ -437,11 +440,18 @@ int s3_list_parse(const char *xml, size_t len, s3_list_fn fn, void *opaque,
 	lp->next = next;
 	lp->nnext = nnext;
 	lp->e = e;
+	/* Two passes: the whole page is checked before fn sees any key, so a
+	 * malformed page yields nothing. */
+	lp->validate = true;
 	r = s3_xml_walk(xml, len, list_leaf, lp, e);
 	if (!r && !lp->root_ok)
 		r = bdev_err_set(e, EPROTO, "list answer: empty");
 	if (!r && *truncated && !next[0])
 		r = bdev_err_set(e, EPROTO, "list answer: truncated without a continuation token");
+	if (!r) {
+		lp->validate = false;
+		r = s3_xml_walk(xml, len, list_leaf, lp, e);
+	}
 	free(lp);
 	return r;
 }

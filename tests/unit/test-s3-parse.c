@@ -1,0 +1,343 @@
+/* s3: the parts that need no store: s3:// URLs (s3_url_parse), the
+ * configuration from the environment (s3_config_env: AWS variable names,
+ * fallbacks, options kept over variables, no credentials refused), and the
+ * ListObjectsV2 page parser (s3_list_parse) on good pages (entities,
+ * numeric references, pages, Owner blocks) and hostile ones (truncated,
+ * unbalanced, oversized, nested too deep, bad entities, NUL references,
+ * a key over 1024 bytes, a huge size, a truncated page without a token,
+ * another root element). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "s3/s3.h"
+
+static void test_url(void **state)
+{
+	char b[64], p[1024], longp[1100];
+	struct bdev_err e = { 0 };
+
+	(void)state;
+	assert_true(s3_is_url("s3://x"));
+	assert_false(s3_is_url("/tmp/repo"));
+	assert_false(s3_is_url("S3:/x"));
+
+	assert_int_equal(s3_url_parse("s3://my-bucket", b, p, &e), 0);
+	assert_string_equal(b, "my-bucket");
+	assert_string_equal(p, "");
+	assert_int_equal(s3_url_parse("s3://my.bucket.1/", b, p, &e), 0);
+	assert_string_equal(b, "my.bucket.1");
+	assert_string_equal(p, "");
+	assert_int_equal(s3_url_parse("s3://bkt//backups/host a/", b, p, &e), 0);
+	assert_string_equal(b, "bkt");
+	assert_string_equal(p, "backups/host a");
+
+	/* Bad bucket names. */
+	static const char *const bad[] = {
+		"s3://", "s3://ab", "s3://Upper", "s3://-start", "s3://end-",
+		"s3://a..b", "s3://192.168.1.1", "s3://under_score/x", "http://bkt/x",
+		"s3://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"s3://bkt/a//b", "s3://bkt/a\nb",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		e.code = 0;
+		assert_int_equal(s3_url_parse(bad[i], b, p, &e), -EINVAL);
+		assert_int_equal(e.code, EINVAL);
+		assert_true(strlen(e.msg) > 0);
+	}
+	memcpy(longp, "s3://bkt/", 9);
+	memset(longp + 9, 'k', 1030);
+	longp[1039] = 0;
+	assert_int_equal(s3_url_parse(longp, b, p, &e), -EINVAL);
+	longp[9 + 1023] = 0;
+	assert_int_equal(s3_url_parse(longp, b, p, &e), 0);
+	assert_int_equal(strlen(p), 1023);
+}
+
+static void clear_env(void)
+{
+	static const char *const v[] = {
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
+		"AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE",
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		unsetenv(v[i]);
+}
+
+static void test_env(void **state)
+{
+	struct s3_config c;
+	struct bdev_err e = { 0 };
+	char big[4000];
+
+	(void)state;
+	clear_env();
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "AWS_ACCESS_KEY_ID"));
+
+	setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "SECRET", 1);
+	setenv("AWS_DEFAULT_REGION", "eu-west-3", 1);
+	setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:7480", 1);
+	setenv("AWS_CA_BUNDLE", "/etc/ca.pem", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.access_key, "AKID");
+	assert_string_equal(c.secret_key, "SECRET");
+	assert_string_equal(c.region, "eu-west-3");
+	assert_string_equal(c.endpoint, "http://127.0.0.1:7480");
+	assert_string_equal(c.ca_file, "/etc/ca.pem");
+	assert_string_equal(c.session_token, "");
+	assert_true(c.path_style);
+
+	/* AWS_REGION and AWS_ENDPOINT_URL win over the fallbacks; fields
+	 * already set win over the environment. */
+	setenv("AWS_REGION", "us-west-2", 1);
+	setenv("AWS_ENDPOINT_URL", "https://s3.example", 1);
+	setenv("AWS_SESSION_TOKEN", "TOKEN", 1);
+	memset(&c, 0, sizeof(c));
+	strcpy(c.secret_key, "from-option");
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.region, "us-west-2");
+	assert_string_equal(c.endpoint, "https://s3.example");
+	assert_string_equal(c.secret_key, "from-option");
+	assert_string_equal(c.session_token, "TOKEN");
+
+	/* No endpoint: virtual-host style stays possible. */
+	unsetenv("AWS_ENDPOINT_URL");
+	unsetenv("AWS_ENDPOINT_URL_S3");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_false(c.path_style);
+
+	/* A bad endpoint, a value too long. */
+	setenv("AWS_ENDPOINT_URL", "ftp://x", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	unsetenv("AWS_ENDPOINT_URL");
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	setenv("AWS_SESSION_TOKEN", big, 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -ENAMETOOLONG);
+	clear_env();
+}
+
+struct seen {
+	int n;
+	char keys[8][1100];
+	struct s3_stat st[8];
+	int stop_at;
+};
+
+static int collect(void *opaque, const char *key, const struct s3_stat *st)
+{
+	struct seen *s = opaque;
+
+	if (s->n < 8) {
+		snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", key);
+		s->st[s->n] = *st;
+	}
+	s->n++;
+	return s->stop_at && s->n == s->stop_at ? 42 : 0;
+}
+
+static int parse(const char *xml, struct seen *s, bool *trunc, char *next)
+{
+	struct bdev_err e = { 0 };
+	int r;
+
+	memset(s->keys, 0, sizeof(s->keys));
+	s->n = 0;
+	r = s3_list_parse(xml, strlen(xml), collect, s, trunc, next, 256, &e);
+	if (r < 0 && getenv("S3_TEST_VERBOSE"))
+		fprintf(stderr, "%s\n", e.msg);
+	if (r < 0) {
+		assert_int_equal(e.code, -r);
+		assert_true(strlen(e.msg) > 0);
+	}
+	return r;
+}
+
+#define HEAD "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" \
+	"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+
+static void test_list_good(void **state)
+{
+	struct seen s = { 0 };
+	bool t;
+	char next[256];
+
+	(void)state;
+	assert_int_equal(parse(HEAD "<Name>b</Name><Prefix></Prefix><KeyCount>2</KeyCount>"
+			       "<IsTruncated>true</IsTruncated>"
+			       "<NextContinuationToken>tok&amp;en/+=</NextContinuationToken>"
+			       "<Contents><Key>a &amp; b &lt;c&gt; &quot;d&quot; &apos;e&apos;</Key>"
+			       "<LastModified>2026-11-30T22:53:33.123Z</LastModified>"
+			       "<ETag>&quot;0123abcd&quot;</ETag><Size>12</Size>"
+			       "<Owner><ID>x</ID><DisplayName>y</DisplayName></Owner>"
+			       "<StorageClass>STANDARD</StorageClass></Contents>\n"
+			       "<Contents><Key>&#252;&#x441;/k</Key><Size>0</Size></Contents>"
+			       "<Contents><Key>z</Key><Size>18446744073709551615</Size><Empty/></Contents>"
+			       "</ListBucketResult>\n", &s, &t, next), 0);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.keys[0], "a & b <c> \"d\" 'e'");
+	assert_int_equal(s.st[0].size, 12);
+	assert_int_equal(s.st[0].mtime, 1796079213);
+	assert_string_equal(s.st[0].etag, "0123abcd");
+	assert_string_equal(s.keys[1], "\xc3\xbc\xd1\x81/k");
+	assert_int_equal(s.st[1].size, 0);
+	assert_int_equal(s.st[1].mtime, 0);
+	assert_int_equal(s.st[2].size, UINT64_MAX);
+	assert_true(t);
+	assert_string_equal(next, "tok&en/+=");
+
+	/* A last page, empty. */
+	assert_int_equal(parse(HEAD "<IsTruncated>false</IsTruncated></ListBucketResult>", &s, &t, next), 0);
+	assert_int_equal(s.n, 0);
+	assert_false(t);
+	assert_string_equal(next, "");
+
+	/* The callback stops the walk. */
+	s.stop_at = 1;
+	assert_int_equal(parse(HEAD "<Contents><Key>a</Key><Size>1</Size></Contents>"
+			       "<Contents><Key>b</Key><Size>1</Size></Contents></ListBucketResult>",
+			       &s, &t, next), 42);
+	assert_int_equal(s.n, 1);
+}
+
+static void test_list_hostile(void **state)
+{
+	struct seen s = { 0 };
+	bool t;
+	char next[256];
+	char *huge, *deep, *longkey, *longtok;
+	size_t n;
+
+	(void)state;
+	static const char *const bad[] = {
+		"",
+		"   ",
+		"not xml",
+		HEAD,                                                   /* truncated */
+		HEAD "<Contents><Key>a</Key><Size>1</Size></Contents>", /* no end */
+		HEAD "<Contents><Key>a</Key><Size>1</Size>",
+		HEAD "<Contents><Key>a</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a</Key><Size>1</Size></Contents></ListBucketResult><X/>",
+		HEAD "</ListBucketResult></ListBucketResult>",
+		HEAD "<Contents><Key>a</Key></Contents></ListBucketResult>",   /* no size */
+		HEAD "<Contents><Size>1</Size></Contents></ListBucketResult>", /* no key */
+		HEAD "<Contents><Key></Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a</Key><Key>b</Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a</Key><Size>-1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a</Key><Size>18446744073709551616</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a</Key><Size>1x</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a&bogus;</Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a&amp</Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a&#0;b</Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a&#xD800;</Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a&#x110000;</Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a&#99999999999;</Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a&#;</Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents><Key>a</Key><Size>1</Size><LastModified>yesterday</LastModified>"
+		     "</Contents></ListBucketResult>",
+		HEAD "<IsTruncated>maybe</IsTruncated></ListBucketResult>",
+		HEAD "<IsTruncated>true</IsTruncated></ListBucketResult>",     /* no token */
+		"<!DOCTYPE x [<!ENTITY e \"boom\">]>" HEAD "</ListBucketResult>",
+		HEAD "<![CDATA[<Contents>]]></ListBucketResult>",
+		"<Error><Contents><Key>a</Key><Size>1</Size></Contents></Error>",
+		HEAD "<Contents <Key>a</Key><Size>1</Size></Contents></ListBucketResult>",
+		HEAD "<Contents attr=\"unterminated></Contents></ListBucketResult>",
+		HEAD "<!-- unterminated comment </ListBucketResult>",
+		"<?xml unterminated",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = parse(bad[i], &s, &t, next);
+
+		if (r != -EPROTO)
+			fail_msg("case %zu accepted (%d): %s", i, r, bad[i]);
+		assert_int_equal(s.n, 0);
+	}
+
+	/* A NUL byte inside the document (the length says more follows). */
+	{
+		static const char nul[] = HEAD "<Contents><Key>a\0b</Key><Size>1</Size></Contents></ListBucketResult>";
+		struct bdev_err e = { 0 };
+
+		assert_int_equal(s3_list_parse(nul, sizeof(nul) - 1, collect, &s, &t, next, 256, &e), -EPROTO);
+	}
+
+	/* Nested too deep. */
+	n = 100;
+	deep = malloc(n * 8 + 200);
+	assert_non_null(deep);
+	strcpy(deep, HEAD);
+	for (size_t i = 0; i < n; i++)
+		strcat(deep, "<a>");
+	for (size_t i = 0; i < n; i++)
+		strcat(deep, "</a>");
+	strcat(deep, "</ListBucketResult>");
+	assert_int_equal(parse(deep, &s, &t, next), -EPROTO);
+	free(deep);
+
+	/* A key over 1024 bytes; one of exactly 1024 is fine. */
+	longkey = malloc(4000);
+	assert_non_null(longkey);
+	strcpy(longkey, HEAD "<Contents><Key>");
+	memset(longkey + strlen(longkey), 'k', 1025);
+	strcpy(longkey + strlen(HEAD "<Contents><Key>") + 1025, "</Key><Size>1</Size></Contents></ListBucketResult>");
+	assert_int_equal(parse(longkey, &s, &t, next), -EPROTO);
+	memmove(longkey + strlen(HEAD "<Contents><Key>") + 1024,
+		longkey + strlen(HEAD "<Contents><Key>") + 1025,
+		strlen(longkey + strlen(HEAD "<Contents><Key>") + 1025) + 1);
+	assert_int_equal(parse(longkey, &s, &t, next), 0);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(strlen(s.keys[0]), 1024);
+	free(longkey);
+
+	/* A continuation token larger than the caller's buffer. */
+	longtok = malloc(2000);
+	assert_non_null(longtok);
+	strcpy(longtok, HEAD "<IsTruncated>true</IsTruncated><NextContinuationToken>");
+	memset(longtok + strlen(longtok), 't', 300);
+	strcpy(longtok + strlen(HEAD "<IsTruncated>true</IsTruncated><NextContinuationToken>") + 300,
+	       "</NextContinuationToken></ListBucketResult>");
+	assert_int_equal(parse(longtok, &s, &t, next), -EPROTO);
+	free(longtok);
+
+	/* Text of one element beyond the cap, and a document beyond the
+	 * size cap (17 MiB of white space inside the root). */
+	n = 17u << 20;
+	huge = malloc(n + 200);
+	assert_non_null(huge);
+	strcpy(huge, HEAD "<Contents><Key>");
+	memset(huge + strlen(huge), 'h', 100000);
+	strcpy(huge + strlen(HEAD "<Contents><Key>") + 100000, "</Key><Size>1</Size></Contents></ListBucketResult>");
+	assert_int_equal(parse(huge, &s, &t, next), -EPROTO);
+	strcpy(huge, HEAD);
+	memset(huge + strlen(HEAD), ' ', n);
+	strcpy(huge + strlen(HEAD) + n, "</ListBucketResult>");
+	assert_int_equal(parse(huge, &s, &t, next), -EPROTO);
+	free(huge);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_list_good),
+		cmocka_unit_test(test_list_hostile),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
