@@ -61,6 +61,8 @@ struct bkp_remote {
 				   * 0: two per CPU */
 	int object_lock_days;     /* init: create the bucket with Object Lock
 				   * and retain every object this long */
+	int retries;              /* attempts after the first on 5xx, 429,
+				   * timeouts; 0: the client's default (6) */
 };
 /* Whether path is an object-storage URL (s3://). */
 bool bkp_is_remote(const char *path);
@@ -260,6 +262,8 @@ struct bkp_gc_result {
 	uint64_t tmp_removed;     /* leftovers of interrupted writers */
 	uint64_t locked;          /* object storage: unreferenced but under
 				   * Object Lock retention (kept) */
+	uint64_t retention_extended; /* Object Lock: referenced objects whose
+				   * retention gc extended */
 };
 
 /* Mark every chunk an index references, sweep the others older than the

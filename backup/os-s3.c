@@ -731,6 +731,51 @@ static int sweep_one(void *opaque, const char *name,
 	return 0;
 }
 
+/* Object Lock, in generations: an object with less than DAYS of
+ * retention left gets now + 2 * DAYS, so each is extended once per DAYS
+ * however often gc runs.  -EACCES is tolerated (reported in the count
+ * of failures). */
+static int extend_one(struct bkp_repo *r, const char *key,
+		      struct bkp_gc_result *res)
+{
+	int64_t d = (int64_t)r->object_lock_days * 86400, now = time(NULL);
+	int64_t until = 0;
+	char k[KEY_MAX];
+
+	full_key(r, key, k);
+	if (s3_retention_get(S(r)->c, k, &until, NULL))
+		return 0;
+	if (until - now >= d)
+		return 0;
+	if (s3_retention_set(S(r)->c, k, now + 2 * d, NULL) == 0)
+		res->retention_extended++;
+	return 0;
+}
+
+static int extend_meta(void *opaque, const char *name,
+		       const struct bkp_os_stat *st)
+{
+	struct gc_ctx *g = opaque;
+	char key[300];
+
+	(void)st;
+	snprintf(key, sizeof(key), "backups/%s", name);
+	return extend_one(g->r, key, g->res);
+}
+
+static void extend_retention(struct gc_ctx *g, struct bdev_err *e)
+{
+	for (size_t i = 0; i < g->nref; i++) {
+		char key[BKP_CHUNK_KEY];
+
+		if (i && !memcmp(g->ref[i - 1], g->ref[i], BKP_DIGEST))
+			continue;
+		bkp_chunk_key(g->ref[i], key);
+		extend_one(g->r, key, g->res);
+	}
+	(void)os3_list(g->r, "backups", extend_meta, g, e);
+}
+
 static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 		  struct bkp_gc_result *res, struct bdev_err *e)
 {
@@ -762,6 +807,8 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 	if (g.nref)
 		qsort(g.ref, g.nref, BKP_DIGEST, bkp_digest_cmp);
 	rc = os3_chunks(r, sweep_one, &g, e);
+	if (!rc && !o->dry_run && r->object_lock_days > 0)
+		extend_retention(&g, e);
 	for (size_t i = 0; !rc && !o->dry_run && i < g.ndead; i++) {
 		char key[BKP_ID_MAX + 32];
 
@@ -841,6 +888,8 @@ static int attach(struct bkp_repo *r, const struct bkp_remote *o,
 	s->connections = o && o->connections > 0 ? o->connections
 						 : bkp_default_threads();
 	cfg.connections = s->connections;
+	if (o && o->retries > 0)
+		cfg.retries = o->retries;
 	rc = s3_config_env(&cfg, e);
 	if (rc)
 		return rc;

@@ -91,6 +91,9 @@ static int forget_locked(struct bkp_repo *r, const char *id,
 	 * is an orphan that gc removes. */
 	snprintf(key, sizeof(key), "backups/%s.json", id);
 	rc = bkp_os_delete(r, key, e);
+	if (rc == -EACCES)
+		return bdev_err_set(e, EACCES, "backup %s is under Object Lock retention (repository %s retains objects %d days): it cannot be removed before that ends",
+				    id, r->path, r->object_lock_days);
 	if (rc)
 		return rc;
 	snprintf(key, sizeof(key), "backups/%s.idx", id);
@@ -166,10 +169,19 @@ int bkp_prune(struct bkp_repo *r, const struct bkp_prune_opts *o,
 		}
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
-		if (fn)
-			fn(opaque, &v[i], keep[i], keep[i] ? why[i] : "no rule keeps it");
-		if (!keep[i] && !o->dry_run)
+		const char *w = keep[i] ? why[i] : "no rule keeps it";
+
+		if (!keep[i] && !o->dry_run) {
 			rc = forget_locked(r, v[i].id, e);
+			/* Object Lock: reported, not a failure. */
+			if (rc == -EACCES) {
+				keep[i] = true;
+				w = "under Object Lock retention";
+				rc = 0;
+			}
+		}
+		if (fn && !rc)
+			fn(opaque, &v[i], keep[i], w);
 	}
 out:
 	free(v);

@@ -11,7 +11,7 @@
  *   backup prune --keep-last N ... [--dry-run] REPO
  *   backup gc [--grace SECONDS] [--dry-run] REPO
  * REPO: a folder or s3://BUCKET[/PREFIX]; --s3-endpoint URL, --s3-region R,
- * --connections N anywhere after "backup".
+ * --connections N, --s3-retries N anywhere after "backup".
  */
 #include "vhdtool.h"
 
@@ -39,7 +39,7 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 		 "backup prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] REPO\n"
 		 "backup gc [--grace SECONDS] [--dry-run] REPO\n"
 		 "backup forget REPO ID\n"
-		 "REPO: a folder, or s3://BUCKET[/PREFIX] with [--s3-endpoint URL] [--s3-region R] [--connections N]\n"
+		 "REPO: a folder, or s3://BUCKET[/PREFIX] with [--s3-endpoint URL] [--s3-region R] [--connections N] [--s3-retries N]\n"
 		 "  (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ENDPOINT_URL, AWS_REGION)",
 	.summary = "deduplicating backups of disks: create, list, restore, verify, repair, prune, gc",
 	.run = run_backup)
@@ -689,6 +689,9 @@ static int cmd_gc(int argc, char **argv)
 	if (res.locked)
 		printf("gc: %llu unreferenced chunks are under Object Lock retention and stay until it ends\n",
 		       (unsigned long long)res.locked);
+	if (res.retention_extended)
+		printf("gc: Object Lock retention extended on %llu objects\n",
+		       (unsigned long long)res.retention_extended);
 	return 0;
 }
 
@@ -709,9 +712,9 @@ static int run_backup(int argc, char **argv)
 	/* The object-storage options, wherever they stand (before "--"). */
 	for (int i = 1; i < argc; i++) {
 		static const char *const names[] = { "--s3-endpoint", "--s3-region",
-						     "--connections" };
+						     "--connections", "--s3-retries" };
 		const char *val = NULL;
-		size_t which = 3;
+		size_t which = 4;
 
 		if (!strcmp(argv[i], "--")) {
 			while (i < argc)
@@ -730,7 +733,7 @@ static int run_backup(int argc, char **argv)
 					val = argv[++i];
 			}
 		}
-		if (which == 3) {
+		if (which == 4) {
 			argv[k++] = argv[i];
 			continue;
 		}
@@ -742,7 +745,13 @@ static int run_backup(int argc, char **argv)
 			remote.endpoint = val;
 		else if (which == 1)
 			remote.region = val;
-		else if (!parse_count("connections", val, &remote.connections) ||
+		else if (which == 3) {
+			if (!parse_count("retries", val, &remote.retries) ||
+			    remote.retries > 100) {
+				vt_err(NULL, "--s3-retries: 0 to 100");
+				return 2;
+			}
+		} else if (!parse_count("connections", val, &remote.connections) ||
 			 remote.connections < 1 || remote.connections > 64) {
 			vt_err(NULL, "--connections: 1 to 64");
 			return 2;
