@@ -136,13 +136,12 @@ static int walk_one(void *opaque, const char *name,
 
 /* Every well-named chunk file of the repository. */
 static int walk_chunks(const struct bkp_repo *r, struct vchunk **v,
-		       size_t *n, size_t *cap)
+		       size_t *n, size_t *cap, struct bdev_err *e)
 {
 	if (r->os) {
 		struct walk w = { v, n, cap };
-		struct bdev_err e;
 
-		return r->os->chunks(r, walk_one, &w, &e);
+		return r->os->chunks(r, walk_one, &w, e);
 	}
 	for (int i = 0; i < 256; i++) {
 		char *dir = bkp_path(r, "chunks/%02x", i), pre[3];
@@ -249,9 +248,11 @@ int bkp_verify(struct bkp_repo *r, const char *id, int threads,
 				goto nomem;
 		nb++;
 	}
-	rc = 0;
-	if (!id && walk_chunks(r, &c, &nc, &cap))
+	rc = id ? 0 : walk_chunks(r, &c, &nc, &cap, e);
+	if (rc == -ENOMEM)
 		goto nomem;
+	if (rc)
+		goto out;
 	if (nc)
 		qsort(c, nc, sizeof(*c), cmp_vchunk);
 	for (size_t i = 0; i < nc; i++) {

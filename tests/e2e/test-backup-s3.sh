@@ -116,13 +116,13 @@ rm -f "$dir/out.raw"
 # ---- prune + gc while a backup runs ----
 head -c $((8 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 10M || fail "write 3"
 TO $T read "$dir/d.vhd" 0 40M >"$dir/ref3" || fail "read ref3"
-VHDTOOL_TEST_STEP_DELAY_US=500000 TO $T backup create --full -p "$R" "$dir/d.vhd" >"$dir/bg.out" 2>"$dir/bg.err" &
+VHDTOOL_TEST_STEP_DELAY_US=3000000 TO $T backup create --full -p "$R" "$dir/d.vhd" >"$dir/bg.out" 2>"$dir/bg.err" &
 bgpid=$!
 for _ in $(seq 100); do
 	TO $P list s3://vhds-backup/repo/one/writers | grep -q . && break
 	sleep 0.1
 done
-TO $P list s3://vhds-backup/repo/one/writers | grep -q . || fail "no heartbeat object of the running backup"
+TO $P list s3://vhds-backup/repo/one/writers | grep -q . || fail "no heartbeat object of the running backup: $(cat "$dir/bg.err")"
 TO $T backup prune --keep-last 1 "$R" >"$dir/prune" 2>"$dir/err" || fail "prune beside a backup"
 TO $T backup gc --grace 0 "$R" >"$dir/gc" 2>"$dir/err" || fail "gc beside a backup"
 wait "$bgpid" || { bgpid=; fail "the backup beside prune and gc failed: $(cat "$dir/bg.err")"; }
