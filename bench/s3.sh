@@ -34,22 +34,8 @@ ceph_cluster_start "$work/ceph"
 ceph_rgw_start
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/cache/restic
 
-disk=$work/disk.raw
-half=$((SIZE_MIB / 2))
-head -c $((half * M)) /dev/urandom >"$disk"
-head -c $(((SIZE_MIB - half) * M)) /dev/zero >>"$disk"
-nchunks=$((SIZE_MIB / 4))
-changed=$((nchunks / 10))
-for k in $(seq 0 $((changed - 1))); do
-	dd if="$disk" bs=4M skip=$((k * 10)) count=1 status=none >>"$work/orig.bin"
-done
-head -c $((changed * 4 * M)) /dev/urandom >"$work/new.bin"
-apply() {
-	for k in $(seq 0 $((changed - 1))); do
-		dd if="$1" bs=4M skip="$k" count=1 status=none |
-			"$T" write "$disk" $((k * 40))M $((4 * M)) || exit 1
-	done
-}
+bench_disk
+apply() { bench_apply "$1"; }
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc; }
 
