@@ -71,6 +71,8 @@ struct rq {
 	size_t fixed_len;
 	uint64_t range_off, fixed_skip;
 	bool too_big;
+	bool discard;                   /* a success body is not wanted (PUT,
+					 * DELETE): dropped, ERR_BODY_MAX at most */
 	char *err;                      /* error body, ERR_BODY_MAX at most */
 	size_t err_len;
 	long status;
@@ -156,6 +158,16 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *opaque)
 			take = q->fixed_len - q->len;
 		memcpy((char *)q->fixed + q->len, p + skip, take);
 		q->len += take;
+		return n;
+	}
+	if (q->discard) {
+		/* Some stores answer a PUT with a small XML body: drop it,
+		 * within reason. */
+		if (n > ERR_BODY_MAX - q->len) {
+			q->too_big = true;
+			return 0;
+		}
+		q->len += n;
 		return n;
 	}
 	if (n > q->max - q->len) {
@@ -414,6 +426,17 @@ static CURLcode attempt(struct s3_client *c, CURL *h, struct rq *q,
 	return curl_easy_perform(h);
 }
 
+/* Append line to *hl; on failure free the list, *hl NULL, false. */
+static bool hdr_add(struct curl_slist **hl, const char *line)
+{
+	struct curl_slist *t = curl_slist_append(*hl, line);
+
+	if (!t)
+		curl_slist_free_all(*hl);
+	*hl = t;
+	return t != NULL;
+}
+
 /* Send q with retries; 0 for a 2xx answer, else -errno (e). */
 static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 {
@@ -421,7 +444,8 @@ static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 	char sha[2 * 32 + 1], w[400];
 	char hbuf[128];
 	char *url = NULL;
-	struct curl_slist *hl = NULL, *t;
+	struct curl_slist *hl = NULL;
+	bool ok;
 	CURLcode rc = CURLE_OK;
 	unsigned mdlen;
 	int r, tries = 1 + c->cfg.retries;
@@ -440,17 +464,13 @@ static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 	}
 	hex(md, 32, sha);
 	snprintf(hbuf, sizeof(hbuf), "x-amz-content-sha256: %s", sha);
-	hl = curl_slist_append(hl, hbuf);
 	/* Not a form.  (An "Expect:" line to drop curl's 100-continue would
 	 * be signed as a header by curl 7.88 and break the signature.) */
-	if (hl && q->body)
-		hl = curl_slist_append(hl, "Content-Type: application/octet-stream");
-	if (hl && c->token_hdr[0])
-		hl = curl_slist_append(hl, c->token_hdr);
-	for (const char *const *p = q->hdrs; hl && p && *p; p++) {
-		t = curl_slist_append(hl, *p);
-		hl = t;
-	}
+	ok = hdr_add(&hl, hbuf) &&
+	     (!q->body || hdr_add(&hl, "Content-Type: application/octet-stream")) &&
+	     (!c->token_hdr[0] || hdr_add(&hl, c->token_hdr));
+	for (const char *const *p = q->hdrs; ok && p && *p; p++)
+		ok = hdr_add(&hl, *p);
 	if (!hl) {
 		free(url);
 		return bdev_err_set(e, ENOMEM, "out of memory");
@@ -479,8 +499,9 @@ static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 		}
 		conn_put(c, h);
 		if (q->too_big) {
-			r = bdev_err_set(e, EFBIG, "%s %s: object larger than %zu bytes",
-					 q->op, where(c, q, w, sizeof(w)), q->max);
+			r = bdev_err_set(e, EFBIG, "%s %s: answer larger than %zu bytes",
+					 q->op, where(c, q, w, sizeof(w)),
+					 q->discard ? (size_t)ERR_BODY_MAX : q->max);
 			goto out;
 		}
 		if (rc != CURLE_OK) {
@@ -644,7 +665,7 @@ int s3_bucket_create(struct s3_client *c, bool object_lock,
 		     struct bdev_err *e)
 {
 	struct rq head = { .op = "create bucket", .method = "HEAD" };
-	struct rq q = { .op = "create bucket", .method = "PUT" };
+	struct rq q = { .op = "create bucket", .method = "PUT", .discard = true };
 	static const char *const lock_hdr[] = { "x-amz-bucket-object-lock-enabled: true", NULL };
 	char body[256];
 	int r;
@@ -656,10 +677,10 @@ int s3_bucket_create(struct s3_client *c, bool object_lock,
 	rq_free(&head);
 	if (r == 0)
 		return bdev_err_set(e, EEXIST, "create bucket s3://%s: exists already", c->bucket);
-	if (r == -EACCES)
-		return bdev_err_set(e, EEXIST, "create bucket s3://%s: exists (owned by someone else)",
-				    c->bucket);
-	if (r != -ENOENT && r != -ENXIO)
+	/* 403: someone else's bucket (the PUT says 409 BucketAlreadyExists)
+	 * or bad credentials (the PUT says why, with a code: a HEAD answer
+	 * has no body). */
+	if (r != -ENOENT && r != -ENXIO && r != -EACCES)
 		return r;
 	if (object_lock)
 		q.hdrs = lock_hdr;
@@ -693,7 +714,7 @@ static int md5_header(const void *data, size_t len, char out[64])
 int s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
 	   const struct s3_put_opts *opts, struct bdev_err *e)
 {
-	struct rq q = { .op = "put", .method = "PUT", .key = key,
+	struct rq q = { .op = "put", .method = "PUT", .key = key, .discard = true,
 			.body = data ? data : "", .body_len = len };
 	char md5[64], until[40], lockdate[96];
 	const char *hdrs[5];
@@ -807,7 +828,7 @@ int s3_head(struct s3_client *c, const char *key, struct s3_stat *st,
 int s3_delete(struct s3_client *c, const char *key, struct bdev_err *e)
 {
 	struct rq head = { .op = "delete", .method = "HEAD", .key = key };
-	struct rq q = { .op = "delete", .method = "DELETE", .key = key };
+	struct rq q = { .op = "delete", .method = "DELETE", .key = key, .discard = true };
 	char query[300], enc[280];
 	int r;
 
@@ -891,7 +912,7 @@ int s3_retention_set(struct s3_client *c, const char *key, int64_t until,
 {
 	char body[256], date[40], md5[64];
 	const char *hdrs[] = { md5, NULL };
-	struct rq q = { .op = "set retention", .method = "PUT", .key = key,
+	struct rq q = { .op = "set retention", .method = "PUT", .key = key, .discard = true,
 			.query = "retention=", .hdrs = hdrs };
 	int r;
 

@@ -75,7 +75,11 @@ struct s3_put_opts {
 				 * exists.  Where the store ignores the header,
 				 * s3_put still never replaces an existing
 				 * object: it does HEAD then PUT (see
-				 * s3_set_no_conditional). */
+				 * s3_set_no_conditional).  A retried
+				 * conditional PUT whose first attempt was
+				 * stored but whose answer was lost is
+				 * -EEXIST too: only for content-addressed
+				 * keys, where that is harmless. */
 	int64_t retain_until;   /* Unix seconds: Object Lock retention
 				 * (COMPLIANCE mode) set with the PUT; 0 none */
 };
@@ -98,11 +102,15 @@ struct s3_stat {
 	int64_t mtime;          /* Last-Modified, Unix seconds */
 	char etag[80];          /* without quotes */
 };
+/* A HEAD answer has no body, hence no S3 code: a missing bucket is
+ * -ENOENT here, like a missing key. */
 int s3_head(struct s3_client *c, const char *key, struct s3_stat *st,
 	    struct bdev_err *e);
 
 /* Delete key.  Deleting a key that does not exist is 0 (S3 semantics);
- * one under Object Lock retention -EACCES. */
+ * one under Object Lock retention -EACCES.  A HEAD first: in a versioned
+ * bucket (every Object Lock bucket) the current version is deleted by its
+ * id, not hidden behind a delete marker. */
 int s3_delete(struct s3_client *c, const char *key, struct bdev_err *e);
 
 /* Every key under prefix (ListObjectsV2, all pages), in the store's

@@ -1,6 +1,6 @@
-# Sourced by the RBD tests: a throw-away single-node Ceph cluster on
-# 127.0.0.1 (one monitor, one OSD on memstore, auth none, a random fsid),
-# all in a scratch folder.  Not a test itself (no .sh).
+# Sourced by the RBD and S3 tests: a throw-away single-node Ceph cluster on
+# 127.0.0.1 (one monitor, one OSD on memstore, auth none, a random fsid,
+# radosgw on demand), all in a scratch folder.  Not a test itself (no .sh).
 #
 #   ceph_cluster_start DIR   start it under DIR (exit 77 with a reason when
 #                            the Ceph packages are missing or the cluster is

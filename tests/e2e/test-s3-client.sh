@@ -7,7 +7,9 @@
 # missing key; delete; an Object Lock bucket (retention set with the PUT,
 # delete refused, retention extended, shortening refused); every operation
 # through flaky-proxy answering 503 SlowDown to half the requests, with
-# retries counted; a wrong secret key refused with a clear 403.
+# retries counted; requests that get no answer (timeouts) and a port
+# where nothing listens, retried; a wrong secret key refused with a clear
+# 403.
 set -eu
 B=${BUILD:-build}
 P=$B/tests/tools/s3probe
@@ -125,13 +127,20 @@ S delete s3://lock-bucket/free || fail "delete of an unlocked object in a lock b
 expect_err ENOENT S head s3://lock-bucket/free
 [ "$(S list s3://lock-bucket --count)" = 1 ] || fail "lock bucket listing"
 
+# start_proxy ARGS...: (re)start flaky-proxy in front of radosgw.
+start_proxy() {
+	[ -z "$proxy_pid" ] || { kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; }
+	: >"$dir/proxy.port"
+	"$PROXY" "$@" --seed $$ --lifetime 300 "${AWS_ENDPOINT_URL#http://}" >"$dir/proxy.port" 2>"$dir/proxy.err" &
+	proxy_pid=$!
+	for _ in $(seq 50); do [ -s "$dir/proxy.port" ] && break; sleep 0.1; done
+	[ -s "$dir/proxy.port" ] || fail "flaky-proxy did not start: $(cat "$dir/proxy.err")"
+}
+
 # Through a proxy that answers 503 SlowDown to half the requests: every
 # operation succeeds, with retries.  (20 retries: a 1 in 2^21 chance per
 # operation of 21 failures in a row.)
-"$PROXY" --fail 0.5 --seed $$ --lifetime 300 "${AWS_ENDPOINT_URL#http://}" >"$dir/proxy.port" 2>"$dir/proxy.err" &
-proxy_pid=$!
-for _ in $(seq 50); do [ -s "$dir/proxy.port" ] && break; sleep 0.1; done
-[ -s "$dir/proxy.port" ] || fail "flaky-proxy did not start: $(cat "$dir/proxy.err")"
+start_proxy --fail 0.5
 F() { S --endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --retries 20 --stats "$@" 2>>"$dir/stats"; }
 : >"$dir/stats"
 F put s3://test-bucket/flaky/big "$dir/size4m1" || fail "put through the flaky proxy"
@@ -148,6 +157,27 @@ F delete s3://test-bucket/flaky/big || fail "delete through the flaky proxy"
 retries=$(sed -n 's/.*retries=\([0-9]*\).*/\1/p' "$dir/stats" | paste -sd+ | bc)
 [ "$retries" -gt 0 ] || fail "no retries counted through the flaky proxy: $(cat "$dir/stats")"
 echo "flaky proxy: $retries retries over $(wc -l <"$dir/stats") commands"
+
+# Answers that never come: a proxy that stalls every request -> the
+# per-request timeout, retried, then ETIMEDOUT; one that stalls every
+# third -> success with retries.
+start_proxy --fail 0 --stall 1
+expect_err ETIMEDOUT S --endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --timeout-ms 500 --retries 2 \
+	head s3://test-bucket/rt/size1
+grep -q "after 3 attempts" "$dir/err" || fail "timeouts: $(cat "$dir/err")"
+start_proxy --fail 0 --stall-every 3
+: >"$dir/stats"
+for i in 1 2 3 4 5 6; do
+	S --endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --timeout-ms 1500 --retries 20 --stats \
+		get s3://test-bucket/rt/size1 "$dir/x" 2>>"$dir/stats" || fail "get through a stalling proxy"
+	cmp "$dir/size1" "$dir/x" || fail "get through a stalling proxy differs"
+done
+retries=$(sed -n 's/.*retries=\([0-9]*\).*/\1/p' "$dir/stats" | paste -sd+ | bc)
+[ "$retries" -gt 0 ] || fail "no retries through the stalling proxy: $(cat "$dir/stats")"
+# Nothing listening: connection refused, retried, then a clear error.
+port=$(ceph_free_port)
+expect_err EIO S --endpoint "http://127.0.0.1:$port" --retries 2 head s3://test-bucket/rt/size1
+grep -q "after 3 attempts" "$dir/err" || fail "connection refused: $(cat "$dir/err")"
 
 # A wrong secret key: a clear 403, not retried.
 expect_err EACCES S --secret wrong-secret get s3://test-bucket/rt/size1 "$dir/x"

@@ -1,7 +1,7 @@
 /* flaky-proxy: a test-only HTTP/1.1 proxy that fails on purpose.
  *
- *   flaky-proxy [--port N] [--fail P] [--seed S] [--lifetime SECONDS]
- *               UPSTREAM_HOST:PORT
+ *   flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S]
+ *               [--lifetime SECONDS] UPSTREAM_HOST:PORT
  *
  * Listens on 127.0.0.1 (port N, 0 = any; the port is printed on stdout,
  * one line), reads each request (head up to 64 KiB, then the body by
@@ -10,13 +10,17 @@
  * "503 Service Unavailable" and an S3 error body <Code>SlowDown</Code>
  * without forwarding; the others go to the upstream with "Connection:
  * close" in place of the client's Connection header (so every request is
- * one connection) and the upstream's answer is relayed back.  Everything
+ * one connection) and the upstream's answer is relayed back.  --stall P:
+ * a fraction P (default 0) of the requests not failed gets no answer at
+ * all: the proxy holds the connection until the client gives up (or 30 s),
+ * for clients' timeouts; --stall-every K: every K-th request so (the K-th,
+ * 2K-th, ... counted from the start), for a test that must see one.  Everything
  * else of the request, the Host header included, is forwarded byte for
  * byte, so signed requests (AWS SigV4) stay valid.
  *
  * Bounded: 64 connections at a time (more wait in the listen queue),
  * 30 s socket timeouts, a lifetime (default 600 s) after which it exits.
- * Prints nothing else; "requests=N failed=N" on stderr when it ends by
+ * Prints nothing else; "requests=N failed=N stalled=N" on stderr when it ends by
  * SIGTERM or its lifetime. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,12 +44,13 @@
 #define IO_TIMEOUT_S 30
 
 static const char *up_host, *up_port;
-static double fail_p = 0.5;
+static double fail_p = 0.5, stall_p;
+static unsigned long stall_every;
 static unsigned seed = 1;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int active;
-static atomic_ulong n_requests, n_failed;
+static atomic_ulong n_requests, n_failed, n_stalled;
 
 static void timeouts(int fd)
 {
@@ -72,12 +77,12 @@ static int send_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-static bool coin(void)
+static bool coin(double p)
 {
 	bool f;
 
 	pthread_mutex_lock(&mu);
-	f = (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) < fail_p;
+	f = (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) < p;
 	pthread_mutex_unlock(&mu);
 	return f;
 }
@@ -201,6 +206,7 @@ static void *serve(void *opaque)
 	size_t hn = 0, blen = 0, vlen, have;
 	const char *v;
 	bool sent_100 = false, is_head;
+	unsigned long nth;
 	ssize_t n;
 
 	timeouts(cfd);
@@ -250,9 +256,9 @@ static void *serve(void *opaque)
 			goto out;
 		have += (size_t)n;
 	}
-	atomic_fetch_add(&n_requests, 1);
+	nth = atomic_fetch_add(&n_requests, 1) + 1;
 	is_head = !strncmp(head, "HEAD ", 5);
-	if (coin()) {
+	if (coin(fail_p)) {
 		static const char xml[] =
 			"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
 			"<Message>Please reduce your request rate.</Message></Error>\n";
@@ -264,6 +270,13 @@ static void *serve(void *opaque)
 
 		atomic_fetch_add(&n_failed, 1);
 		send_all(cfd, ans, (size_t)l);
+	} else if ((stall_every && nth % stall_every == 0) || (stall_p > 0 && coin(stall_p))) {
+		char b;
+
+		/* Until the client closes, or the socket timeout. */
+		atomic_fetch_add(&n_stalled, 1);
+		while (recv(cfd, &b, 1, 0) > 0)
+			;
 	} else {
 		forward(cfd, head, body, blen, sent_100);
 	}
@@ -299,6 +312,10 @@ int main(int argc, char **argv)
 			port = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--fail"))
 			fail_p = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--stall-every"))
+			stall_every = strtoul(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--stall"))
+			stall_p = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--seed"))
 			seed = (unsigned)atol(argv[i + 1]);
 		else if (!strcmp(argv[i], "--lifetime"))
@@ -306,8 +323,9 @@ int main(int argc, char **argv)
 		else
 			break;
 	}
-	if (i != argc - 1 || !(colon = strrchr(argv[i], ':')) || fail_p < 0 || fail_p > 1) {
-		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--seed S] [--lifetime S] HOST:PORT\n");
+	if (i != argc - 1 || !(colon = strrchr(argv[i], ':')) || fail_p < 0 || fail_p > 1 ||
+	    stall_p < 0 || stall_p > 1) {
+		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] HOST:PORT\n");
 		return 2;
 	}
 	*colon = 0;
@@ -356,6 +374,7 @@ int main(int argc, char **argv)
 		}
 		pthread_detach(th);
 	}
-	fprintf(stderr, "requests=%lu failed=%lu\n", atomic_load(&n_requests), atomic_load(&n_failed));
+	fprintf(stderr, "requests=%lu failed=%lu stalled=%lu\n", atomic_load(&n_requests),
+		atomic_load(&n_failed), atomic_load(&n_stalled));
 	return 0;
 }
