@@ -64,6 +64,10 @@ struct bkp_remote {
 	int retries;              /* attempts after the first on 5xx, 429,
 				   * timeouts; 0: the client's default (6) */
 };
+/* Bytes sent to and received from the store since open (object storage;
+ * 0 for a folder), for progress lines. */
+void bkp_io_counters(const struct bkp_repo *r, uint64_t *sent,
+		     uint64_t *received);
 /* Whether path is an object-storage URL (s3://). */
 bool bkp_is_remote(const char *path);
 int bkp_init_remote(const char *url, uint32_t chunk_size,

@@ -963,6 +963,17 @@ out:
 	return rc;
 }
 
+void bkp_io_counters(const struct bkp_repo *r, uint64_t *sent,
+		     uint64_t *received)
+{
+	struct s3_counters c = { 0 };
+
+	if (r->os)
+		s3_counters(S(r)->c, &c);
+	*sent = c.bytes_up;
+	*received = c.bytes_down;
+}
+
 int bkp_repo_threads(const struct bkp_repo *r, int threads)
 {
 	if (threads > 0)

@@ -80,13 +80,38 @@ static bool parse_count(const char *what, const char *s, int *out)
  * every 10% elsewhere), behind the backup library's progress signature. */
 struct progress {
 	struct vt_progress vp;
+	struct bkp_repo *r;       /* on object storage: MiB/s to/from it too */
+	bool up;                  /* sent (backup) or received (restore) */
+	struct timespec t0;
 };
 
 static void show_progress(void *opaque, uint64_t done, uint64_t total)
 {
 	struct progress *p = opaque;
+	uint64_t sent = 0, got = 0;
+	struct timespec t;
+	double secs;
 
+	if (p->r)
+		bkp_io_counters(p->r, &sent, &got);
+	if (sent || got) {    /* object storage */
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		secs = (double)(t.tv_sec - p->t0.tv_sec) +
+		       (double)(t.tv_nsec - p->t0.tv_nsec) / 1e9;
+		snprintf(p->vp.extra, sizeof(p->vp.extra), "%.1f MiB/s %s the store",
+			 secs > 0 ? (double)(p->up ? sent : got) / secs / 1048576.0 : 0.0,
+			 p->up ? "to" : "from");
+	}
 	(void)vt_progress_cb(&p->vp, done, total);
+}
+
+static void start_progress(struct progress *p, const char *what, bool on,
+			   struct bkp_repo *r, bool up)
+{
+	vt_progress_init(&p->vp, what, on);
+	p->r = r;
+	p->up = up;
+	clock_gettime(CLOCK_MONOTONIC, &p->t0);
 }
 
 static void end_progress(struct progress *p)
@@ -230,7 +255,7 @@ static int cmd_create(int argc, char **argv)
 		return 1;
 	}
 	o.source = argv[optind + 1];
-	vt_progress_init(&pr.vp, "backup", o.progress != NULL);
+	start_progress(&pr, "backup", o.progress != NULL, r, true);
 	rc = bkp_create(r, src, &o, &b, &e);
 	end_progress(&pr);
 	bdev_close(src);
@@ -451,7 +476,7 @@ static int cmd_restore(int argc, char **argv)
 	r = open_repo(argv[optind]);
 	if (!r)
 		return 1;
-	vt_progress_init(&pr.vp, "restore", o.progress != NULL);
+	start_progress(&pr, "restore", o.progress != NULL, r, false);
 	rc = bkp_restore(r, argv[optind + 1], argv[optind + 2], &o, &e);
 	end_progress(&pr);
 	bkp_close(r);
