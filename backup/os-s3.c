@@ -37,6 +37,7 @@
 #define LOCK_TTL_S    90      /* a lock object not refreshed for this long is stale */
 #define KEY_MAX       1200
 #define TOUCHED_MAX   ((size_t)1 << 30)
+#define INFLIGHT      64      /* worker threads at most (create.c) */
 
 /* A thread rewriting one small object every period seconds until stopped
  * (heartbeats, the lock's expiry). */
@@ -62,6 +63,10 @@ struct s3r {
 	struct timespec start;
 	struct keeper hb, lk;
 	char lock_what[32];
+	/* chunks being stored (os3_store_put), under mu */
+	pthread_cond_t cv;
+	uint8_t inflight[INFLIGHT][BKP_DIGEST];
+	bool busy[INFLIGHT];
 };
 
 static struct s3r *S(const struct bkp_repo *r)
@@ -232,7 +237,7 @@ static int prove(struct bkp_store *st, const char *key, const void *data,
 	return n == (ssize_t)len && !memcmp(st->dec, data, len) ? 0 : -EBADMSG;
 }
 
-static int os3_store_put(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
+static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 			 const void *data, size_t len, uint64_t *added,
 			 struct bdev_err *e)
 {
@@ -277,6 +282,43 @@ static int os3_store_put(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 	*added = n;
 	st->replaced += damaged;
 	return 0;
+}
+
+/* Two threads of one backup storing the same new chunk (repeated data)
+ * would both find it missing and both PUT it with If-None-Match, and a
+ * conditional PUT over an existing key stalls against radosgw: the second
+ * waits for the first here, then finds the chunk with its HEAD. */
+static int os3_store_put(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
+			 const void *data, size_t len, uint64_t *added,
+			 struct bdev_err *e)
+{
+	struct s3r *s = S(st->r);
+	int slot = -1, rc;
+
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < INFLIGHT; i++) {
+		if (s->busy[i] && !memcmp(s->inflight[i], d, BKP_DIGEST)) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			i = -1;        /* look again */
+			slot = -1;
+			continue;
+		}
+		if (!s->busy[i] && slot < 0)
+			slot = i;
+	}
+	if (slot >= 0) {
+		s->busy[slot] = true;
+		memcpy(s->inflight[slot], d, BKP_DIGEST);
+	}
+	pthread_mutex_unlock(&s->mu);
+	rc = store_put_one(st, d, data, len, added, e);
+	if (slot >= 0) {
+		pthread_mutex_lock(&s->mu);
+		s->busy[slot] = false;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+	}
+	return rc;
 }
 
 static ssize_t os3_chunk_get(const struct bkp_repo *r,
@@ -840,6 +882,7 @@ static void os3_close(struct bkp_repo *r)
 	keeper_stop(&s->lk);
 	s3_close(s->c);
 	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
 	free(s->touched);
 	free(s);
 	r->osd = NULL;
@@ -874,6 +917,7 @@ static int attach(struct bkp_repo *r, const struct bkp_remote *o,
 	if (!s)
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	r->osd = s;
 	r->os = &s3_ops;
 	rc = s3_url_parse(r->path, s->bucket, prefix, e);

@@ -5,6 +5,8 @@
 #    incremental reads only the changed chunks (manifest counters); each
 #    restores to the bytes it was taken from; list and show; verify clean;
 #    the object layout is the folder layout under PREFIX/;
+#  - a disk of one block repeated: the chunk is stored once (threads
+#    storing the same new chunk at once);
 #  - one chunk object deleted and another damaged in the bucket: verify
 #    reports both (and quarantines the damaged one as HEX.bad), repair from
 #    the source heals, verify clean again;
@@ -80,6 +82,18 @@ grep -q "^repo/one/backups/$id2.idx$" "$dir/keys" && grep -q "^repo/one/backups/
 grep -q '^repo/one/writers/' "$dir/keys" && fail "writer objects left: $(grep writers "$dir/keys")"
 n=$(grep -cE '^repo/one/chunks/([0-9a-f]{2})/\1[0-9a-f]{62}$' "$dir/keys")
 [ "$n" = "$(grep -c '^repo/one/chunks/' "$dir/keys")" ] && [ "$n" -gt 5 ] || fail "chunk keys: $(grep chunks "$dir/keys" | head -3)"
+
+# A disk of one 4 MiB block repeated: threads storing the same new chunk
+# at once store it once.
+head -c $((4 * M)) /dev/urandom >"$dir/blk"
+for _ in 1 2 3 4 5 6 7 8; do cat "$dir/blk"; done >"$dir/rep.raw"
+rid=$(TO $T backup create --no-track --connections 8 "$R" "$dir/rep.raw" 2>"$dir/err") || fail "backup of repeated blocks"
+[ "$(jget "$R" "$rid" chunks-new)" = 1 ] || fail "repeated blocks: $(jget "$R" "$rid" chunks-new) chunks new, 1 expected"
+TO $T backup restore "$R" "$rid" "$dir/out.raw" 2>"$dir/err" || fail "restore repeated blocks"
+cmp "$dir/out.raw" "$dir/rep.raw" || fail "repeated blocks restore other bytes"
+rm -f "$dir/out.raw"
+TO $T backup forget "$R" "$rid" || fail "forget the repeated-block backup"
+TO $P list s3://vhds-backup/repo/one | cut -f1 >"$dir/keys" || fail "s3probe list"
 
 # ---- damage in the bucket: verify finds it, repair heals ----
 # Two chunks of the latest backup (the source still holds them), read from
