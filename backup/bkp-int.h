@@ -56,15 +56,93 @@ int bkp_digest_cmp(const void *a, const void *b);
 
 /* ---- the repository (repo.c) ---- */
 
+struct bkp_os_ops;
+
 struct bkp_repo {
-	char *path;
+	char *path;               /* the folder, or the s3:// URL */
 	uint32_t chunk_size;
 	char uuid[40];
+	const struct bkp_os_ops *os; /* NULL: a folder (os.c); else os-s3.c */
+	void *osd;                /* the backend's state */
+	int object_lock_days;     /* repo.json "object-lock-days" (0 none) */
+};
+
+/* ---- object storage (os.c) ----
+ * Whole small objects by key ("repo.json", "backups/ID.idx"): the same
+ * names in a folder and under an s3:// prefix. */
+struct bkp_os_stat {
+	uint64_t size;
+	struct timespec mtime;
+};
+/* name: relative to the listed folder; st NULL when the backend did not
+ * say (a folder listing).  Nonzero stops the walk and is returned. */
+typedef int (*bkp_os_list_fn)(void *opaque, const char *name,
+			      const struct bkp_os_stat *st);
+
+/* Store data under key, complete or not at all (folder: temporary file,
+ * fsync, rename, folder fsync; object storage: one PUT). */
+int bkp_os_put(struct bkp_repo *r, const char *key, const void *data,
+	       size_t len, struct bdev_err *e);
+/* Read key (at most max bytes, NUL added): 0, -ENOENT, -EFBIG, -errno. */
+int bkp_os_get(const struct bkp_repo *r, const char *key, size_t max,
+	       char **out, size_t *len);
+/* 0 (st filled when not NULL), -ENOENT, -errno. */
+int bkp_os_head(const struct bkp_repo *r, const char *key,
+		struct bkp_os_stat *st);
+/* Remove key; a missing key is 0. */
+int bkp_os_delete(struct bkp_repo *r, const char *key, struct bdev_err *e);
+/* Names directly in folder dir ("backups"), in no particular order. */
+int bkp_os_list(const struct bkp_repo *r, const char *dir,
+		bkp_os_list_fn fn, void *opaque, struct bdev_err *e);
+
+struct bkp_store;
+struct bkp_gc_opts;
+struct bkp_gc_result;
+
+/* An object-storage backend: the small-object calls above, and its own
+ * chunk store, registration and maintenance lock, and gc. */
+struct bkp_os_ops {
+	int (*put)(struct bkp_repo *r, const char *key, const void *data,
+		   size_t len, struct bdev_err *e);
+	int (*get)(const struct bkp_repo *r, const char *key, size_t max,
+		   char **out, size_t *len);
+	int (*head)(const struct bkp_repo *r, const char *key,
+		    struct bkp_os_stat *st);
+	int (*del)(struct bkp_repo *r, const char *key, struct bdev_err *e);
+	int (*list)(const struct bkp_repo *r, const char *dir,
+		    bkp_os_list_fn fn, void *opaque, struct bdev_err *e);
+	void (*close)(struct bkp_repo *r);
+	/* as bkp_store_put / bkp_store_touch */
+	int (*store_put)(struct bkp_store *s, const uint8_t d[32],
+			 const void *data, size_t len, uint64_t *added,
+			 struct bdev_err *e);
+	int (*store_touch)(struct bkp_store *s, const uint8_t d[32]);
+	/* read chunk file d into buf (cap): length, -ENOENT, -EBADMSG, -EFBIG */
+	ssize_t (*chunk_get)(const struct bkp_repo *r, const uint8_t d[32],
+			     void *buf, size_t cap, char *why, size_t wl);
+	int (*quarantine)(const struct bkp_repo *r, const uint8_t d[32],
+			  struct bdev_err *e);
+	/* every chunk object: name "XX/HEX" or "XX/HEX.bad" */
+	int (*chunks)(const struct bkp_repo *r, bkp_os_list_fn fn,
+		      void *opaque, struct bdev_err *e);
+	/* the backup's chunks are safe to reference (bkp_sync_repo) */
+	int (*sync)(struct bkp_repo *r, struct bdev_err *e);
+	int (*writer_register)(struct bkp_repo *r, const char *id,
+			       struct timespec start, struct bdev_err *e);
+	void (*writer_unregister)(struct bkp_repo *r, const char *id);
+	/* maintenance lock (prune, gc, forget): 0 or -errno (-EBUSY held) */
+	int (*lock)(struct bkp_repo *r, const char *what, struct bdev_err *e);
+	void (*unlock)(struct bkp_repo *r);
+	int (*gc)(struct bkp_repo *r, const struct bkp_gc_opts *o,
+		  struct bkp_gc_result *res, struct bdev_err *e);
 };
 
 /* "REPO/chunks/ab/abcd..." into out (PATH_MAX). */
 void bkp_chunk_path(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
 		    char *out, size_t outlen);
+/* "chunks/ab/abcd...": the chunk's key (os.c). */
+#define BKP_CHUNK_KEY (8 + 2 * BKP_DIGEST + 8)
+void bkp_chunk_key(const uint8_t d[BKP_DIGEST], char out[BKP_CHUNK_KEY]);
 /* "REPO/NAME" (malloc'd). */
 char *bkp_path(const struct bkp_repo *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -153,7 +231,20 @@ int bkp_id_new(struct timespec ts, char id[BKP_ID_MAX]);
 int bkp_lock(const struct bkp_repo *r, const char *name, bool exclusive,
 	     struct bdev_err *e);
 
-/* Writer registration (writers/ID, flock held while the backup runs). */
+/* The maintenance lock (prune, gc, forget; what names the command):
+ * folder: flock of REPO/lock, the fd returned; object storage: the lock
+ * object (0).  Release with bkp_maint_unlock. */
+int bkp_maint_lock(struct bkp_repo *r, const char *what, struct bdev_err *e);
+void bkp_maint_unlock(struct bkp_repo *r, int fd);
+/* repo.json's text for a new repository (malloc'd). */
+int bkp_repo_json(uint32_t chunk_size, int lock_days, char **out,
+		  struct bdev_err *e);
+/* Read and check repo.json of r (r->path, r->os set): chunk size, uuid,
+ * object-lock-days. */
+int bkp_repo_parse(struct bkp_repo *r, struct bdev_err *e);
+
+/* Writer registration (folder: writers/ID, flock held while the backup
+ * runs, the fd returned; object storage: a heartbeat object, 0). */
 int bkp_writer_register(struct bkp_repo *r, const char *id,
 			struct timespec start, struct bdev_err *e);
 void bkp_writer_unregister(struct bkp_repo *r, const char *id, int fd);
@@ -164,6 +255,9 @@ int bkp_ts_cmp(struct timespec a, struct timespec b);
 
 /* Worker threads when the caller does not say: 2 per CPU, 4 to 64. */
 int bkp_default_threads(void);
+/* threads, or when 0 the repository's default (object storage: its
+ * connections). */
+int bkp_repo_threads(const struct bkp_repo *r, int threads);
 /* Write a whole small file atomically (temporary name, fsync, rename,
  * directory fsync). */
 int bkp_write_file(const char *path, const void *data, size_t len,
@@ -311,6 +405,13 @@ bool bkp_ctk_end(struct bkp_ctk_session *s);
 void bkp_ctk_abort(struct bkp_ctk_session *s);
 
 /* ---- prune (prune.c) ---- */
+
+/* gc's mark: the digests every index references (sorted, unique, zero
+ * digests left out; *out malloc'd); orphan indexes (no manifest) older
+ * than cutoff are removed unless dry_run.  An unreadable index is an
+ * error. */
+int bkp_gc_mark(struct bkp_repo *r, struct timespec cutoff, bool dry_run,
+		uint8_t (**out)[BKP_DIGEST], size_t *nout, struct bdev_err *e);
 
 /* Which of n backups (times in Unix seconds, newest first) the rules
  * keep: keep[i] set, why[i] (>= 64 bytes) says which rules. */

@@ -49,6 +49,32 @@ int bkp_init(const char *path, uint32_t chunk_size, struct bdev_err *e);
 
 struct bkp_repo;
 struct bkp_repo *bkp_open(const char *path, struct bdev_err *e);
+
+/* A repository on object storage: path "s3://BUCKET[/PREFIX]"
+ * (docs/backup-format.md, "Storage mapping of version 1 on object
+ * storage").  bkp_init and bkp_open accept such URLs too, configured from
+ * the environment alone (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ * AWS_REGION, AWS_ENDPOINT_URL, ...); these take options that win over it. */
+struct bkp_remote {
+	const char *endpoint;     /* "http://127.0.0.1:7480"; NULL: environment */
+	const char *region;       /* NULL: environment, else us-east-1 */
+	int connections;          /* parallel requests and worker threads;
+				   * 0: two per CPU */
+	int object_lock_days;     /* init: create the bucket with Object Lock
+				   * and retain every object this long */
+	int retries;              /* attempts after the first on 5xx, 429,
+				   * timeouts; 0: the client's default (6) */
+};
+/* Bytes sent to and received from the store since open (object storage;
+ * 0 for a folder), for progress lines. */
+void bkp_io_counters(const struct bkp_repo *r, uint64_t *sent,
+		     uint64_t *received);
+/* Whether path is an object-storage URL (s3://). */
+bool bkp_is_remote(const char *path);
+int bkp_init_remote(const char *url, uint32_t chunk_size,
+		    const struct bkp_remote *o, struct bdev_err *e);
+struct bkp_repo *bkp_open_remote(const char *url, const struct bkp_remote *o,
+				 struct bdev_err *e);
 void bkp_close(struct bkp_repo *r);
 uint32_t bkp_chunk_size(const struct bkp_repo *r);
 
@@ -271,6 +297,10 @@ struct bkp_gc_result {
 	uint64_t removed, bytes_removed;
 	uint64_t kept_grace;      /* unreferenced but too young */
 	uint64_t tmp_removed;     /* leftovers of interrupted writers */
+	uint64_t locked;          /* object storage: unreferenced but under
+				   * Object Lock retention (kept) */
+	uint64_t retention_extended; /* Object Lock: referenced objects whose
+				   * retention gc extended */
 };
 
 /* Mark every chunk an index references, sweep the others older than the

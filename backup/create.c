@@ -190,7 +190,7 @@ static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
 	int started = 0;
 
 	if (threads <= 0)
-		threads = bkp_default_threads();
+		threads = bkp_repo_threads(j->r, 0);
 	if ((uint64_t)threads > j->n)
 		threads = j->n ? (int)j->n : 1;
 	if (threads > 64)
@@ -507,11 +507,10 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 	/* The manifest makes the backup visible. */
 	rc = bkp_manifest_write(r, b, e);
 	if (rc) {
-		char *p = bkp_path(r, "backups/%s.idx", b->id);
+		char key[BKP_ID_MAX + 16];
 
-		if (p)
-			unlink(p);
-		free(p);
+		snprintf(key, sizeof(key), "backups/%s.idx", b->id);
+		(void)bkp_os_delete(r, key, NULL);
 	}
 out:
 	if (taken)

@@ -20,14 +20,12 @@ int bkp_index_write(struct bkp_repo *r, const char *id,
 {
 	size_t len = IDX_HDR + (size_t)x->n * BKP_DIGEST;
 	uint8_t *buf = malloc(len), sha[BKP_DIGEST];
-	char *path = bkp_path(r, "backups/%s.idx", id);
+	char key[BKP_ID_MAX + 16];
 	int rc;
 
-	if (!buf || !path) {
-		free(buf);
-		free(path);
+	if (!buf)
 		return bdev_err_set(e, ENOMEM, "out of memory");
-	}
+	snprintf(key, sizeof(key), "backups/%s.idx", id);
 	memset(buf, 0, IDX_HDR);
 	memcpy(buf, "VBKI", 4);
 	util_put_le32(buf + 4, 1);
@@ -39,9 +37,8 @@ int bkp_index_write(struct bkp_repo *r, const char *id,
 	memcpy(buf + IDX_HDR, x->d, (size_t)x->n * BKP_DIGEST);
 	bkp_sha256(buf, len, sha);
 	bkp_hex(sha, BKP_DIGEST, sha_hex);
-	rc = bkp_write_file(path, buf, len, e);
+	rc = bkp_os_put(r, key, buf, len, e);
 	free(buf);
-	free(path);
 	return rc;
 }
 
@@ -54,20 +51,16 @@ int bkp_index_read(const struct bkp_repo *r, const char *id,
 		   const char *expect_sha, struct bkp_index *x, char *why,
 		   size_t wl)
 {
-	char *path = bkp_path(r, "backups/%s.idx", id), *text = NULL, hex[65];
+	char key[BKP_ID_MAX + 16], *text = NULL, hex[65];
 	uint8_t sha[BKP_DIGEST], *b;
 	size_t len;
 	uint64_t want;
 	int rc;
 
 	memset(x, 0, sizeof(*x));
-	if (!path) {
-		snprintf(why, wl, "out of memory");
-		return -ENOMEM;
-	}
+	snprintf(key, sizeof(key), "backups/%s.idx", id);
 	/* 2^40 bytes of disk at the smallest chunk: 16M entries, 512 MiB. */
-	rc = bkp_read_file(path, IDX_HDR + ((size_t)1 << 29), &text, &len);
-	free(path);
+	rc = bkp_os_get(r, key, IDX_HDR + ((size_t)1 << 29), &text, &len);
 	if (rc) {
 		snprintf(why, wl, "index %s", rc == -ENOENT ? "missing"
 			 : rc == -EFBIG ? "too large" : strerror(-rc));
@@ -186,17 +179,17 @@ char *bkp_info_json(const struct bkp_info *b)
 int bkp_manifest_write(struct bkp_repo *r, const struct bkp_info *b,
 		       struct bdev_err *e)
 {
-	char *json = bkp_info_json(b), *path = bkp_path(r, "backups/%s.json", b->id);
+	char *json = bkp_info_json(b), key[BKP_ID_MAX + 16];
 	char *text = NULL;
 	int rc = -ENOMEM;
 
-	if (json && path && asprintf(&text, "%s\n", json) >= 0)
-		rc = bkp_write_file(path, text, strlen(text), e);
+	snprintf(key, sizeof(key), "backups/%s.json", b->id);
+	if (json && asprintf(&text, "%s\n", json) >= 0)
+		rc = bkp_os_put(r, key, text, strlen(text), e);
 	else
 		bdev_err_set(e, ENOMEM, "out of memory");
 	free(text);
 	free(json);
-	free(path);
 	return rc;
 }
 
@@ -328,17 +321,13 @@ static int parse_manifest(const struct bkp_json *j, struct bkp_info *b,
 int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 		      struct bkp_info *b, char *why, size_t wl)
 {
-	char *path = bkp_path(r, "backups/%s.json", id), *text = NULL, jwhy[160];
+	char key[BKP_ID_MAX + 16], *text = NULL, jwhy[160];
 	struct bkp_json *j;
 	size_t len;
 	int rc;
 
-	if (!path) {
-		snprintf(why, wl, "out of memory");
-		return -ENOMEM;
-	}
-	rc = bkp_read_file(path, MANIFEST_MAX, &text, &len);
-	free(path);
+	snprintf(key, sizeof(key), "backups/%s.json", id);
+	rc = bkp_os_get(r, key, MANIFEST_MAX, &text, &len);
 	if (rc) {
 		snprintf(why, wl, "manifest %s", rc == -ENOENT ? "missing"
 			 : rc == -EFBIG ? "too large" : strerror(-rc));

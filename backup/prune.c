@@ -84,48 +84,38 @@ void bkp_prune_select(const int64_t *t, size_t n,
 static int forget_locked(struct bkp_repo *r, const char *id,
 			 struct bdev_err *e)
 {
-	char *json = bkp_path(r, "backups/%s.json", id);
-	char *idx = bkp_path(r, "backups/%s.idx", id);
-	int rc = 0;
+	char key[BKP_ID_MAX + 16];
+	int rc;
 
-	if (!json || !idx) {
-		rc = bdev_err_set(e, ENOMEM, "out of memory");
-		goto out;
-	}
 	/* Manifest first: the backup disappears at once; a leftover index
 	 * is an orphan that gc removes. */
-	if (unlink(json) < 0 && errno != ENOENT) {
-		rc = bdev_err_set(e, errno, "%s: cannot remove: %s", json,
-				  strerror(errno));
-		goto out;
-	}
-	(void)util_fsync_dir(json);
-	if (unlink(idx) < 0 && errno != ENOENT)
-		rc = bdev_err_set(e, errno, "%s: cannot remove: %s", idx,
-				  strerror(errno));
-out:
-	free(json);
-	free(idx);
-	return rc;
+	snprintf(key, sizeof(key), "backups/%s.json", id);
+	rc = bkp_os_delete(r, key, e);
+	if (rc == -EACCES)
+		return bdev_err_set(e, EACCES, "backup %s is under Object Lock retention (repository %s retains objects %d days): it cannot be removed before that ends",
+				    id, r->path, r->object_lock_days);
+	if (rc)
+		return rc;
+	snprintf(key, sizeof(key), "backups/%s.idx", id);
+	return bkp_os_delete(r, key, e);
 }
 
 int bkp_forget(struct bkp_repo *r, const char *id, struct bdev_err *e)
 {
-	char *p;
+	char key[BKP_ID_MAX + 16];
 	int fd, rc;
 
 	if (!bkp_id_valid(id))
 		return bdev_err_set(e, EINVAL, "'%s' is not a backup ID", id);
-	fd = bkp_lock(r, "lock", true, e);
+	fd = bkp_maint_lock(r, "forget", e);
 	if (fd < 0)
 		return fd;
-	p = bkp_path(r, "backups/%s.json", id);
-	if (p && access(p, F_OK) < 0)
+	snprintf(key, sizeof(key), "backups/%s.json", id);
+	if (bkp_os_head(r, key, NULL) == -ENOENT)
 		rc = bdev_err_set(e, ENOENT, "%s: no backup %s", r->path, id);
 	else
 		rc = forget_locked(r, id, e);
-	free(p);
-	close(fd);
+	bkp_maint_unlock(r, fd);
 	return rc;
 }
 
@@ -143,7 +133,7 @@ int bkp_prune(struct bkp_repo *r, const struct bkp_prune_opts *o,
 	    o->keep_monthly <= 0)
 		return bdev_err_set(e, EINVAL,
 			"no --keep-* rule given: prune would remove every backup");
-	fd = bkp_lock(r, "lock", true, e);
+	fd = bkp_maint_lock(r, "prune", e);
 	if (fd < 0)
 		return fd;
 	rc = bkp_list(r, &v, &n, e);
@@ -179,10 +169,19 @@ int bkp_prune(struct bkp_repo *r, const struct bkp_prune_opts *o,
 		}
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
-		if (fn)
-			fn(opaque, &v[i], keep[i], keep[i] ? why[i] : "no rule keeps it");
-		if (!keep[i] && !o->dry_run)
+		const char *w = keep[i] ? why[i] : "no rule keeps it";
+
+		if (!keep[i] && !o->dry_run) {
 			rc = forget_locked(r, v[i].id, e);
+			/* Object Lock: reported, not a failure. */
+			if (rc == -EACCES) {
+				keep[i] = true;
+				w = "under Object Lock retention";
+				rc = 0;
+			}
+		}
+		if (fn && !rc)
+			fn(opaque, &v[i], keep[i], w);
 	}
 out:
 	free(v);
@@ -193,7 +192,7 @@ out:
 	free(ww);
 	free(t);
 	free(ix);
-	close(fd);
+	bkp_maint_unlock(r, fd);
 	return rc;
 }
 
@@ -271,9 +270,7 @@ static int scan_writers(struct bkp_repo *r, struct timespec *cutoff,
 	return 0;
 }
 
-/* Referenced digests, sorted and unique; orphan indexes older than the
- * cutoff are removed (their backup died before its manifest). */
-static int mark(struct bkp_repo *r, struct timespec cutoff, bool dry_run,
+int bkp_gc_mark(struct bkp_repo *r, struct timespec cutoff, bool dry_run,
 		uint8_t (**out)[BKP_DIGEST], size_t *nout, struct bdev_err *e)
 {
 	uint8_t (*v)[BKP_DIGEST] = NULL;
@@ -288,20 +285,16 @@ static int mark(struct bkp_repo *r, struct timespec cutoff, bool dry_run,
 			goto fail;
 		for (size_t i = 0; i < nids; i++) {
 			struct bkp_index x;
-			struct stat st;
-			char *p = bkp_path(r, "backups/%s.idx", ids[i]);
+			struct bkp_os_stat st;
+			char key[BKP_ID_MAX + 16];
 
-			if (!p) {
-				rc = bdev_err_set(e, ENOMEM, "out of memory");
-				goto fail;
-			}
-			if (pass == 1 && stat(p, &st) == 0 && older(&st, cutoff)) {
+			snprintf(key, sizeof(key), "backups/%s.idx", ids[i]);
+			if (pass == 1 && bkp_os_head(r, key, &st) == 0 &&
+			    bkp_ts_cmp(st.mtime, cutoff) < 0) {
 				if (!dry_run)
-					unlink(p);
-				free(p);
+					(void)bkp_os_delete(r, key, NULL);
 				continue;
 			}
-			free(p);
 			rc = bkp_index_read(r, ids[i], NULL, &x, why, sizeof(why));
 			if (rc == -ENOENT)
 				continue;    /* removed meanwhile, or manifest only */
@@ -496,6 +489,8 @@ int bkp_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 	int fd, rc;
 
 	memset(res, 0, sizeof(*res));
+	if (r->os)
+		return r->os->gc(r, o, res, e);
 	fd = bkp_lock(r, "lock", true, e);
 	if (fd < 0)
 		return fd;
@@ -505,7 +500,7 @@ int bkp_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 		goto out;
 	cutoff.tv_sec -= (time_t)grace;
 	cutoff = ts_sub(cutoff, mtime_granularity(fd));
-	rc = mark(r, cutoff, o->dry_run, &ref, &nref, e);
+	rc = bkp_gc_mark(r, cutoff, o->dry_run, &ref, &nref, e);
 	if (rc)
 		goto out;
 	for (int i = 0; i < 256 && !rc; i++)

@@ -83,10 +83,10 @@ static struct need *find_need(struct rjob *j, const uint8_t d[BKP_DIGEST])
  * aside by the verify pass). */
 static bool present(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST])
 {
-	char path[PATH_MAX];
+	char key[BKP_CHUNK_KEY];
 
-	bkp_chunk_path(r, d, path, sizeof(path));
-	return access(path, F_OK) == 0;
+	bkp_chunk_key(d, key);
+	return bkp_os_head(r, key, NULL) == 0;
 }
 
 /* Load every backup; unreadable ones are kept with x.d NULL and why. */

@@ -138,15 +138,48 @@ static int mkdir_p1(const char *path, struct bdev_err *e)
 	return 0;
 }
 
-int bkp_init(const char *path, uint32_t chunk_size, struct bdev_err *e)
+int bkp_repo_json(uint32_t chunk_size, int lock_days, char **out,
+		  struct bdev_err *e)
 {
-	char sub[PATH_MAX], uuid_hex[33], *json = NULL, ts[32];
+	char uuid_hex[33], ts[32], lock[48] = "";
 	uint8_t uuid[16];
 	struct timespec now;
 	struct tm tm;
+	int r;
+
+	if (!util_is_pow2(chunk_size) || chunk_size < BKP_MIN_CHUNK_SIZE ||
+	    chunk_size > BKP_MAX_CHUNK_SIZE)
+		return bdev_err_set(e, EINVAL,
+			"chunk size %u: must be a power of two from %u to %u",
+			chunk_size, BKP_MIN_CHUNK_SIZE, BKP_MAX_CHUNK_SIZE);
+	r = util_random(uuid, sizeof(uuid));
+	if (r)
+		return bdev_err_set(e, -r, "random bytes: %s", strerror(-r));
+	bkp_hex(uuid, sizeof(uuid), uuid_hex);
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (lock_days > 0)
+		snprintf(lock, sizeof(lock), ", \"object-lock-days\": %d",
+			 lock_days);
+	if (asprintf(out,
+		     "{\"format\": \"vhdstack-backup\", \"version\": %d, "
+		     "\"chunk-size\": %u, \"hash\": \"sha256\", "
+		     "\"compression\": \"zlib\", \"uuid\": \"%s\", "
+		     "\"created\": \"%s\"%s}\n",
+		     BKP_FORMAT_VERSION, chunk_size, uuid_hex, ts, lock) < 0)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	return 0;
+}
+
+int bkp_init(const char *path, uint32_t chunk_size, struct bdev_err *e)
+{
+	char sub[PATH_MAX], *json = NULL;
 	DIR *d;
 	int r;
 
+	if (bkp_is_remote(path))
+		return bkp_init_remote(path, chunk_size, NULL, e);
 	if (!chunk_size)
 		chunk_size = BKP_DEFAULT_CHUNK_SIZE;
 	if (!util_is_pow2(chunk_size) || chunk_size < BKP_MIN_CHUNK_SIZE ||
@@ -192,20 +225,9 @@ int bkp_init(const char *path, uint32_t chunk_size, struct bdev_err *e)
 					    sub, strerror(errno));
 		close(fd);
 	}
-	r = util_random(uuid, sizeof(uuid));
+	r = bkp_repo_json(chunk_size, 0, &json, e);
 	if (r)
-		return bdev_err_set(e, r, "random bytes: %s", strerror(-r));
-	bkp_hex(uuid, sizeof(uuid), uuid_hex);
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (asprintf(&json,
-		     "{\"format\": \"vhdstack-backup\", \"version\": %d, "
-		     "\"chunk-size\": %u, \"hash\": \"sha256\", "
-		     "\"compression\": \"zlib\", \"uuid\": \"%s\", "
-		     "\"created\": \"%s\"}\n",
-		     BKP_FORMAT_VERSION, chunk_size, uuid_hex, ts) < 0)
-		return bdev_err_set(e, ENOMEM, "out of memory");
+		return r;
 	/* repo.json last: a directory without it is not a repository. */
 	snprintf(sub, sizeof(sub), "%s/repo.json", path);
 	r = bkp_write_file(sub, json, strlen(json), e);
@@ -213,66 +235,75 @@ int bkp_init(const char *path, uint32_t chunk_size, struct bdev_err *e)
 	return r;
 }
 
-struct bkp_repo *bkp_open(const char *path, struct bdev_err *e)
+int bkp_repo_parse(struct bkp_repo *r, struct bdev_err *e)
 {
-	const struct bkp_json *fmt, *ver, *cs, *uu;
-	char file[PATH_MAX], why[200], *text;
+	const struct bkp_json *fmt, *ver, *cs, *uu, *ld;
+	char why[200], *text;
 	struct bkp_json *j;
-	struct bkp_repo *r;
 	size_t len;
 	int rc;
 
-	snprintf(file, sizeof(file), "%s/repo.json", path);
-	rc = bkp_read_file(file, REPO_JSON_MAX, &text, &len);
-	if (rc == -ENOENT) {
-		bdev_err_set(e, ENOENT, "%s: not a backup repository (no repo.json; create one with 'vhdtool backup init')",
-			     path);
-		return NULL;
-	}
-	if (rc) {
-		bdev_err_set(e, -rc, "%s: cannot read: %s", file, strerror(-rc));
-		return NULL;
-	}
+	rc = bkp_os_get(r, "repo.json", REPO_JSON_MAX, &text, &len);
+	if (rc == -ENOENT)
+		return bdev_err_set(e, ENOENT, "%s: not a backup repository (no repo.json; create one with 'vhdtool backup init')",
+				    r->path);
+	if (rc)
+		return bdev_err_set(e, -rc, "%s/repo.json: cannot read: %s",
+				    r->path, strerror(-rc));
 	j = bkp_json_parse(text, len, why, sizeof(why));
 	free(text);
-	if (!j) {
-		bdev_err_set(e, EBADMSG, "%s: damaged: %s", file, why);
-		return NULL;
-	}
+	if (!j)
+		return bdev_err_set(e, EBADMSG, "%s/repo.json: damaged: %s",
+				    r->path, why);
 	fmt = bkp_json_get(j, "format");
 	ver = bkp_json_get(j, "version");
 	cs = bkp_json_get(j, "chunk-size");
 	uu = bkp_json_get(j, "uuid");
+	ld = bkp_json_get(j, "object-lock-days");
 	if (!fmt || fmt->type != BKP_J_STR || strcmp(fmt->s, "vhdstack-backup") ||
 	    !ver || !ver->is_u64) {
 		bkp_json_free(j);
-		bdev_err_set(e, EBADMSG, "%s: not a vhdstack backup repository description",
-			     file);
-		return NULL;
+		return bdev_err_set(e, EBADMSG, "%s/repo.json: not a vhdstack backup repository description",
+				    r->path);
 	}
 	if (ver->u64 != BKP_FORMAT_VERSION) {
-		bdev_err_set(e, ENOTSUP, "%s: repository format version %llu is not supported (this vhdtool reads version %d)",
-			     file, (unsigned long long)ver->u64, BKP_FORMAT_VERSION);
+		rc = bdev_err_set(e, ENOTSUP, "%s/repo.json: repository format version %llu is not supported (this vhdtool reads version %d)",
+				  r->path, (unsigned long long)ver->u64,
+				  BKP_FORMAT_VERSION);
 		bkp_json_free(j);
-		return NULL;
+		return rc;
 	}
 	if (!cs || !cs->is_u64 || !util_is_pow2(cs->u64) ||
 	    cs->u64 < BKP_MIN_CHUNK_SIZE || cs->u64 > BKP_MAX_CHUNK_SIZE) {
 		bkp_json_free(j);
-		bdev_err_set(e, EBADMSG, "%s: bad chunk-size", file);
-		return NULL;
-	}
-	r = calloc(1, sizeof(*r));
-	if (!r || !(r->path = strdup(path))) {
-		free(r);
-		bkp_json_free(j);
-		bdev_err_set(e, ENOMEM, "out of memory");
-		return NULL;
+		return bdev_err_set(e, EBADMSG, "%s/repo.json: bad chunk-size",
+				    r->path);
 	}
 	r->chunk_size = (uint32_t)cs->u64;
 	if (uu && uu->type == BKP_J_STR)
 		snprintf(r->uuid, sizeof(r->uuid), "%s", uu->s);
+	if (ld && ld->is_u64 && ld->u64 > 0 && ld->u64 <= 36500)
+		r->object_lock_days = (int)ld->u64;
 	bkp_json_free(j);
+	return 0;
+}
+
+struct bkp_repo *bkp_open(const char *path, struct bdev_err *e)
+{
+	struct bkp_repo *r;
+
+	if (bkp_is_remote(path))
+		return bkp_open_remote(path, NULL, e);
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
+		bdev_err_set(e, ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (bkp_repo_parse(r, e)) {
+		bkp_close(r);
+		return NULL;
+	}
 	return r;
 }
 
@@ -280,6 +311,8 @@ void bkp_close(struct bkp_repo *r)
 {
 	if (!r)
 		return;
+	if (r->os)
+		r->os->close(r);
 	free(r->path);
 	free(r);
 }
@@ -310,6 +343,21 @@ int bkp_lock(const struct bkp_repo *r, const char *name, bool exclusive,
 	}
 	free(p);
 	return fd;
+}
+
+int bkp_maint_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
+{
+	if (r->os)
+		return r->os->lock(r, what, e);
+	return bkp_lock(r, "lock", true, e);
+}
+
+void bkp_maint_unlock(struct bkp_repo *r, int fd)
+{
+	if (r->os)
+		r->os->unlock(r);
+	else if (fd >= 0)
+		close(fd);
 }
 
 /* One attempt: 0 with *fd_out registered and locked, -EAGAIN when a gc
@@ -357,9 +405,12 @@ out:
 int bkp_writer_register(struct bkp_repo *r, const char *id,
 			struct timespec start, struct bdev_err *e)
 {
-	char *path = bkp_path(r, "writers/%s", id);
+	char *path;
 	int fd = -1, rc = -EAGAIN;
 
+	if (r->os)
+		return r->os->writer_register(r, id, start, e);
+	path = bkp_path(r, "writers/%s", id);
 	if (!path)
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	/* A gc sweeping temporary files can remove ours between its
@@ -376,8 +427,13 @@ int bkp_writer_register(struct bkp_repo *r, const char *id,
 
 void bkp_writer_unregister(struct bkp_repo *r, const char *id, int fd)
 {
-	char *path = bkp_path(r, "writers/%s", id);
+	char *path;
 
+	if (r->os) {
+		r->os->writer_unregister(r, id);
+		return;
+	}
+	path = bkp_path(r, "writers/%s", id);
 	if (path)
 		unlink(path);
 	free(path);
@@ -432,62 +488,63 @@ void bkp_ids_free(char **ids, size_t n)
 static bool has_file(const struct bkp_repo *r, const char *id,
 		     const char *ext)
 {
-	char *p = bkp_path(r, "backups/%s.%s", id, ext);
-	bool yes = p && access(p, F_OK) == 0;
+	char key[BKP_ID_MAX + 16];
 
-	free(p);
-	return yes;
+	snprintf(key, sizeof(key), "backups/%s.%s", id, ext);
+	return bkp_os_head(r, key, NULL) == 0;
+}
+
+struct ids_walk {
+	const struct bkp_repo *r;
+	bool orphans;
+	char **v;
+	size_t n, cap;
+};
+
+static int ids_one(void *opaque, const char *name,
+		   const struct bkp_os_stat *st)
+{
+	struct ids_walk *w = opaque;
+	const char *want = w->orphans ? ".idx" : ".json";
+	size_t l = strlen(name);
+	char id[BKP_ID_MAX];
+
+	(void)st;
+	if (l < 6 || l - 5 >= sizeof(id) ||
+	    strcmp(name + l - strlen(want), want))
+		return 0;
+	snprintf(id, sizeof(id), "%.*s", (int)(l - strlen(want)), name);
+	if (!bkp_id_valid(id) || (w->orphans && has_file(w->r, id, "json")))
+		return 0;
+	if (w->n == w->cap) {
+		size_t nc = w->cap ? 2 * w->cap : 64;
+		char **nv = realloc(w->v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		w->v = nv;
+		w->cap = nc;
+	}
+	if (!(w->v[w->n] = strdup(id)))
+		return -ENOMEM;
+	w->n++;
+	return 0;
 }
 
 int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	    struct bdev_err *e)
 {
-	char *dir = bkp_path(r, "backups"), **v = NULL;
-	const char *want = orphans ? ".idx" : ".json";
-	size_t cnt = 0, cap = 0;
-	DIR *d;
-	int rc = 0;
+	struct ids_walk w = { .r = r, .orphans = orphans };
+	int rc = bkp_os_list(r, "backups", ids_one, &w, e);
 
-	if (!dir)
-		return bdev_err_set(e, ENOMEM, "out of memory");
-	d = opendir(dir);
-	if (!d) {
-		rc = bdev_err_set(e, errno, "%s: %s", dir, strerror(errno));
-		free(dir);
-		return rc;
+	if (rc) {
+		bkp_ids_free(w.v, w.n);
+		return rc == -ENOMEM ? bdev_err_set(e, ENOMEM, "out of memory")
+				     : rc;
 	}
-	for (struct dirent *de; (de = readdir(d)); ) {
-		size_t l = strlen(de->d_name);
-		char id[BKP_ID_MAX];
-
-		if (l < 6 || l - 5 >= sizeof(id) ||
-		    strcmp(de->d_name + l - strlen(want), want))
-			continue;
-		snprintf(id, sizeof(id), "%.*s", (int)(l - strlen(want)),
-			 de->d_name);
-		if (!bkp_id_valid(id) || (orphans && has_file(r, id, "json")))
-			continue;
-		if (cnt == cap) {
-			char **nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
-
-			if (!nv)
-				goto nomem;
-			v = nv;
-		}
-		if (!(v[cnt] = strdup(id)))
-			goto nomem;
-		cnt++;
-	}
-	closedir(d);
-	free(dir);
-	if (cnt)
-		qsort(v, cnt, sizeof(*v), cmp_str);
-	*ids = v;
-	*n = cnt;
+	if (w.n)
+		qsort(w.v, w.n, sizeof(*w.v), cmp_str);
+	*ids = w.v;
+	*n = w.n;
 	return 0;
-nomem:
-	closedir(d);
-	free(dir);
-	bkp_ids_free(v, cnt);
-	return bdev_err_set(e, ENOMEM, "out of memory");
 }

@@ -131,7 +131,7 @@ static void *rworker(void *arg)
 static int run(struct rjob *j, const struct bkp_restore_opts *o,
 	       struct bdev_err *e)
 {
-	int threads = o->threads > 0 ? o->threads : bkp_default_threads();
+	int threads = bkp_repo_threads(j->r, o->threads);
 	pthread_t tid[64];
 	int started = 0;
 

@@ -30,14 +30,30 @@ void bkp_chunk_path(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
 	snprintf(out, outlen, "%s/chunks/%.2s/%s", r->path, hex, hex);
 }
 
+static int store_buffers(struct bkp_store *s, struct bdev_err *e)
+{
+	s->enccap = bkp_chunk_bound(s->r->chunk_size);
+	s->enc = malloc(s->enccap);
+	s->chk = malloc(s->enccap);
+	s->dec = malloc(s->r->chunk_size);
+	if (!s->enc || !s->chk || !s->dec) {
+		bkp_store_fini(s);
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
 int bkp_store_init(struct bkp_store *s, struct bkp_repo *r,
 		   struct bdev_err *e)
 {
-	char *p = bkp_path(r, "chunks.lock");
+	char *p;
 
 	memset(s, 0, sizeof(*s));
 	s->r = r;
 	s->lockfd = -1;
+	if (r->os)
+		return store_buffers(s, e);
+	p = bkp_path(r, "chunks.lock");
 	if (!p)
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	/* Each thread opens its own: flock belongs to the open file. */
@@ -49,15 +65,7 @@ int bkp_store_init(struct bkp_store *s, struct bkp_repo *r,
 		return rc;
 	}
 	free(p);
-	s->enccap = bkp_chunk_bound(r->chunk_size);
-	s->enc = malloc(s->enccap);
-	s->chk = malloc(s->enccap);
-	s->dec = malloc(r->chunk_size);
-	if (!s->enc || !s->chk || !s->dec) {
-		bkp_store_fini(s);
-		return bdev_err_set(e, ENOMEM, "out of memory");
-	}
-	return 0;
+	return store_buffers(s, e);
 }
 
 void bkp_store_fini(struct bkp_store *s)
@@ -116,6 +124,8 @@ int bkp_store_touch(struct bkp_store *s, const uint8_t d[BKP_DIGEST])
 	char path[PATH_MAX];
 	int r;
 
+	if (s->r->os)
+		return s->r->os->store_touch(s, d);
 	bkp_chunk_path(s->r, d, path, sizeof(path));
 	lock_sh(s);
 	r = touch_locked(path);
@@ -180,6 +190,8 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 	int fd, r;
 
 	*added = 0;
+	if (s->r->os)
+		return s->r->os->store_put(s, d, data, len, added, e);
 	bkp_chunk_path(s->r, d, path, sizeof(path));
 	/* An existing file is reused only when proven to hold data: one
 	 * whose payload rotted would otherwise be referenced by every later
@@ -240,8 +252,11 @@ int bkp_store_put(struct bkp_store *s, const uint8_t d[BKP_DIGEST],
 
 int bkp_sync_repo(struct bkp_repo *r, struct bdev_err *e)
 {
-	int fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+	int fd, rc = 0;
 
+	if (r->os)
+		return r->os->sync(r, e);
+	fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return bdev_err_set(e, errno, "%s: %s", r->path, strerror(errno));
 	if (syncfs(fd) < 0)
@@ -251,16 +266,41 @@ int bkp_sync_repo(struct bkp_repo *r, struct bdev_err *e)
 	return rc;
 }
 
+/* Decode chunk file buf (flen bytes) of digest d into dst (cap). */
+static ssize_t check_chunk(const uint8_t d[BKP_DIGEST], const void *buf,
+			   size_t flen, void *dst, size_t cap, char *why,
+			   size_t wl)
+{
+	uint8_t got[BKP_DIGEST];
+	ssize_t n = bkp_chunk_decode(buf, flen, dst, cap, why, wl);
+
+	if (n < 0)
+		return n;
+	bkp_sha256(dst, (size_t)n, got);
+	if (memcmp(got, d, BKP_DIGEST)) {
+		snprintf(why, wl, "content does not match its SHA-256 name");
+		return -EBADMSG;
+	}
+	return n;
+}
+
 ssize_t bkp_chunk_load(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
 		       void *dst, size_t cap, void *filebuf,
 		       uint64_t *stored, char *why, size_t wl)
 {
 	char path[PATH_MAX];
-	uint8_t got[BKP_DIGEST];
 	struct stat st;
 	ssize_t n;
 	int fd, rc;
 
+	if (r->os) {
+		n = r->os->chunk_get(r, d, filebuf, bkp_chunk_bound(cap), why, wl);
+		if (n < 0)
+			return n;
+		if (stored)
+			*stored = (uint64_t)n;
+		return check_chunk(d, filebuf, (size_t)n, dst, cap, why, wl);
+	}
 	bkp_chunk_path(r, d, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -296,15 +336,7 @@ ssize_t bkp_chunk_load(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
 		snprintf(why, wl, "read failed: %s", strerror(-rc));
 		return -EBADMSG;
 	}
-	n = bkp_chunk_decode(filebuf, (size_t)st.st_size, dst, cap, why, wl);
-	if (n < 0)
-		return n;
-	bkp_sha256(dst, (size_t)n, got);
-	if (memcmp(got, d, BKP_DIGEST)) {
-		snprintf(why, wl, "content does not match its SHA-256 name");
-		return -EBADMSG;
-	}
-	return n;
+	return check_chunk(d, filebuf, (size_t)st.st_size, dst, cap, why, wl);
 }
 
 int bkp_chunk_quarantine(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
@@ -316,6 +348,11 @@ int bkp_chunk_quarantine(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
 	ssize_t n;
 	int fd, rc = 0;
 
+	if (r->os) {
+		free(buf);
+		free(fbuf);
+		return r->os->quarantine(r, d, e);
+	}
 	if (!buf || !fbuf) {
 		free(buf);
 		free(fbuf);

@@ -74,7 +74,7 @@ static int run_checks(struct vjob *j, int threads)
 	int started = 0;
 
 	if (threads <= 0)
-		threads = bkp_default_threads();
+		threads = bkp_repo_threads(j->r, 0);
 	if (threads > 64)
 		threads = 64;
 	for (; started < threads; started++)
@@ -115,10 +115,34 @@ static int push(struct vchunk **v, size_t *n, size_t *cap, const uint8_t *d,
 	return 0;
 }
 
+struct walk {
+	struct vchunk **v;
+	size_t *n, *cap;
+};
+
+static int walk_one(void *opaque, const char *name,
+		    const struct bkp_os_stat *st)
+{
+	struct walk *w = opaque;
+	uint8_t dg[BKP_DIGEST];
+
+	(void)st;
+	/* "XX/HEX" only: not HEX.bad */
+	if (strlen(name) != 3 + 2 * BKP_DIGEST || name[2] != '/' ||
+	    strncmp(name, name + 3, 2) || bkp_unhex(name + 3, dg, BKP_DIGEST))
+		return 0;
+	return push(w->v, w->n, w->cap, dg, false);
+}
+
 /* Every well-named chunk file of the repository. */
 static int walk_chunks(const struct bkp_repo *r, struct vchunk **v,
-		       size_t *n, size_t *cap)
+		       size_t *n, size_t *cap, struct bdev_err *e)
 {
+	if (r->os) {
+		struct walk w = { v, n, cap };
+
+		return r->os->chunks(r, walk_one, &w, e);
+	}
 	for (int i = 0; i < 256; i++) {
 		char *dir = bkp_path(r, "chunks/%02x", i), pre[3];
 		DIR *d;
@@ -224,9 +248,11 @@ int bkp_verify(struct bkp_repo *r, const char *id, int threads,
 				goto nomem;
 		nb++;
 	}
-	rc = 0;
-	if (!id && walk_chunks(r, &c, &nc, &cap))
+	rc = id ? 0 : walk_chunks(r, &c, &nc, &cap, e);
+	if (rc == -ENOMEM)
 		goto nomem;
+	if (rc)
+		goto out;
 	if (nc)
 		qsort(c, nc, sizeof(*c), cmp_vchunk);
 	for (size_t i = 0; i < nc; i++) {

@@ -15,6 +15,7 @@
 #   bench/backup.sh                  (make bench runs it)
 #   SIZE_MIB=512 ROUNDS=1 bench/backup.sh
 set -u
+. "$(dirname "$0")/lib.bash"
 T=${VHDTOOL:-$(pwd)/build/vhdtool}
 SIZE_MIB=${SIZE_MIB:-2048}
 ROUNDS=${ROUNDS:-3}
@@ -37,24 +38,8 @@ tools="vhdtool"
 have restic && tools="$tools restic" || echo "bench: restic not installed: skipped" >&2
 have borg && tools="$tools borg-lz4 borg-zlib1" || echo "bench: borg not installed: skipped" >&2
 
-disk=$work/disk.raw
-half=$((SIZE_MIB / 2))
-head -c $((half * M)) /dev/urandom >"$disk"
-head -c $(((SIZE_MIB - half) * M)) /dev/zero >>"$disk"
-nchunks=$((SIZE_MIB / 4))
-changed=$((nchunks / 10))
-# The change: new data for chunks 0, 10, 20, ...; and the original bytes
-# to undo it between tools.
-for k in $(seq 0 $((changed - 1))); do
-	dd if="$disk" bs=4M skip=$((k * 10)) count=1 status=none >>"$work/orig.bin"
-done
-head -c $((changed * 4 * M)) /dev/urandom >"$work/new.bin"
-apply() {   # FILE-OF-PIECES
-	for k in $(seq 0 $((changed - 1))); do
-		dd if="$1" bs=4M skip="$k" count=1 status=none |
-			"$T" write "$disk" $((k * 40))M $((4 * M)) || exit 1
-	done
-}
+bench_disk
+apply() { bench_apply "$1"; }
 sum_orig=$(sha256sum "$disk" | cut -c1-64)
 
 now() { date +%s.%N; }

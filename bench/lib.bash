@@ -22,3 +22,28 @@ interleave() {
 		done
 	done
 }
+
+# bench_disk: $work/disk.raw of $SIZE_MIB MiB (first half random, second
+# half zeros) and a 10% change of it: new data for every 10th aligned 4 MiB
+# chunk ($work/new.bin) and the bytes it replaces ($work/orig.bin, to undo
+# it).  Sets disk, nchunks, changed.  bench_apply FILE writes those pieces
+# into the disk through vhdtool ($T), so change tracking records them.
+bench_disk() {
+	local half=$((SIZE_MIB / 2)) k
+	disk=$work/disk.raw
+	head -c $((half << 20)) /dev/urandom >"$disk"
+	head -c $(((SIZE_MIB - half) << 20)) /dev/zero >>"$disk"
+	nchunks=$((SIZE_MIB / 4))
+	changed=$((nchunks / 10))
+	for k in $(seq 0 $((changed - 1))); do
+		dd if="$disk" bs=4M skip=$((k * 10)) count=1 status=none >>"$work/orig.bin"
+	done
+	head -c $((changed << 22)) /dev/urandom >"$work/new.bin"
+}
+bench_apply() {
+	local k
+	for k in $(seq 0 $((changed - 1))); do
+		dd if="$1" bs=4M skip="$k" count=1 status=none |
+			"$T" write "$disk" $((k * 40))M $((4 << 20)) || exit 1
+	done
+}

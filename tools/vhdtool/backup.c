@@ -1,11 +1,12 @@
 /* vhdtool backup: the front end of backup/ (bkp.h).
  *
- *   backup init [--chunk-size N] REPO
+ *   backup init [--chunk-size N] [--object-lock DAYS] REPO
  *   backup create [-f raw|vpc] [--full] [--no-track] [-p] [--threads N] REPO SOURCE
  *
  * Every subcommand that reports takes --output=human|json (--json): one
  * JSON object (an array for list and prune) on stdout, written by
- * common/json.c; the human lines stay as they were.
+ * common/json.c; the human lines stay as they were.  REPO is a folder or
+ * s3://BUCKET[/PREFIX].
  *   backup create [--vm CTL [--disk LUN]... [--require-app-consistent]
  *                 [--freeze-timeout MS] [--output human|json]] REPO
  *   backup list [--output=json] REPO   backup show [--output=json] REPO ID
@@ -14,6 +15,8 @@
  *   backup repair REPO SOURCE...
  *   backup prune --keep-last N ... [--dry-run] REPO
  *   backup gc [--grace SECONDS] [--dry-run] REPO
+ * REPO: a folder or s3://BUCKET[/PREFIX]; --s3-endpoint URL, --s3-region R,
+ * --connections N, --s3-retries N anywhere after "backup".
  */
 #include "vhdtool.h"
 
@@ -30,7 +33,7 @@
 
 static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
-	.usage = "backup init [--chunk-size N] REPO\n"
+	.usage = "backup init [--chunk-size N] [--object-lock DAYS] REPO\n"
 		 "backup create [-f raw|vpc] [--full] [--no-track] [-p] [--threads N] [--output=human|json] REPO SOURCE\n"
 		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS] [--output human|json] [--full] [-p] [--threads N] REPO\n"
 		 "backup list [--output=human|json] REPO\n"
@@ -40,16 +43,23 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 		 "backup repair [--threads N] [--output=human|json] REPO SOURCE...\n"
 		 "backup prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] [--output=human|json] REPO\n"
 		 "backup gc [--grace SECONDS] [--dry-run] [--output=human|json] REPO\n"
-		 "backup forget [--output=human|json] REPO ID",
+		 "backup forget [--output=human|json] REPO ID\n"
+		 "REPO: a folder, or s3://BUCKET[/PREFIX] with [--s3-endpoint URL] [--s3-region R] [--connections N] [--s3-retries N]\n"
+		 "  (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ENDPOINT_URL, AWS_REGION)",
 	.summary = "deduplicating backups of disks: create, list, restore, verify, repair, prune, gc",
 	.run = run_backup)
 
 /* ---- shared helpers ---- */
 
+/* --s3-endpoint, --s3-region, --connections: taken out of argv by
+ * run_backup wherever they stand, for every subcommand. */
+static struct bkp_remote remote;
+
 static struct bkp_repo *open_repo(const char *path)
 {
 	struct bdev_err e = { 0 };
-	struct bkp_repo *r = bkp_open(path, &e);
+	struct bkp_repo *r = bkp_is_remote(path) ? bkp_open_remote(path, &remote, &e)
+						  : bkp_open(path, &e);
 
 	if (!r)
 		vt_err(NULL, "%s", e.msg);
@@ -75,13 +85,38 @@ static bool parse_count(const char *what, const char *s, int *out)
  * every 10% elsewhere), behind the backup library's progress signature. */
 struct progress {
 	struct vt_progress vp;
+	struct bkp_repo *r;       /* on object storage: MiB/s to/from it too */
+	bool up;                  /* sent (backup) or received (restore) */
+	struct timespec t0;
 };
 
 static void show_progress(void *opaque, uint64_t done, uint64_t total)
 {
 	struct progress *p = opaque;
+	uint64_t sent = 0, got = 0;
+	struct timespec t;
+	double secs;
 
+	if (p->r)
+		bkp_io_counters(p->r, &sent, &got);
+	if (sent || got) {    /* object storage */
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		secs = (double)(t.tv_sec - p->t0.tv_sec) +
+		       (double)(t.tv_nsec - p->t0.tv_nsec) / 1e9;
+		snprintf(p->vp.extra, sizeof(p->vp.extra), "%.1f MiB/s %s the store",
+			 secs > 0 ? (double)(p->up ? sent : got) / secs / 1048576.0 : 0.0,
+			 p->up ? "to" : "from");
+	}
 	(void)vt_progress_cb(&p->vp, done, total);
+}
+
+static void start_progress(struct progress *p, const char *what, bool on,
+			   struct bkp_repo *r, bool up)
+{
+	vt_progress_init(&p->vp, what, on);
+	p->r = r;
+	p->up = up;
+	clock_gettime(CLOCK_MONOTONIC, &p->t0);
 }
 
 static void end_progress(struct progress *p)
@@ -113,14 +148,21 @@ static void print_json(const struct bkp_info *b)
 static int cmd_init(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "chunk-size", required_argument, NULL, 'c' }, { 0 }
+		{ "chunk-size", required_argument, NULL, 'c' },
+		{ "object-lock", required_argument, NULL, 'L' }, { 0 }
 	};
 	struct bdev_err e = { 0 };
 	uint64_t cs = 0;
-	int c;
+	int c, rc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
+		if (c == 'L') {
+			if (!parse_count("object lock days", optarg,
+					 &remote.object_lock_days))
+				return 2;
+			continue;
+		}
 		if (c != 'c')
 			return vt_usage(&backup_cmd);
 		if (!vt_parse_size("chunk size", optarg, &cs))
@@ -132,7 +174,14 @@ static int cmd_init(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return vt_usage(&backup_cmd);
-	if (bkp_init(argv[optind], (uint32_t)cs, &e)) {
+	if (remote.object_lock_days && !bkp_is_remote(argv[optind])) {
+		vt_err(NULL, "--object-lock needs an s3:// repository");
+		return 2;
+	}
+	rc = bkp_is_remote(argv[optind])
+	     ? bkp_init_remote(argv[optind], (uint32_t)cs, &remote, &e)
+	     : bkp_init(argv[optind], (uint32_t)cs, &e);
+	if (rc) {
 		vt_err(NULL, "%s", e.msg);
 		return 1;
 	}
@@ -238,7 +287,7 @@ static int cmd_create(int argc, char **argv)
 		o.snaps = &rs.s;
 	else if (rbd_is_name(o.source))
 		o.no_track = true;   /* rbd:...@SNAP: read as it is; never a .ctk */
-	vt_progress_init(&pr.vp, "backup", o.progress != NULL);
+	start_progress(&pr, "backup", o.progress != NULL, r, true);
 	rc = bkp_create(r, src, &o, &b, &e);
 	end_progress(&pr);
 	vt_rbd_snaps_fini(&rs);
@@ -476,7 +525,7 @@ static int cmd_restore(int argc, char **argv)
 	r = open_repo(argv[optind]);
 	if (!r)
 		return 1;
-	vt_progress_init(&pr.vp, "restore", o.progress != NULL);
+	start_progress(&pr, "restore", o.progress != NULL, r, false);
 	rc = bkp_restore(r, argv[optind + 1], argv[optind + 2], &o, &e);
 	end_progress(&pr);
 	/* JSON names the backup by its ID, also when "latest" was asked. */
@@ -904,6 +953,12 @@ static int cmd_gc(int argc, char **argv)
 	       (unsigned long long)res.kept_grace,
 	       (unsigned long long)res.tmp_removed,
 	       o.dry_run ? "to remove" : "removed");
+	if (res.locked)
+		printf("gc: %llu unreferenced chunks are under Object Lock retention and stay until it ends\n",
+		       (unsigned long long)res.locked);
+	if (res.retention_extended)
+		printf("gc: Object Lock retention extended on %llu objects\n",
+		       (unsigned long long)res.retention_extended);
 	return 0;
 }
 
@@ -919,6 +974,58 @@ static int run_backup(int argc, char **argv)
 		{ "repair", cmd_repair },
 	};
 
+	int k = 1;
+
+	/* The object-storage options, wherever they stand (before "--"). */
+	for (int i = 1; i < argc; i++) {
+		static const char *const names[] = { "--s3-endpoint", "--s3-region",
+						     "--connections", "--s3-retries" };
+		const char *val = NULL;
+		size_t which = 4;
+
+		if (!strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[k++] = argv[i++];
+			break;
+		}
+		for (size_t n = 0; n < UTIL_ARRAY_SIZE(names); n++) {
+			size_t l = strlen(names[n]);
+
+			if (!strncmp(argv[i], names[n], l) &&
+			    (argv[i][l] == '=' || !argv[i][l])) {
+				which = n;
+				if (argv[i][l] == '=')
+					val = argv[i] + l + 1;
+				else if (i + 1 < argc)
+					val = argv[++i];
+			}
+		}
+		if (which == 4) {
+			argv[k++] = argv[i];
+			continue;
+		}
+		if (!val) {
+			vt_err(NULL, "%s needs a value", names[which]);
+			return 2;
+		}
+		if (which == 0)
+			remote.endpoint = val;
+		else if (which == 1)
+			remote.region = val;
+		else if (which == 3) {
+			if (!parse_count("retries", val, &remote.retries) ||
+			    remote.retries > 100) {
+				vt_err(NULL, "--s3-retries: 0 to 100");
+				return 2;
+			}
+		} else if (!parse_count("connections", val, &remote.connections) ||
+			 remote.connections < 1 || remote.connections > 64) {
+			vt_err(NULL, "--connections: 1 to 64");
+			return 2;
+		}
+	}
+	argc = k;
+	argv[argc] = NULL;
 	if (argc < 2)
 		return vt_usage(&backup_cmd);
 	if (!strcmp(argv[1], "list"))

@@ -92,12 +92,13 @@ int vt_progress_cb(void *opaque, uint64_t done, uint64_t total)
 		memset(bar, '#', (size_t)fill);
 		memset(bar + fill, '.', (size_t)(30 - fill));
 		bar[30] = '\0';
-		fprintf(stderr, "\r%s [%s] %3d%%  %7.1f MiB/s  ETA %d:%02d ",
-			p->what, bar, pct, rate / 1048576.0, (int)eta / 60,
+		fprintf(stderr, "\r%s [%s] %3d%%  %7.1f MiB/s%s%s  ETA %d:%02d ",
+			p->what, bar, pct, rate / 1048576.0,
+			p->extra[0] ? ", " : "", p->extra, (int)eta / 60,
 			(int)eta % 60);
 	} else {
-		fprintf(stderr, "%s: %d%% (%.1f MiB/s)\n", p->what, pct,
-			rate / 1048576.0);
+		fprintf(stderr, "%s: %d%% (%.1f MiB/s%s%s)\n", p->what, pct,
+			rate / 1048576.0, p->extra[0] ? ", " : "", p->extra);
 	}
 	return 0;
 }

@@ -172,6 +172,8 @@ struct vt_progress {
 	double start, last;
 	int last_pct;
 	unsigned step_delay_us;   /* VHDTOOL_TEST_STEP_DELAY_US (crash tests) */
+	char extra[64];           /* shown after the rate when set (the
+				   * caller updates it: "12.0 MiB/s to s3") */
 };
 void vt_progress_init(struct vt_progress *p, const char *what, bool enabled);
 int vt_progress_cb(void *opaque, uint64_t done, uint64_t total);

@@ -1,0 +1,201 @@
+#!/bin/bash
+# Backup repositories on S3 (s3://BUCKET/PREFIX) against a real radosgw
+# (tests/ceph-cluster.bash, one cluster for this file):
+#  - init, a full and an incremental backup of a dynamic VHD: the
+#    incremental reads only the changed chunks (manifest counters); each
+#    restores to the bytes it was taken from; list and show; verify clean;
+#    the object layout is the folder layout under PREFIX/;
+#  - a disk of one block repeated: the chunk is stored once (threads
+#    storing the same new chunk at once);
+#  - one chunk object deleted and another damaged in the bucket: verify
+#    reports both (and quarantines the damaged one as HEX.bad), repair from
+#    the source heals, verify clean again;
+#  - prune + gc while a (slowed) backup runs: the backup completes and
+#    restores; a later gc removes the garbage;
+#  - Object Lock (init --object-lock 1): forget and prune cannot remove a
+#    locked backup, gc cannot delete locked chunks, retention is extended;
+#  - through tests/tools/flaky-proxy failing half the requests with 503: a
+#    full backup and its restore succeed.
+set -u
+. "$(dirname "$0")/../ceph-cluster.bash"
+T=${VHDTOOL:?}
+B=${BUILD:-build}
+P=$B/tests/tools/s3probe
+PROXY=$B/tests/tools/flaky-proxy
+command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
+[ -x "$P" ] && [ -x "$PROXY" ] || { echo "FAIL: $P / $PROXY not built"; exit 1; }
+dir=$(mktemp -d)
+bgpid=
+proxy_pid=
+cleanup() {
+	[ -z "$bgpid" ] || { kill "$bgpid" 2>/dev/null; wait "$bgpid" 2>/dev/null; }
+	[ -z "$proxy_pid" ] || { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
+	ceph_cluster_stop
+	rm -rf "$dir"
+}
+trap 'rc=$?; set +e; cleanup; exit $rc' EXIT
+fail() { echo "FAIL: $*"; [ -f "$dir/err" ] && sed 's/^/  | /' "$dir/err"; exit 1; }
+M=$((1 << 20))
+TO() { timeout -k 5 300 "$@"; }
+
+ceph_cluster_start "$dir/ceph"
+ceph_rgw_start
+
+R=s3://vhds-backup/repo/one
+jget() {   # REPO ID KEY...
+	TO $T backup show --output=json "$1" "$2" |
+		python3 -c 'import json,sys; j=json.load(sys.stdin); [print("null" if j[k] is None else j[k]) for k in sys.argv[1:]]' "${@:3}"
+}
+
+# ---- round trip: full, incremental, restore, list, show, verify ----
+TO $T create -t dynamic "$dir/d.vhd" 40M >/dev/null || fail "create vhd"
+head -c $((12 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 0 || fail "fill"
+head -c $((3 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 30M || fail "fill 2"
+TO $T read "$dir/d.vhd" 0 40M >"$dir/ref1" || fail "read ref1"
+TO $T backup init "$R" 2>"$dir/err" || fail "init"
+TO $T backup init "$R" 2>"$dir/err" && fail "a second init over a repository succeeded"
+id1=$(TO $T backup create "$R" "$dir/d.vhd" 2>"$dir/err") || fail "full backup"
+[ "$(jget "$R" "$id1" kind)" = full ] || fail "first backup is not full"
+printf 'changed' | TO $T write "$dir/d.vhd" $((5 * M + 3)) || fail "write 1"
+head -c 4096 /dev/urandom | TO $T write "$dir/d.vhd" $((31 * M)) || fail "write 2"
+TO $T read "$dir/d.vhd" 0 40M >"$dir/ref2" || fail "read ref2"
+id2=$(TO $T backup create --connections 3 "$R" "$dir/d.vhd" 2>"$dir/err") || fail "incremental backup"
+[ "$(jget "$R" "$id2" kind)" = incremental ] || fail "second backup is not incremental"
+[ "$(jget "$R" "$id2" chunks-read)" = 2 ] || fail "incremental read $(jget "$R" "$id2" chunks-read) chunks, 2 changed"
+[ "$(jget "$R" "$id2" chunks-new)" = 2 ] || fail "incremental stored $(jget "$R" "$id2" chunks-new) chunks, 2 changed"
+for pair in "$id1 ref1" "$id2 ref2"; do
+	set -- $pair
+	TO $T backup restore "$R" "$1" "$dir/out.raw" 2>"$dir/err" || fail "restore $1"
+	cmp "$dir/out.raw" "$dir/$2" || fail "backup $1 restores other bytes"
+	rm -f "$dir/out.raw"
+done
+TO $T backup list "$R" >"$dir/list" || fail "list"
+grep -q "^$id1 .* full " "$dir/list" && grep -q "^$id2 .* incremental " "$dir/list" || fail "list: $(cat "$dir/list")"
+[ "$(jget "$R" latest id)" = "$id2" ] || fail "show latest"
+TO $T backup verify "$R" >"$dir/v" 2>&1 || fail "verify: $(cat "$dir/v")"
+grep -q '^ok: 2 backups' "$dir/v" || fail "verify: $(cat "$dir/v")"
+# The layout: the folder's names under the prefix, nothing left of the
+# writers (heartbeats, touched lists).
+TO $P list s3://vhds-backup/repo/one | cut -f1 >"$dir/keys" || fail "s3probe list"
+grep -q '^repo/one/repo.json$' "$dir/keys" || fail "no repo.json"
+grep -q "^repo/one/backups/$id2.idx$" "$dir/keys" && grep -q "^repo/one/backups/$id2.json$" "$dir/keys" || fail "no index / manifest"
+grep -q '^repo/one/writers/' "$dir/keys" && fail "writer objects left: $(grep writers "$dir/keys")"
+n=$(grep -cE '^repo/one/chunks/([0-9a-f]{2})/\1[0-9a-f]{62}$' "$dir/keys")
+[ "$n" = "$(grep -c '^repo/one/chunks/' "$dir/keys")" ] && [ "$n" -gt 5 ] || fail "chunk keys: $(grep chunks "$dir/keys" | head -3)"
+
+# A disk of one 4 MiB block repeated: threads storing the same new chunk
+# at once store it once.
+head -c $((4 * M)) /dev/urandom >"$dir/blk"
+for _ in 1 2 3 4 5 6 7 8; do cat "$dir/blk"; done >"$dir/rep.raw"
+rid=$(TO $T backup create --no-track --connections 8 "$R" "$dir/rep.raw" 2>"$dir/err") || fail "backup of repeated blocks"
+[ "$(jget "$R" "$rid" chunks-new)" = 1 ] || fail "repeated blocks: $(jget "$R" "$rid" chunks-new) chunks new, 1 expected"
+TO $T backup restore "$R" "$rid" "$dir/out.raw" 2>"$dir/err" || fail "restore repeated blocks"
+cmp "$dir/out.raw" "$dir/rep.raw" || fail "repeated blocks restore other bytes"
+rm -f "$dir/out.raw"
+TO $T backup forget "$R" "$rid" || fail "forget the repeated-block backup"
+TO $P list s3://vhds-backup/repo/one | cut -f1 >"$dir/keys" || fail "s3probe list"
+
+# ---- damage in the bucket: verify finds it, repair heals ----
+# Two chunks of the latest backup (the source still holds them), read from
+# its index (docs/backup-format.md).
+TO $P get "s3://vhds-backup/repo/one/backups/$id2.idx" "$dir/idx" || fail "get index"
+python3 - "$dir/idx" >"$dir/pick" <<'PY' || fail "read index"
+import sys
+data = open(sys.argv[1], "rb").read()
+assert data[:4] == b"VBKI"
+n = int.from_bytes(data[24:32], "little")
+ds = [data[32 + 32 * i:64 + 32 * i].hex() for i in range(n)]
+ds = [d for d in ds if d != "0" * 64]
+for d in ds[:2]:
+    print("repo/one/chunks/%s/%s" % (d[:2], d))
+PY
+k1=$(sed -n 1p "$dir/pick")
+k2=$(sed -n 2p "$dir/pick")
+[ -n "$k1" ] && [ -n "$k2" ] && [ "$k1" != "$k2" ] || fail "two chunks of $id2: $(cat "$dir/pick")"
+TO $P delete "s3://vhds-backup/$k1" || fail "delete a chunk"
+TO $P get "s3://vhds-backup/$k2" "$dir/c2" || fail "get a chunk"
+printf 'XXXX' | dd of="$dir/c2" bs=1 seek=100 conv=notrunc status=none
+TO $P delete "s3://vhds-backup/$k2" && TO $P put "s3://vhds-backup/$k2" "$dir/c2" || fail "damage a chunk"
+TO $T backup verify "$R" >"$dir/v" 2>&1 && fail "verify passed a damaged repository"
+grep -q "chunk ${k1##*/}: missing" "$dir/v" || fail "verify missed the deleted chunk: $(cat "$dir/v")"
+grep -q "chunk ${k2##*/}: .*quarantined" "$dir/v" || fail "verify missed the damaged chunk: $(cat "$dir/v")"
+TO $P head "s3://vhds-backup/$k2.bad" >/dev/null || fail "no quarantined copy $k2.bad"
+TO $T backup repair "$R" "$dir/d.vhd" >"$dir/rep" 2>&1 || fail "repair: $(cat "$dir/rep")"
+TO $T backup verify "$R" >"$dir/v" 2>&1 || fail "verify after repair: $(cat "$dir/v")"
+# (the source changed since id1: repair healed only what it still holds)
+TO $T backup restore "$R" "$id2" "$dir/out.raw" 2>"$dir/err" || fail "restore after repair"
+cmp "$dir/out.raw" "$dir/ref2" || fail "restore after repair differs"
+rm -f "$dir/out.raw"
+
+# ---- prune + gc while a backup runs ----
+head -c $((8 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 10M || fail "write 3"
+TO $T read "$dir/d.vhd" 0 40M >"$dir/ref3" || fail "read ref3"
+VHDTOOL_TEST_STEP_DELAY_US=3000000 TO $T backup create --full -p "$R" "$dir/d.vhd" >"$dir/bg.out" 2>"$dir/bg.err" &
+bgpid=$!
+for _ in $(seq 100); do
+	TO $P list s3://vhds-backup/repo/one/writers | grep -q . && break
+	sleep 0.1
+done
+TO $P list s3://vhds-backup/repo/one/writers | grep -q . || fail "no heartbeat object of the running backup: $(cat "$dir/bg.err")"
+TO $T backup prune --keep-last 1 "$R" >"$dir/prune" 2>"$dir/err" || fail "prune beside a backup"
+TO $T backup gc --grace 0 "$R" >"$dir/gc" 2>"$dir/err" || fail "gc beside a backup"
+wait "$bgpid" || { bgpid=; fail "the backup beside prune and gc failed: $(cat "$dir/bg.err")"; }
+bgpid=
+id3=$(cat "$dir/bg.out")
+TO $T backup restore "$R" "$id3" "$dir/out.raw" 2>"$dir/err" || fail "restore of the backup made beside gc"
+cmp "$dir/out.raw" "$dir/ref3" || fail "the backup made beside gc restores other bytes"
+rm -f "$dir/out.raw"
+TO $T backup gc --grace 0 "$R" >"$dir/gc" 2>"$dir/err" || fail "gc"
+TO $T backup verify "$R" >"$dir/v" 2>&1 || fail "verify after gc: $(cat "$dir/v")"
+[ "$(TO $T backup list --output=json "$R" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ] ||
+	fail "prune --keep-last 1 beside a backup: $(TO $T backup list "$R")"
+
+# ---- Object Lock ----
+L=s3://vhds-locked/r
+TO $T backup init --chunk-size 1M --object-lock 1 "$L" 2>"$dir/err" || fail "init --object-lock"
+grep -q '"object-lock-days": 1' <(TO $P get s3://vhds-locked/r/repo.json -) || fail "repo.json does not record the lock days"
+lid1=$(TO $T backup create "$L" "$dir/d.vhd" 2>"$dir/err") || fail "backup to a locked repository"
+head -c $((2 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 0 || fail "write 4"
+lid2=$(TO $T backup create "$L" "$dir/d.vhd" 2>"$dir/err") || fail "second backup to a locked repository"
+until=$(TO $P retention "s3://vhds-locked/r/backups/$lid1.json") || fail "retention get"
+[ "$until" -gt "$(date +%s)" ] || fail "manifest has no retention ($until)"
+TO $T backup forget "$L" "$lid1" 2>"$dir/err" && fail "forget removed a locked backup"
+grep -q 'Object Lock' "$dir/err" || fail "forget of a locked backup: $(cat "$dir/err")"
+TO $T backup prune --keep-last 1 "$L" >"$dir/prune" 2>"$dir/err" || fail "prune in a locked repository"
+grep -q "^keep .*$lid1.*Object Lock" "$dir/prune" || fail "prune: $(cat "$dir/prune")"
+# A chunk no index references any more: gc cannot delete it while locked.
+ck=$(TO $P list s3://vhds-locked/r/chunks | sed -n 1p | cut -f1)
+TO $P delete "s3://vhds-locked/$ck" 2>/dev/null && fail "a locked chunk object was deleted"
+# An unreferenced chunk object under retention (a copy under another
+# name): gc tries, is refused, reports it and goes on.
+TO $P get "s3://vhds-locked/$ck" "$dir/ck" || fail "get a locked chunk"
+orphan=r/chunks/ab/ab$(printf '%062d' 7)
+TO $P put "s3://vhds-locked/$orphan" "$dir/ck" --retain-until $(($(date +%s) + 86400)) || fail "put an orphan chunk"
+sleep 2
+TO $T backup gc --grace 0 "$L" >"$dir/gc" 2>"$dir/err" || fail "gc in a locked repository: $(cat "$dir/err")"
+grep -q 'retention extended' "$dir/gc" || fail "gc did not extend retention: $(cat "$dir/gc")"
+grep -q '1 unreferenced chunks are under Object Lock' "$dir/gc" || fail "gc did not report the locked orphan: $(cat "$dir/gc")"
+TO $P head "s3://vhds-locked/$orphan" >/dev/null || fail "gc deleted a locked object"
+until2=$(TO $P retention "s3://vhds-locked/r/backups/$lid1.json")
+[ "$until2" -gt "$until" ] || fail "retention not extended ($until -> $until2)"
+# (the whole repository would report the orphan copy: its name is not its
+# content)
+for id in "$lid1" "$lid2"; do
+	TO $T backup verify "$L" "$id" >"$dir/v" 2>&1 || fail "verify locked $id: $(cat "$dir/v")"
+done
+
+# ---- a store that answers 503 to half the requests ----
+"$PROXY" --fail 0.5 --seed $$ --lifetime 280 "${AWS_ENDPOINT_URL#http://}" >"$dir/proxy.port" 2>"$dir/proxy.err" &
+proxy_pid=$!
+for _ in $(seq 50); do [ -s "$dir/proxy.port" ] && break; sleep 0.1; done
+[ -s "$dir/proxy.port" ] || fail "flaky-proxy did not start: $(cat "$dir/proxy.err")"
+FL=(--s3-endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --s3-retries 30)
+F=s3://vhds-flaky/r
+TO $T backup init "${FL[@]}" --chunk-size 1M "$F" 2>"$dir/err" || fail "init through the flaky proxy"
+fid=$(TO $T backup create "${FL[@]}" --no-track "$F" "$dir/d.vhd" 2>"$dir/err") || fail "backup through the flaky proxy"
+TO $T read "$dir/d.vhd" 0 40M >"$dir/ref4" || fail "read ref4"
+TO $T backup restore "${FL[@]}" "$F" "$fid" "$dir/out.raw" 2>"$dir/err" || fail "restore through the flaky proxy"
+cmp "$dir/out.raw" "$dir/ref4" || fail "restore through the flaky proxy differs"
+kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; proxy_pid=
+grep -q 'failed=[1-9]' "$dir/proxy.err" || fail "the proxy failed no request: $(cat "$dir/proxy.err")"
+echo "ok"
