@@ -16,7 +16,8 @@
 #   ceph_cluster_stop        kill what it started, by PID (ceph_cluster_start
 #                            has tests/lib.bash's at_exit run it)
 #
-# Needs tests/lib.bash (skip, at_exit), which the area helpers source.
+# Needs tests/lib.bash (skip, at_exit), which the area helpers source;
+# a bench script defines its own ceph_skip and stops the cluster itself.
 #
 # CEPH_MEMSTORE_BYTES sizes the OSD's in-memory store (1 GiB by default).
 #
@@ -62,7 +63,8 @@ ceph_cluster_start() {
 	local d=$1 port fsid deadline t
 
 	ceph_dir=$d
-	at_exit ceph_cluster_stop
+	# (bench scripts do not source lib.bash: they stop it in their own trap)
+	if declare -F at_exit >/dev/null; then at_exit ceph_cluster_stop; fi
 
 	for t in ceph-mon ceph-osd ceph monmaptool rbd; do
 		command -v "$t" >/dev/null 2>&1 ||

@@ -7,7 +7,7 @@
 # A killed prune or gc leaves its lock object: the next one is refused
 # while it is fresh ("locked by"); the test then removes it as an operator
 # would once the holder is known dead.
-set -u
+. "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
 B=${BUILD:-build}
@@ -15,10 +15,7 @@ P=$B/tests/tools/s3probe
 TRIALS_CREATE=${TRIALS_CREATE:-4}
 TRIALS_PRUNE=${TRIALS_PRUNE:-2}
 TRIALS_GC=${TRIALS_GC:-2}
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-dir=$(mktemp -d)
-trap 'rc=$?; set +e; ceph_cluster_stop; rm -rf "$dir"; exit $rc' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+[ -x "$P" ] || fail "$P not built"
 TO() { timeout -k 5 300 "$@"; }
 K=1024
 M=$((1024 * K))

@@ -16,25 +16,22 @@
 #    locked backup, gc cannot delete locked chunks, retention is extended;
 #  - through tests/tools/flaky-proxy failing half the requests with 503: a
 #    full backup and its restore succeed.
-set -u
+. "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
 B=${BUILD:-build}
 P=$B/tests/tools/s3probe
 PROXY=$B/tests/tools/flaky-proxy
-command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
-[ -x "$P" ] && [ -x "$PROXY" ] || { echo "FAIL: $P / $PROXY not built"; exit 1; }
-dir=$(mktemp -d)
+requires python3
+[ -x "$P" ] && [ -x "$PROXY" ] || fail "$P / $PROXY not built"
+fail_show "$dir/err"
 bgpid=
 proxy_pid=
-cleanup() {
+stop_bg() {
 	[ -z "$bgpid" ] || { kill "$bgpid" 2>/dev/null; wait "$bgpid" 2>/dev/null; }
 	[ -z "$proxy_pid" ] || { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
-	ceph_cluster_stop
-	rm -rf "$dir"
 }
-trap 'rc=$?; set +e; cleanup; exit $rc' EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/err" ] && sed 's/^/  | /' "$dir/err"; exit 1; }
+at_exit stop_bg
 M=$((1 << 20))
 TO() { timeout -k 5 300 "$@"; }
 
