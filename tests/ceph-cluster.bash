@@ -59,6 +59,18 @@ ceph_t() {
 	timeout -k 2 "$@"
 }
 
+# ceph_retry SECONDS CMD...: ceph_t SECONDS CMD, tried up to 5 times a
+# second apart: a monitor that has just formed its quorum may answer
+# "EPERM: problem getting command descriptions from mon" for a moment.
+ceph_retry() {
+	local k
+	for k in 1 2 3 4 5; do
+		ceph_t "$@" && return 0
+		sleep 1
+	done
+	return 1
+}
+
 ceph_cluster_start() {
 	local d=$1 port fsid deadline t
 
@@ -129,15 +141,15 @@ CONF
 		sleep 0.5
 	done
 	[ "$(cat "$d/osd.id")" = 0 ] || ceph_skip "unexpected OSD id $(cat "$d/osd.id")"
-	ceph_t 20 ceph osd crush add osd.0 1.0 root=default >>"$d/log/setup.log" 2>&1 ||
+	ceph_retry 20 ceph osd crush add osd.0 1.0 root=default >>"$d/log/setup.log" 2>&1 ||
 		ceph_skip "cannot place the OSD in the crush map: $(tail -1 "$d/log/setup.log")"
 	timeout 30 ceph-osd --conf "$CEPH_CONF" -i 0 --mkfs --osd-uuid "$uuid" \
 		>>"$d/log/setup.log" 2>&1 || ceph_skip "ceph-osd --mkfs failed: $(tail -1 "$d/log/setup.log")"
 	ceph-osd --conf "$CEPH_CONF" -i 0 -f >>"$d/log/osd.out" 2>&1 &
 	ceph_pids+=($!)
-	ceph_t 20 ceph osd pool create rbd 8 8 >>"$d/log/setup.log" 2>&1 ||
+	ceph_retry 20 ceph osd pool create rbd 8 8 >>"$d/log/setup.log" 2>&1 ||
 		ceph_skip "cannot create the pool: $(tail -1 "$d/log/setup.log")"
-	ceph_t 20 ceph osd pool application enable rbd rbd >>"$d/log/setup.log" 2>&1 || true
+	ceph_retry 20 ceph osd pool application enable rbd rbd >>"$d/log/setup.log" 2>&1 || true
 	# Up when an image can be created (the PGs are active).
 	until ceph_t 5 rbd create --size 1M rbd/probe >>"$d/log/setup.log" 2>&1; do
 		[ $SECONDS -lt "$deadline" ] ||

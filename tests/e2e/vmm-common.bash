@@ -47,6 +47,10 @@ at_exit cleanup_vm
 # start_vmm ARGS...: vmm-mini run in the background (stderr in $dir/err,
 # pid in $pid); waits for the control socket when --control is given.
 start_vmm() {
+	# emptied here, not only by the job's own redirection, which may run
+	# after the caller's first wait_console: that would match the previous
+	# VMM's console lines
+	: >"$dir/err"
 	"$VMM" run "${USER_MODE_ARG[@]}" "$@" 2>"$dir/err" &
 	pid=$!
 }
