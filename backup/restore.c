@@ -16,7 +16,6 @@
 
 #include "common/publish.h"
 #include "common/util.h"
-#include "vhd/vhd.h"
 
 #define RAW_PIECE (64u << 10)
 
@@ -188,17 +187,17 @@ static int open_device(struct rjob *j, const char *dev, struct bdev_err *e)
 }
 
 /* Create the output under its temporary name (owner and mode of a file it
- * replaces): a sparse raw file or a VHD opened rw. */
-static int open_output(struct rjob *j, struct publish *p, int format,
-		       struct bdev_err *e)
+ * replaces): a sparse raw file, or an image the caller's create hook makes
+ * and opens rw. */
+static int open_output(struct rjob *j, struct publish *p,
+		       const struct bkp_restore_opts *o, struct bdev_err *e)
 {
-	struct vhd_create_opts co = { 0 };
-	struct vhd_open_opts oo = { 0 };
 	const char *tmp = p->tmp;
+	uint32_t piece = 0;
 
 	if (p->in_place)
 		return open_device(j, p->target, e);
-	if (format == BKP_OUT_RAW) {
+	if (o->format == BKP_OUT_RAW) {
 		j->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 			     publish_mode(p));
 		if (j->fd < 0)
@@ -210,14 +209,18 @@ static int open_output(struct rjob *j, struct publish *p, int format,
 		j->piece = RAW_PIECE;
 		return publish_adopt(p, j->fd, e);
 	}
-	co.type = format == BKP_OUT_FIXED ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
-	co.size = j->x.virtual_size;
-	if (vhd_create(tmp, &co, e) || publish_adopt(p, -1, e))
+	j->out = o->create(o->create_opaque, tmp, o->format, j->x.virtual_size,
+			   &piece, e);
+	if (!j->out) {
+		char why[sizeof(e->msg)];
+
+		/* name the backup; the hook said what does not fit */
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return bdev_err_set(e, e->code ? e->code : EIO, "backup %s: %s", j->id, why);
+	}
+	if (publish_adopt(p, -1, e))
 		return -e->code;
-	j->out = vhd_open(tmp, &oo, e);
-	if (!j->out)
-		return -e->code;
-	j->piece = format == BKP_OUT_FIXED ? RAW_PIECE : VHD_DEFAULT_BLOCK_SIZE;
+	j->piece = piece ? piece : RAW_PIECE;
 	return 0;
 }
 
@@ -260,11 +263,9 @@ int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
 		return rc;
 	j.id = b.id;
 	if (o->format != BKP_OUT_RAW &&
-	    (b.virtual_size % 512 || b.virtual_size > VHD_MAX_SIZE ||
-	     b.virtual_size == 0))
-		return bdev_err_set(e, EINVAL,
-			"backup %s: a disk of %llu bytes cannot be a VHD (a multiple of 512 up to 2040 GiB); restore with -O raw",
-			b.id, (unsigned long long)b.virtual_size);
+	    ((o->format != BKP_OUT_FIXED && o->format != BKP_OUT_DYNAMIC) || !o->create))
+		return bdev_err_set(e, EINVAL, "restore: output format %d unknown or no image maker given",
+				    o->format);
 	rc = bkp_index_read(r, b.id, b.index_sha256, &j.x, why, sizeof(why));
 	if (rc)
 		return bdev_err_set(e, -rc, "backup %s: %s", b.id, why);
@@ -278,7 +279,7 @@ int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
 	rc = publish_begin(&p, dest, (o->overwrite ? PUBLISH_REPLACE : 0) |
 			   (o->format == BKP_OUT_RAW ? PUBLISH_DEVICE : 0), e);
 	if (!rc)
-		rc = open_output(&j, &p, o->format, e);
+		rc = open_output(&j, &p, o, e);
 	if (!rc)
 		rc = run(&j, o, e);
 	fd = close_output(&j, p.tmp, rc ? NULL : e);
