@@ -8,12 +8,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/pool.h"
 #include "common/publish.h"
 #include "common/util.h"
 
@@ -27,22 +27,9 @@ struct rjob {
 	struct bdev *out;        /* VHD output */
 	uint32_t piece;          /* zero pieces of this size are skipped */
 	uint64_t next, done;     /* atomics */
-	bool stop;
-	pthread_mutex_t lock;
-	int err;
-	struct bdev_err e;
+	struct pool pool;
+	const struct bkp_restore_opts *o;
 };
-
-static void rfail(struct rjob *j, int r, const struct bdev_err *e)
-{
-	pthread_mutex_lock(&j->lock);
-	if (!j->err) {
-		j->err = r;
-		j->e = *e;
-	}
-	pthread_mutex_unlock(&j->lock);
-	__atomic_store_n(&j->stop, true, __ATOMIC_RELAXED);
-}
 
 static int put(struct rjob *j, const uint8_t *buf, uint64_t off, size_t len,
 	       struct bdev_err *e)
@@ -100,7 +87,7 @@ static int restore_chunk(struct rjob *j, uint64_t i, uint8_t *buf,
 	return 0;
 }
 
-static void *rworker(void *arg)
+static void rworker(void *arg, int index)
 {
 	struct rjob *j = arg;
 	uint8_t *buf = malloc(j->x.chunk_size);
@@ -108,56 +95,53 @@ static void *rworker(void *arg)
 	struct bdev_err e = { 0 };
 	int r = 0;
 
+	(void)index;
 	if (!buf || !fbuf) {
 		r = bdev_err_set(&e, ENOMEM, "out of memory");
-		rfail(j, r, &e);
+		pool_fail(&j->pool, r, &e);
 	}
-	while (!r && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
+	while (!r && !pool_stopping(&j->pool)) {
 		uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
 
 		if (i >= j->x.n)
 			break;
 		r = restore_chunk(j, i, buf, fbuf, &e);
 		if (r)
-			rfail(j, r, &e);
+			pool_fail(&j->pool, r, &e);
 		__atomic_fetch_add(&j->done, 1, __ATOMIC_RELAXED);
 	}
 	free(buf);
 	free(fbuf);
-	return NULL;
+}
+
+/* Every quarter second while the workers run: progress. */
+static void rtick(struct pool *p, void *arg)
+{
+	struct rjob *j = arg;
+	uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
+
+	if (done >= j->x.n || pool_stopping(p))
+		return;
+	j->o->progress(j->o->opaque, UTIL_MIN(done * j->x.chunk_size,
+					      j->x.virtual_size),
+		       j->x.virtual_size);
 }
 
 static int run(struct rjob *j, const struct bkp_restore_opts *o,
 	       struct bdev_err *e)
 {
-	int threads = bkp_repo_threads(j->r, o->threads);
-	pthread_t tid[64];
-	int started = 0;
+	int r;
 
-	if (threads > 64)
-		threads = 64;
-	for (; started < threads; started++)
-		if (pthread_create(&tid[started], NULL, rworker, j))
-			break;
-	if (!started)
-		return bdev_err_set(e, EAGAIN, "cannot start worker threads");
-	while (o->progress) {
-		struct timespec d = { 0, 250000000 };
-		uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
-
-		if (done >= j->x.n || __atomic_load_n(&j->stop, __ATOMIC_RELAXED))
-			break;
-		o->progress(o->opaque, UTIL_MIN(done * j->x.chunk_size,
-						 j->x.virtual_size),
-			    j->x.virtual_size);
-		nanosleep(&d, NULL);
-	}
-	for (int i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
-	if (j->err) {
-		*e = j->e;
-		return -j->err;
-	}
+	j->o = o;
+	r = pool_start(&j->pool, bkp_repo_threads(j->r, o->threads), rworker,
+		       j, e);
+	if (r < 0)
+		return r;
+	if (o->progress)
+		rtick(&j->pool, j);
+	r = pool_wait(&j->pool, 250, o->progress ? rtick : NULL, j, e);
+	if (r)
+		return r;
 	if (o->progress)
 		o->progress(o->opaque, j->x.virtual_size, j->x.virtual_size);
 	return 0;
@@ -252,7 +236,7 @@ static int close_output(struct rjob *j, const char *tmp, struct bdev_err *e)
 int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
 		const struct bkp_restore_opts *o, struct bdev_err *e)
 {
-	struct rjob j = { .r = r, .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct rjob j = { .r = r, .fd = -1 };
 	struct publish p = { 0 };
 	struct bkp_info b;
 	char why[256];
