@@ -211,12 +211,24 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 #define BKP_OUT_FIXED   1   /* fixed VHD */
 #define BKP_OUT_DYNAMIC 2   /* dynamic VHD */
 
+/* Create a new image of format (BKP_OUT_FIXED or BKP_OUT_DYNAMIC) for a
+ * disk of size bytes at path (the temporary name the restore publishes
+ * when complete) and open it read-write; *piece: the write size that suits
+ * it (its block size).  NULL with e filled; EINVAL when the format cannot
+ * hold such a disk.  The backup engine sees images only through bdev: the
+ * caller (vhdtool) knows how to make one. */
+typedef struct bdev *(*bkp_image_create_fn)(void *opaque, const char *path,
+					    int format, uint64_t size,
+					    uint32_t *piece, struct bdev_err *e);
+
 struct bkp_restore_opts {
 	int format;               /* BKP_OUT_* */
 	bool overwrite;           /* replace an existing dest */
 	int threads;
 	bkp_progress_fn progress;
 	void *opaque;
+	bkp_image_create_fn create;  /* needed for formats other than raw */
+	void *create_opaque;
 };
 
 /* Write backup id to dest (sparse: zero ranges are not written), every

@@ -33,13 +33,13 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/pool.h"
 #include "common/util.h"
 
 struct cjob {
@@ -54,13 +54,11 @@ struct cjob {
 	uint64_t chunks_read, chunks_new, chunks_zero;
 	uint64_t bytes_read, bytes_new, bytes_stored, chunks_replaced;
 	bool deep;                    /* --full: inflate existing chunks to compare */
-	bool stop;
-	/* guarded by lock */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int running;
-	int err;
-	struct bdev_err e;
+	struct pool pool;
+	/* read by the progress tick */
+	bkp_progress_fn progress;
+	void *opaque;
+	const volatile sig_atomic_t *cancel;
 };
 
 static void add(uint64_t *p, uint64_t v)
@@ -70,13 +68,10 @@ static void add(uint64_t *p, uint64_t v)
 
 static void job_fail(struct cjob *j, int r, const char *msg)
 {
-	pthread_mutex_lock(&j->lock);
-	if (!j->err) {
-		j->err = r;
-		bdev_err_set(&j->e, r, "%s", msg);
-	}
-	pthread_mutex_unlock(&j->lock);
-	__atomic_store_n(&j->stop, true, __ATOMIC_RELAXED);
+	struct bdev_err e;
+
+	bdev_err_set(&e, r, "%s", msg);
+	pool_fail(&j->pool, r, &e);
 }
 
 /* Whether the disk reports [off, off+len) as reading zeros. */
@@ -151,7 +146,7 @@ static int one_chunk(struct cjob *j, struct bkp_store *st, uint64_t i,
 	return 0;
 }
 
-static void *worker(void *arg)
+static void worker(void *arg, int index)
 {
 	struct cjob *j = arg;
 	struct bkp_store st = { .lockfd = -1 };
@@ -160,8 +155,9 @@ static void *worker(void *arg)
 	int r = buf ? bkp_store_init(&st, j->r, &e)
 		    : bdev_err_set(&e, ENOMEM, "out of memory");
 
+	(void)index;
 	st.deep = j->deep;
-	while (!r && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
+	while (!r && !pool_stopping(&j->pool)) {
 		uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
 
 		if (i >= j->n)
@@ -174,11 +170,18 @@ static void *worker(void *arg)
 	add(&j->chunks_replaced, st.replaced);
 	bkp_store_fini(&st);
 	free(buf);
-	pthread_mutex_lock(&j->lock);
-	j->running--;
-	pthread_cond_signal(&j->cond);
-	pthread_mutex_unlock(&j->lock);
-	return NULL;
+}
+
+/* Every quarter second while the workers run: cancellation, progress. */
+static void tick(struct pool *p, void *arg)
+{
+	struct cjob *j = arg;
+
+	if (j->cancel && *j->cancel && !pool_stopping(p))
+		job_fail(j, -ECANCELED, "interrupted");
+	if (j->progress)
+		j->progress(j->opaque, __atomic_load_n(&j->done_bytes,
+						       __ATOMIC_RELAXED), j->size);
 }
 
 /* Run the workers; the calling thread reports progress. */
@@ -186,56 +189,21 @@ static int run_workers(struct cjob *j, int threads, bkp_progress_fn progress,
 		       void *opaque, const volatile sig_atomic_t *cancel,
 		       struct bdev_err *e)
 {
-	pthread_t tid[64];
-	int started = 0;
+	int r;
 
 	if (threads <= 0)
 		threads = bkp_repo_threads(j->r, 0);
 	if ((uint64_t)threads > j->n)
 		threads = j->n ? (int)j->n : 1;
-	if (threads > 64)
-		threads = 64;
-	pthread_mutex_lock(&j->lock);
-	for (; started < threads; started++) {
-		j->running++;
-		if (pthread_create(&tid[started], NULL, worker, j)) {
-			j->running--;
-			break;
-		}
-	}
-	if (!started) {
-		pthread_mutex_unlock(&j->lock);
-		return bdev_err_set(e, EAGAIN, "cannot start worker threads");
-	}
-	while (j->running) {
-		struct timespec t;
-
-		clock_gettime(CLOCK_REALTIME, &t);
-		t.tv_nsec += 250000000;
-		if (t.tv_nsec >= 1000000000) {
-			t.tv_sec++;
-			t.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&j->cond, &j->lock, &t);
-		if (cancel && *cancel && !j->err) {
-			pthread_mutex_unlock(&j->lock);
-			job_fail(j, -ECANCELED, "interrupted");
-			pthread_mutex_lock(&j->lock);
-		}
-		if (progress && j->running) {
-			pthread_mutex_unlock(&j->lock);
-			progress(opaque, __atomic_load_n(&j->done_bytes,
-							 __ATOMIC_RELAXED), j->size);
-			pthread_mutex_lock(&j->lock);
-		}
-	}
-	pthread_mutex_unlock(&j->lock);
-	for (int i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
-	if (j->err) {
-		*e = j->e;
-		return j->err < 0 ? j->err : -j->err;
-	}
+	j->progress = progress;
+	j->opaque = opaque;
+	j->cancel = cancel;
+	r = pool_start(&j->pool, threads, worker, j, e);
+	if (r < 0)
+		return r;
+	r = pool_wait(&j->pool, 250, tick, j, e);
+	if (r)
+		return r;
 	if (progress)
 		progress(opaque, j->size, j->size);
 	return 0;
@@ -379,8 +347,6 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 		free(j);
 		return bdev_err_set(e, EINVAL, "snapshots as change source exclude live backups and --no-track");
 	}
-	pthread_mutex_init(&j->lock, NULL);
-	pthread_cond_init(&j->cond, NULL);
 	memset(b, 0, sizeof(*b));
 	clock_gettime(CLOCK_REALTIME, &t0);
 	c0 = bkp_now_coarse();
@@ -521,8 +487,6 @@ out:
 	bkp_index_free(&bx);
 	free(j->d);
 	free(j->reuse);
-	pthread_mutex_destroy(&j->lock);
-	pthread_cond_destroy(&j->cond);
 	free(j);
 	return rc;
 }

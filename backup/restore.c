@@ -8,15 +8,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/pool.h"
 #include "common/publish.h"
 #include "common/util.h"
-#include "vhd/vhd.h"
 
 #define RAW_PIECE (64u << 10)
 
@@ -28,22 +27,9 @@ struct rjob {
 	struct bdev *out;        /* VHD output */
 	uint32_t piece;          /* zero pieces of this size are skipped */
 	uint64_t next, done;     /* atomics */
-	bool stop;
-	pthread_mutex_t lock;
-	int err;
-	struct bdev_err e;
+	struct pool pool;
+	const struct bkp_restore_opts *o;
 };
-
-static void rfail(struct rjob *j, int r, const struct bdev_err *e)
-{
-	pthread_mutex_lock(&j->lock);
-	if (!j->err) {
-		j->err = r;
-		j->e = *e;
-	}
-	pthread_mutex_unlock(&j->lock);
-	__atomic_store_n(&j->stop, true, __ATOMIC_RELAXED);
-}
 
 static int put(struct rjob *j, const uint8_t *buf, uint64_t off, size_t len,
 	       struct bdev_err *e)
@@ -101,7 +87,7 @@ static int restore_chunk(struct rjob *j, uint64_t i, uint8_t *buf,
 	return 0;
 }
 
-static void *rworker(void *arg)
+static void rworker(void *arg, int index)
 {
 	struct rjob *j = arg;
 	uint8_t *buf = malloc(j->x.chunk_size);
@@ -109,56 +95,53 @@ static void *rworker(void *arg)
 	struct bdev_err e = { 0 };
 	int r = 0;
 
+	(void)index;
 	if (!buf || !fbuf) {
 		r = bdev_err_set(&e, ENOMEM, "out of memory");
-		rfail(j, r, &e);
+		pool_fail(&j->pool, r, &e);
 	}
-	while (!r && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
+	while (!r && !pool_stopping(&j->pool)) {
 		uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
 
 		if (i >= j->x.n)
 			break;
 		r = restore_chunk(j, i, buf, fbuf, &e);
 		if (r)
-			rfail(j, r, &e);
+			pool_fail(&j->pool, r, &e);
 		__atomic_fetch_add(&j->done, 1, __ATOMIC_RELAXED);
 	}
 	free(buf);
 	free(fbuf);
-	return NULL;
+}
+
+/* Every quarter second while the workers run: progress. */
+static void rtick(struct pool *p, void *arg)
+{
+	struct rjob *j = arg;
+	uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
+
+	if (done >= j->x.n || pool_stopping(p))
+		return;
+	j->o->progress(j->o->opaque, UTIL_MIN(done * j->x.chunk_size,
+					      j->x.virtual_size),
+		       j->x.virtual_size);
 }
 
 static int run(struct rjob *j, const struct bkp_restore_opts *o,
 	       struct bdev_err *e)
 {
-	int threads = bkp_repo_threads(j->r, o->threads);
-	pthread_t tid[64];
-	int started = 0;
+	int r;
 
-	if (threads > 64)
-		threads = 64;
-	for (; started < threads; started++)
-		if (pthread_create(&tid[started], NULL, rworker, j))
-			break;
-	if (!started)
-		return bdev_err_set(e, EAGAIN, "cannot start worker threads");
-	while (o->progress) {
-		struct timespec d = { 0, 250000000 };
-		uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
-
-		if (done >= j->x.n || __atomic_load_n(&j->stop, __ATOMIC_RELAXED))
-			break;
-		o->progress(o->opaque, UTIL_MIN(done * j->x.chunk_size,
-						 j->x.virtual_size),
-			    j->x.virtual_size);
-		nanosleep(&d, NULL);
-	}
-	for (int i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
-	if (j->err) {
-		*e = j->e;
-		return -j->err;
-	}
+	j->o = o;
+	r = pool_start(&j->pool, bkp_repo_threads(j->r, o->threads), rworker,
+		       j, e);
+	if (r < 0)
+		return r;
+	if (o->progress)
+		rtick(&j->pool, j);
+	r = pool_wait(&j->pool, 250, o->progress ? rtick : NULL, j, e);
+	if (r)
+		return r;
 	if (o->progress)
 		o->progress(o->opaque, j->x.virtual_size, j->x.virtual_size);
 	return 0;
@@ -188,17 +171,17 @@ static int open_device(struct rjob *j, const char *dev, struct bdev_err *e)
 }
 
 /* Create the output under its temporary name (owner and mode of a file it
- * replaces): a sparse raw file or a VHD opened rw. */
-static int open_output(struct rjob *j, struct publish *p, int format,
-		       struct bdev_err *e)
+ * replaces): a sparse raw file, or an image the caller's create hook makes
+ * and opens rw. */
+static int open_output(struct rjob *j, struct publish *p,
+		       const struct bkp_restore_opts *o, struct bdev_err *e)
 {
-	struct vhd_create_opts co = { 0 };
-	struct vhd_open_opts oo = { 0 };
 	const char *tmp = p->tmp;
+	uint32_t piece = 0;
 
 	if (p->in_place)
 		return open_device(j, p->target, e);
-	if (format == BKP_OUT_RAW) {
+	if (o->format == BKP_OUT_RAW) {
 		j->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 			     publish_mode(p));
 		if (j->fd < 0)
@@ -210,14 +193,18 @@ static int open_output(struct rjob *j, struct publish *p, int format,
 		j->piece = RAW_PIECE;
 		return publish_adopt(p, j->fd, e);
 	}
-	co.type = format == BKP_OUT_FIXED ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
-	co.size = j->x.virtual_size;
-	if (vhd_create(tmp, &co, e) || publish_adopt(p, -1, e))
+	j->out = o->create(o->create_opaque, tmp, o->format, j->x.virtual_size,
+			   &piece, e);
+	if (!j->out) {
+		char why[sizeof(e->msg)];
+
+		/* name the backup; the hook said what does not fit */
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return bdev_err_set(e, e->code ? e->code : EIO, "backup %s: %s", j->id, why);
+	}
+	if (publish_adopt(p, -1, e))
 		return -e->code;
-	j->out = vhd_open(tmp, &oo, e);
-	if (!j->out)
-		return -e->code;
-	j->piece = format == BKP_OUT_FIXED ? RAW_PIECE : VHD_DEFAULT_BLOCK_SIZE;
+	j->piece = piece ? piece : RAW_PIECE;
 	return 0;
 }
 
@@ -249,7 +236,7 @@ static int close_output(struct rjob *j, const char *tmp, struct bdev_err *e)
 int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
 		const struct bkp_restore_opts *o, struct bdev_err *e)
 {
-	struct rjob j = { .r = r, .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct rjob j = { .r = r, .fd = -1 };
 	struct publish p = { 0 };
 	struct bkp_info b;
 	char why[256];
@@ -260,11 +247,9 @@ int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
 		return rc;
 	j.id = b.id;
 	if (o->format != BKP_OUT_RAW &&
-	    (b.virtual_size % 512 || b.virtual_size > VHD_MAX_SIZE ||
-	     b.virtual_size == 0))
-		return bdev_err_set(e, EINVAL,
-			"backup %s: a disk of %llu bytes cannot be a VHD (a multiple of 512 up to 2040 GiB); restore with -O raw",
-			b.id, (unsigned long long)b.virtual_size);
+	    ((o->format != BKP_OUT_FIXED && o->format != BKP_OUT_DYNAMIC) || !o->create))
+		return bdev_err_set(e, EINVAL, "restore: output format %d unknown or no image maker given",
+				    o->format);
 	rc = bkp_index_read(r, b.id, b.index_sha256, &j.x, why, sizeof(why));
 	if (rc)
 		return bdev_err_set(e, -rc, "backup %s: %s", b.id, why);
@@ -278,7 +263,7 @@ int bkp_restore(struct bkp_repo *r, const char *id, const char *dest,
 	rc = publish_begin(&p, dest, (o->overwrite ? PUBLISH_REPLACE : 0) |
 			   (o->format == BKP_OUT_RAW ? PUBLISH_DEVICE : 0), e);
 	if (!rc)
-		rc = open_output(&j, &p, o->format, e);
+		rc = open_output(&j, &p, o, e);
 	if (!rc)
 		rc = run(&j, o, e);
 	fd = close_output(&j, p.tmp, rc ? NULL : e);

@@ -10,10 +10,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/pool.h"
 #include "common/util.h"
 
 struct vchunk {
@@ -36,12 +36,13 @@ struct vbackup {
 	struct bkp_index x;
 };
 
-static void *vworker(void *arg)
+static void vworker(void *arg, int index)
 {
 	struct vjob *j = arg;
 	uint8_t *buf = malloc(j->r->chunk_size);
 	uint8_t *fbuf = malloc(bkp_chunk_bound(j->r->chunk_size));
 
+	(void)index;
 	for (;;) {
 		size_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
 		uint64_t stored = 0;
@@ -65,26 +66,17 @@ static void *vworker(void *arg)
 	}
 	free(buf);
 	free(fbuf);
-	return NULL;
 }
 
-static int run_checks(struct vjob *j, int threads)
+static int run_checks(struct vjob *j, int threads, struct bdev_err *e)
 {
-	pthread_t tid[64];
-	int started = 0;
+	struct pool p;
+	int r;
 
 	if (threads <= 0)
 		threads = bkp_repo_threads(j->r, 0);
-	if (threads > 64)
-		threads = 64;
-	for (; started < threads; started++)
-		if (pthread_create(&tid[started], NULL, vworker, j))
-			break;
-	if (!started)
-		return -EAGAIN;
-	for (int i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
-	return 0;
+	r = pool_start(&p, threads, vworker, j, e);
+	return r < 0 ? r : pool_wait(&p, 0, NULL, NULL, e);
 }
 
 static int cmp_vchunk(const void *a, const void *b)
@@ -263,10 +255,9 @@ int bkp_verify(struct bkp_repo *r, const char *id, int threads,
 	}
 	j.c = c;
 	j.n = u;
-	if (run_checks(&j, threads)) {
-		rc = bdev_err_set(e, EAGAIN, "cannot start worker threads");
+	rc = run_checks(&j, threads, e);
+	if (rc)
 		goto out;
-	}
 	res->bytes = j.bytes;
 	for (size_t i = 0; i < u; i++) {
 		res->chunks += !c[i].gone;

@@ -28,6 +28,7 @@
  * concurrent fdatasync.)
  */
 #include "bdev.h"
+#include "pool.h"
 #include "util.h"
 
 #include <errno.h>
@@ -264,10 +265,11 @@ static int fill(struct copier *c, struct slot *s, uint64_t idx)
 	return r;
 }
 
-static void *reader(void *arg)
+static void reader(void *arg, int index)
 {
 	struct copier *c = arg;
 
+	(void)index;
 	pthread_mutex_lock(&c->mu);
 	while (!c->err && c->next < c->nchunks) {
 		uint64_t idx = c->next++;
@@ -288,7 +290,6 @@ static void *reader(void *arg)
 		pthread_cond_broadcast(&c->cv);
 	}
 	pthread_mutex_unlock(&c->mu);
-	return NULL;
 }
 
 /* Write the segments of one chunk. */
@@ -396,8 +397,8 @@ int bdev_copy(struct bdev *src, struct bdev *dst, uint64_t len,
 	static const struct bdev_copy_opts def;
 	struct bdev_copy_stats dummy;
 	struct copier c = { .src = src, .dst = dst, .len = len };
-	pthread_t th[MAX_READERS];
-	int nth = 0, r = 0;
+	struct pool pool;
+	int nth = 0, started = 0, r = 0;
 
 	if (!o)
 		o = &def;
@@ -440,13 +441,10 @@ int bdev_copy(struct bdev *src, struct bdev *dst, uint64_t len,
 			goto out_plan;
 		}
 	}
-	for (int i = 0; i < nth; i++) {
-		if (pthread_create(&th[i], NULL, reader, &c)) {
-			fail(&c, -EAGAIN, NULL);
-			nth = i;
-			break;
-		}
-	}
+	/* A reader that cannot start fails the copy with EAGAIN. */
+	started = pool_start(&pool, nth, reader, &c, NULL);
+	if (started < nth)
+		fail(&c, -EAGAIN, NULL);
 	if (!c.err)
 		r = writer(&c, st);
 	pthread_mutex_lock(&c.mu);
@@ -454,8 +452,8 @@ int bdev_copy(struct bdev *src, struct bdev *dst, uint64_t len,
 		c.err = r;
 	pthread_cond_broadcast(&c.cv);
 	pthread_mutex_unlock(&c.mu);
-	for (int i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
+	if (started > 0)
+		pool_wait(&pool, 0, NULL, NULL, NULL);
 	r = c.err;
 	if (!r) {
 		r = bdev_flush(dst);

@@ -122,6 +122,36 @@ static void files_equal(const char *a, const char *b)
 	free(y);
 }
 
+/* Entries of folder dir whose name starts with prefix. */
+static int count_entries(const char *dir, const char *prefix)
+{
+	DIR *dd = opendir(dir);
+	int n = 0;
+
+	assert_non_null(dd);
+	for (struct dirent *de; (de = readdir(dd)); )
+		n += !strncmp(de->d_name, prefix, strlen(prefix));
+	closedir(dd);
+	return n;
+}
+
+/* An image maker that creates its file, then refuses (as one refusing a
+ * size its format cannot hold after it started would). */
+static struct bdev *refuse_image(void *opaque, const char *path, int format,
+				 uint64_t size, uint32_t *piece, struct bdev_err *e)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_EXCL, 0600);
+
+	(void)opaque;
+	(void)format;
+	(void)piece;
+	if (fd >= 0)
+		close(fd);
+	bdev_err_set(e, EINVAL, "this format cannot hold %llu bytes",
+		     (unsigned long long)size);
+	return NULL;
+}
+
 static uint64_t count_chunk_files(const struct fx *f)
 {
 	uint64_t n = 0;
@@ -177,12 +207,20 @@ static void test_full_dedup_restore(void **state)
 	ro.overwrite = true;
 	assert_int_equal(bkp_restore(f->r, "latest", out, &ro, &e), 0);
 	files_equal(f->src, out);
-	/* A VHD must be a multiple of 512 bytes. */
+	/* Other formats need the caller's image maker ... */
 	ro.format = BKP_OUT_DYNAMIC;
 	snprintf(out, sizeof(out), "%s/out.vhd", f->dir);
 	assert_int_equal(bkp_restore(f->r, b.id, out, &ro, &e), -EINVAL);
-	assert_non_null(strstr(e.msg, "-O raw"));
 	assert_int_equal(access(out, F_OK), -1);
+	/* ... whose refusal names the backup, and leaves nothing behind
+	 * (not even the file it created before failing) */
+	ro.create = refuse_image;
+	assert_int_equal(bkp_restore(f->r, b.id, out, &ro, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, b.id));
+	assert_non_null(strstr(e.msg, "cannot hold"));
+	assert_int_equal(access(out, F_OK), -1);
+	assert_int_equal(count_entries(f->dir, ".out.vhd"), 0);
+	ro.create = NULL;
 
 	/* The same data again: all deduplicated, nothing new. */
 	backup(f, true, &c);

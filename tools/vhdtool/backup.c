@@ -30,6 +30,7 @@
 #include "backup/bkp.h"
 #include "common/json.h"
 #include "common/util.h"
+#include "vhd/vhd.h"
 
 static int run_backup(int argc, char **argv);
 VHDTOOL_COMMAND(backup, .name = "backup",
@@ -453,6 +454,30 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && !strcasecmp(s + a - b, suffix);
 }
 
+/* backup restore -O fixed|dynamic: the VHD the restore writes into (the
+ * backup engine knows images only through bdev). */
+static struct bdev *restore_vhd(void *opaque, const char *path, int format,
+				uint64_t size, uint32_t *piece, struct bdev_err *e)
+{
+	struct vhd_create_opts co = { 0 };
+	struct vhd_open_opts oo = { 0 };
+
+	(void)opaque;
+	if (size % 512 || size > VHD_MAX_SIZE || size == 0) {
+		bdev_err_set(e, EINVAL,
+			     "a disk of %llu bytes cannot be a VHD (a multiple of 512 up to 2040 GiB); restore with -O raw",
+			     (unsigned long long)size);
+		return NULL;
+	}
+	co.type = format == BKP_OUT_FIXED ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
+	co.size = size;
+	if (vhd_create(path, &co, e))
+		return NULL;
+	/* a dynamic VHD's blocks whole: each allocated once, fully written */
+	*piece = format == BKP_OUT_FIXED ? 0 : VHD_DEFAULT_BLOCK_SIZE;
+	return vhd_open(path, &oo, e);
+}
+
 static int cmd_restore(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -467,7 +492,7 @@ static int cmd_restore(int argc, char **argv)
 		[BKP_OUT_RAW] = "raw", [BKP_OUT_FIXED] = "fixed",
 		[BKP_OUT_DYNAMIC] = "dynamic",
 	};
-	struct bkp_restore_opts o = { .format = -1 };
+	struct bkp_restore_opts o = { .format = -1, .create = restore_vhd };
 	struct bkp_info info = { 0 };
 	bool json = false;
 	struct progress pr = { 0 };
