@@ -162,6 +162,12 @@ static void worker(void *arg, int index)
 
 		if (i >= j->n)
 			break;
+		/* a cancel seen here too: a short backup may end before the
+		 * first tick, and a cancelled one must never commit */
+		if (j->cancel && *j->cancel) {
+			job_fail(j, -ECANCELED, "interrupted");
+			break;
+		}
 		r = one_chunk(j, &st, i, buf, &e);
 		add(&j->done_bytes, UTIL_MIN((uint64_t)j->cs, j->size - i * j->cs));
 	}
