@@ -99,12 +99,6 @@ static int put_opts(struct bkp_repo *r, const char *key, const void *data,
 	return s3_put(S(r)->c, k, data, len, &po, e);
 }
 
-static int os3_put(struct bkp_repo *r, const char *key, const void *data,
-		   size_t len, struct bdev_err *e)
-{
-	return put_opts(r, key, data, len, true, e);
-}
-
 static int os3_get(const struct bkp_repo *r, const char *key, size_t max,
 		   char **out, size_t *len)
 {
@@ -118,6 +112,37 @@ static int os3_get(const struct bkp_repo *r, const char *key, size_t max,
 	if (!rc)
 		*out = d;
 	return rc;
+}
+
+/* A put-once (If-None-Match) of metadata: manifest, index, repo.json, the
+ * lock.  A PUT that landed but whose answer was lost is retried by the
+ * client and meets 412: the object there is then read back, and only the
+ * very same bytes count as success; anything else stays -EEXIST. */
+static int put_once(struct bkp_repo *r, const char *key, const void *data,
+		    size_t len, struct bdev_err *e)
+{
+	int rc = put_opts(r, key, data, len, true, e);
+	char *got = NULL;
+	size_t glen = 0;
+	bool same;
+
+	if (rc != -EEXIST || os3_get(r, key, len + 1, &got, &glen))
+		return rc;
+	same = glen == len && !memcmp(got, data, len);
+	free(got);
+	if (!same)
+		return rc;
+	if (e) {
+		e->code = 0;
+		e->msg[0] = '\0';
+	}
+	return 0;
+}
+
+static int os3_put(struct bkp_repo *r, const char *key, const void *data,
+		   size_t len, struct bdev_err *e)
+{
+	return put_once(r, key, data, len, e);
 }
 
 static int os3_head(const struct bkp_repo *r, const char *key,
@@ -542,7 +567,7 @@ static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 		body = lock_body(r);
 		if (!body)
 			return bdev_err_set(e, ENOMEM, "out of memory");
-		rc = put_opts(r, "lock", body, strlen(body), true, e);
+		rc = put_once(r, "lock", body, strlen(body), e);
 		free(body);
 		if (rc != -EEXIST)
 			break;

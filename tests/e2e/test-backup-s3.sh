@@ -15,7 +15,10 @@
 #  - Object Lock (init --object-lock 1): forget and prune cannot remove a
 #    locked backup, gc cannot delete locked chunks, retention is extended;
 #  - through tests/tools/flaky-proxy failing half the requests with 503: a
-#    full backup and its restore succeed.
+#    full backup and its restore succeed;
+#  - a PUT-once that lands but whose answer is lost (flaky-proxy
+#    --lose-once): the manifest, the index, the gc lock: the client's retry
+#    meets 412, reads its own object back and succeeds; nothing is removed.
 . "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
@@ -195,4 +198,25 @@ TO $T backup restore "${FL[@]}" "$F" "$fid" "$dir/out.raw" 2>"$dir/err" || fail 
 cmp "$dir/out.raw" "$dir/ref4" || fail "restore through the flaky proxy differs"
 kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; proxy_pid=
 grep -q 'failed=[1-9]' "$dir/proxy.err" || fail "the proxy failed no request: $(cat "$dir/proxy.err")"
+
+# ---- a put-once whose answer is lost: the retry reads back its own object ----
+for what in .json .idx /r/lock; do
+	"$PROXY" --fail 0 --lose-once "$what" --lifetime 280 "${AWS_ENDPOINT_URL#http://}" \
+		>"$dir/proxy.port" 2>"$dir/proxy.err" &
+	proxy_pid=$!
+	for _ in $(seq 50); do [ -s "$dir/proxy.port" ] && break; sleep 0.1; done
+	[ -s "$dir/proxy.port" ] || fail "flaky-proxy did not start: $(cat "$dir/proxy.err")"
+	LO=(--s3-endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --s3-retries 3)
+	if [ "$what" = /r/lock ]; then
+		TO $T backup gc "${LO[@]}" "$F" >"$dir/out" 2>"$dir/err" ||
+			fail "gc after a lost answer to its lock PUT: $(cat "$dir/err")"
+	else
+		lid=$(TO $T backup create "${LO[@]}" --no-track "$F" "$dir/d.vhd" 2>"$dir/err") ||
+			fail "backup after a lost answer to its $what PUT: $(cat "$dir/err")"
+		TO $P head "s3://vhds-flaky/r/backups/$lid.idx" >/dev/null || fail "$lid.idx removed ($what)"
+		TO $T backup verify "$F" "$lid" >"$dir/v" 2>&1 || fail "verify $lid ($what): $(cat "$dir/v")"
+	fi
+	kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; proxy_pid=
+	grep -q 'lost=1' "$dir/proxy.err" || fail "no answer to a $what PUT was lost: $(cat "$dir/proxy.err")"
+done
 echo "ok"
