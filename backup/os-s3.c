@@ -32,7 +32,8 @@
 #include "s3/s3.h"
 
 #define HEARTBEAT_S   10      /* writers/ID rewritten this often */
-#define WRITER_DEAD_S 60      /* a heartbeat older than this: dead writer */
+#define WRITER_DEAD_S 60      /* a heartbeat older than this (and than the
+				 * gc grace period), store time: dead writer */
 #define LOCK_REFRESH_S 20
 #define LOCK_TTL_S    90      /* a lock object not refreshed for this long is stale */
 #define KEY_MAX       1200
@@ -675,7 +676,8 @@ struct gc_ctx {
 	struct bkp_gc_result *res;
 	struct timespec cutoff;
 	bool no_sweep;
-	int64_t now;
+	int64_t now;             /* the store's clock: LastModified of our lock */
+	int64_t dead_s;          /* a heartbeat older than this: dead writer */
 	uint8_t (*ref)[BKP_DIGEST];
 	size_t nref, capref;
 	char last[2 * BKP_DIGEST + 4];   /* the last plain chunk name listed */
@@ -711,7 +713,7 @@ static int writer_one(void *opaque, const char *name,
 
 	if (!bkp_id_valid(name))
 		return 0;           /* ID.touched: read with its writer */
-	if (g->now - (int64_t)st->mtime.tv_sec > WRITER_DEAD_S) {
+	if (g->now - (int64_t)st->mtime.tv_sec > g->dead_s) {
 		char **nv = realloc(g->dead, (g->ndead + 1) * sizeof(*nv));
 
 		if (!nv || !(nv[g->ndead] = strdup(name))) {
@@ -855,8 +857,24 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 	rc = os3_lock(r, "gc", e);
 	if (rc)
 		return rc;
-	clock_gettime(CLOCK_REALTIME, &g.cutoff);
-	g.now = g.cutoff.tv_sec;
+	/* Ages are judged on the store's clock, never this host's: "now" is
+	 * the LastModified of the lock object just written (a skewed host
+	 * clock or a late heartbeat must not make a running backup look
+	 * dead, nor a fresh chunk look old). */
+	{
+		struct bkp_os_stat ls;
+
+		rc = os3_head(r, "lock", &ls);
+		if (rc) {
+			rc = bdev_err_set(e, -rc, "%s: cannot read the store's time (HEAD of the lock): %s",
+					  r->path, strerror(-rc));
+			goto out;
+		}
+		g.cutoff.tv_sec = ls.mtime.tv_sec;
+		g.cutoff.tv_nsec = 0;
+		g.now = ls.mtime.tv_sec;
+	}
+	g.dead_s = UTIL_MAX((int64_t)WRITER_DEAD_S, grace);
 	rc = os3_list(r, "writers", writer_one, &g, e);
 	if (rc == -ENOMEM)
 		rc = bdev_err_set(e, ENOMEM, "out of memory");
