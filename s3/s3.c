@@ -397,7 +397,12 @@ static CURLcode attempt(struct s3_client *c, CURL *h, struct rq *q,
 	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
 	curl_easy_setopt(h, CURLOPT_USERPWD, c->userpwd);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->cfg.timeout_ms);
+	/* timeout_ms bounds a stall, not the transfer: a request moving
+	 * less than 1 KiB/s for that long (whole seconds, at least 1) gives
+	 * up, so a 512 MiB object on a slow but moving link completes. */
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+			 (long)((c->cfg.timeout_ms + 999) / 1000));
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(c->cfg.timeout_ms < 10000 ? c->cfg.timeout_ms : 10000));
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);

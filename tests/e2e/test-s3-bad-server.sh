@@ -1,10 +1,12 @@
 #!/bin/bash
-# The S3 client's listing against a broken server (a small python3 HTTP
-# server, no radosgw): a server that answers every page "truncated" with
+# The S3 client against a misbehaving server (a small python3 HTTP server,
+# no radosgw): a server that answers every listing page "truncated" with
 # the same continuation token must make the listing fail with "listing did
 # not advance" after the second page, not loop forever; one whose
-# continuation token is longer than a request URL may carry fails the listing with a clear error after its first page; a long one that fits
-# is sent whole (never cut).
+# continuation token is longer than a request URL may carry fails the
+# listing with a clear error after its first page; a long one that fits
+# is sent whole (never cut).  And the client's timeout bounds a stall, not
+# a transfer: a GET taking 5 s at 32 KiB/s passes --timeout-ms 3000.
 set -eu
 B=${BUILD:-build}
 P=$B/tests/tools/s3probe
@@ -16,12 +18,22 @@ at_exit '[ -z "$srv_pid" ] || { kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/
 
 start_server() {   # $1: the continuation token every page names
 	cat >"$dir/srv.py" <<'PY'
-import http.server, sys
+import http.server, sys, time
 token = sys.argv[1]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         with open(sys.argv[2], "a") as log:
             log.write(self.path + "\n")
+        if self.path.startswith("/bkt/slow"):
+            # 160 KiB at 32 KiB/s: a slow transfer that keeps moving
+            self.send_response(200)
+            self.send_header("Content-Length", str(160 * 1024))
+            self.end_headers()
+            for _ in range(10):
+                self.wfile.write(b"s" * 16384)
+                self.wfile.flush()
+                time.sleep(0.5)
+            return
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
                 '<ListBucketResult><Name>b</Name><Prefix></Prefix><KeyCount>1</KeyCount>'
                 '<IsTruncated>true</IsTruncated>'
@@ -80,4 +92,12 @@ grep -q "listing did not advance" "$dir/err" || fail "no 'did not advance': $(ca
 list_fails "$(head -c 4000 /dev/zero | tr '\0' '%')"
 grep -q "too long" "$dir/err" || fail "no 'too long': $(cat "$dir/err")"
 [ "$(wc -l <"$dir/requests")" = 1 ] || fail "pages asked: $(wc -l <"$dir/requests"), not 1"
+
+# ---- a slow transfer that keeps moving outlasts --timeout-ms: not cut ----
+# (5 s at 32 times the 1 KiB/s stall floor, against a 3 s stall bound)
+start_server "unused"
+timeout -k 5 60 "$P" --endpoint "http://127.0.0.1:$(cat "$dir/port")" --retries 0 --timeout-ms 3000 \
+	get s3://bkt/slow "$dir/slow" 2>"$dir/err" || fail "a slow but moving GET failed: $(cat "$dir/err")"
+stop_server
+[ "$(stat -c %s "$dir/slow")" = $((160 * 1024)) ] || fail "the slow GET got $(stat -c %s "$dir/slow") bytes"
 echo ok
