@@ -232,15 +232,20 @@ static void note_touched(struct bkp_repo *r, const uint8_t d[BKP_DIGEST])
 }
 
 /* A chunk object that exists and is at least a header long counts as
- * present; verify proves the content. */
+ * present (0); verify proves the content.  -EBADMSG: it exists but is
+ * shorter than a header (damaged: to be replaced); -ENOENT, -errno. */
 static int os3_touch(struct bkp_store *st, const uint8_t d[BKP_DIGEST])
 {
 	struct bkp_os_stat s;
 	char key[BKP_CHUNK_KEY];
+	int rc;
 
 	bkp_chunk_key(d, key);
-	if (os3_head(st->r, key, &s) || s.size < BKP_CHUNK_HDR)
-		return -ENOENT;
+	rc = os3_head(st->r, key, &s);
+	if (rc)
+		return rc;
+	if (s.size < BKP_CHUNK_HDR)
+		return -EBADMSG;
 	note_touched(st->r, d);
 	return 0;
 }
@@ -289,14 +294,24 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 			if (rc)
 				return rc;
 		}
-	} else if (os3_touch(st, d) == 0) {
+	} else if ((rc = os3_touch(st, d)) == 0) {
 		return 0;
+	} else if (rc == -EBADMSG) {
+		/* Known damaged (shorter than a header): a put-once would
+		 * meet it and take it for the same data.  Replace it. */
+		damaged = true;
+		rc = s3_delete(S(r)->c, k, e);
+		if (rc)
+			return rc;
 	}
 	n = bkp_chunk_encode(data, len, st->enc, st->enccap);
 	if (!n)
 		return bdev_err_set(e, EINVAL, "chunk of %zu bytes cannot be encoded",
 				    len);
 	rc = put_opts(r, key, st->enc, n, true, e);
+	if (rc == -EEXIST && damaged && os3_touch(st, d) != 0)
+		return bdev_err_set(e, EEXIST, "%s: a damaged chunk object came back while it was being replaced",
+				    k);
 	if (rc == -EEXIST) {
 		/* Stored meanwhile by another thread or backup: content
 		 * addressed, the same data. */

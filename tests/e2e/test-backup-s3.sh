@@ -9,7 +9,8 @@
 #    storing the same new chunk at once);
 #  - one chunk object deleted and another damaged in the bucket: verify
 #    reports both (and quarantines the damaged one as HEX.bad), repair from
-#    the source heals, verify clean again;
+#    the source heals, verify clean again; a chunk object cut shorter than
+#    a header is replaced by the next backup that holds the chunk;
 #  - prune + gc while a (slowed) backup runs: the backup completes and
 #    restores; a later gc removes the garbage;
 #  - Object Lock (init --object-lock 1): forget and prune cannot remove a
@@ -126,6 +127,16 @@ TO $T backup verify "$R" >"$dir/v" 2>&1 || fail "verify after repair: $(cat "$di
 TO $T backup restore "$R" "$id2" "$dir/out.raw" 2>"$dir/err" || fail "restore after repair"
 cmp "$dir/out.raw" "$dir/ref2" || fail "restore after repair differs"
 rm -f "$dir/out.raw"
+
+# A chunk object cut shorter than a chunk header: the next backup holding
+# that chunk replaces it (counted in chunks-replaced), never references it.
+TO $P delete "s3://vhds-backup/$k1" && printf 'short' | TO $P put "s3://vhds-backup/$k1" - ||
+	fail "truncate a chunk"
+tid=$(TO $T backup create --no-track "$R" "$dir/d.vhd" 2>"$dir/err") || fail "backup over a truncated chunk: $(cat "$dir/err")"
+[ "$(jget "$R" "$tid" chunks-replaced)" -ge 1 ] || fail "the truncated chunk was not replaced"
+[ "$(TO $P head "s3://vhds-backup/$k1" | cut -d' ' -f1)" -gt 24 ] || fail "$k1 still truncated"
+TO $T backup verify "$R" "$tid" >"$dir/v" 2>&1 || fail "verify after the truncated chunk: $(cat "$dir/v")"
+TO $T backup forget "$R" "$tid" || fail "forget $tid"
 
 # ---- prune + gc while a backup runs ----
 head -c $((8 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 10M || fail "write 3"
