@@ -478,7 +478,9 @@ int bkp_create(struct bkp_repo *r, struct bdev *src,
 		     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	/* The manifest makes the backup visible. */
 	rc = bkp_manifest_write(r, b, e);
-	if (rc) {
+	if (rc && rc != -EEXIST) {
+		/* -EEXIST: a different manifest holds this ID (ours would
+		 * have read back equal): its index is not ours to remove. */
 		char key[BKP_ID_MAX + 16];
 
 		snprintf(key, sizeof(key), "backups/%s.idx", b->id);

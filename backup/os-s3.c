@@ -32,7 +32,8 @@
 #include "s3/s3.h"
 
 #define HEARTBEAT_S   10      /* writers/ID rewritten this often */
-#define WRITER_DEAD_S 60      /* a heartbeat older than this: dead writer */
+#define WRITER_DEAD_S 60      /* a heartbeat older than this (and than the
+				 * gc grace period), store time: dead writer */
 #define LOCK_REFRESH_S 20
 #define LOCK_TTL_S    90      /* a lock object not refreshed for this long is stale */
 #define KEY_MAX       1200
@@ -99,12 +100,6 @@ static int put_opts(struct bkp_repo *r, const char *key, const void *data,
 	return s3_put(S(r)->c, k, data, len, &po, e);
 }
 
-static int os3_put(struct bkp_repo *r, const char *key, const void *data,
-		   size_t len, struct bdev_err *e)
-{
-	return put_opts(r, key, data, len, true, e);
-}
-
 static int os3_get(const struct bkp_repo *r, const char *key, size_t max,
 		   char **out, size_t *len)
 {
@@ -118,6 +113,37 @@ static int os3_get(const struct bkp_repo *r, const char *key, size_t max,
 	if (!rc)
 		*out = d;
 	return rc;
+}
+
+/* A put-once (If-None-Match) of metadata: manifest, index, repo.json, the
+ * lock.  A PUT that landed but whose answer was lost is retried by the
+ * client and meets 412: the object there is then read back, and only the
+ * very same bytes count as success; anything else stays -EEXIST. */
+static int put_once(struct bkp_repo *r, const char *key, const void *data,
+		    size_t len, struct bdev_err *e)
+{
+	int rc = put_opts(r, key, data, len, true, e);
+	char *got = NULL;
+	size_t glen = 0;
+	bool same;
+
+	if (rc != -EEXIST || os3_get(r, key, len + 1, &got, &glen))
+		return rc;
+	same = glen == len && !memcmp(got, data, len);
+	free(got);
+	if (!same)
+		return rc;
+	if (e) {
+		e->code = 0;
+		e->msg[0] = '\0';
+	}
+	return 0;
+}
+
+static int os3_put(struct bkp_repo *r, const char *key, const void *data,
+		   size_t len, struct bdev_err *e)
+{
+	return put_once(r, key, data, len, e);
 }
 
 static int os3_head(const struct bkp_repo *r, const char *key,
@@ -206,15 +232,20 @@ static void note_touched(struct bkp_repo *r, const uint8_t d[BKP_DIGEST])
 }
 
 /* A chunk object that exists and is at least a header long counts as
- * present; verify proves the content. */
+ * present (0); verify proves the content.  -EBADMSG: it exists but is
+ * shorter than a header (damaged: to be replaced); -ENOENT, -errno. */
 static int os3_touch(struct bkp_store *st, const uint8_t d[BKP_DIGEST])
 {
 	struct bkp_os_stat s;
 	char key[BKP_CHUNK_KEY];
+	int rc;
 
 	bkp_chunk_key(d, key);
-	if (os3_head(st->r, key, &s) || s.size < BKP_CHUNK_HDR)
-		return -ENOENT;
+	rc = os3_head(st->r, key, &s);
+	if (rc)
+		return rc;
+	if (s.size < BKP_CHUNK_HDR)
+		return -EBADMSG;
 	note_touched(st->r, d);
 	return 0;
 }
@@ -263,14 +294,24 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 			if (rc)
 				return rc;
 		}
-	} else if (os3_touch(st, d) == 0) {
+	} else if ((rc = os3_touch(st, d)) == 0) {
 		return 0;
+	} else if (rc == -EBADMSG) {
+		/* Known damaged (shorter than a header): a put-once would
+		 * meet it and take it for the same data.  Replace it. */
+		damaged = true;
+		rc = s3_delete(S(r)->c, k, e);
+		if (rc)
+			return rc;
 	}
 	n = bkp_chunk_encode(data, len, st->enc, st->enccap);
 	if (!n)
 		return bdev_err_set(e, EINVAL, "chunk of %zu bytes cannot be encoded",
 				    len);
 	rc = put_opts(r, key, st->enc, n, true, e);
+	if (rc == -EEXIST && damaged && os3_touch(st, d) != 0)
+		return bdev_err_set(e, EEXIST, "%s: a damaged chunk object came back while it was being replaced",
+				    k);
 	if (rc == -EEXIST) {
 		/* Stored meanwhile by another thread or backup: content
 		 * addressed, the same data. */
@@ -542,7 +583,7 @@ static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 		body = lock_body(r);
 		if (!body)
 			return bdev_err_set(e, ENOMEM, "out of memory");
-		rc = put_opts(r, "lock", body, strlen(body), true, e);
+		rc = put_once(r, "lock", body, strlen(body), e);
 		free(body);
 		if (rc != -EEXIST)
 			break;
@@ -650,7 +691,8 @@ struct gc_ctx {
 	struct bkp_gc_result *res;
 	struct timespec cutoff;
 	bool no_sweep;
-	int64_t now;
+	int64_t now;             /* the store's clock: LastModified of our lock */
+	int64_t dead_s;          /* a heartbeat older than this: dead writer */
 	uint8_t (*ref)[BKP_DIGEST];
 	size_t nref, capref;
 	char last[2 * BKP_DIGEST + 4];   /* the last plain chunk name listed */
@@ -686,7 +728,7 @@ static int writer_one(void *opaque, const char *name,
 
 	if (!bkp_id_valid(name))
 		return 0;           /* ID.touched: read with its writer */
-	if (g->now - (int64_t)st->mtime.tv_sec > WRITER_DEAD_S) {
+	if (g->now - (int64_t)st->mtime.tv_sec > g->dead_s) {
 		char **nv = realloc(g->dead, (g->ndead + 1) * sizeof(*nv));
 
 		if (!nv || !(nv[g->ndead] = strdup(name))) {
@@ -830,8 +872,24 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 	rc = os3_lock(r, "gc", e);
 	if (rc)
 		return rc;
-	clock_gettime(CLOCK_REALTIME, &g.cutoff);
-	g.now = g.cutoff.tv_sec;
+	/* Ages are judged on the store's clock, never this host's: "now" is
+	 * the LastModified of the lock object just written (a skewed host
+	 * clock or a late heartbeat must not make a running backup look
+	 * dead, nor a fresh chunk look old). */
+	{
+		struct bkp_os_stat ls;
+
+		rc = os3_head(r, "lock", &ls);
+		if (rc) {
+			rc = bdev_err_set(e, -rc, "%s: cannot read the store's time (HEAD of the lock): %s",
+					  r->path, strerror(-rc));
+			goto out;
+		}
+		g.cutoff.tv_sec = ls.mtime.tv_sec;
+		g.cutoff.tv_nsec = 0;
+		g.now = ls.mtime.tv_sec;
+	}
+	g.dead_s = UTIL_MAX((int64_t)WRITER_DEAD_S, grace);
 	rc = os3_list(r, "writers", writer_one, &g, e);
 	if (rc == -ENOMEM)
 		rc = bdev_err_set(e, ENOMEM, "out of memory");

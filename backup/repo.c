@@ -485,21 +485,31 @@ void bkp_ids_free(char **ids, size_t n)
 	free(ids);
 }
 
-static bool has_file(const struct bkp_repo *r, const char *id,
-		     const char *ext)
-{
-	char key[BKP_ID_MAX + 16];
-
-	snprintf(key, sizeof(key), "backups/%s.%s", id, ext);
-	return bkp_os_head(r, key, NULL) == 0;
-}
-
 struct ids_walk {
 	const struct bkp_repo *r;
 	bool orphans;
 	char **v;
 	size_t n, cap;
+	struct bdev_err *e;
 };
+
+/* 1 when backups/ID.ext exists, 0 when the store says it does not
+ * (-ENOENT only), else -errno with w->e set: an unreadable store must never
+ * pass for a missing manifest (gc would delete the backup as an orphan). */
+static int has_file(struct ids_walk *w, const char *id, const char *ext)
+{
+	char key[BKP_ID_MAX + 16];
+	int rc;
+
+	snprintf(key, sizeof(key), "backups/%s.%s", id, ext);
+	rc = bkp_os_head(w->r, key, NULL);
+	if (rc == 0)
+		return 1;
+	if (rc == -ENOENT)
+		return 0;
+	return bdev_err_set(w->e, -rc, "%s: cannot tell whether it exists: %s",
+			    key, strerror(-rc));
+}
 
 static int ids_one(void *opaque, const char *name,
 		   const struct bkp_os_stat *st)
@@ -508,14 +518,17 @@ static int ids_one(void *opaque, const char *name,
 	const char *want = w->orphans ? ".idx" : ".json";
 	size_t l = strlen(name);
 	char id[BKP_ID_MAX];
+	int rc;
 
 	(void)st;
 	if (l < 6 || l - 5 >= sizeof(id) ||
 	    strcmp(name + l - strlen(want), want))
 		return 0;
 	snprintf(id, sizeof(id), "%.*s", (int)(l - strlen(want)), name);
-	if (!bkp_id_valid(id) || (w->orphans && has_file(w->r, id, "json")))
+	if (!bkp_id_valid(id))
 		return 0;
+	if (w->orphans && (rc = has_file(w, id, "json")) != 0)
+		return rc < 0 ? rc : 0;
 	if (w->n == w->cap) {
 		size_t nc = w->cap ? 2 * w->cap : 64;
 		char **nv = realloc(w->v, nc * sizeof(*nv));
@@ -534,7 +547,7 @@ static int ids_one(void *opaque, const char *name,
 int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	    struct bdev_err *e)
 {
-	struct ids_walk w = { .r = r, .orphans = orphans };
+	struct ids_walk w = { .r = r, .orphans = orphans, .e = e };
 	int rc = bkp_os_list(r, "backups", ids_one, &w, e);
 
 	if (rc) {

@@ -397,7 +397,12 @@ static CURLcode attempt(struct s3_client *c, CURL *h, struct rq *q,
 	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
 	curl_easy_setopt(h, CURLOPT_USERPWD, c->userpwd);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->cfg.timeout_ms);
+	/* timeout_ms bounds a stall, not the transfer: a request moving
+	 * less than 1 KiB/s for that long (whole seconds, at least 1) gives
+	 * up, so a 512 MiB object on a slow but moving link completes. */
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+			 (long)((c->cfg.timeout_ms + 999) / 1000));
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(c->cfg.timeout_ms < 10000 ? c->cfg.timeout_ms : 10000));
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -859,11 +864,35 @@ int s3_delete(struct s3_client *c, const char *key, struct bdev_err *e)
 	return r == -ENOENT ? 0 : r;
 }
 
+/* A truncated page's next token: 0 when new (remembered), -EIO when
+ * empty or seen before (the listing would loop), -ENOMEM. */
+static int list_token_new(const char *token, uint64_t **seen, size_t *n)
+{
+	uint64_t h = 1469598103934665603ull;
+	uint64_t *nv;
+
+	if (!token[0])
+		return -EIO;
+	for (const char *p = token; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	for (size_t i = 0; i < *n; i++)
+		if ((*seen)[i] == h)
+			return -EIO;
+	nv = realloc(*seen, (*n + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	nv[(*n)++] = h;
+	*seen = nv;
+	return 0;
+}
+
 int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn,
 	    void *opaque, struct bdev_err *e)
 {
 	char *token, *query, *enc_p, *enc_t;
-	size_t qn = 8 * S3_KEY_MAX;
+	size_t qn = 3 * S3_XML_TEXT_MAX + 3 * S3_KEY_MAX + 64;
+	uint64_t *seen = NULL;      /* FNV-1a of every token used so far */
+	size_t nseen = 0;
 	bool truncated;
 	int r;
 
@@ -888,8 +917,12 @@ int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn,
 			r = bdev_err_set(e, EPROTO, "list s3://%s: continuation token too long", c->bucket);
 			goto out;
 		}
-		snprintf(query, qn, "%s%s%slist-type=2&prefix=%s", token[0] ? "continuation-token=" : "",
-			 enc_t, token[0] ? "&" : "", enc_p);
+		if ((size_t)snprintf(query, qn, "%s%s%slist-type=2&prefix=%s",
+				     token[0] ? "continuation-token=" : "", enc_t,
+				     token[0] ? "&" : "", enc_p) >= qn) {
+			r = bdev_err_set(e, EPROTO, "list s3://%s: continuation token too long", c->bucket);
+			goto out;
+		}
 		q.query = query;
 		r = perform(c, &q, e);
 		if (r == 0)
@@ -898,8 +931,21 @@ int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn,
 		rq_free(&q);
 		if (r)
 			goto out;
+		if (truncated) {
+			r = list_token_new(token, &seen, &nseen);
+			if (r == -ENOMEM) {
+				r = bdev_err_set(e, ENOMEM, "out of memory");
+				goto out;
+			}
+			if (r) {
+				r = bdev_err_set(e, EIO, "list s3://%s/%s: listing did not advance (the server repeated a continuation token)",
+						 c->bucket, prefix ? prefix : "");
+				goto out;
+			}
+		}
 	} while (truncated);
 out:
+	free(seen);
 	free(token);
 	free(query);
 	free(enc_p);

@@ -39,7 +39,11 @@ struct s3_config {
 	char ca_file[512];      /* "" system CAs */
 	int connections;        /* parallel connections; 0 -> 8 */
 	int retries;            /* attempts after the first; < 0 -> 6 */
-	int timeout_ms;         /* per request; 0 -> 60000 */
+	int timeout_ms;         /* stall bound, 0 -> 60000: a request (connect
+				 * included, connect at most 10 s) moving under
+				 * 1 KiB/s for this long (rounded up to whole
+				 * seconds) fails ETIMEDOUT and is retried; a
+				 * slow transfer that keeps moving is never cut */
 };
 
 /* Fill cfg from the environment as the AWS tools read it:

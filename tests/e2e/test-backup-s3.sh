@@ -9,13 +9,17 @@
 #    storing the same new chunk at once);
 #  - one chunk object deleted and another damaged in the bucket: verify
 #    reports both (and quarantines the damaged one as HEX.bad), repair from
-#    the source heals, verify clean again;
+#    the source heals, verify clean again; a chunk object cut shorter than
+#    a header is replaced by the next backup that holds the chunk;
 #  - prune + gc while a (slowed) backup runs: the backup completes and
 #    restores; a later gc removes the garbage;
 #  - Object Lock (init --object-lock 1): forget and prune cannot remove a
 #    locked backup, gc cannot delete locked chunks, retention is extended;
 #  - through tests/tools/flaky-proxy failing half the requests with 503: a
-#    full backup and its restore succeed.
+#    full backup and its restore succeed;
+#  - a PUT-once that lands but whose answer is lost (flaky-proxy
+#    --lose-once): the manifest, the index, the gc lock: the client's retry
+#    meets 412, reads its own object back and succeeds; nothing is removed.
 . "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
@@ -124,6 +128,16 @@ TO $T backup restore "$R" "$id2" "$dir/out.raw" 2>"$dir/err" || fail "restore af
 cmp "$dir/out.raw" "$dir/ref2" || fail "restore after repair differs"
 rm -f "$dir/out.raw"
 
+# A chunk object cut shorter than a chunk header: the next backup holding
+# that chunk replaces it (counted in chunks-replaced), never references it.
+TO $P delete "s3://vhds-backup/$k1" && printf 'short' | TO $P put "s3://vhds-backup/$k1" - ||
+	fail "truncate a chunk"
+tid=$(TO $T backup create --no-track "$R" "$dir/d.vhd" 2>"$dir/err") || fail "backup over a truncated chunk: $(cat "$dir/err")"
+[ "$(jget "$R" "$tid" chunks-replaced)" -ge 1 ] || fail "the truncated chunk was not replaced"
+[ "$(TO $P head "s3://vhds-backup/$k1" | cut -d' ' -f1)" -gt 24 ] || fail "$k1 still truncated"
+TO $T backup verify "$R" "$tid" >"$dir/v" 2>&1 || fail "verify after the truncated chunk: $(cat "$dir/v")"
+TO $T backup forget "$R" "$tid" || fail "forget $tid"
+
 # ---- prune + gc while a backup runs ----
 head -c $((8 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 10M || fail "write 3"
 TO $T read "$dir/d.vhd" 0 40M >"$dir/ref3" || fail "read ref3"
@@ -195,4 +209,25 @@ TO $T backup restore "${FL[@]}" "$F" "$fid" "$dir/out.raw" 2>"$dir/err" || fail 
 cmp "$dir/out.raw" "$dir/ref4" || fail "restore through the flaky proxy differs"
 kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; proxy_pid=
 grep -q 'failed=[1-9]' "$dir/proxy.err" || fail "the proxy failed no request: $(cat "$dir/proxy.err")"
+
+# ---- a put-once whose answer is lost: the retry reads back its own object ----
+for what in .json .idx /r/lock; do
+	"$PROXY" --fail 0 --lose-once "$what" --lifetime 280 "${AWS_ENDPOINT_URL#http://}" \
+		>"$dir/proxy.port" 2>"$dir/proxy.err" &
+	proxy_pid=$!
+	for _ in $(seq 50); do [ -s "$dir/proxy.port" ] && break; sleep 0.1; done
+	[ -s "$dir/proxy.port" ] || fail "flaky-proxy did not start: $(cat "$dir/proxy.err")"
+	LO=(--s3-endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --s3-retries 3)
+	if [ "$what" = /r/lock ]; then
+		TO $T backup gc "${LO[@]}" "$F" >"$dir/out" 2>"$dir/err" ||
+			fail "gc after a lost answer to its lock PUT: $(cat "$dir/err")"
+	else
+		lid=$(TO $T backup create "${LO[@]}" --no-track "$F" "$dir/d.vhd" 2>"$dir/err") ||
+			fail "backup after a lost answer to its $what PUT: $(cat "$dir/err")"
+		TO $P head "s3://vhds-flaky/r/backups/$lid.idx" >/dev/null || fail "$lid.idx removed ($what)"
+		TO $T backup verify "$F" "$lid" >"$dir/v" 2>&1 || fail "verify $lid ($what): $(cat "$dir/v")"
+	fi
+	kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; proxy_pid=
+	grep -q 'lost=1' "$dir/proxy.err" || fail "no answer to a $what PUT was lost: $(cat "$dir/proxy.err")"
+done
 echo "ok"

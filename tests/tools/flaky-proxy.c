@@ -1,7 +1,7 @@
 /* flaky-proxy: a test-only HTTP/1.1 proxy that fails on purpose.
  *
  *   flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S]
- *               [--lifetime SECONDS] UPSTREAM_HOST:PORT
+ *               [--lifetime SECONDS] [--lose-once TEXT] UPSTREAM_HOST:PORT
  *
  * Listens on 127.0.0.1 (port N, 0 = any; the port is printed on stdout,
  * one line), reads each request (head up to 64 KiB, then the body by
@@ -16,11 +16,14 @@
  * for clients' timeouts; --stall-every K: every K-th request so (the K-th,
  * 2K-th, ... counted from the start), for a test that must see one.  Everything
  * else of the request, the Host header included, is forwarded byte for
- * byte, so signed requests (AWS SigV4) stay valid.
+ * byte, so signed requests (AWS SigV4) stay valid.  --lose-once TEXT: the
+ * first PUT whose request line contains TEXT (not failed by --fail) is
+ * forwarded and done upstream, but its answer is dropped (the client's
+ * connection closes with nothing): a lost answer to a request that landed.
  *
  * Bounded: 64 connections at a time (more wait in the listen queue),
  * 30 s socket timeouts, a lifetime (default 600 s) after which it exits.
- * Prints nothing else; "requests=N failed=N stalled=N" on stderr when it ends by
+ * Prints nothing else; "requests=N failed=N stalled=N lost=0|1" on stderr when it ends by
  * SIGTERM or its lifetime. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +49,8 @@
 static const char *up_host, *up_port;
 static double fail_p = 0.5, stall_p;
 static unsigned long stall_every;
+static const char *lose_once;
+static atomic_bool lost;
 static unsigned seed = 1;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -160,7 +165,8 @@ static char *rewrite_head(const char *head, size_t *len)
 	return out;
 }
 
-static void forward(int cfd, const char *head, const char *body, size_t blen, bool sent_100)
+static void forward(int cfd, const char *head, const char *body, size_t blen, bool sent_100,
+		    bool drop)
 {
 	char buf[65536];
 	size_t hlen;
@@ -191,7 +197,7 @@ static void forward(int cfd, const char *head, const char *body, size_t blen, bo
 			}
 		}
 		first = false;
-		if (n > 0 && send_all(cfd, p, (size_t)n))
+		if (n > 0 && !drop && send_all(cfd, p, (size_t)n))
 			break;
 	}
 out:
@@ -278,7 +284,12 @@ static void *serve(void *opaque)
 		while (recv(cfd, &b, 1, 0) > 0)
 			;
 	} else {
-		forward(cfd, head, body, blen, sent_100);
+		const char *eol = strstr(head, "\r\n");
+		bool drop = lose_once && !strncmp(head, "PUT ", 4) && eol &&
+			    memmem(head, (size_t)(eol - head), lose_once, strlen(lose_once)) &&
+			    !atomic_exchange(&lost, true);
+
+		forward(cfd, head, body, blen, sent_100, drop);
 	}
 out:
 	free(body);
@@ -318,6 +329,8 @@ int main(int argc, char **argv)
 			stall_p = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--seed"))
 			seed = (unsigned)atol(argv[i + 1]);
+		else if (!strcmp(argv[i], "--lose-once"))
+			lose_once = argv[i + 1];
 		else if (!strcmp(argv[i], "--lifetime"))
 			lifetime = atoi(argv[i + 1]);
 		else
@@ -325,7 +338,7 @@ int main(int argc, char **argv)
 	}
 	if (i != argc - 1 || !(colon = strrchr(argv[i], ':')) || fail_p < 0 || fail_p > 1 ||
 	    stall_p < 0 || stall_p > 1) {
-		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] HOST:PORT\n");
+		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] [--lose-once TEXT] HOST:PORT\n");
 		return 2;
 	}
 	*colon = 0;
@@ -374,7 +387,7 @@ int main(int argc, char **argv)
 		}
 		pthread_detach(th);
 	}
-	fprintf(stderr, "requests=%lu failed=%lu stalled=%lu\n", atomic_load(&n_requests),
-		atomic_load(&n_failed), atomic_load(&n_stalled));
+	fprintf(stderr, "requests=%lu failed=%lu stalled=%lu lost=%d\n", atomic_load(&n_requests),
+		atomic_load(&n_failed), atomic_load(&n_stalled), (int)atomic_load(&lost));
 	return 0;
 }

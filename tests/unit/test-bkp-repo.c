@@ -677,6 +677,60 @@ static void test_manifest_snapshot(void **state)
 	free(text);
 }
 
+/* A store that lists one index but cannot answer whether its manifest
+ * exists (an outage): the orphan listing gc deletes from must fail, not
+ * call the backup an orphan. */
+static int fake_head_rc;
+
+static int fake_head(const struct bkp_repo *r, const char *key,
+		     struct bkp_os_stat *st)
+{
+	(void)r;
+	(void)key;
+	(void)st;
+	return fake_head_rc;
+}
+
+static int fake_list(const struct bkp_repo *r, const char *dir,
+		     bkp_os_list_fn fn, void *opaque, struct bdev_err *e)
+{
+	(void)r;
+	(void)e;
+	assert_string_equal(dir, "backups");
+	return fn(opaque, "20260101T000000Z-0a1b2c3d.idx", NULL);
+}
+
+static void test_orphans_need_a_clear_answer(void **state)
+{
+	static const struct bkp_os_ops ops = { .head = fake_head,
+					       .list = fake_list };
+	char url[] = "fake://";
+	struct bkp_repo r = { .path = url, .os = &ops };
+	struct bdev_err e = { 0 };
+	char **ids = NULL;
+	size_t n = 99;
+
+	(void)state;
+	fake_head_rc = -EIO;
+	assert_int_equal(bkp_ids(&r, true, &ids, &n, &e), -EIO);
+	assert_int_equal(e.code, EIO);
+	assert_non_null(strstr(e.msg, "20260101T000000Z-0a1b2c3d.json"));
+
+	fake_head_rc = -EACCES;
+	assert_int_equal(bkp_ids(&r, true, &ids, &n, &e), -EACCES);
+
+	fake_head_rc = 0;     /* the manifest is there: not an orphan */
+	assert_int_equal(bkp_ids(&r, true, &ids, &n, &e), 0);
+	assert_int_equal(n, 0);
+	bkp_ids_free(ids, n);
+
+	fake_head_rc = -ENOENT;   /* only a clear "absent" makes an orphan */
+	assert_int_equal(bkp_ids(&r, true, &ids, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "20260101T000000Z-0a1b2c3d");
+	bkp_ids_free(ids, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -690,6 +744,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_source_described, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_snapshot, setup_small, teardown),
+		cmocka_unit_test(test_orphans_need_a_clear_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
