@@ -281,24 +281,17 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 	*added = 0;
 	bkp_chunk_key(d, key);
 	full_key(r, key, k);
-	if (st->deep) {
-		rc = prove(st, k, data, len);
-		if (!rc) {
+	/* --full reads the object back; otherwise a HEAD (os3_touch notes
+	 * the chunk as touched when it is there) */
+	rc = st->deep ? prove(st, k, data, len) : os3_touch(st, d);
+	if (!rc) {
+		if (st->deep)
 			note_touched(r, d);
-			return 0;
-		}
-		if (rc == -EBADMSG) {
-			/* Replace it: delete, then put-once below. */
-			damaged = true;
-			rc = s3_delete(S(r)->c, k, e);
-			if (rc)
-				return rc;
-		}
-	} else if ((rc = os3_touch(st, d)) == 0) {
 		return 0;
-	} else if (rc == -EBADMSG) {
-		/* Known damaged (shorter than a header): a put-once would
-		 * meet it and take it for the same data.  Replace it. */
+	}
+	if (rc == -EBADMSG) {
+		/* Known damaged: a put-once would meet it and take it for the
+		 * same data.  Replace it: delete, then put-once below. */
 		damaged = true;
 		rc = s3_delete(S(r)->c, k, e);
 		if (rc)
