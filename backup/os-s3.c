@@ -986,12 +986,13 @@ static int attach(struct bkp_repo *r, const struct bkp_remote *o,
 	if (o && o->retries > 0)
 		cfg.retries = o->retries;
 	rc = s3_config_env(&cfg, e);
-	if (rc)
-		return rc;
-	s->c = s3_open(&cfg, s->bucket, e);
-	if (!s->c)
-		return e->code ? -e->code : -EIO;
-	return 0;
+	if (!rc) {
+		s->c = s3_open(&cfg, s->bucket, e);
+		rc = s->c ? 0 : e->code ? -e->code : -EIO;
+	}
+	/* The client keeps its own copy of the secret. */
+	explicit_bzero(&cfg, sizeof(cfg));
+	return rc;
 }
 
 struct bkp_repo *bkp_open_remote(const char *url, const struct bkp_remote *o,

@@ -680,6 +680,126 @@ struct bdev *rbd_bdev_snap_open(struct bdev *b, const char *snap,
 	return rbd_open_bdev(name, RBD_OPEN_RDONLY, e);
 }
 
+/* ---- Claims: which backup snapshots a live process still reads ----
+ * A claim is a small RADOS object "vhdstack_bkp_claim.IMAGEID.SNAP" beside
+ * the image header holding the claimer's RADOS instance id, plus a
+ * read-write handle of the image kept open for as long as the claim is
+ * held: librbd registers a watch on the header for it, so the claimer
+ * shows among the image's watchers while it lives, and drops out of them
+ * within the OSD's watch timeout when it is killed. */
+struct rbd_claim {
+	rbd_image_t img;
+	rados_ioctx_t io;
+	char obj[320];
+};
+
+static int claim_name(struct bdev *b, rbd_image_t img, const char *snap,
+		      char *out, size_t n, struct bdev_err *e)
+{
+	char id[128];
+	int rc = rbd_get_id(img, id, sizeof(id));
+
+	if (rc < 0)
+		return bdev_err_set(e, -rc, "%s: cannot read the image id: %s", b->name,
+				    strerror(-rc));
+	if ((size_t)snprintf(out, n, "vhdstack_bkp_claim.%s.%s", id, snap) >= n)
+		return bdev_err_set(e, ENAMETOOLONG, "%s: snapshot name too long: %s",
+				    b->name, snap);
+	return 0;
+}
+
+struct rbd_claim *rbd_bdev_snap_claim(struct bdev *b, const char *snap,
+				      struct bdev_err *e)
+{
+	struct rbd_claim *c = calloc(1, sizeof(*c));
+	struct rbd_spec s;
+	char gid[32];
+	int rc;
+
+	if (!c) {
+		bdev_err_set(e, ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->io = RB(b)->io;
+	if (other_handle(b, NULL, &c->img, &s, e)) {
+		free(c);
+		return NULL;
+	}
+	rc = claim_name(b, c->img, snap, c->obj, sizeof(c->obj), e);
+	if (!rc) {
+		snprintf(gid, sizeof(gid), "%llu\n",
+			 (unsigned long long)rados_get_instance_id(RB(b)->cluster));
+		rc = rados_write_full(c->io, c->obj, gid, strlen(gid));
+		if (rc < 0)
+			rc = bdev_err_set(e, -rc, "%s: cannot write %s: %s", b->name, c->obj,
+					  strerror(-rc));
+	}
+	if (rc) {
+		rbd_close(c->img);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void rbd_bdev_snap_unclaim(struct rbd_claim *c)
+{
+	if (!c)
+		return;
+	(void)rados_remove(c->io, c->obj);
+	rbd_close(c->img);
+	free(c);
+}
+
+int rbd_bdev_snap_claimed(struct bdev *b, const char *snap, struct bdev_err *e)
+{
+	rbd_image_watcher_t w[64];
+	size_t nw = sizeof(w) / sizeof(w[0]);
+	char obj[320], buf[32];
+	unsigned long long gid;
+	struct rbd_spec s;
+	rbd_image_t img;
+	int rc = other_handle(b, NULL, &img, &s, e), live = 0, n;
+
+	if (rc)
+		return rc;
+	rc = claim_name(b, img, snap, obj, sizeof(obj), e);
+	if (rc)
+		goto out;
+	n = rados_read(RB(b)->io, obj, buf, sizeof(buf) - 1, 0);
+	if (n == -ENOENT)
+		goto out;                       /* never claimed, or released */
+	if (n < 0) {
+		rc = bdev_err_set(e, -n, "%s: cannot read %s: %s", b->name, obj, strerror(-n));
+		goto out;
+	}
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu", &gid) != 1) {
+		(void)rados_remove(RB(b)->io, obj);   /* not ours to read: stale */
+		goto out;
+	}
+	rc = rbd_watchers_list(img, w, &nw);
+	if (rc == -ERANGE) {
+		rc = 0;                         /* too many to list: keep it */
+		live = 1;
+		goto out;
+	}
+	if (rc < 0) {
+		rc = bdev_err_set(e, -rc, "%s: cannot list the image's watchers: %s",
+				  b->name, strerror(-rc));
+		goto out;
+	}
+	for (size_t i = 0; i < nw; i++)
+		live |= (unsigned long long)w[i].id == gid;
+	rbd_watchers_list_cleanup(w, nw);
+	rc = 0;
+	if (!live)
+		(void)rados_remove(RB(b)->io, obj);   /* its holder is gone */
+out:
+	rbd_close(img);
+	return rc ? rc : live;
+}
+
 /* Whether img's object map (at the snapshot it is opened at) can be
  * trusted: 0 yes, 1 no (why filled), -errno. */
 static int map_valid(rbd_image_t img, const char *what, bool *fast,

@@ -51,6 +51,17 @@ int rbd_bdev_snap_remove(struct bdev *b, const char *snap, struct bdev_err *e);
  * malloc'd array of *n pointers followed by the strings (free(*names)). */
 int rbd_bdev_snap_list(struct bdev *b, const char *prefix, char ***names,
 		       size_t *n, struct bdev_err *e);
+/* A running backup claims the snapshot it reads, so that another backup
+ * of the same image committing meanwhile does not remove it: NULL with e
+ * filled on failure.  Unclaim when done (NULL is fine).  Claims of a
+ * process that died lapse within the OSD's watch timeout (30 s). */
+struct rbd_claim;
+struct rbd_claim *rbd_bdev_snap_claim(struct bdev *b, const char *snap,
+				      struct bdev_err *e);
+void rbd_bdev_snap_unclaim(struct rbd_claim *c);
+/* 1 when a live process claims snap of b's image, 0 when none does (a
+ * lapsed claim is cleared), -errno with e filled. */
+int rbd_bdev_snap_claimed(struct bdev *b, const char *snap, struct bdev_err *e);
 /* Open snapshot snap of b's image, read-only.  NULL with e filled. */
 struct bdev *rbd_bdev_snap_open(struct bdev *b, const char *snap,
 				struct bdev_err *e);

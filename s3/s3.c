@@ -647,7 +647,12 @@ void s3_close(struct s3_client *c)
 	free(c->free_h);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
-	memset(c->userpwd, 0, sizeof(c->userpwd));
+	/* The secret goes with the client (curl's own copy of USERPWD is
+	 * freed by curl_easy_cleanup without being cleared: not ours). */
+	explicit_bzero(c->userpwd, sizeof(c->userpwd));
+	explicit_bzero(c->cfg.secret_key, sizeof(c->cfg.secret_key));
+	explicit_bzero(c->cfg.session_token, sizeof(c->cfg.session_token));
+	explicit_bzero(c->token_hdr, sizeof(c->token_hdr));
 	free(c);
 }
 

@@ -132,4 +132,33 @@ id8=$(T "$V" backup create "$repo" "rbd:rbd/disk@keep$conf" 2>"$dir/err") || fai
 one_snap "$id6"
 T "$V" read "rbd:rbd/disk@keep$conf" 0 64M >"$dir/keep.raw" || fail "read @keep"
 restores "$id8" "$dir/keep.raw"
-echo "rbd backups: full, incremental by fast-diff, snapshot kept, gone and invalid -> full: fine"
+
+# Two backups of the image at once (another repository): backup A takes
+# its snapshot and blocks on its repository's chunks.lock (held here);
+# backup B commits meanwhile and must leave A's snapshot alone (A claims
+# it while it runs); A then completes and restores to the image as of its
+# snapshot.  No claim object stays behind.
+image "$dir/img9.raw"
+T "$V" backup init "$dir/repo2" >/dev/null || fail "backup init repo2"
+exec 9>>"$repo/chunks.lock"
+flock -x 9 || fail "flock chunks.lock"
+T "$V" backup create --full "$repo" "$img" >"$dir/a.id" 2>"$dir/a.err" &
+apid=$!
+for _ in $(seq 300); do
+	[ "$(snaps | wc -l)" -ge 2 ] && break
+	kill -0 "$apid" 2>/dev/null || break
+	sleep 0.1
+done
+asnap=$(snaps | grep -vx "vhdstack-bkp-$id6" | head -1)
+[ -n "$asnap" ] || fail "backup A took no snapshot: $(cat "$dir/a.err")"
+head -c 4K /dev/urandom | T "$V" write "$img" $((20 * M)) >/dev/null || fail "write 7"
+idb=$(T "$V" backup create "$dir/repo2" "$img" 2>"$dir/err") || fail "backup B: $(cat "$dir/err")"
+snaps | grep -qx "$asnap" || fail "backup B removed $asnap, which the running backup A reads"
+flock -u 9
+exec 9>&-
+wait "$apid" || fail "backup A failed after B committed: $(cat "$dir/a.err")"
+ida=$(cat "$dir/a.id")
+[ "$(jget "$ida" snapshot)" = "$asnap" ] || fail "backup A does not name $asnap"
+restores "$ida" "$dir/img9.raw"
+T rados -p rbd ls | grep -q vhdstack_bkp_claim && fail "claim objects stay: $(rados -p rbd ls | grep vhdstack_bkp_claim)"
+echo "rbd backups: full, incremental by fast-diff, snapshot kept, gone and invalid -> full, concurrent backups keep each other's snapshots: fine"

@@ -5,9 +5,11 @@
  * live image.  An incremental reads what rbd_diff_iterate2 reports changed
  * between the previous backup's snapshot and the new one (whole objects
  * with fast-diff); an object map flagged invalid or a previous snapshot
- * that is gone make it a full backup with the reason.  Once the backup is
- * committed, every other vhdstack-bkp-* snapshot of the image is removed:
- * exactly one stays, the next backup's base. */
+ * that is gone make it a full backup with the reason.  The snapshot is
+ * claimed while the backup runs (rbd_bdev_snap_claim).  Once the backup is
+ * committed, every other vhdstack-bkp-* snapshot of the image that no live
+ * backup claims is removed: one stays, the next backup's base, plus those
+ * that concurrent backups of the same image are still reading. */
 #include "vhdtool.h"
 
 #include <errno.h>
@@ -33,10 +35,13 @@ static int take(void *opaque, const char *id, char name[BKP_SNAP_MAX],
 	rc = rbd_bdev_snap_create(v->img, v->name, e);
 	if (rc)
 		return rc;
-	v->snap = rbd_bdev_snap_open(v->img, v->name, e);
+	v->claim = rbd_bdev_snap_claim(v->img, v->name, e);
+	v->snap = v->claim ? rbd_bdev_snap_open(v->img, v->name, e) : NULL;
 	if (!v->snap) {
 		struct bdev_err e2;
 
+		rbd_bdev_snap_unclaim(v->claim);
+		v->claim = NULL;
 		(void)rbd_bdev_snap_remove(v->img, v->name, &e2);
 		return -(e->code ? e->code : EIO);
 	}
@@ -88,6 +93,8 @@ static void end(void *opaque, bool committed)
 	if (v->snap)
 		bdev_close(v->snap);
 	v->snap = NULL;
+	rbd_bdev_snap_unclaim(v->claim);
+	v->claim = NULL;
 	if (!committed) {
 		drop(v, v->name);
 		return;
@@ -96,9 +103,17 @@ static void end(void *opaque, bool committed)
 		vt_err(NULL, "warning: earlier backup snapshots stay: %s", e.msg);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(names[i], v->name))
+	for (size_t i = 0; i < n; i++) {
+		int live;
+
+		if (!strcmp(names[i], v->name))
+			continue;
+		live = rbd_bdev_snap_claimed(v->img, names[i], &e);
+		if (live < 0)
+			vt_err(NULL, "warning: backup snapshot %s stays: %s", names[i], e.msg);
+		else if (!live)
 			drop(v, names[i]);
+	}
 	free(names);
 }
 

@@ -94,6 +94,7 @@ struct vt_rbd_snaps {
 	struct bkp_snapshots s;
 	struct bdev *img;               /* the live image */
 	struct bdev *snap;              /* the new snapshot, read */
+	struct rbd_claim *claim;        /* held on it while the backup runs */
 	char name[BKP_SNAP_MAX];
 	struct rbd_extent *ext;         /* changed since the base */
 	size_t n;
