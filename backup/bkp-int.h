@@ -83,9 +83,10 @@ typedef int (*bkp_os_list_fn)(void *opaque, const char *name,
  * fsync, rename, folder fsync; object storage: one PUT). */
 int bkp_os_put(struct bkp_repo *r, const char *key, const void *data,
 	       size_t len, struct bdev_err *e);
-/* Read key (at most max bytes, NUL added): 0, -ENOENT, -EFBIG, -errno. */
+/* Read key (at most max bytes, NUL added): 0, -ENOENT, -EFBIG, -errno
+ * (e, when not NULL, says what failed: the store's or the system's words). */
 int bkp_os_get(const struct bkp_repo *r, const char *key, size_t max,
-	       char **out, size_t *len);
+	       char **out, size_t *len, struct bdev_err *e);
 /* 0 (st filled when not NULL), -ENOENT, -errno. */
 int bkp_os_head(const struct bkp_repo *r, const char *key,
 		struct bkp_os_stat *st);
@@ -105,7 +106,7 @@ struct bkp_os_ops {
 	int (*put)(struct bkp_repo *r, const char *key, const void *data,
 		   size_t len, struct bdev_err *e);
 	int (*get)(const struct bkp_repo *r, const char *key, size_t max,
-		   char **out, size_t *len);
+		   char **out, size_t *len, struct bdev_err *e);
 	int (*head)(const struct bkp_repo *r, const char *key,
 		    struct bkp_os_stat *st);
 	int (*del)(struct bkp_repo *r, const char *key, struct bdev_err *e);

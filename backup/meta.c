@@ -52,6 +52,7 @@ int bkp_index_read(const struct bkp_repo *r, const char *id,
 		   size_t wl)
 {
 	char key[BKP_ID_MAX + 16], *text = NULL, hex[65];
+	struct bdev_err ge = { 0 };
 	uint8_t sha[BKP_DIGEST], *b;
 	size_t len;
 	uint64_t want;
@@ -60,10 +61,10 @@ int bkp_index_read(const struct bkp_repo *r, const char *id,
 	memset(x, 0, sizeof(*x));
 	snprintf(key, sizeof(key), "backups/%s.idx", id);
 	/* 2^40 bytes of disk at the smallest chunk: 16M entries, 512 MiB. */
-	rc = bkp_os_get(r, key, IDX_HDR + ((size_t)1 << 29), &text, &len);
+	rc = bkp_os_get(r, key, IDX_HDR + ((size_t)1 << 29), &text, &len, &ge);
 	if (rc) {
 		snprintf(why, wl, "index %s", rc == -ENOENT ? "missing"
-			 : rc == -EFBIG ? "too large" : strerror(-rc));
+			 : rc == -EFBIG ? "too large" : ge.msg);
 		return rc == -ENOENT ? -ENOENT : -EBADMSG;
 	}
 	b = (uint8_t *)text;
@@ -322,15 +323,16 @@ int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 		      struct bkp_info *b, char *why, size_t wl)
 {
 	char key[BKP_ID_MAX + 16], *text = NULL, jwhy[160];
+	struct bdev_err ge = { 0 };
 	struct bkp_json *j;
 	size_t len;
 	int rc;
 
 	snprintf(key, sizeof(key), "backups/%s.json", id);
-	rc = bkp_os_get(r, key, MANIFEST_MAX, &text, &len);
+	rc = bkp_os_get(r, key, MANIFEST_MAX, &text, &len, &ge);
 	if (rc) {
 		snprintf(why, wl, "manifest %s", rc == -ENOENT ? "missing"
-			 : rc == -EFBIG ? "too large" : strerror(-rc));
+			 : rc == -EFBIG ? "too large" : ge.msg);
 		return rc == -ENOENT ? -ENOENT : -EBADMSG;
 	}
 	j = bkp_json_parse(text, len, jwhy, sizeof(jwhy));

@@ -100,19 +100,24 @@ static int put_opts(struct bkp_repo *r, const char *key, const void *data,
 	return s3_put(S(r)->c, k, data, len, &po, e);
 }
 
-static int os3_get(const struct bkp_repo *r, const char *key, size_t max,
-		   char **out, size_t *len)
+static int os3_get_e(const struct bkp_repo *r, const char *key, size_t max,
+		     char **out, size_t *len, struct bdev_err *e)
 {
-	struct bdev_err e = { 0 };
 	char k[KEY_MAX];
 	void *d = NULL;
 	int rc;
 
 	full_key(r, key, k);
-	rc = s3_get(S(r)->c, k, max, &d, len, &e);
+	rc = s3_get(S(r)->c, k, max, &d, len, e);
 	if (!rc)
 		*out = d;
 	return rc;
+}
+
+static int os3_get(const struct bkp_repo *r, const char *key, size_t max,
+		   char **out, size_t *len)
+{
+	return os3_get_e(r, key, max, out, len, NULL);
 }
 
 /* A put-once (If-None-Match) of metadata: manifest, index, repo.json, the
@@ -940,7 +945,7 @@ static void os3_close(struct bkp_repo *r)
 }
 
 static const struct bkp_os_ops s3_ops = {
-	.put = os3_put, .get = os3_get, .head = os3_head, .del = os3_del,
+	.put = os3_put, .get = os3_get_e, .head = os3_head, .del = os3_del,
 	.list = os3_list, .close = os3_close,
 	.store_put = os3_store_put, .store_touch = os3_touch,
 	.chunk_get = os3_chunk_get, .quarantine = os3_quarantine,

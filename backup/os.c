@@ -34,17 +34,19 @@ int bkp_os_put(struct bkp_repo *r, const char *key, const void *data,
 }
 
 int bkp_os_get(const struct bkp_repo *r, const char *key, size_t max,
-	       char **out, size_t *len)
+	       char **out, size_t *len, struct bdev_err *e)
 {
 	char *p;
 	int rc;
 
 	if (r->os)
-		return r->os->get(r, key, max, out, len);
+		return r->os->get(r, key, max, out, len, e);
 	p = bkp_path(r, "%s", key);
 	if (!p)
-		return -ENOMEM;
+		return bdev_err_set(e, ENOMEM, "out of memory");
 	rc = bkp_read_file(p, max, out, len);
+	if (rc)
+		bdev_err_set(e, -rc, "%s: %s", p, rc == -EFBIG ? "too large" : strerror(-rc));
 	free(p);
 	return rc;
 }

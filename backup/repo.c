@@ -243,13 +243,13 @@ int bkp_repo_parse(struct bkp_repo *r, struct bdev_err *e)
 	size_t len;
 	int rc;
 
-	rc = bkp_os_get(r, "repo.json", REPO_JSON_MAX, &text, &len);
+	rc = bkp_os_get(r, "repo.json", REPO_JSON_MAX, &text, &len, e);
 	if (rc == -ENOENT)
 		return bdev_err_set(e, ENOENT, "%s: not a backup repository (no repo.json; create one with 'vhdtool backup init')",
 				    r->path);
 	if (rc)
-		return bdev_err_set(e, -rc, "%s/repo.json: cannot read: %s",
-				    r->path, strerror(-rc));
+		return bdev_err_set(e, -rc, "%s: cannot read repo.json: %s", r->path,
+				    e->msg[0] ? e->msg : strerror(-rc));
 	j = bkp_json_parse(text, len, why, sizeof(why));
 	free(text);
 	if (!j)

@@ -65,6 +65,7 @@ struct rq {
 	const void *body;
 	size_t body_len;
 	/* answer */
+	char ebuf[CURL_ERROR_SIZE];     /* curl's detail of a failed transfer */
 	char *buf;                      /* malloc'd, grown to at most max */
 	size_t len, cap, max;
 	void *fixed;                    /* instead of buf: a caller's buffer */
@@ -392,6 +393,8 @@ static CURLcode attempt(struct s3_client *c, CURL *h, struct rq *q,
 {
 	curl_easy_reset(h);
 	q->h = h;
+	q->ebuf[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, q->ebuf);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
@@ -502,6 +505,7 @@ static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 			atomic_fetch_add(&c->bytes_up, (uint64_t)up);
 			atomic_fetch_add(&c->bytes_down, (uint64_t)down);
 		}
+		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 		conn_put(c, h);
 		if (q->too_big) {
 			r = bdev_err_set(e, EFBIG, "%s %s: answer larger than %zu bytes",
@@ -513,7 +517,7 @@ static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 			if (retryable_curl(rc))
 				continue;
 			r = bdev_err_set(e, EIO, "%s %s: %s", q->op, where(c, q, w, sizeof(w)),
-					 curl_easy_strerror(rc));
+					 q->ebuf[0] ? q->ebuf : curl_easy_strerror(rc));
 			goto out;
 		}
 		if (q->err_len) {
@@ -531,7 +535,7 @@ static int perform(struct s3_client *c, struct rq *q, struct bdev_err *e)
 	if (rc != CURLE_OK) {
 		r = bdev_err_set(e, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO,
 				 "%s %s: %s (after %d attempts)", q->op, where(c, q, w, sizeof(w)),
-				 curl_easy_strerror(rc), tries);
+				 q->ebuf[0] ? q->ebuf : curl_easy_strerror(rc), tries);
 		goto out;
 	}
 	r = status_errno(q);

@@ -13,6 +13,11 @@
 #                            AWS_REGION (exit 77 with a reason when radosgw is
 #                            missing or does not answer within
 #                            CEPH_RGW_TIMEOUT, 90 s)
+#                            CEPH_RGW_TLS=1: also HTTPS on a second port with
+#                            a self-signed certificate for IP 127.0.0.1;
+#                            exports CEPH_RGW_HTTPS_URL and CEPH_RGW_CA (the
+#                            certificate, to trust it; it names no host, so
+#                            https://localhost:PORT must fail verification)
 #   ceph_cluster_stop        kill what it started, by PID (ceph_cluster_start
 #                            has tests/lib.bash's at_exit run it)
 #
@@ -179,13 +184,26 @@ ceph_rgw_start() {
 	done
 	port=$(ceph_free_port) || ceph_skip "no free port for radosgw"
 	mkdir -p "$d/rgw"
+	local tls=
+	if [ "${CEPH_RGW_TLS:-0}" = 1 ]; then
+		local sport
+		command -v openssl >/dev/null 2>&1 || ceph_skip "openssl is not installed"
+		sport=$(ceph_free_port) || ceph_skip "no free port for radosgw's HTTPS"
+		ceph_t 30 openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+			-keyout "$d/rgw/key.pem" -out "$d/rgw/cert.pem" -subj /CN=127.0.0.1 \
+			-addext subjectAltName=IP:127.0.0.1 >>"$d/log/setup.log" 2>&1 ||
+			ceph_skip "openssl cannot make a certificate"
+		tls=" ssl_endpoint=127.0.0.1:$sport ssl_certificate=$d/rgw/cert.pem ssl_private_key=$d/rgw/key.pem"
+		export CEPH_RGW_HTTPS_URL=https://127.0.0.1:$sport
+		export CEPH_RGW_CA=$d/rgw/cert.pem
+	fi
 	# S3 only; the pools (.rgw.root, default.rgw.*) are created by radosgw
 	# itself with the cluster's defaults (size 1, 8 PGs).  Few threads: the
 	# machine is small.  No garbage collection or lifecycle threads: a test
 	# lives for a minute.
 	cat >>"$CEPH_CONF" <<CONF
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$port
+rgw frontends = beast endpoint=127.0.0.1:$port$tls
 rgw enable apis = s3
 rgw data = $d/rgw
 rgw thread pool size = 32
