@@ -18,6 +18,9 @@
 #                            exports CEPH_RGW_HTTPS_URL and CEPH_RGW_CA (the
 #                            certificate, to trust it; it names no host, so
 #                            https://localhost:PORT must fail verification)
+#                            CEPH_RGW_STS=1: also the STS and IAM APIs with a
+#                            signing key, so that AssumeRole hands out
+#                            temporary credentials (see test-backup-s3-sts.sh)
 #   ceph_cluster_stop        kill what it started, by PID (ceph_cluster_start
 #                            has tests/lib.bash's at_exit run it)
 #
@@ -197,6 +200,12 @@ ceph_rgw_start() {
 		export CEPH_RGW_HTTPS_URL=https://127.0.0.1:$sport
 		export CEPH_RGW_CA=$d/rgw/cert.pem
 	fi
+	local apis=s3 sts=
+	if [ "${CEPH_RGW_STS:-0}" = 1 ]; then
+		apis="s3, sts, iam"
+		sts="rgw sts key = $(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
+rgw s3 auth use sts = true"
+	fi
 	# S3 only; the pools (.rgw.root, default.rgw.*) are created by radosgw
 	# itself with the cluster's defaults (size 1, 8 PGs).  Few threads: the
 	# machine is small.  No garbage collection or lifecycle threads: a test
@@ -204,7 +213,8 @@ ceph_rgw_start() {
 	cat >>"$CEPH_CONF" <<CONF
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$port$tls
-rgw enable apis = s3
+rgw enable apis = $apis
+$sts
 rgw data = $d/rgw
 rgw thread pool size = 32
 rgw enable gc threads = false
