@@ -89,11 +89,25 @@ static int64_t retain_until(const struct bkp_repo *r)
 
 /* ---- small objects ---- */
 
+/* Object Lock retention goes with every put-once object (chunks,
+ * indexes, manifests, HEX.bad, repo.json) but the maintenance lock and the
+ * forgotten markers, which must stay deletable: a lock under retention
+ * stays in the way of every later maintainer, a marker would outlive
+ * the backup it names. */
+static bool retained(const char *key)
+{
+	size_t l = strlen(key), fl = strlen(BKP_FORGOTTEN_EXT);
+
+	return strcmp(key, "lock") &&
+	       (l < fl || strcmp(key + l - fl, BKP_FORGOTTEN_EXT));
+}
+
 static int put_opts(struct bkp_repo *r, const char *key, const void *data,
 		    size_t len, bool once, struct bdev_err *e)
 {
 	struct s3_put_opts po = { .if_none_match = once,
-				  .retain_until = once ? retain_until(r) : 0 };
+				  .retain_until = once && retained(key)
+						  ? retain_until(r) : 0 };
 	char k[KEY_MAX];
 
 	full_key(r, key, k);
@@ -691,8 +705,24 @@ struct gc_ctx {
 	char last[2 * BKP_DIGEST + 4];   /* the last plain chunk name listed */
 	char **dead;
 	size_t ndead;
+	char **forgot;           /* backups marked forgotten */
+	size_t nforgot;
 	int err;
 };
+
+/* Append a copy of name to (*v, *n). */
+static int add_name(char ***v, size_t *n, const char *name)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	if (!(nv[*n] = strdup(name)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
 
 static int add_ref(struct gc_ctx *g, const uint8_t *d, size_t n)
 {
@@ -721,18 +751,8 @@ static int writer_one(void *opaque, const char *name,
 
 	if (!bkp_id_valid(name))
 		return 0;           /* ID.touched: read with its writer */
-	if (g->now - (int64_t)st->mtime.tv_sec > g->dead_s) {
-		char **nv = realloc(g->dead, (g->ndead + 1) * sizeof(*nv));
-
-		if (!nv || !(nv[g->ndead] = strdup(name))) {
-			if (nv)
-				g->dead = nv;
-			return -ENOMEM;
-		}
-		g->dead = nv;
-		g->ndead++;
-		return 0;
-	}
+	if (g->now - (int64_t)st->mtime.tv_sec > g->dead_s)
+		return add_name(&g->dead, &g->ndead, name);
 	snprintf(key, sizeof(key), "writers/%s", name);
 	if (os3_get(g->r, key, 64, &text, &len) == 0 &&
 	    sscanf(text, "%lld.%ld", &sec, &ns) == 2 && ns >= 0 &&
@@ -829,19 +849,12 @@ static int extend_one(struct bkp_repo *r, const char *key,
 	return 0;
 }
 
-static int extend_meta(void *opaque, const char *name,
-		       const struct bkp_os_stat *st)
+static int extend_retention(struct gc_ctx *g, struct bdev_err *e)
 {
-	struct gc_ctx *g = opaque;
-	char key[300];
+	char **ids = NULL;
+	size_t nids = 0;
+	int rc;
 
-	(void)st;
-	snprintf(key, sizeof(key), "backups/%s", name);
-	return extend_one(g->r, key, g->res);
-}
-
-static void extend_retention(struct gc_ctx *g, struct bdev_err *e)
-{
 	for (size_t i = 0; i < g->nref; i++) {
 		char key[BKP_CHUNK_KEY];
 
@@ -850,7 +863,71 @@ static void extend_retention(struct gc_ctx *g, struct bdev_err *e)
 		bkp_chunk_key(g->ref[i], key);
 		extend_one(g->r, key, g->res);
 	}
-	(void)os3_list(g->r, "backups", extend_meta, g, e);
+	/* The manifests and indexes of the backups there are: not those
+	 * forgotten (they are to expire), not orphan indexes. */
+	rc = bkp_ids(g->r, false, &ids, &nids, e);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nids; i++) {
+		static const char *const ext[] = { "json", "idx" };
+
+		for (size_t x = 0; x < 2; x++) {
+			char key[BKP_ID_MAX + 16];
+
+			snprintf(key, sizeof(key), "backups/%s.%s", ids[i], ext[x]);
+			extend_one(g->r, key, g->res);
+		}
+	}
+	bkp_ids_free(ids, nids);
+	return 0;
+}
+
+static int forgotten_one(void *opaque, const char *name,
+			 const struct bkp_os_stat *st)
+{
+	struct gc_ctx *g = opaque;
+	size_t l = strlen(name), fl = strlen(BKP_FORGOTTEN_EXT);
+	char id[BKP_ID_MAX];
+
+	(void)st;
+	if (l <= fl || l - fl >= sizeof(id) ||
+	    strcmp(name + l - fl, BKP_FORGOTTEN_EXT))
+		return 0;
+	snprintf(id, sizeof(id), "%.*s", (int)(l - fl), name);
+	return bkp_id_valid(id) ? add_name(&g->forgot, &g->nforgot, id) : 0;
+}
+
+/* Forgotten backups: their manifest and index are deleted once the store
+ * lets us (retention ended), then the marker; until then they are only
+ * counted (their chunks are not marked, so the sweep deletes those as
+ * their own retention ends). */
+static int sweep_forgotten(struct gc_ctx *g, struct bdev_err *e)
+{
+	int rc = os3_list(g->r, "backups", forgotten_one, g, e);
+
+	if (rc == -ENOMEM)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < g->nforgot; i++) {
+		static const char *const ext[] = { "json", "idx",
+						   BKP_FORGOTTEN_EXT + 1 };
+		bool locked = false;
+
+		for (size_t x = 0; !rc && !locked && x < 3; x++) {
+			char key[BKP_ID_MAX + 32];
+
+			snprintf(key, sizeof(key), "backups/%s.%s", g->forgot[i],
+				 ext[x]);
+			rc = os3_del(g->r, key, e);
+			locked = rc == -EACCES;
+		}
+		if (locked) {
+			g->res->forgotten_locked++;
+			rc = 0;
+		} else if (!rc) {
+			g->res->forgotten_removed++;
+		}
+	}
+	return rc;
 }
 
 static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
@@ -901,7 +978,9 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 		qsort(g.ref, g.nref, BKP_DIGEST, bkp_digest_cmp);
 	rc = os3_chunks(r, sweep_one, &g, e);
 	if (!rc && !o->dry_run && r->object_lock_days > 0)
-		extend_retention(&g, e);
+		rc = extend_retention(&g, e);
+	if (!rc && !o->dry_run)
+		rc = sweep_forgotten(&g, e);
 	for (size_t i = 0; !rc && !o->dry_run && i < g.ndead; i++) {
 		char key[BKP_ID_MAX + 32];
 
@@ -915,9 +994,39 @@ out:
 	for (size_t i = 0; i < g.ndead; i++)
 		free(g.dead[i]);
 	free(g.dead);
+	for (size_t i = 0; i < g.nforgot; i++)
+		free(g.forgot[i]);
+	free(g.forgot);
 	free(idx);
 	free(g.ref);
 	os3_unlock(r);
+	return rc;
+}
+
+/* ---- forgotten backups (Object Lock) ---- */
+
+static int os3_forget_mark(struct bkp_repo *r, const char *id, int64_t *until,
+			   struct bdev_err *e)
+{
+	char key[BKP_ID_MAX + 32], k[KEY_MAX], *body = NULL;
+	int rc;
+
+	snprintf(key, sizeof(key), "backups/%s.json", id);
+	full_key(r, key, k);
+	if (s3_retention_get(S(r)->c, k, until, NULL) || *until < 0)
+		*until = 0;
+	if (asprintf(&body, "forgotten %lld\nlocked-until %lld\n",
+		     (long long)time(NULL), (long long)*until) < 0)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	snprintf(key, sizeof(key), "backups/%s" BKP_FORGOTTEN_EXT, id);
+	rc = put_opts(r, key, body, strlen(body), true, e);
+	free(body);
+	if (rc == -EEXIST && e) {   /* marked already (an earlier prune) */
+		e->code = 0;
+		e->msg[0] = '\0';
+	}
+	if (rc == -EEXIST)
+		rc = 0;
 	return rc;
 }
 
@@ -948,6 +1057,7 @@ static const struct bkp_os_ops s3_ops = {
 	.writer_register = os3_writer_register,
 	.writer_unregister = os3_writer_unregister,
 	.lock = os3_lock, .unlock = os3_unlock, .gc = os3_gc,
+	.forget_mark = os3_forget_mark,
 };
 
 bool bkp_is_remote(const char *path)

@@ -902,7 +902,9 @@ static int cmd_forget(int argc, char **argv)
 		return 1;
 	rc = bkp_forget(r, argv[optind + 1], &e);
 	bkp_close(r);
-	if (rc) {
+	if (rc == 1) {   /* Object Lock: forgotten, deleted by a later gc */
+		fprintf(stderr, "vhdtool: %s\n", e.msg);
+	} else if (rc) {
 		vt_err(NULL, "%s", e.msg);
 		return 1;
 	}
@@ -967,6 +969,10 @@ static int cmd_gc(int argc, char **argv)
 		json_kv_u64(&j, "bytes-removed", res.bytes_removed);
 		json_kv_u64(&j, "kept-grace", res.kept_grace);
 		json_kv_u64(&j, "temporary-removed", res.tmp_removed);
+		json_kv_u64(&j, "locked", res.locked);
+		json_kv_u64(&j, "retention-extended", res.retention_extended);
+		json_kv_u64(&j, "forgotten-removed", res.forgotten_removed);
+		json_kv_u64(&j, "forgotten-locked", res.forgotten_locked);
 		json_end_obj(&j);
 		json_finish(&j);
 		return 0;
@@ -978,12 +984,16 @@ static int cmd_gc(int argc, char **argv)
 	       (unsigned long long)res.kept_grace,
 	       (unsigned long long)res.tmp_removed,
 	       o.dry_run ? "to remove" : "removed");
-	if (res.locked)
-		printf("gc: %llu unreferenced chunks are under Object Lock retention and stay until it ends\n",
-		       (unsigned long long)res.locked);
-	if (res.retention_extended)
-		printf("gc: Object Lock retention extended on %llu objects\n",
-		       (unsigned long long)res.retention_extended);
+	/* Object Lock lines, each only when its count is not 0. */
+	const struct { uint64_t n; const char *what; } ol[] = {
+		{ res.locked, "unreferenced chunks are under Object Lock retention and stay until it ends" },
+		{ res.retention_extended, "objects had their Object Lock retention extended" },
+		{ res.forgotten_removed, "forgotten backups removed (their Object Lock retention ended)" },
+		{ res.forgotten_locked, "forgotten backups stay under Object Lock retention until it ends" },
+	};
+	for (size_t i = 0; i < sizeof(ol) / sizeof(ol[0]); i++)
+		if (ol[i].n)
+			printf("gc: %llu %s\n", (unsigned long long)ol[i].n, ol[i].what);
 	return 0;
 }
 
