@@ -87,6 +87,32 @@ static int64_t retain_until(const struct bkp_repo *r)
 	       ? (int64_t)time(NULL) + (int64_t)r->object_lock_days * 86400 : 0;
 }
 
+/* Object Lock, in generations: an object whose retention ends before
+ * now + DAYS (+ an hour, so that one checked at a backup's commit is
+ * never held shorter than the manifest written right after) gets now + 2 *
+ * DAYS, so each is extended about once per DAYS however often gc runs. */
+#define LOCK_SLACK_S 3600
+static bool lock_short(const struct bkp_repo *r, int64_t until, int64_t now)
+{
+	return until < now + (int64_t)r->object_lock_days * 86400 + LOCK_SLACK_S;
+}
+
+static int64_t lock_next(const struct bkp_repo *r, int64_t now)
+{
+	return now + 2 * (int64_t)r->object_lock_days * 86400;
+}
+
+static void fmt_utc(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t > 0 && gmtime_r(&tt, &tm))
+		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		snprintf(out, 32, "%s", t ? "(unreadable)" : "(none)");
+}
+
 /* ---- small objects ---- */
 
 /* Object Lock retention goes with every put-once object (chunks,
@@ -648,6 +674,42 @@ static bool lock_held(struct bkp_repo *r)
 
 /* ---- the commit step of a backup ---- */
 
+/* A chunk the backup reuses: there (0), -ENOENT, or -errno (e) when, in
+ * an Object Lock repository, its retention is shorter than the manifest's
+ * will be and cannot be extended: never commit a backup whose chunks are
+ * less protected than its manifest.  HEAD answers the retention
+ * (x-amz-object-lock-retain-until-date) where the caller may read it,
+ * else one GET of it. */
+static int check_reused(struct bkp_repo *r, const char *ck, struct bdev_err *e)
+{
+	struct bdev_err e2 = { 0 };
+	struct s3_stat st;
+	char k[KEY_MAX], ts[32];
+	int64_t until, now = time(NULL);
+	int rc;
+
+	full_key(r, ck, k);
+	rc = s3_head(S(r)->c, k, &st, &e2);
+	if (rc == -ENOENT || r->object_lock_days <= 0)
+		return rc == -ENOENT ? rc : 0;   /* other errors: as before */
+	if (rc)
+		return bdev_err_set(e, -rc, "%s: chunk %s this backup reuses: %s; the backup is not committed",
+				    r->path, ck, e2.msg);
+	until = st.retain_until;
+	if (until <= 0 && (rc = s3_retention_get(S(r)->c, k, &until, &e2)))
+		return bdev_err_set(e, -rc, "%s: cannot read the Object Lock retention of chunk %s this backup reuses: %s; the backup is not committed",
+				    r->path, ck, e2.msg);
+	if (!lock_short(r, until, now))
+		return 0;
+	rc = s3_retention_set(S(r)->c, k, lock_next(r, now), &e2);
+	if (rc) {
+		fmt_utc(until, ts);
+		return bdev_err_set(e, -rc, "%s: chunk %s this backup reuses is under Object Lock only until %s, less than the repository's %d days, and its retention cannot be extended (%s): the backup is not committed",
+				    r->path, ck, ts, r->object_lock_days, e2.msg);
+	}
+	return 0;
+}
+
 static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 {
 	struct s3r *s = S(r);
@@ -681,8 +743,11 @@ static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 		char ck[BKP_CHUNK_KEY];
 
 		bkp_chunk_key(s->touched[i], ck);
-		if (os3_head(r, ck, NULL) == -ENOENT)
+		rc = check_reused(r, ck, e);
+		if (rc == -ENOENT)
 			missing++;
+		else if (rc)
+			return rc;
 	}
 	if (missing)
 		return bdev_err_set(e, EAGAIN, "%s: %llu chunks this backup reuses were removed by a concurrent gc; run the backup again",
@@ -828,25 +893,20 @@ static int sweep_one(void *opaque, const char *name,
 	return 0;
 }
 
-/* Object Lock, in generations: an object with less than DAYS of
- * retention left gets now + 2 * DAYS, so each is extended once per DAYS
- * however often gc runs.  -EACCES is tolerated (reported in the count
- * of failures). */
-static int extend_one(struct bkp_repo *r, const char *key,
-		      struct bkp_gc_result *res)
+/* Object Lock: extend key's retention when short (lock_short). */
+static void extend_one(struct bkp_repo *r, const char *key,
+		       struct bkp_gc_result *res)
 {
-	int64_t d = (int64_t)r->object_lock_days * 86400, now = time(NULL);
-	int64_t until = 0;
+	int64_t now = time(NULL), until = 0;
 	char k[KEY_MAX];
 
 	full_key(r, key, k);
 	if (s3_retention_get(S(r)->c, k, &until, NULL))
-		return 0;
-	if (until - now >= d)
-		return 0;
-	if (s3_retention_set(S(r)->c, k, now + 2 * d, NULL) == 0)
+		return;
+	if (!lock_short(r, until, now))
+		return;
+	if (s3_retention_set(S(r)->c, k, lock_next(r, now), NULL) == 0)
 		res->retention_extended++;
-	return 0;
 }
 
 static int extend_retention(struct gc_ctx *g, struct bdev_err *e)

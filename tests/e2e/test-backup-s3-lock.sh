@@ -11,7 +11,11 @@
 #  - expiry without waiting a day: a backup copied object by object into a
 #    locked repository with a 20 s retention (s3probe put --retain-until)
 #    is forgotten, kept by gc while locked, and deleted by gc (manifest,
-#    index, chunks, then the marker) once the retention passed.
+#    index, chunks, then the marker) once the retention passed;
+#  - a backup reusing chunks copied in with 10 minutes of retention extends
+#    them to 2 days at its commit; through tests/tools/flaky-proxy --deny
+#    retention= (every retention call AccessDenied) such a backup fails
+#    and commits nothing.
 . "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
@@ -136,4 +140,58 @@ TO $T backup gc --grace 0 "$S3" >"$dir/gc" 2>"$dir/err" || fail "gc after the re
 grep -q '^gc: 1 forgotten backups removed' "$dir/gc" || fail "gc after the retention: $(cat "$dir/gc")"
 TO $P list s3://vhds-locked/short | cut -f1 >"$dir/left" || fail "list $S3"
 [ "$(cat "$dir/left")" = short/repo.json ] || fail "left after gc: $(cat "$dir/left")"
+
+# Copy the chunks of backup $1 of $U into $L with retention until $2.
+copy_chunks() {
+	local d
+	TO $P get "s3://vhds-backup/src/backups/$1.idx" "$dir/cidx" || fail "get index $1"
+	digests "$dir/cidx" | sort -u >"$dir/cd"
+	while read -r d; do
+		TO $P get "s3://vhds-backup/src/chunks/${d:0:2}/$d" "$dir/obj" &&
+			TO $P put "s3://vhds-locked/r/chunks/${d:0:2}/$d" "$dir/obj" --retain-until "$2" ||
+			fail "copy chunk $d"
+	done <"$dir/cd"
+}
+start_proxy() {
+	"$PROXY" --fail 0 "$@" --lifetime 280 "${AWS_ENDPOINT_URL#http://}" >"$dir/proxy.port" 2>"$dir/proxy.err" &
+	proxy_pid=$!
+	for _ in $(seq 50); do [ -s "$dir/proxy.port" ] && break; sleep 0.1; done
+	[ -s "$dir/proxy.port" ] || fail "flaky-proxy did not start: $(cat "$dir/proxy.err")"
+	PX=(--s3-endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --s3-retries 2)
+}
+stop_proxy() {
+	kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; proxy_pid=
+}
+
+# ---- a backup reusing chunks whose retention ends sooner than its own ----
+# The chunks of a disk, made in the unlocked repository and copied into the
+# locked one with 10 minutes of retention: the backup that reuses them
+# extends them to 2 days before it commits (never a manifest locked longer
+# than its chunks).
+head -c $((2 * M)) /dev/urandom >"$dir/r2.raw"
+u2=$(TO $T backup create --no-track "$U" "$dir/r2.raw" 2>"$dir/err") || fail "backup r2 to $U"
+copy_chunks "$u2" $(($(date +%s) + 600))
+r2=$(TO $T backup create --no-track "$L" "$dir/r2.raw" 2>"$dir/err") || fail "backup reusing short-locked chunks: $(cat "$dir/err")"
+m2=$(ret "r/backups/$r2.json") || fail "retention of $r2"
+while read -r d; do
+	c=$(ret "r/chunks/${d:0:2}/$d") || fail "retention of chunk $d"
+	[ "$c" -ge "$m2" ] || fail "reused chunk $d locked until $c, its backup's manifest until $m2"
+	[ "$c" -gt $(($(date +%s) + 2 * 86400 - 600)) ] || fail "reused chunk $d not extended to 2 days ($c)"
+done <"$dir/cd"
+
+# The same when the store refuses to extend (a proxy answering
+# AccessDenied to every retention call): the backup fails, nothing is
+# committed.
+head -c $((2 * M)) /dev/urandom >"$dir/r3.raw"
+u3=$(TO $T backup create --no-track "$U" "$dir/r3.raw" 2>"$dir/err") || fail "backup r3 to $U"
+copy_chunks "$u3" $(($(date +%s) + 600))
+nb=$(TO $T backup list "$L" | wc -l)
+start_proxy --deny retention=
+TO $T backup create "${PX[@]}" --no-track "$L" "$dir/r3.raw" >"$dir/out" 2>"$dir/err" &&
+	fail "a backup committed over chunks whose retention could not be extended"
+stop_proxy
+grep -q 'denied=[1-9]' "$dir/proxy.err" || fail "the proxy denied nothing: $(cat "$dir/proxy.err")"
+grep -q 'reuses is under Object Lock only until .* cannot be extended .*not committed' "$dir/err" || fail "backup over short-locked chunks: $(cat "$dir/err")"
+[ "$(TO $T backup list "$L" | wc -l)" = "$nb" ] || fail "a backup appeared: $(TO $T backup list "$L")"
+
 echo "ok"
