@@ -325,6 +325,11 @@ struct bkp_gc_result {
 	uint64_t forgotten_locked; /* forgotten backups still under retention
 				   * (neither extended nor marked: they go
 				   * once it ends) */
+	uint64_t retention_failed; /* Object Lock: objects whose retention gc
+				   * could not read or extend.  gc still returns
+				   * 0 (everything else was done); a caller must
+				   * report it as a failure (vhdtool exits 1) */
+	char retention_error[256]; /* the first such failure's message */
 };
 
 /* Mark every chunk an index references, sweep the others older than the

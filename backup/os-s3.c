@@ -893,20 +893,30 @@ static int sweep_one(void *opaque, const char *name,
 	return 0;
 }
 
-/* Object Lock: extend key's retention when short (lock_short). */
+/* Object Lock: extend key's retention when short (lock_short).  A
+ * failure to read or extend it is counted (gc reports it and fails), the
+ * first one's message kept; a key gone meanwhile is not one. */
 static void extend_one(struct bkp_repo *r, const char *key,
 		       struct bkp_gc_result *res)
 {
+	struct bdev_err e2 = { 0 };
 	int64_t now = time(NULL), until = 0;
 	char k[KEY_MAX];
+	int rc;
 
 	full_key(r, key, k);
-	if (s3_retention_get(S(r)->c, k, &until, NULL))
+	rc = s3_retention_get(S(r)->c, k, &until, &e2);
+	if (!rc && !lock_short(r, until, now))
 		return;
-	if (!lock_short(r, until, now))
-		return;
-	if (s3_retention_set(S(r)->c, k, lock_next(r, now), NULL) == 0)
+	if (!rc)
+		rc = s3_retention_set(S(r)->c, k, lock_next(r, now), &e2);
+	if (!rc)
 		res->retention_extended++;
+	if (!rc || rc == -ENOENT)
+		return;
+	if (!res->retention_failed++)
+		snprintf(res->retention_error, sizeof(res->retention_error), "%.250s",
+			 e2.msg[0] ? e2.msg : strerror(-rc));
 }
 
 static int extend_retention(struct gc_ctx *g, struct bdev_err *e)

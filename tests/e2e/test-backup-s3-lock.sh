@@ -15,7 +15,9 @@
 #  - a backup reusing chunks copied in with 10 minutes of retention extends
 #    them to 2 days at its commit; through tests/tools/flaky-proxy --deny
 #    retention= (every retention call AccessDenied) such a backup fails
-#    and commits nothing.
+#    and commits nothing;
+#  - gc through that proxy counts the objects whose retention it could not
+#    extend (text and --output=json) and exits 1 saying so.
 . "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
@@ -194,4 +196,14 @@ grep -q 'denied=[1-9]' "$dir/proxy.err" || fail "the proxy denied nothing: $(cat
 grep -q 'reuses is under Object Lock only until .* cannot be extended .*not committed' "$dir/err" || fail "backup over short-locked chunks: $(cat "$dir/err")"
 [ "$(TO $T backup list "$L" | wc -l)" = "$nb" ] || fail "a backup appeared: $(TO $T backup list "$L")"
 
+# ---- gc that cannot extend retention fails, saying so ----
+start_proxy --deny retention=
+TO $T backup gc --grace 0 "${PX[@]}" "$L" >"$dir/gc" 2>"$dir/err" && fail "gc passed without extending any retention"
+grep -qE "^gc: [1-9][0-9]* objects' Object Lock retention could not be read or extended" "$dir/gc" || fail "gc: $(cat "$dir/gc")"
+grep -q 'Object Lock retention could not be extended on [1-9][0-9]* objects (the first: .*AccessDenied' "$dir/err" || fail "gc: $(cat "$dir/err")"
+TO $T backup gc --grace 0 --output=json "${PX[@]}" "$L" >"$dir/gc.json" 2>"$dir/err" && fail "gc --output=json passed without extending"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["retention-failed"] >= 1, j' "$dir/gc.json" ||
+	fail "gc json: $(cat "$dir/gc.json")"
+stop_proxy
+TO $T backup gc --grace 0 "$L" >"$dir/gc" 2>"$dir/err" || fail "gc without the proxy: $(cat "$dir/err")"
 echo "ok"
