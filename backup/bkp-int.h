@@ -136,6 +136,11 @@ struct bkp_os_ops {
 	void (*unlock)(struct bkp_repo *r);
 	int (*gc)(struct bkp_repo *r, const struct bkp_gc_opts *o,
 		  struct bkp_gc_result *res, struct bdev_err *e);
+	/* Object Lock: backup id's manifest could not be deleted (locked):
+	 * record it as forgotten (backups/ID.forgotten, put once, no
+	 * retention) with the manifest's retention in *until (0 unknown) */
+	int (*forget_mark)(struct bkp_repo *r, const char *id, int64_t *until,
+			   struct bdev_err *e);
 };
 
 /* "REPO/chunks/ab/abcd..." into out (PATH_MAX). */
@@ -215,11 +220,24 @@ int bkp_manifest_write(struct bkp_repo *r, const struct bkp_info *b,
 /* -ENOENT missing, -EBADMSG unreadable (why filled). */
 int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 		      struct bkp_info *b, char *why, size_t wl);
-/* IDs of backups with a manifest (malloc'd array of malloc'd strings),
- * sorted; or, with orphans, IDs with an index but no manifest. */
+/* IDs of backups with a manifest and no forgotten marker (malloc'd array
+ * of malloc'd strings), sorted; or, with orphans, IDs with an index but no
+ * manifest. */
 int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	    struct bdev_err *e);
 void bkp_ids_free(char **ids, size_t n);
+/* Object Lock: a backup forgotten (prune, forget) whose objects could not
+ * be deleted yet is marked by backups/ID.forgotten, body
+ * "forgotten UNIX\nlocked-until UNIX\n" (docs/backup-format.md); every
+ * reader treats it as gone and gc deletes its objects once their
+ * retention ended, then the marker. */
+#define BKP_FORGOTTEN_EXT ".forgotten"
+/* 1 marked (*until: the recorded end of its retention, 0 unknown), 0 not,
+ * -errno when the store cannot tell. */
+int bkp_forgotten(const struct bkp_repo *r, const char *id, int64_t *until);
+/* "why" text for a forgotten backup: "forgotten; its objects stay under
+ * Object Lock retention until YYYY-MM-DDTHH:MM:SSZ, then gc deletes them". */
+void bkp_forgotten_why(int64_t until, char *out, size_t n);
 /* A live backup's group: 1 to BKP_ID_MAX - 1 of [A-Za-z0-9-]. */
 bool bkp_group_valid(const char *g);
 /* A backup ID is "YYYYMMDDTHHMMSSZ-xxxxxxxx". */

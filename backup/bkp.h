@@ -292,11 +292,17 @@ typedef void (*bkp_prune_fn)(void *opaque, const struct bkp_info *b,
 			     bool keep, const char *why);
 
 /* Keep what the rules select, per source path (local time buckets, like
- * restic's forget); remove the other backups.  Chunks stay until gc. */
+ * restic's forget); remove the other backups.  Chunks stay until gc.  A
+ * backup whose manifest the store refuses to delete (Object Lock) is
+ * marked forgotten instead (backups/ID.forgotten): gone for list, show,
+ * restore, verify and gc's marks; gc deletes its objects once their
+ * retention ended (why says until when). */
 int bkp_prune(struct bkp_repo *r, const struct bkp_prune_opts *o,
 	      bkp_prune_fn fn, void *opaque, struct bdev_err *e);
 
-/* Remove one backup (manifest and index). */
+/* Remove one backup (manifest and index).  1 when it was marked
+ * forgotten instead (Object Lock, as in prune; e->msg says until when,
+ * e->code 0). */
 int bkp_forget(struct bkp_repo *r, const char *id, struct bdev_err *e);
 
 struct bkp_gc_opts {
@@ -313,6 +319,17 @@ struct bkp_gc_result {
 				   * Object Lock retention (kept) */
 	uint64_t retention_extended; /* Object Lock: referenced objects whose
 				   * retention gc extended */
+	uint64_t forgotten_removed; /* Object Lock: forgotten backups (prune,
+				   * forget) whose retention ended: gc deleted
+				   * their manifest, index and marker */
+	uint64_t forgotten_locked; /* forgotten backups still under retention
+				   * (neither extended nor marked: they go
+				   * once it ends) */
+	uint64_t retention_failed; /* Object Lock: objects whose retention gc
+				   * could not read or extend.  gc still returns
+				   * 0 (everything else was done); a caller must
+				   * report it as a failure (vhdtool exits 1) */
+	char retention_error[256]; /* the first such failure's message */
 };
 
 /* Mark every chunk an index references, sweep the others older than the

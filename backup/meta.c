@@ -462,6 +462,19 @@ int bkp_show(struct bkp_repo *r, const char *id, struct bkp_info *out,
 		return bdev_err_set(e, EINVAL,
 			"'%s' is not a backup ID (like 20250101T120000Z-1a2b3c4d, or latest)",
 			id);
+	{
+		int64_t until;
+
+		rc = bkp_forgotten(r, id, &until);
+		if (rc < 0)
+			return bdev_err_set(e, -rc, "%s: backup %s: cannot tell whether it was forgotten: %s",
+					    r->path, id, strerror(-rc));
+		if (rc) {
+			bkp_forgotten_why(until, why, sizeof(why));
+			return bdev_err_set(e, ENOENT, "%s: no backup %s (%s)",
+					    r->path, id, why);
+		}
+	}
 	rc = bkp_manifest_read(r, id, out, why, sizeof(why));
 	if (rc == -ENOENT)
 		return bdev_err_set(e, ENOENT, "%s: no backup %s", r->path, id);

@@ -87,13 +87,53 @@ static int64_t retain_until(const struct bkp_repo *r)
 	       ? (int64_t)time(NULL) + (int64_t)r->object_lock_days * 86400 : 0;
 }
 
+/* Object Lock, in generations: an object whose retention ends before
+ * now + DAYS (+ an hour, so that one checked at a backup's commit is
+ * never held shorter than the manifest written right after) gets now + 2 *
+ * DAYS, so each is extended about once per DAYS however often gc runs. */
+#define LOCK_SLACK_S 3600
+static bool lock_short(const struct bkp_repo *r, int64_t until, int64_t now)
+{
+	return until < now + (int64_t)r->object_lock_days * 86400 + LOCK_SLACK_S;
+}
+
+static int64_t lock_next(const struct bkp_repo *r, int64_t now)
+{
+	return now + 2 * (int64_t)r->object_lock_days * 86400;
+}
+
+static void fmt_utc(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t > 0 && gmtime_r(&tt, &tm))
+		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		snprintf(out, 32, "%s", t ? "(unreadable)" : "(none)");
+}
+
 /* ---- small objects ---- */
+
+/* Object Lock retention goes with every put-once object (chunks,
+ * indexes, manifests, HEX.bad, repo.json) but the maintenance lock and the
+ * forgotten markers, which must stay deletable: a lock under retention
+ * stays in the way of every later maintainer, a marker would outlive
+ * the backup it names. */
+static bool retained(const char *key)
+{
+	size_t l = strlen(key), fl = strlen(BKP_FORGOTTEN_EXT);
+
+	return strcmp(key, "lock") &&
+	       (l < fl || strcmp(key + l - fl, BKP_FORGOTTEN_EXT));
+}
 
 static int put_opts(struct bkp_repo *r, const char *key, const void *data,
 		    size_t len, bool once, struct bdev_err *e)
 {
 	struct s3_put_opts po = { .if_none_match = once,
-				  .retain_until = once ? retain_until(r) : 0 };
+				  .retain_until = once && retained(key)
+						  ? retain_until(r) : 0 };
 	char k[KEY_MAX];
 
 	full_key(r, key, k);
@@ -639,6 +679,42 @@ static bool lock_held(struct bkp_repo *r)
 
 /* ---- the commit step of a backup ---- */
 
+/* A chunk the backup reuses: there (0), -ENOENT, or -errno (e) when, in
+ * an Object Lock repository, its retention is shorter than the manifest's
+ * will be and cannot be extended: never commit a backup whose chunks are
+ * less protected than its manifest.  HEAD answers the retention
+ * (x-amz-object-lock-retain-until-date) where the caller may read it,
+ * else one GET of it. */
+static int check_reused(struct bkp_repo *r, const char *ck, struct bdev_err *e)
+{
+	struct bdev_err e2 = { 0 };
+	struct s3_stat st;
+	char k[KEY_MAX], ts[32];
+	int64_t until, now = time(NULL);
+	int rc;
+
+	full_key(r, ck, k);
+	rc = s3_head(S(r)->c, k, &st, &e2);
+	if (rc == -ENOENT || r->object_lock_days <= 0)
+		return rc == -ENOENT ? rc : 0;   /* other errors: as before */
+	if (rc)
+		return bdev_err_set(e, -rc, "%s: chunk %s this backup reuses: %s; the backup is not committed",
+				    r->path, ck, e2.msg);
+	until = st.retain_until;
+	if (until <= 0 && (rc = s3_retention_get(S(r)->c, k, &until, &e2)))
+		return bdev_err_set(e, -rc, "%s: cannot read the Object Lock retention of chunk %s this backup reuses: %s; the backup is not committed",
+				    r->path, ck, e2.msg);
+	if (!lock_short(r, until, now))
+		return 0;
+	rc = s3_retention_set(S(r)->c, k, lock_next(r, now), &e2);
+	if (rc) {
+		fmt_utc(until, ts);
+		return bdev_err_set(e, -rc, "%s: chunk %s this backup reuses is under Object Lock only until %s, less than the repository's %d days, and its retention cannot be extended (%s): the backup is not committed",
+				    r->path, ck, ts, r->object_lock_days, e2.msg);
+	}
+	return 0;
+}
+
 static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 {
 	struct s3r *s = S(r);
@@ -672,8 +748,11 @@ static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 		char ck[BKP_CHUNK_KEY];
 
 		bkp_chunk_key(s->touched[i], ck);
-		if (os3_head(r, ck, NULL) == -ENOENT)
+		rc = check_reused(r, ck, e);
+		if (rc == -ENOENT)
 			missing++;
+		else if (rc)
+			return rc;
 	}
 	if (missing)
 		return bdev_err_set(e, EAGAIN, "%s: %llu chunks this backup reuses were removed by a concurrent gc; run the backup again",
@@ -696,8 +775,24 @@ struct gc_ctx {
 	char last[2 * BKP_DIGEST + 4];   /* the last plain chunk name listed */
 	char **dead;
 	size_t ndead;
+	char **forgot;           /* backups marked forgotten */
+	size_t nforgot;
 	int err;
 };
+
+/* Append a copy of name to (*v, *n). */
+static int add_name(char ***v, size_t *n, const char *name)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	if (!(nv[*n] = strdup(name)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
 
 static int add_ref(struct gc_ctx *g, const uint8_t *d, size_t n)
 {
@@ -726,18 +821,8 @@ static int writer_one(void *opaque, const char *name,
 
 	if (!bkp_id_valid(name))
 		return 0;           /* ID.touched: read with its writer */
-	if (g->now - (int64_t)st->mtime.tv_sec > g->dead_s) {
-		char **nv = realloc(g->dead, (g->ndead + 1) * sizeof(*nv));
-
-		if (!nv || !(nv[g->ndead] = strdup(name))) {
-			if (nv)
-				g->dead = nv;
-			return -ENOMEM;
-		}
-		g->dead = nv;
-		g->ndead++;
-		return 0;
-	}
+	if (g->now - (int64_t)st->mtime.tv_sec > g->dead_s)
+		return add_name(&g->dead, &g->ndead, name);
 	snprintf(key, sizeof(key), "writers/%s", name);
 	if (os3_get(g->r, key, 64, &text, &len) == 0 &&
 	    sscanf(text, "%lld.%ld", &sec, &ns) == 2 && ns >= 0 &&
@@ -813,40 +898,38 @@ static int sweep_one(void *opaque, const char *name,
 	return 0;
 }
 
-/* Object Lock, in generations: an object with less than DAYS of
- * retention left gets now + 2 * DAYS, so each is extended once per DAYS
- * however often gc runs.  -EACCES is tolerated (reported in the count
- * of failures). */
-static int extend_one(struct bkp_repo *r, const char *key,
-		      struct bkp_gc_result *res)
+/* Object Lock: extend key's retention when short (lock_short).  A
+ * failure to read or extend it is counted (gc reports it and fails), the
+ * first one's message kept; a key gone meanwhile is not one. */
+static void extend_one(struct bkp_repo *r, const char *key,
+		       struct bkp_gc_result *res)
 {
-	int64_t d = (int64_t)r->object_lock_days * 86400, now = time(NULL);
-	int64_t until = 0;
+	struct bdev_err e2 = { 0 };
+	int64_t now = time(NULL), until = 0;
 	char k[KEY_MAX];
+	int rc;
 
 	full_key(r, key, k);
-	if (s3_retention_get(S(r)->c, k, &until, NULL))
-		return 0;
-	if (until - now >= d)
-		return 0;
-	if (s3_retention_set(S(r)->c, k, now + 2 * d, NULL) == 0)
+	rc = s3_retention_get(S(r)->c, k, &until, &e2);
+	if (!rc && !lock_short(r, until, now))
+		return;
+	if (!rc)
+		rc = s3_retention_set(S(r)->c, k, lock_next(r, now), &e2);
+	if (!rc)
 		res->retention_extended++;
-	return 0;
+	if (!rc || rc == -ENOENT)
+		return;
+	if (!res->retention_failed++)
+		snprintf(res->retention_error, sizeof(res->retention_error), "%.250s",
+			 e2.msg[0] ? e2.msg : strerror(-rc));
 }
 
-static int extend_meta(void *opaque, const char *name,
-		       const struct bkp_os_stat *st)
+static int extend_retention(struct gc_ctx *g, struct bdev_err *e)
 {
-	struct gc_ctx *g = opaque;
-	char key[300];
+	char **ids = NULL;
+	size_t nids = 0;
+	int rc;
 
-	(void)st;
-	snprintf(key, sizeof(key), "backups/%s", name);
-	return extend_one(g->r, key, g->res);
-}
-
-static void extend_retention(struct gc_ctx *g, struct bdev_err *e)
-{
 	for (size_t i = 0; i < g->nref; i++) {
 		char key[BKP_CHUNK_KEY];
 
@@ -855,7 +938,71 @@ static void extend_retention(struct gc_ctx *g, struct bdev_err *e)
 		bkp_chunk_key(g->ref[i], key);
 		extend_one(g->r, key, g->res);
 	}
-	(void)os3_list(g->r, "backups", extend_meta, g, e);
+	/* The manifests and indexes of the backups there are: not those
+	 * forgotten (they are to expire), not orphan indexes. */
+	rc = bkp_ids(g->r, false, &ids, &nids, e);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nids; i++) {
+		static const char *const ext[] = { "json", "idx" };
+
+		for (size_t x = 0; x < 2; x++) {
+			char key[BKP_ID_MAX + 16];
+
+			snprintf(key, sizeof(key), "backups/%s.%s", ids[i], ext[x]);
+			extend_one(g->r, key, g->res);
+		}
+	}
+	bkp_ids_free(ids, nids);
+	return 0;
+}
+
+static int forgotten_one(void *opaque, const char *name,
+			 const struct bkp_os_stat *st)
+{
+	struct gc_ctx *g = opaque;
+	size_t l = strlen(name), fl = strlen(BKP_FORGOTTEN_EXT);
+	char id[BKP_ID_MAX];
+
+	(void)st;
+	if (l <= fl || l - fl >= sizeof(id) ||
+	    strcmp(name + l - fl, BKP_FORGOTTEN_EXT))
+		return 0;
+	snprintf(id, sizeof(id), "%.*s", (int)(l - fl), name);
+	return bkp_id_valid(id) ? add_name(&g->forgot, &g->nforgot, id) : 0;
+}
+
+/* Forgotten backups: their manifest and index are deleted once the store
+ * lets us (retention ended), then the marker; until then they are only
+ * counted (their chunks are not marked, so the sweep deletes those as
+ * their own retention ends). */
+static int sweep_forgotten(struct gc_ctx *g, struct bdev_err *e)
+{
+	int rc = os3_list(g->r, "backups", forgotten_one, g, e);
+
+	if (rc == -ENOMEM)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < g->nforgot; i++) {
+		static const char *const ext[] = { "json", "idx",
+						   BKP_FORGOTTEN_EXT + 1 };
+		bool locked = false;
+
+		for (size_t x = 0; !rc && !locked && x < 3; x++) {
+			char key[BKP_ID_MAX + 32];
+
+			snprintf(key, sizeof(key), "backups/%s.%s", g->forgot[i],
+				 ext[x]);
+			rc = os3_del(g->r, key, e);
+			locked = rc == -EACCES;
+		}
+		if (locked) {
+			g->res->forgotten_locked++;
+			rc = 0;
+		} else if (!rc) {
+			g->res->forgotten_removed++;
+		}
+	}
+	return rc;
 }
 
 static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
@@ -906,7 +1053,9 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 		qsort(g.ref, g.nref, BKP_DIGEST, bkp_digest_cmp);
 	rc = os3_chunks(r, sweep_one, &g, e);
 	if (!rc && !o->dry_run && r->object_lock_days > 0)
-		extend_retention(&g, e);
+		rc = extend_retention(&g, e);
+	if (!rc && !o->dry_run)
+		rc = sweep_forgotten(&g, e);
 	for (size_t i = 0; !rc && !o->dry_run && i < g.ndead; i++) {
 		char key[BKP_ID_MAX + 32];
 
@@ -920,9 +1069,39 @@ out:
 	for (size_t i = 0; i < g.ndead; i++)
 		free(g.dead[i]);
 	free(g.dead);
+	for (size_t i = 0; i < g.nforgot; i++)
+		free(g.forgot[i]);
+	free(g.forgot);
 	free(idx);
 	free(g.ref);
 	os3_unlock(r);
+	return rc;
+}
+
+/* ---- forgotten backups (Object Lock) ---- */
+
+static int os3_forget_mark(struct bkp_repo *r, const char *id, int64_t *until,
+			   struct bdev_err *e)
+{
+	char key[BKP_ID_MAX + 32], k[KEY_MAX], *body = NULL;
+	int rc;
+
+	snprintf(key, sizeof(key), "backups/%s.json", id);
+	full_key(r, key, k);
+	if (s3_retention_get(S(r)->c, k, until, NULL) || *until < 0)
+		*until = 0;
+	if (asprintf(&body, "forgotten %lld\nlocked-until %lld\n",
+		     (long long)time(NULL), (long long)*until) < 0)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	snprintf(key, sizeof(key), "backups/%s" BKP_FORGOTTEN_EXT, id);
+	rc = put_opts(r, key, body, strlen(body), true, e);
+	free(body);
+	if (rc == -EEXIST && e) {   /* marked already (an earlier prune) */
+		e->code = 0;
+		e->msg[0] = '\0';
+	}
+	if (rc == -EEXIST)
+		rc = 0;
 	return rc;
 }
 
@@ -953,6 +1132,7 @@ static const struct bkp_os_ops s3_ops = {
 	.writer_register = os3_writer_register,
 	.writer_unregister = os3_writer_unregister,
 	.lock = os3_lock, .unlock = os3_unlock, .gc = os3_gc,
+	.forget_mark = os3_forget_mark,
 };
 
 bool bkp_is_remote(const char *path)

@@ -81,19 +81,31 @@ void bkp_prune_select(const int64_t *t, size_t n,
 	}
 }
 
-static int forget_locked(struct bkp_repo *r, const char *id,
-			 struct bdev_err *e)
+/* 0 removed; 1 forgotten but kept by Object Lock (the store refused to
+ * delete its manifest: backups/ID.forgotten records the decision, why
+ * says until when); -errno. */
+static int forget_locked(struct bkp_repo *r, const char *id, char *why,
+			 size_t wl, struct bdev_err *e)
 {
 	char key[BKP_ID_MAX + 16];
+	int64_t until = 0;
 	int rc;
 
 	/* Manifest first: the backup disappears at once; a leftover index
 	 * is an orphan that gc removes. */
 	snprintf(key, sizeof(key), "backups/%s.json", id);
 	rc = bkp_os_delete(r, key, e);
-	if (rc == -EACCES)
-		return bdev_err_set(e, EACCES, "backup %s is under Object Lock retention (repository %s retains objects %d days): it cannot be removed before that ends",
-				    id, r->path, r->object_lock_days);
+	if (rc == -EACCES && r->os && r->os->forget_mark) {
+		rc = r->os->forget_mark(r, id, &until, e);
+		if (rc)
+			return rc;
+		bkp_forgotten_why(until, why, wl);
+		if (e) {
+			e->code = 0;
+			snprintf(e->msg, sizeof(e->msg), "backup %s: %s", id, why);
+		}
+		return 1;
+	}
 	if (rc)
 		return rc;
 	snprintf(key, sizeof(key), "backups/%s.idx", id);
@@ -102,7 +114,8 @@ static int forget_locked(struct bkp_repo *r, const char *id,
 
 int bkp_forget(struct bkp_repo *r, const char *id, struct bdev_err *e)
 {
-	char key[BKP_ID_MAX + 16];
+	char key[BKP_ID_MAX + 16], why[200];
+	int64_t until;
 	int fd, rc;
 
 	if (!bkp_id_valid(id))
@@ -111,10 +124,17 @@ int bkp_forget(struct bkp_repo *r, const char *id, struct bdev_err *e)
 	if (fd < 0)
 		return fd;
 	snprintf(key, sizeof(key), "backups/%s.json", id);
-	if (bkp_os_head(r, key, NULL) == -ENOENT)
+	rc = bkp_forgotten(r, id, &until);
+	if (rc > 0)
+		rc = bdev_err_set(e, ENOENT, "%s: no backup %s (forgotten already)",
+				  r->path, id);
+	else if (rc == 0 && bkp_os_head(r, key, NULL) == -ENOENT)
 		rc = bdev_err_set(e, ENOENT, "%s: no backup %s", r->path, id);
+	else if (rc == 0)
+		rc = forget_locked(r, id, why, sizeof(why), e);
 	else
-		rc = forget_locked(r, id, e);
+		rc = bdev_err_set(e, -rc, "%s: backup %s: cannot tell whether it was forgotten: %s",
+				  r->path, id, strerror(-rc));
 	bkp_maint_unlock(r, fd);
 	return rc;
 }
@@ -170,13 +190,13 @@ int bkp_prune(struct bkp_repo *r, const struct bkp_prune_opts *o,
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		const char *w = keep[i] ? why[i] : "no rule keeps it";
+		char fw[200];
 
 		if (!keep[i] && !o->dry_run) {
-			rc = forget_locked(r, v[i].id, e);
-			/* Object Lock: reported, not a failure. */
-			if (rc == -EACCES) {
-				keep[i] = true;
-				w = "under Object Lock retention";
+			rc = forget_locked(r, v[i].id, fw, sizeof(fw), e);
+			/* Object Lock: forgotten now, deleted by a later gc. */
+			if (rc == 1) {
+				w = fw;
 				rc = 0;
 			}
 		}

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/publish.h"
@@ -490,8 +491,27 @@ struct ids_walk {
 	bool orphans;
 	char **v;
 	size_t n, cap;
+	char **f;                 /* IDs with a forgotten marker */
+	size_t nf, capf;
 	struct bdev_err *e;
 };
+
+static int push_id(char ***v, size_t *n, size_t *cap, const char *id)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? 2 * *cap : 64;
+		char **nv = realloc(*v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	if (!((*v)[*n] = strdup(id)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
 
 /* 1 when backups/ID.ext exists, 0 when the store says it does not
  * (-ENOENT only), else -errno with w->e set: an unreadable store must never
@@ -516,11 +536,16 @@ static int ids_one(void *opaque, const char *name,
 {
 	struct ids_walk *w = opaque;
 	const char *want = w->orphans ? ".idx" : ".json";
-	size_t l = strlen(name);
+	size_t l = strlen(name), fl = strlen(BKP_FORGOTTEN_EXT);
 	char id[BKP_ID_MAX];
 	int rc;
 
 	(void)st;
+	if (!w->orphans && l > fl && l - fl < sizeof(id) &&
+	    !strcmp(name + l - fl, BKP_FORGOTTEN_EXT)) {
+		snprintf(id, sizeof(id), "%.*s", (int)(l - fl), name);
+		return bkp_id_valid(id) ? push_id(&w->f, &w->nf, &w->capf, id) : 0;
+	}
 	if (l < 6 || l - 5 >= sizeof(id) ||
 	    strcmp(name + l - strlen(want), want))
 		return 0;
@@ -529,19 +554,7 @@ static int ids_one(void *opaque, const char *name,
 		return 0;
 	if (w->orphans && (rc = has_file(w, id, "json")) != 0)
 		return rc < 0 ? rc : 0;
-	if (w->n == w->cap) {
-		size_t nc = w->cap ? 2 * w->cap : 64;
-		char **nv = realloc(w->v, nc * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		w->v = nv;
-		w->cap = nc;
-	}
-	if (!(w->v[w->n] = strdup(id)))
-		return -ENOMEM;
-	w->n++;
-	return 0;
+	return push_id(&w->v, &w->n, &w->cap, id);
 }
 
 int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
@@ -549,15 +562,64 @@ int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 {
 	struct ids_walk w = { .r = r, .orphans = orphans, .e = e };
 	int rc = bkp_os_list(r, "backups", ids_one, &w, e);
+	size_t k = 0;
 
 	if (rc) {
 		bkp_ids_free(w.v, w.n);
+		bkp_ids_free(w.f, w.nf);
 		return rc == -ENOMEM ? bdev_err_set(e, ENOMEM, "out of memory")
 				     : rc;
 	}
 	if (w.n)
 		qsort(w.v, w.n, sizeof(*w.v), cmp_str);
+	/* A forgotten backup is gone for every reader (Object Lock keeps
+	 * its objects until gc can delete them). */
+	if (w.nf)
+		qsort(w.f, w.nf, sizeof(*w.f), cmp_str);
+	for (size_t i = 0; i < w.n; i++) {
+		if (w.nf && bsearch(&w.v[i], w.f, w.nf, sizeof(*w.f), cmp_str))
+			free(w.v[i]);
+		else
+			w.v[k++] = w.v[i];
+	}
+	w.n = k;
+	bkp_ids_free(w.f, w.nf);
 	*ids = w.v;
 	*n = w.n;
 	return 0;
+}
+
+int bkp_forgotten(const struct bkp_repo *r, const char *id, int64_t *until)
+{
+	char key[BKP_ID_MAX + 32], *text = NULL, *p;
+	size_t len;
+	int rc;
+
+	*until = 0;
+	snprintf(key, sizeof(key), "backups/%s" BKP_FORGOTTEN_EXT, id);
+	rc = bkp_os_get(r, key, 256, &text, &len, NULL);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	/* Written by us, but read as anything: only a number is taken. */
+	p = strstr(text, "locked-until ");
+	if (p)
+		*until = strtoll(p + 13, NULL, 10);
+	if (*until < 0)
+		*until = 0;
+	free(text);
+	return 1;
+}
+
+void bkp_forgotten_why(int64_t until, char *out, size_t n)
+{
+	char ts[32] = "its retention ends";
+	time_t t = (time_t)until;
+	struct tm tm;
+
+	if (until > 0 && gmtime_r(&t, &tm))
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(out, n, "forgotten; its objects stay under Object Lock retention until %s, then gc deletes them",
+		 ts);
 }

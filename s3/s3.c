@@ -83,6 +83,8 @@ struct rq {
 	char version_id[256];
 	char code[64];                  /* S3 error <Code> */
 	int64_t mtime;
+	int64_t retain_until;           /* x-amz-object-lock-retain-until-date,
+					 * 0 none, -1 unreadable */
 	CURL *h;                        /* the handle carrying it */
 };
 
@@ -232,6 +234,9 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *opaque)
 		cpy(q->etag, sizeof(q->etag), s);
 	} else if (header_value(p, n, "x-amz-version-id", v, sizeof(v))) {
 		cpy(q->version_id, sizeof(q->version_id), v);
+	} else if (header_value(p, n, "x-amz-object-lock-retain-until-date", v,
+				sizeof(v))) {
+		q->retain_until = s3_iso8601_parse(v);
 	} else if (header_value(p, n, "Content-Length", v, sizeof(v))) {
 		char *end;
 		unsigned long long x;
@@ -363,6 +368,7 @@ static void rq_reset(struct rq *q)
 	q->content_length = 0;
 	q->etag[0] = q->version_id[0] = q->code[0] = 0;
 	q->mtime = -1;
+	q->retain_until = 0;
 }
 
 static int build_url(const struct s3_client *c, const struct rq *q,
@@ -832,6 +838,7 @@ int s3_head(struct s3_client *c, const char *key, struct s3_stat *st,
 		st->size = q.content_length;
 		st->mtime = q.mtime > 0 ? q.mtime : 0;
 		cpy(st->etag, sizeof(st->etag), q.etag);
+		st->retain_until = q.retain_until;
 		if (!q.has_length)
 			r = bdev_err_set(e, EPROTO, "head s3://%s/%s: no Content-Length", c->bucket, key);
 	}

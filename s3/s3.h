@@ -105,6 +105,11 @@ struct s3_stat {
 	uint64_t size;
 	int64_t mtime;          /* Last-Modified, Unix seconds */
 	char etag[80];          /* without quotes */
+	int64_t retain_until;   /* s3_head only: Object Lock retention (Unix
+				 * seconds) from x-amz-object-lock-retain-until-date;
+				 * 0 when the answer has none (no retention, or
+				 * the caller may not read it: ask
+				 * s3_retention_get), -1 when malformed */
 };
 /* A HEAD answer has no body, hence no S3 code: a missing bucket is
  * -ENOENT here, like a missing key. */

@@ -13,8 +13,7 @@
 #    a header is replaced by the next backup that holds the chunk;
 #  - prune + gc while a (slowed) backup runs: the backup completes and
 #    restores; a later gc removes the garbage;
-#  - Object Lock (init --object-lock 1): forget and prune cannot remove a
-#    locked backup, gc cannot delete locked chunks, retention is extended;
+#  - (Object Lock: tests/e2e/test-backup-s3-lock.sh)
 #  - through tests/tools/flaky-proxy failing half the requests with 503: a
 #    full backup and its restore succeed;
 #  - a PUT-once that lands but whose answer is lost (flaky-proxy
@@ -160,40 +159,6 @@ TO $T backup gc --grace 0 "$R" >"$dir/gc" 2>"$dir/err" || fail "gc"
 TO $T backup verify "$R" >"$dir/v" 2>&1 || fail "verify after gc: $(cat "$dir/v")"
 [ "$(TO $T backup list --output=json "$R" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ] ||
 	fail "prune --keep-last 1 beside a backup: $(TO $T backup list "$R")"
-
-# ---- Object Lock ----
-L=s3://vhds-locked/r
-TO $T backup init --chunk-size 1M --object-lock 1 "$L" 2>"$dir/err" || fail "init --object-lock"
-grep -q '"object-lock-days": 1' <(TO $P get s3://vhds-locked/r/repo.json -) || fail "repo.json does not record the lock days"
-lid1=$(TO $T backup create "$L" "$dir/d.vhd" 2>"$dir/err") || fail "backup to a locked repository"
-head -c $((2 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 0 || fail "write 4"
-lid2=$(TO $T backup create "$L" "$dir/d.vhd" 2>"$dir/err") || fail "second backup to a locked repository"
-until=$(TO $P retention "s3://vhds-locked/r/backups/$lid1.json") || fail "retention get"
-[ "$until" -gt "$(date +%s)" ] || fail "manifest has no retention ($until)"
-TO $T backup forget "$L" "$lid1" 2>"$dir/err" && fail "forget removed a locked backup"
-grep -q 'Object Lock' "$dir/err" || fail "forget of a locked backup: $(cat "$dir/err")"
-TO $T backup prune --keep-last 1 "$L" >"$dir/prune" 2>"$dir/err" || fail "prune in a locked repository"
-grep -q "^keep .*$lid1.*Object Lock" "$dir/prune" || fail "prune: $(cat "$dir/prune")"
-# A chunk no index references any more: gc cannot delete it while locked.
-ck=$(TO $P list s3://vhds-locked/r/chunks | sed -n 1p | cut -f1)
-TO $P delete "s3://vhds-locked/$ck" 2>/dev/null && fail "a locked chunk object was deleted"
-# An unreferenced chunk object under retention (a copy under another
-# name): gc tries, is refused, reports it and goes on.
-TO $P get "s3://vhds-locked/$ck" "$dir/ck" || fail "get a locked chunk"
-orphan=r/chunks/ab/ab$(printf '%062d' 7)
-TO $P put "s3://vhds-locked/$orphan" "$dir/ck" --retain-until $(($(date +%s) + 86400)) || fail "put an orphan chunk"
-sleep 2
-TO $T backup gc --grace 0 "$L" >"$dir/gc" 2>"$dir/err" || fail "gc in a locked repository: $(cat "$dir/err")"
-grep -q 'retention extended' "$dir/gc" || fail "gc did not extend retention: $(cat "$dir/gc")"
-grep -q '1 unreferenced chunks are under Object Lock' "$dir/gc" || fail "gc did not report the locked orphan: $(cat "$dir/gc")"
-TO $P head "s3://vhds-locked/$orphan" >/dev/null || fail "gc deleted a locked object"
-until2=$(TO $P retention "s3://vhds-locked/r/backups/$lid1.json")
-[ "$until2" -gt "$until" ] || fail "retention not extended ($until -> $until2)"
-# (the whole repository would report the orphan copy: its name is not its
-# content)
-for id in "$lid1" "$lid2"; do
-	TO $T backup verify "$L" "$id" >"$dir/v" 2>&1 || fail "verify locked $id: $(cat "$dir/v")"
-done
 
 # ---- a store that answers 503 to half the requests ----
 "$PROXY" --fail 0.5 --seed $$ --lifetime 280 "${AWS_ENDPOINT_URL#http://}" >"$dir/proxy.port" 2>"$dir/proxy.err" &

@@ -46,7 +46,7 @@ for f in size0 size1 size1m size4m1; do
 	S put "s3://test-bucket/rt/$f" "$dir/$f" || fail "put $f"
 	S get "s3://test-bucket/rt/$f" "$dir/$f.back" || fail "get $f"
 	cmp "$dir/$f" "$dir/$f.back" || fail "$f differs after a round trip"
-	read -r size mtime etag < <(S head "s3://test-bucket/rt/$f") || fail "head $f"
+	read -r size mtime etag _ < <(S head "s3://test-bucket/rt/$f") || fail "head $f"
 	[ "$size" = "$(stat -c %s "$dir/$f")" ] || fail "head $f: size $size"
 	[ "$etag" = "$(md5sum <"$dir/$f" | cut -c1-32)" ] || fail "head $f: ETag $etag is not the MD5"
 	[ "$mtime" -gt $(($(date +%s) - 3600)) ] || fail "head $f: mtime $mtime"

@@ -1,7 +1,8 @@
 /* flaky-proxy: a test-only HTTP/1.1 proxy that fails on purpose.
  *
  *   flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S]
- *               [--lifetime SECONDS] [--lose-once TEXT] UPSTREAM_HOST:PORT
+ *               [--lifetime SECONDS] [--lose-once TEXT] [--deny TEXT]
+ *               UPSTREAM_HOST:PORT
  *
  * Listens on 127.0.0.1 (port N, 0 = any; the port is printed on stdout,
  * one line), reads each request (head up to 64 KiB, then the body by
@@ -20,10 +21,13 @@
  * first PUT whose request line contains TEXT (not failed by --fail) is
  * forwarded and done upstream, but its answer is dropped (the client's
  * connection closes with nothing): a lost answer to a request that landed.
+ * --deny TEXT: every request whose request line contains TEXT is answered
+ * "403 Forbidden" with <Code>AccessDenied</Code> without forwarding (a
+ * store or bucket policy refusing one kind of call, e.g. "retention=").
  *
  * Bounded: 64 connections at a time (more wait in the listen queue),
  * 30 s socket timeouts, a lifetime (default 600 s) after which it exits.
- * Prints nothing else; "requests=N failed=N stalled=N lost=0|1" on stderr when it ends by
+ * Prints nothing else; "requests=N failed=N stalled=N lost=0|1 denied=N" on stderr when it ends by
  * SIGTERM or its lifetime. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,13 +53,13 @@
 static const char *up_host, *up_port;
 static double fail_p = 0.5, stall_p;
 static unsigned long stall_every;
-static const char *lose_once;
+static const char *lose_once, *deny;
 static atomic_bool lost;
 static unsigned seed = 1;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int active;
-static atomic_ulong n_requests, n_failed, n_stalled;
+static atomic_ulong n_requests, n_failed, n_stalled, n_denied;
 
 static void timeouts(int fd)
 {
@@ -205,6 +209,22 @@ out:
 	free(nh);
 }
 
+/* An S3 error answer (no body for a HEAD), connection closed after. */
+static void answer_error(int cfd, const char *status, const char *code,
+			 const char *msg, bool is_head)
+{
+	char xml[256], ans[512];
+	int xl = snprintf(xml, sizeof(xml),
+			  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
+			  "<Message>%s</Message></Error>\n", code, msg);
+	int l = snprintf(ans, sizeof(ans),
+			 "HTTP/1.1 %s\r\nContent-Type: application/xml\r\n"
+			 "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+			 status, xl, is_head ? "" : xml);
+
+	send_all(cfd, ans, (size_t)l);
+}
+
 static void *serve(void *opaque)
 {
 	int cfd = (int)(intptr_t)opaque;
@@ -264,18 +284,15 @@ static void *serve(void *opaque)
 	}
 	nth = atomic_fetch_add(&n_requests, 1) + 1;
 	is_head = !strncmp(head, "HEAD ", 5);
-	if (coin(fail_p)) {
-		static const char xml[] =
-			"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
-			"<Message>Please reduce your request rate.</Message></Error>\n";
-		char ans[512];
-		int l = snprintf(ans, sizeof(ans),
-				 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\n"
-				 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-				 sizeof(xml) - 1, is_head ? "" : xml);
+	const char *eol = strstr(head, "\r\n");
 
+	if (deny && eol && memmem(head, (size_t)(eol - head), deny, strlen(deny))) {
+		atomic_fetch_add(&n_denied, 1);
+		answer_error(cfd, "403 Forbidden", "AccessDenied", "Access Denied", is_head);
+	} else if (coin(fail_p)) {
 		atomic_fetch_add(&n_failed, 1);
-		send_all(cfd, ans, (size_t)l);
+		answer_error(cfd, "503 Service Unavailable", "SlowDown",
+			     "Please reduce your request rate.", is_head);
 	} else if ((stall_every && nth % stall_every == 0) || (stall_p > 0 && coin(stall_p))) {
 		char b;
 
@@ -284,7 +301,6 @@ static void *serve(void *opaque)
 		while (recv(cfd, &b, 1, 0) > 0)
 			;
 	} else {
-		const char *eol = strstr(head, "\r\n");
 		bool drop = lose_once && !strncmp(head, "PUT ", 4) && eol &&
 			    memmem(head, (size_t)(eol - head), lose_once, strlen(lose_once)) &&
 			    !atomic_exchange(&lost, true);
@@ -331,6 +347,8 @@ int main(int argc, char **argv)
 			seed = (unsigned)atol(argv[i + 1]);
 		else if (!strcmp(argv[i], "--lose-once"))
 			lose_once = argv[i + 1];
+		else if (!strcmp(argv[i], "--deny"))
+			deny = argv[i + 1];
 		else if (!strcmp(argv[i], "--lifetime"))
 			lifetime = atoi(argv[i + 1]);
 		else
@@ -338,7 +356,7 @@ int main(int argc, char **argv)
 	}
 	if (i != argc - 1 || !(colon = strrchr(argv[i], ':')) || fail_p < 0 || fail_p > 1 ||
 	    stall_p < 0 || stall_p > 1) {
-		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] [--lose-once TEXT] HOST:PORT\n");
+		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] [--lose-once TEXT] [--deny TEXT] HOST:PORT\n");
 		return 2;
 	}
 	*colon = 0;
@@ -387,7 +405,8 @@ int main(int argc, char **argv)
 		}
 		pthread_detach(th);
 	}
-	fprintf(stderr, "requests=%lu failed=%lu stalled=%lu lost=%d\n", atomic_load(&n_requests),
-		atomic_load(&n_failed), atomic_load(&n_stalled), (int)atomic_load(&lost));
+	fprintf(stderr, "requests=%lu failed=%lu stalled=%lu lost=%d denied=%lu\n",
+		atomic_load(&n_requests), atomic_load(&n_failed), atomic_load(&n_stalled),
+		(int)atomic_load(&lost), atomic_load(&n_denied));
 	return 0;
 }

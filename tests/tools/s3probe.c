@@ -7,7 +7,7 @@
  *                                          [--retain-until UNIX_SECONDS]
  *   s3probe [OPTIONS] get s3://BUCKET/KEY [FILE|-] [--max BYTES]
  *   s3probe [OPTIONS] range s3://BUCKET/KEY OFF LEN [FILE|-]
- *   s3probe [OPTIONS] head s3://BUCKET/KEY        size mtime etag
+ *   s3probe [OPTIONS] head s3://BUCKET/KEY        size mtime etag retain-until
  *   s3probe [OPTIONS] list s3://BUCKET[/PREFIX] [--count]   KEY<TAB>SIZE lines
  *   s3probe [OPTIONS] delete s3://BUCKET/KEY
  *   s3probe [OPTIONS] retention s3://BUCKET/KEY [UNIX_SECONDS]  get or set
@@ -245,7 +245,8 @@ static int run(const char *cmd, int argc, char **argv)
 
 		if ((r = s3_head(cl, key, &st, &err)) < 0)
 			return fail(r);
-		printf("%llu %lld %s\n", (unsigned long long)st.size, (long long)st.mtime, st.etag);
+		printf("%llu %lld %s %lld\n", (unsigned long long)st.size, (long long)st.mtime, st.etag,
+		       (long long)st.retain_until);
 		return 0;
 	}
 	if (!strcmp(cmd, "list")) {

@@ -902,7 +902,9 @@ static int cmd_forget(int argc, char **argv)
 		return 1;
 	rc = bkp_forget(r, argv[optind + 1], &e);
 	bkp_close(r);
-	if (rc) {
+	if (rc == 1) {   /* Object Lock: forgotten, deleted by a later gc */
+		fprintf(stderr, "vhdtool: %s\n", e.msg);
+	} else if (rc) {
 		vt_err(NULL, "%s", e.msg);
 		return 1;
 	}
@@ -916,6 +918,17 @@ static int cmd_forget(int argc, char **argv)
 		json_finish(&j);
 	}
 	return 0;
+}
+
+/* Object Lock retention gc could not extend: the backups are protected
+ * only until it ends, so gc fails (after its report). */
+static int gc_retention_failed(const char *repo, const struct bkp_gc_result *res)
+{
+	if (!res->retention_failed)
+		return 0;
+	vt_err(NULL, "%s: Object Lock retention could not be extended on %llu objects (the first: %s): their backups stay protected only until their current retention ends; fix the cause and run gc again",
+	       repo, (unsigned long long)res->retention_failed, res->retention_error);
+	return 1;
 }
 
 static int cmd_gc(int argc, char **argv)
@@ -967,9 +980,14 @@ static int cmd_gc(int argc, char **argv)
 		json_kv_u64(&j, "bytes-removed", res.bytes_removed);
 		json_kv_u64(&j, "kept-grace", res.kept_grace);
 		json_kv_u64(&j, "temporary-removed", res.tmp_removed);
+		json_kv_u64(&j, "locked", res.locked);
+		json_kv_u64(&j, "retention-extended", res.retention_extended);
+		json_kv_u64(&j, "forgotten-removed", res.forgotten_removed);
+		json_kv_u64(&j, "forgotten-locked", res.forgotten_locked);
+		json_kv_u64(&j, "retention-failed", res.retention_failed);
 		json_end_obj(&j);
 		json_finish(&j);
-		return 0;
+		return gc_retention_failed(argv[optind], &res);
 	}
 	printf("gc: %llu chunks, %s %llu (%s), kept %llu unreferenced within the grace period, %llu temporary files %s\n",
 	       (unsigned long long)res.chunks, o.dry_run ? "would remove" : "removed",
@@ -978,13 +996,18 @@ static int cmd_gc(int argc, char **argv)
 	       (unsigned long long)res.kept_grace,
 	       (unsigned long long)res.tmp_removed,
 	       o.dry_run ? "to remove" : "removed");
-	if (res.locked)
-		printf("gc: %llu unreferenced chunks are under Object Lock retention and stay until it ends\n",
-		       (unsigned long long)res.locked);
-	if (res.retention_extended)
-		printf("gc: Object Lock retention extended on %llu objects\n",
-		       (unsigned long long)res.retention_extended);
-	return 0;
+	/* Object Lock lines, each only when its count is not 0. */
+	const struct { uint64_t n; const char *what; } ol[] = {
+		{ res.locked, "unreferenced chunks are under Object Lock retention and stay until it ends" },
+		{ res.retention_extended, "objects had their Object Lock retention extended" },
+		{ res.forgotten_removed, "forgotten backups removed (their Object Lock retention ended)" },
+		{ res.forgotten_locked, "forgotten backups stay under Object Lock retention until it ends" },
+		{ res.retention_failed, "objects' Object Lock retention could not be read or extended" },
+	};
+	for (size_t i = 0; i < sizeof(ol) / sizeof(ol[0]); i++)
+		if (ol[i].n)
+			printf("gc: %llu %s\n", (unsigned long long)ol[i].n, ol[i].what);
+	return gc_retention_failed(argv[optind], &res);
 }
 
 static int run_backup(int argc, char **argv)

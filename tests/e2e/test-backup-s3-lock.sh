@@ -1,0 +1,209 @@
+#!/bin/bash
+# Object Lock repositories on S3 (backup init --object-lock DAYS) against a
+# real radosgw (tests/ceph-cluster.bash):
+#  - chunks, indexes and manifests get COMPLIANCE retention; the client's
+#    own credentials cannot delete them (s3probe delete is refused);
+#  - prune and forget of a locked backup mark it forgotten
+#    (backups/ID.forgotten, no retention): list, show and restore no longer
+#    see it; gc neither extends its manifest, index or chunks nor marks the
+#    chunks only it used, and reports a locked unreferenced chunk as kept;
+#    the live backup's objects are extended;
+#  - expiry without waiting a day: a backup copied object by object into a
+#    locked repository with a 20 s retention (s3probe put --retain-until)
+#    is forgotten, kept by gc while locked, and deleted by gc (manifest,
+#    index, chunks, then the marker) once the retention passed;
+#  - a backup reusing chunks copied in with 10 minutes of retention extends
+#    them to 2 days at its commit; through tests/tools/flaky-proxy --deny
+#    retention= (every retention call AccessDenied) such a backup fails
+#    and commits nothing;
+#  - gc through that proxy counts the objects whose retention it could not
+#    extend (text and --output=json) and exits 1 saying so.
+. "$(dirname "$0")/../lib.bash"
+. "$(dirname "$0")/../ceph-cluster.bash"
+T=${VHDTOOL:?}
+B=${BUILD:-build}
+P=$B/tests/tools/s3probe
+PROXY=$B/tests/tools/flaky-proxy
+requires python3
+[ -x "$P" ] && [ -x "$PROXY" ] || fail "$P / $PROXY not built"
+fail_show "$dir/err"
+proxy_pid=
+stop_bg() {
+	[ -z "$proxy_pid" ] || { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
+}
+at_exit stop_bg
+M=$((1 << 20))
+TO() { timeout -k 5 300 "$@"; }
+ret() { TO $P retention "s3://vhds-locked/$1"; }
+# The non-zero chunk digests of index file $1, one a line.
+digests() {
+	python3 - "$1" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+assert data[:4] == b"VBKI"
+n = int.from_bytes(data[24:32], "little")
+for i in range(n):
+    d = data[32 + 32 * i:64 + 32 * i].hex()
+    if d != "0" * 64:
+        print(d)
+PY
+}
+
+ceph_cluster_start "$dir/ceph"
+ceph_rgw_start
+
+TO $T create -t dynamic "$dir/d.vhd" 16M >/dev/null || fail "create vhd"
+head -c $((8 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 0 || fail "fill"
+
+# ---- retention, and what the client's credentials cannot do ----
+L=s3://vhds-locked/r
+TO $T backup init --chunk-size 1M --object-lock 1 "$L" 2>"$dir/err" || fail "init --object-lock"
+grep -q '"object-lock-days": 1' <(TO $P get s3://vhds-locked/r/repo.json -) || fail "repo.json does not record the lock days"
+lid1=$(TO $T backup create "$L" "$dir/d.vhd" 2>"$dir/err") || fail "backup to a locked repository"
+head -c $((2 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 0 || fail "write"
+lid2=$(TO $T backup create "$L" "$dir/d.vhd" 2>"$dir/err") || fail "second backup to a locked repository"
+until1=$(ret "r/backups/$lid1.json") || fail "retention get"
+[ "$until1" -gt $(($(date +%s) + 86000)) ] || fail "manifest has no retention of a day ($until1)"
+TO $P delete "s3://vhds-locked/r/backups/$lid1.json" 2>/dev/null && fail "a locked manifest was deleted"
+ck=$(TO $P list s3://vhds-locked/r/chunks | sed -n 1p | cut -f1)
+TO $P delete "s3://vhds-locked/$ck" 2>/dev/null && fail "a locked chunk object was deleted"
+
+# ---- prune of a locked backup: forgotten ----
+TO $P get "s3://vhds-locked/r/backups/$lid1.idx" "$dir/idx1" && TO $P get "s3://vhds-locked/r/backups/$lid2.idx" "$dir/idx2" ||
+	fail "get indexes"
+only1=$(comm -23 <(digests "$dir/idx1" | sort -u) <(digests "$dir/idx2" | sort -u) | sed -n 1p)
+[ -n "$only1" ] || fail "no chunk only $lid1 uses"
+only1=r/chunks/${only1:0:2}/$only1
+conly1=$(ret "$only1") && until2=$(ret "r/backups/$lid2.json") || fail "retention get"
+TO $T backup prune --keep-last 1 "$L" >"$dir/prune" 2>"$dir/err" || fail "prune in a locked repository"
+grep -q "^remove .*$lid1.*forgotten; .*Object Lock retention until 20" "$dir/prune" || fail "prune: $(cat "$dir/prune")"
+grep -q "^keep .*$lid2" "$dir/prune" || fail "prune: $(cat "$dir/prune")"
+TO $P head "s3://vhds-locked/r/backups/$lid1.forgotten" >/dev/null || fail "no forgotten marker"
+[ "$(ret "r/backups/$lid1.forgotten")" = 0 ] || fail "the forgotten marker has a retention"
+TO $P head "s3://vhds-locked/r/backups/$lid1.json" >/dev/null || fail "the locked manifest went"
+TO $T backup list "$L" >"$dir/list" || fail "list"
+grep -q "^$lid1 " "$dir/list" && fail "list shows the forgotten backup: $(cat "$dir/list")"
+grep -q "^$lid2 " "$dir/list" || fail "list lost $lid2: $(cat "$dir/list")"
+TO $T backup show "$L" "$lid1" >/dev/null 2>"$dir/err" && fail "show of a forgotten backup"
+grep -q 'forgotten' "$dir/err" || fail "show of a forgotten backup: $(cat "$dir/err")"
+TO $T backup restore "$L" "$lid1" "$dir/out.raw" 2>"$dir/err" && fail "restore of a forgotten backup"
+# A second prune leaves it alone (it is not listed any more).
+TO $T backup prune --keep-last 1 "$L" >"$dir/prune" 2>"$dir/err" || fail "second prune"
+grep -q "$lid1" "$dir/prune" && fail "second prune: $(cat "$dir/prune")"
+
+# An unreferenced chunk object under retention (a copy under another
+# name): gc tries, is refused, reports it and goes on.
+TO $P get "s3://vhds-locked/$ck" "$dir/ck" || fail "get a locked chunk"
+orphan=r/chunks/ab/ab$(printf '%062d' 7)
+TO $P put "s3://vhds-locked/$orphan" "$dir/ck" --retain-until $(($(date +%s) + 86400)) || fail "put an orphan chunk"
+sleep 2
+TO $T backup gc --grace 0 "$L" >"$dir/gc" 2>"$dir/err" || fail "gc in a locked repository: $(cat "$dir/err")"
+grep -q 'had their Object Lock retention extended' "$dir/gc" || fail "gc did not extend retention: $(cat "$dir/gc")"
+grep -qE '^gc: [0-9]+ unreferenced chunks are under Object Lock' "$dir/gc" || fail "gc did not report the locked garbage: $(cat "$dir/gc")"
+grep -q '^gc: 1 forgotten backups stay under Object Lock' "$dir/gc" || fail "gc: $(cat "$dir/gc")"
+TO $P head "s3://vhds-locked/$orphan" >/dev/null || fail "gc deleted a locked object"
+# The maintenance lock has no retention: gone after gc.
+TO $P head s3://vhds-locked/r/lock >/dev/null 2>&1 && fail "the lock object stayed after gc"
+[ "$(ret "r/backups/$lid2.json")" -gt "$until2" ] || fail "retention of the kept backup not extended"
+[ "$(ret "r/backups/$lid1.json")" = "$until1" ] || fail "gc extended the forgotten manifest"
+[ "$(ret "r/backups/$lid1.idx")" -lt $((until1 + 60)) ] || fail "gc extended the forgotten index"
+[ "$(ret "$only1")" = "$conly1" ] || fail "gc extended a chunk only the forgotten backup uses"
+TO $T backup gc --grace 0 --output=json "$L" >"$dir/gc.json" 2>"$dir/err" || fail "gc --output=json"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["forgotten-locked"] == 1 and j["locked"] >= 2, j' "$dir/gc.json" ||
+	fail "gc json: $(cat "$dir/gc.json")"
+# (the whole repository would report the orphan copy: its name is not its
+# content)
+TO $T backup verify "$L" "$lid2" >"$dir/v" 2>&1 || fail "verify: $(cat "$dir/v")"
+
+# ---- expiry: a backup whose retention ends in 20 s ----
+# Made in an unlocked repository, copied object by object into a locked
+# one with a short retention (what radosgw lets a test set).
+U=s3://vhds-backup/src
+head -c $((3 * M)) /dev/urandom >"$dir/s.raw"
+TO $T backup init --chunk-size 1M "$U" 2>"$dir/err" || fail "init $U"
+sid=$(TO $T backup create --no-track "$U" "$dir/s.raw" 2>"$dir/err") || fail "backup to $U"
+S3=s3://vhds-locked/short
+TO $T backup init --chunk-size 1M --object-lock 1 "$S3" 2>"$dir/err" || fail "init $S3"
+exp=$(($(date +%s) + 20))
+TO $P list s3://vhds-backup/src | cut -f1 | grep -E '^src/(backups|chunks)/' >"$dir/keys" || fail "list $U"
+while read -r k; do
+	TO $P get "s3://vhds-backup/$k" "$dir/obj" &&
+		TO $P put "s3://vhds-locked/short/${k#src/}" "$dir/obj" --retain-until "$exp" || fail "copy $k"
+done <"$dir/keys"
+TO $T backup list "$S3" | grep -q "^$sid " || fail "the copied backup is not listed"
+TO $T backup forget "$S3" "$sid" 2>"$dir/err" || fail "forget of a locked backup: $(cat "$dir/err")"
+grep -q "forgotten; .*Object Lock" "$dir/err" || fail "forget of a locked backup: $(cat "$dir/err")"
+TO $T backup list "$S3" | grep -q "^$sid " && fail "a forgotten backup is listed"
+TO $T backup gc --grace 0 "$S3" >"$dir/gc" 2>"$dir/err" || fail "gc while locked: $(cat "$dir/err")"
+grep -q '^gc: 1 forgotten backups stay' "$dir/gc" || fail "gc while locked: $(cat "$dir/gc")"
+TO $P head "s3://vhds-locked/short/backups/$sid.json" >/dev/null || fail "the locked manifest went"
+while [ "$(date +%s)" -le $((exp + 1)) ]; do sleep 1; done
+TO $T backup gc --grace 0 "$S3" >"$dir/gc" 2>"$dir/err" || fail "gc after the retention: $(cat "$dir/err")"
+grep -q '^gc: 1 forgotten backups removed' "$dir/gc" || fail "gc after the retention: $(cat "$dir/gc")"
+TO $P list s3://vhds-locked/short | cut -f1 >"$dir/left" || fail "list $S3"
+[ "$(cat "$dir/left")" = short/repo.json ] || fail "left after gc: $(cat "$dir/left")"
+
+# Copy the chunks of backup $1 of $U into $L with retention until $2.
+copy_chunks() {
+	local d
+	TO $P get "s3://vhds-backup/src/backups/$1.idx" "$dir/cidx" || fail "get index $1"
+	digests "$dir/cidx" | sort -u >"$dir/cd"
+	while read -r d; do
+		TO $P get "s3://vhds-backup/src/chunks/${d:0:2}/$d" "$dir/obj" &&
+			TO $P put "s3://vhds-locked/r/chunks/${d:0:2}/$d" "$dir/obj" --retain-until "$2" ||
+			fail "copy chunk $d"
+	done <"$dir/cd"
+}
+start_proxy() {
+	"$PROXY" --fail 0 "$@" --lifetime 280 "${AWS_ENDPOINT_URL#http://}" >"$dir/proxy.port" 2>"$dir/proxy.err" &
+	proxy_pid=$!
+	for _ in $(seq 50); do [ -s "$dir/proxy.port" ] && break; sleep 0.1; done
+	[ -s "$dir/proxy.port" ] || fail "flaky-proxy did not start: $(cat "$dir/proxy.err")"
+	PX=(--s3-endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --s3-retries 2)
+}
+stop_proxy() {
+	kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; proxy_pid=
+}
+
+# ---- a backup reusing chunks whose retention ends sooner than its own ----
+# The chunks of a disk, made in the unlocked repository and copied into the
+# locked one with 10 minutes of retention: the backup that reuses them
+# extends them to 2 days before it commits (never a manifest locked longer
+# than its chunks).
+head -c $((2 * M)) /dev/urandom >"$dir/r2.raw"
+u2=$(TO $T backup create --no-track "$U" "$dir/r2.raw" 2>"$dir/err") || fail "backup r2 to $U"
+copy_chunks "$u2" $(($(date +%s) + 600))
+r2=$(TO $T backup create --no-track "$L" "$dir/r2.raw" 2>"$dir/err") || fail "backup reusing short-locked chunks: $(cat "$dir/err")"
+m2=$(ret "r/backups/$r2.json") || fail "retention of $r2"
+while read -r d; do
+	c=$(ret "r/chunks/${d:0:2}/$d") || fail "retention of chunk $d"
+	[ "$c" -ge "$m2" ] || fail "reused chunk $d locked until $c, its backup's manifest until $m2"
+	[ "$c" -gt $(($(date +%s) + 2 * 86400 - 600)) ] || fail "reused chunk $d not extended to 2 days ($c)"
+done <"$dir/cd"
+
+# The same when the store refuses to extend (a proxy answering
+# AccessDenied to every retention call): the backup fails, nothing is
+# committed.
+head -c $((2 * M)) /dev/urandom >"$dir/r3.raw"
+u3=$(TO $T backup create --no-track "$U" "$dir/r3.raw" 2>"$dir/err") || fail "backup r3 to $U"
+copy_chunks "$u3" $(($(date +%s) + 600))
+nb=$(TO $T backup list "$L" | wc -l)
+start_proxy --deny retention=
+TO $T backup create "${PX[@]}" --no-track "$L" "$dir/r3.raw" >"$dir/out" 2>"$dir/err" &&
+	fail "a backup committed over chunks whose retention could not be extended"
+stop_proxy
+grep -q 'denied=[1-9]' "$dir/proxy.err" || fail "the proxy denied nothing: $(cat "$dir/proxy.err")"
+grep -q 'reuses is under Object Lock only until .* cannot be extended .*not committed' "$dir/err" || fail "backup over short-locked chunks: $(cat "$dir/err")"
+[ "$(TO $T backup list "$L" | wc -l)" = "$nb" ] || fail "a backup appeared: $(TO $T backup list "$L")"
+
+# ---- gc that cannot extend retention fails, saying so ----
+start_proxy --deny retention=
+TO $T backup gc --grace 0 "${PX[@]}" "$L" >"$dir/gc" 2>"$dir/err" && fail "gc passed without extending any retention"
+grep -qE "^gc: [1-9][0-9]* objects' Object Lock retention could not be read or extended" "$dir/gc" || fail "gc: $(cat "$dir/gc")"
+grep -q 'Object Lock retention could not be extended on [1-9][0-9]* objects (the first: .*AccessDenied' "$dir/err" || fail "gc: $(cat "$dir/err")"
+TO $T backup gc --grace 0 --output=json "${PX[@]}" "$L" >"$dir/gc.json" 2>"$dir/err" && fail "gc --output=json passed without extending"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["retention-failed"] >= 1, j' "$dir/gc.json" ||
+	fail "gc json: $(cat "$dir/gc.json")"
+stop_proxy
+TO $T backup gc --grace 0 "$L" >"$dir/gc" 2>"$dir/err" || fail "gc without the proxy: $(cat "$dir/err")"
+echo "ok"
