@@ -13,7 +13,7 @@
 #    a header is replaced by the next backup that holds the chunk;
 #  - prune + gc while a (slowed) backup runs: the backup completes and
 #    restores; a later gc removes the garbage;
-#  - (Object Lock: tests/e2e/test-backup-s3-lock.sh)
+#  - (Object Lock: tests/e2e/test-backup-s3-objectlock.sh)
 #  - through tests/tools/flaky-proxy failing half the requests with 503: a
 #    full backup and its restore succeed;
 #  - a PUT-once that lands but whose answer is lost (flaky-proxy
