@@ -14,18 +14,21 @@
  *     sweeps only chunks whose LastModified is older than the grace period
  *     and than the start of every live writer; while a live writer has not
  *     published its touched list it sweeps nothing;
- *   - prune, gc and forget hold a lock object (owner, expiry; rewritten
- *     while they run) instead of flock.
+ *   - prune, gc and forget hold a lock object (owner, expiry, a random
+ *     token; rewritten while they run, only while it is still ours)
+ *     instead of flock; once it is found lost, no further delete is done.
  * The manifest is the last object a backup writes: killed at any moment,
  * no half backup is visible. */
 #include "bkp-int.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <zlib.h>
 
 #include "common/util.h"
@@ -36,21 +39,27 @@
 				 * gc grace period), store time: dead writer */
 #define LOCK_REFRESH_S 20
 #define LOCK_TTL_S    90      /* a lock object not refreshed for this long is stale */
+#define LOCK_MARGIN_S 30      /* our lock counts as lost this long before
+				 * the expiry we last wrote (not renewed in
+				 * time: another process may take it soon) */
+#define LOCK_WAIT_MAX_S (6 * 3600) /* a backup's commit waits this long at
+				    * most for a running prune/gc/forget */
+#define LOCK_READ_TRIES 3     /* lock reads failing (after the client's
+			       * own retries) before giving up */
 #define KEY_MAX       1200
 #define TOUCHED_MAX   ((size_t)1 << 30)
 #define INFLIGHT      64      /* worker threads at most (create.c) */
 
-/* A thread rewriting one small object every period seconds until stopped
- * (heartbeats, the lock's expiry). */
+/* A thread calling tick every period seconds until stopped (heartbeats,
+ * the lock's refresh). */
 struct keeper {
 	pthread_t t;
 	bool on, stop;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct bkp_repo *r;
-	char key[64];
 	int period;
-	char *(*body)(struct bkp_repo *r);
+	void (*tick)(struct bkp_repo *r);
 };
 
 struct s3r {
@@ -63,7 +72,12 @@ struct s3r {
 	char writer[BKP_ID_MAX];         /* registered backup ("" none) */
 	struct timespec start;
 	struct keeper hb, lk;
+	char hb_key[BKP_ID_MAX + 16];
 	char lock_what[32];
+	char lock_token[33];             /* ours, in the lock's body */
+	atomic_llong lock_expires;       /* the expiry we last wrote */
+	atomic_bool lock_lost;           /* found taken, gone or not renewed */
+	char lock_why[160];              /* why, written before lock_lost */
 	/* chunks being stored (os3_store_put), under mu */
 	pthread_cond_t cv;
 	uint8_t inflight[INFLIGHT][BKP_DIGEST];
@@ -119,14 +133,18 @@ static int os3_get(const struct bkp_repo *r, const char *key, size_t max,
  * lock.  A PUT that landed but whose answer was lost is retried by the
  * client and meets 412: the object there is then read back, and only the
  * very same bytes count as success; anything else stays -EEXIST. */
-static int put_once(struct bkp_repo *r, const char *key, const void *data,
-		    size_t len, struct bdev_err *e)
+static int put_once_r(struct bkp_repo *r, const char *key, const void *data,
+		      size_t len, bool retain, struct bdev_err *e)
 {
-	int rc = put_opts(r, key, data, len, true, e);
-	char *got = NULL;
+	struct s3_put_opts po = { .if_none_match = true,
+				  .retain_until = retain ? retain_until(r) : 0 };
+	char k[KEY_MAX], *got = NULL;
+	int rc;
 	size_t glen = 0;
 	bool same;
 
+	full_key(r, key, k);
+	rc = s3_put(S(r)->c, k, data, len, &po, e);
 	if (rc != -EEXIST || os3_get(r, key, len + 1, &got, &glen))
 		return rc;
 	same = glen == len && !memcmp(got, data, len);
@@ -138,6 +156,13 @@ static int put_once(struct bkp_repo *r, const char *key, const void *data,
 		e->msg[0] = '\0';
 	}
 	return 0;
+}
+
+/* With Object Lock retention when the repository has it. */
+static int put_once(struct bkp_repo *r, const char *key, const void *data,
+		    size_t len, struct bdev_err *e)
+{
+	return put_once_r(r, key, data, len, true, e);
 }
 
 static int os3_put(struct bkp_repo *r, const char *key, const void *data,
@@ -164,10 +189,17 @@ static int os3_head(const struct bkp_repo *r, const char *key,
 	return rc;
 }
 
+static int lock_check(struct bkp_repo *r, struct bdev_err *e);
+
+/* While this process holds the lock (prune, gc, forget), every delete
+ * first checks that the lock is still ours. */
 static int os3_del(struct bkp_repo *r, const char *key, struct bdev_err *e)
 {
 	char k[KEY_MAX];
+	int rc = lock_check(r, e);
 
+	if (rc)
+		return rc;
 	full_key(r, key, k);
 	return s3_delete(S(r)->c, k, e);
 }
@@ -448,31 +480,21 @@ static void *keeper_main(void *arg)
 		if (k->stop)
 			break;
 		pthread_mutex_unlock(&k->mu);
-		char *body = k->body(k->r);
-
-		if (body)
-			(void)put_opts(k->r, k->key, body, strlen(body), false, NULL);
-		free(body);
+		k->tick(k->r);
 		pthread_mutex_lock(&k->mu);
 	}
 	pthread_mutex_unlock(&k->mu);
 	return NULL;
 }
 
-static int keeper_start(struct keeper *k, struct bkp_repo *r, const char *key,
-			int period, char *(*body)(struct bkp_repo *),
-			struct bdev_err *e)
+static int keeper_start(struct keeper *k, struct bkp_repo *r, int period,
+			void (*tick)(struct bkp_repo *), struct bdev_err *e)
 {
-	char *b = body(r);
 	int rc;
 
-	if (!b)
-		return bdev_err_set(e, ENOMEM, "out of memory");
-	free(b);
 	k->r = r;
-	snprintf(k->key, sizeof(k->key), "%s", key);
 	k->period = period;
-	k->body = body;
+	k->tick = tick;
 	k->stop = false;
 	pthread_mutex_init(&k->mu, NULL);
 	pthread_cond_init(&k->cv, NULL);
@@ -512,23 +534,35 @@ static char *heartbeat_body(struct bkp_repo *r)
 	return s;
 }
 
+static int heartbeat_put(struct bkp_repo *r, struct bdev_err *e)
+{
+	char *body = heartbeat_body(r);
+	int rc;
+
+	if (!body)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	rc = put_opts(r, S(r)->hb_key, body, strlen(body), false, e);
+	free(body);
+	return rc;
+}
+
+static void heartbeat_tick(struct bkp_repo *r)
+{
+	(void)heartbeat_put(r, NULL);
+}
+
 static int os3_writer_register(struct bkp_repo *r, const char *id,
 			       struct timespec start, struct bdev_err *e)
 {
 	struct s3r *s = S(r);
-	char key[BKP_ID_MAX + 16], *body;
 	int rc;
 
 	snprintf(s->writer, sizeof(s->writer), "%s", id);
 	s->start = start;
-	snprintf(key, sizeof(key), "writers/%s", id);
-	body = heartbeat_body(r);
-	if (!body)
-		return bdev_err_set(e, ENOMEM, "out of memory");
-	rc = put_opts(r, key, body, strlen(body), false, e);
-	free(body);
+	snprintf(s->hb_key, sizeof(s->hb_key), "writers/%s", id);
+	rc = heartbeat_put(r, e);
 	if (!rc)
-		rc = keeper_start(&s->hb, r, key, HEARTBEAT_S, heartbeat_body, e);
+		rc = keeper_start(&s->hb, r, HEARTBEAT_S, heartbeat_tick, e);
 	if (rc)
 		s->writer[0] = '\0';
 	return rc;
@@ -549,87 +583,246 @@ static void os3_writer_unregister(struct bkp_repo *r, const char *id)
 
 /* ---- the maintenance lock ---- */
 
-static char *lock_body(struct bkp_repo *r)
+/* The lock object: "WHAT pid PID on HOST\nexpires UNIX\ntoken HEX\n".  The
+ * token (random, one per os3_lock) tells the holder's own lock from one
+ * another process took after it expired. */
+static char *lock_body(struct bkp_repo *r, int64_t expires)
 {
 	char host[128] = "?", *s = NULL;
 
 	gethostname(host, sizeof(host) - 1);
-	if (asprintf(&s, "%s pid %ld on %s\nexpires %lld\n", S(r)->lock_what,
-		     (long)getpid(), host,
-		     (long long)time(NULL) + LOCK_TTL_S) < 0)
+	if (asprintf(&s, "%s pid %ld on %s\nexpires %lld\ntoken %s\n", S(r)->lock_what,
+		     (long)getpid(), host, (long long)expires, S(r)->lock_token) < 0)
 		return NULL;
 	return s;
+}
+
+/* The expiry and token of a lock body; -EBADMSG when it has no expiry. */
+static int lock_parse(const char *body, long long *until, char token[33])
+{
+	const char *ex = strstr(body, "\nexpires "), *tk = strstr(body, "\ntoken ");
+
+	token[0] = '\0';
+	if (tk)
+		sscanf(tk + 7, "%32[0-9a-f]", token);
+	if (!ex || sscanf(ex + 9, "%lld", until) != 1)
+		return -EBADMSG;
+	return 0;
+}
+
+/* GET the lock object (body NUL-terminated, *out; version id into vid),
+ * tried LOCK_READ_TRIES times (each with the client's own retries) unless
+ * it is missing: 0, -ENOENT, -errno (e). */
+static int lock_read(struct bkp_repo *r, char **out, char vid[256],
+		     struct bdev_err *e)
+{
+	char k[KEY_MAX];
+	void *d = NULL;
+	size_t len;
+	int rc = -EIO;
+
+	full_key(r, "lock", k);
+	for (int i = 0; i < LOCK_READ_TRIES; i++) {
+		if (i)
+			sleep(1);
+		rc = s3_get_version(S(r)->c, k, 4096, &d, &len, vid, e);
+		if (rc == 0)
+			*out = d;
+		if (rc == 0 || rc == -ENOENT)
+			break;
+	}
+	return rc;
+}
+
+/* The version id to pass as s3_delete_all's if_latest (NULL when the
+ * store named none: an unversioned bucket). */
+static const char *vid_or_null(const char *vid)
+{
+	return vid[0] && strcmp(vid, "null") ? vid : NULL;
+}
+
+/* Remove the lock object, every version, when it is still what we read
+ * (vid in a versioned bucket; unversioned: no such check). */
+static int lock_remove(struct bkp_repo *r, const char *vid, struct bdev_err *e)
+{
+	char k[KEY_MAX];
+
+	full_key(r, "lock", k);
+	return s3_delete_all(S(r)->c, k, vid_or_null(vid), e);
+}
+
+static void lock_lose(struct bkp_repo *r, const char *why)
+{
+	struct s3r *s = S(r);
+
+	if (atomic_load(&s->lock_lost))
+		return;
+	snprintf(s->lock_why, sizeof(s->lock_why), "%s", why);
+	atomic_store(&s->lock_lost, true);
+}
+
+/* The keeper's tick: renew the lock only while it is ours (read, compare
+ * the token, write).  radosgw 16.2 does not honour If-Match on a PUT in a
+ * versioned bucket (412 even for the current ETag), hence the read.  The
+ * window between the read and the write is closed by time: we never
+ * write once fewer than LOCK_MARGIN_S seconds are left of the expiry we
+ * wrote last, and another process takes the lock only after it. */
+static void lock_refresh(struct bkp_repo *r)
+{
+	struct s3r *s = S(r);
+	int64_t until = (int64_t)time(NULL) + LOCK_TTL_S;
+	char vid[256], token[33], *old = NULL, *body;
+	long long ex = 0;
+	int rc;
+
+	if (atomic_load(&s->lock_lost))
+		return;
+	if (time(NULL) >= atomic_load(&s->lock_expires) - LOCK_MARGIN_S) {
+		lock_lose(r, "not renewed in time");
+		return;
+	}
+	rc = lock_read(r, &old, vid, NULL);
+	if (rc == -ENOENT) {
+		lock_lose(r, "the lock object was removed");
+		return;
+	}
+	if (rc)
+		return;         /* unknown: next tick, until the margin */
+	rc = lock_parse(old, &ex, token);
+	free(old);
+	if (rc || strcmp(token, s->lock_token)) {
+		lock_lose(r, "another process holds it now");
+		return;
+	}
+	body = lock_body(r, until);
+	if (body && put_opts(r, "lock", body, strlen(body), false, NULL) == 0)
+		atomic_store(&s->lock_expires, until);
+	free(body);
+}
+
+/* 0 when this process holds no lock or still holds it; -ESTALE (e) once
+ * it is lost or was not renewed in time. */
+static int lock_check(struct bkp_repo *r, struct bdev_err *e)
+{
+	struct s3r *s = S(r);
+
+	if (!s->lk.on)
+		return 0;
+	if (!atomic_load(&s->lock_lost) &&
+	    time(NULL) < atomic_load(&s->lock_expires) - LOCK_MARGIN_S)
+		return 0;
+	lock_lose(r, "not renewed in time");
+	return bdev_err_set(e, ESTALE, "%s: the repository lock of this %s was lost (%s); stopped before deleting anything more: run it again",
+			    r->path, s->lock_what, s->lock_why);
 }
 
 static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 {
 	struct s3r *s = S(r);
-	char *body;
+	uint8_t rnd[16];
+	int64_t until = 0;
 	int rc = -EEXIST;
 
 	snprintf(s->lock_what, sizeof(s->lock_what), "%s", what);
-	for (int attempt = 0; attempt < 2 && rc == -EEXIST; attempt++) {
-		char *old = NULL, *ex;
-		size_t len;
-		long long until = 0;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return bdev_err_set(e, EIO, "no random bytes for the lock token");
+	bkp_hex(rnd, sizeof(rnd), s->lock_token);
+	atomic_store(&s->lock_lost, false);
+	for (int attempt = 0; attempt < 3 && rc == -EEXIST; attempt++) {
+		char *old = NULL, *body, vid[256], token[33];
+		struct bdev_err e2 = { 0 };
+		long long ex = 0;
 
-		body = lock_body(r);
+		until = (int64_t)time(NULL) + LOCK_TTL_S;
+		body = lock_body(r, until);
 		if (!body)
 			return bdev_err_set(e, ENOMEM, "out of memory");
-		rc = put_once(r, "lock", body, strlen(body), e);
+		/* never under retention: it must go when we are done */
+		rc = put_once_r(r, "lock", body, strlen(body), false, e);
 		free(body);
 		if (rc != -EEXIST)
 			break;
 		/* Held, or left by a holder that died: stale once its expiry
-		 * passed (the holder rewrites it every LOCK_REFRESH_S). */
-		if (os3_get(r, "lock", 4096, &old, &len) == 0) {
-			ex = strstr(old, "expires ");
-			if (ex)
-				until = atoll(ex + 8);
-			if (until > time(NULL)) {
-				char *nl = strchr(old, '\n');
-
-				if (nl)
-					*nl = '\0';
-				rc = bdev_err_set(e, EBUSY, "%s: the repository is locked by %s (until %lld, renewed while it runs)",
-						  r->path, old, until);
-				free(old);
-				return rc;
-			}
-			free(old);
+		 * passed (the holder renews it every LOCK_REFRESH_S).  Only a
+		 * lock read and found expired is removed: a read that fails
+		 * says nothing about its holder. */
+		rc = lock_read(r, &old, vid, &e2);
+		if (rc == -ENOENT) {
+			rc = -EEXIST;   /* removed meanwhile: try again */
+			continue;
 		}
-		(void)os3_del(r, "lock", NULL);
+		if (rc)
+			return bdev_err_set(e, -rc, "%s: the repository lock object exists and cannot be read (%s); not taking it: run again later",
+					    r->path, e2.msg);
+		if (lock_parse(old, &ex, token)) {
+			free(old);
+			return bdev_err_set(e, EBUSY, "%s: the repository lock object has no expiry; remove %slock by hand if no prune, gc or forget runs",
+					    r->path, s->prefix);
+		}
+		if (ex > time(NULL)) {
+			char *nl = strchr(old, '\n');
+
+			if (nl)
+				*nl = '\0';
+			rc = bdev_err_set(e, EBUSY, "%s: the repository is locked by %s (until %lld, renewed while it runs)",
+					  r->path, old, ex);
+			free(old);
+			return rc;
+		}
+		free(old);
+		/* That very version (a holder that renewed meanwhile wrote a
+		 * newer one: -EEXIST, look again). */
+		rc = lock_remove(r, vid, &e2);
+		if (rc && rc != -EEXIST)
+			return bdev_err_set(e, -rc, "%s: cannot remove a stale lock: %s",
+					    r->path, e2.msg);
+		rc = -EEXIST;
 	}
 	if (rc == -EEXIST)
 		return bdev_err_set(e, EBUSY, "%s: the repository lock keeps being taken",
 				    r->path);
 	if (rc)
 		return rc;
-	rc = keeper_start(&s->lk, r, "lock", LOCK_REFRESH_S, lock_body, e);
+	atomic_store(&s->lock_expires, until);
+	rc = keeper_start(&s->lk, r, LOCK_REFRESH_S, lock_refresh, e);
 	if (rc)
-		(void)os3_del(r, "lock", NULL);
+		(void)lock_remove(r, "", NULL);
 	return rc;
 }
 
+/* Delete the lock only when it is still ours (token; in a versioned
+ * bucket also that very version). */
 static void os3_unlock(struct bkp_repo *r)
 {
-	keeper_stop(&S(r)->lk);
-	(void)os3_del(r, "lock", NULL);
+	struct s3r *s = S(r);
+	char *old = NULL, vid[256], token[33];
+	long long ex;
+	bool ours;
+
+	keeper_stop(&s->lk);
+	if (atomic_load(&s->lock_lost) || lock_read(r, &old, vid, NULL))
+		return;
+	ours = !lock_parse(old, &ex, token) && !strcmp(token, s->lock_token);
+	free(old);
+	if (ours)
+		(void)lock_remove(r, vid, NULL);
 }
 
-/* Whether a fresh lock object exists (a prune, gc or forget runs). */
-static bool lock_held(struct bkp_repo *r)
+/* Whether a fresh lock object exists (a prune, gc or forget runs): 1, 0
+ * (none, or expired), -errno (e) when it cannot be read: never "free". */
+static int lock_held(struct bkp_repo *r, struct bdev_err *e)
 {
-	char *old = NULL, *ex;
-	size_t len;
-	bool held = false;
+	char *old = NULL, vid[256], token[33];
+	long long ex = 0;
+	int rc = lock_read(r, &old, vid, e);
 
-	if (os3_get(r, "lock", 4096, &old, &len) == 0) {
-		ex = strstr(old, "expires ");
-		held = ex && atoll(ex + 8) > time(NULL);
-		free(old);
-	}
-	return held;
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	rc = lock_parse(old, &ex, token) || ex > time(NULL);
+	free(old);
+	return rc;
 }
 
 /* ---- the commit step of a backup ---- */
@@ -659,10 +852,24 @@ static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 	if (rc)
 		return rc;
 	/* A gc that started before the list was visible may be sweeping
-	 * chunks this backup reused: let it finish (bounded by the lock's
-	 * expiry, which it renews), then check every one of them. */
-	for (int i = 0; i < 3600 && lock_held(r); i++)
+	 * chunks this backup reused: let it finish (as long as it renews its
+	 * lock, LOCK_WAIT_MAX_S at most), then check every one of them.  A
+	 * lock that cannot be read, or a wait too long, fails the backup:
+	 * never check while a sweep may still run. */
+	for (time_t t0 = time(NULL);;) {
+		struct bdev_err e2 = { 0 };
+
+		rc = lock_held(r, &e2);
+		if (rc < 0)
+			return bdev_err_set(e, EAGAIN, "%s: cannot tell whether a prune or gc runs (%s); the backup is not committed: run it again",
+					    r->path, e2.msg);
+		if (!rc)
+			break;
+		if (time(NULL) - t0 >= LOCK_WAIT_MAX_S)
+			return bdev_err_set(e, EAGAIN, "%s: a prune, gc or forget has held the repository lock for over %d s; the backup is not committed: run it again",
+					    r->path, LOCK_WAIT_MAX_S);
 		sleep(1);
+	}
 	for (size_t i = 0; i < s->nt; i++) {
 		char ck[BKP_CHUNK_KEY];
 
@@ -692,6 +899,7 @@ struct gc_ctx {
 	char **dead;
 	size_t ndead;
 	int err;
+	struct bdev_err *e;      /* a failed delete's message */
 };
 
 static int add_ref(struct gc_ctx *g, const uint8_t *d, size_t n)
@@ -800,8 +1008,11 @@ static int sweep_one(void *opaque, const char *name,
 			g->res->locked++;
 			return 0;
 		}
-		if (rc)
+		if (rc) {
+			if (g->e)
+				*g->e = e;
 			return rc;
+		}
 	}
 	g->res->removed++;
 	g->res->bytes_removed += st->size;
@@ -857,7 +1068,7 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 		  struct bkp_gc_result *res, struct bdev_err *e)
 {
 	int64_t grace = o->grace < 0 ? BKP_DEFAULT_GRACE : o->grace;
-	struct gc_ctx g = { .r = r, .o = o, .res = res };
+	struct gc_ctx g = { .r = r, .o = o, .res = res, .e = e };
 	uint8_t (*idx)[BKP_DIGEST] = NULL;
 	size_t nidx = 0;
 	int rc;
@@ -911,6 +1122,8 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 		(void)os3_del(r, key, NULL);
 		res->tmp_removed++;
 	}
+	if (!rc)
+		rc = lock_check(r, e);  /* a sweep cut short says so */
 out:
 	for (size_t i = 0; i < g.ndead; i++)
 		free(g.dead[i]);
