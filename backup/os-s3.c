@@ -192,8 +192,10 @@ static int os3_head(const struct bkp_repo *r, const char *key,
 static int lock_check(struct bkp_repo *r, struct bdev_err *e);
 
 /* While this process holds the lock (prune, gc, forget), every delete
- * first checks that the lock is still ours. */
-static int os3_del(struct bkp_repo *r, const char *key, struct bdev_err *e)
+ * first checks that the lock is still ours.  all: every version (objects
+ * rewritten in place, whose older versions a versioned bucket keeps). */
+static int del_key(struct bkp_repo *r, const char *key, bool all,
+		   struct bdev_err *e)
 {
 	char k[KEY_MAX];
 	int rc = lock_check(r, e);
@@ -201,7 +203,23 @@ static int os3_del(struct bkp_repo *r, const char *key, struct bdev_err *e)
 	if (rc)
 		return rc;
 	full_key(r, key, k);
-	return s3_delete(S(r)->c, k, e);
+	return all ? s3_delete_all(S(r)->c, k, NULL, e) : s3_delete(S(r)->c, k, e);
+}
+
+static int os3_del(struct bkp_repo *r, const char *key, struct bdev_err *e)
+{
+	return del_key(r, key, false, e);
+}
+
+/* writers/NAME and writers/NAME.touched, every version. */
+static void writer_remove(struct bkp_repo *r, const char *name)
+{
+	char key[BKP_ID_MAX + 32];
+
+	snprintf(key, sizeof(key), "writers/%s.touched", name);
+	(void)del_key(r, key, true, NULL);
+	snprintf(key, sizeof(key), "writers/%s", name);
+	(void)del_key(r, key, true, NULL);
 }
 
 struct list_ctx {
@@ -571,13 +589,9 @@ static int os3_writer_register(struct bkp_repo *r, const char *id,
 static void os3_writer_unregister(struct bkp_repo *r, const char *id)
 {
 	struct s3r *s = S(r);
-	char key[BKP_ID_MAX + 16];
 
 	keeper_stop(&s->hb);
-	snprintf(key, sizeof(key), "writers/%s.touched", id);
-	(void)os3_del(r, key, NULL);
-	snprintf(key, sizeof(key), "writers/%s", id);
-	(void)os3_del(r, key, NULL);
+	writer_remove(r, id);
 	s->writer[0] = '\0';
 }
 
@@ -1114,12 +1128,7 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 	if (!rc && !o->dry_run && r->object_lock_days > 0)
 		extend_retention(&g, e);
 	for (size_t i = 0; !rc && !o->dry_run && i < g.ndead; i++) {
-		char key[BKP_ID_MAX + 32];
-
-		snprintf(key, sizeof(key), "writers/%s.touched", g.dead[i]);
-		(void)os3_del(r, key, NULL);
-		snprintf(key, sizeof(key), "writers/%s", g.dead[i]);
-		(void)os3_del(r, key, NULL);
+		writer_remove(r, g.dead[i]);
 		res->tmp_removed++;
 	}
 	if (!rc)

@@ -11,7 +11,11 @@
 #    its lock (a lock object with another token): the gc's refresh does not
 #    overwrite it, the gc stops before its first delete ("lock ... was
 #    lost"), the orphan chunk it would have swept stays, its unlock leaves
-#    the other process's lock in place.
+#    the other process's lock in place;
+#  - Object Lock (versioned) bucket: after a backup long enough for its
+#    heartbeat to be rewritten, and after a gc long enough for its lock to
+#    be renewed, no writers/ object and no lock object is visible (every
+#    version deleted, none "comes back").
 . "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
@@ -105,4 +109,19 @@ TO $T backup gc --grace 0 "$R" >"$dir/out" 2>"$dir/err" || fail "gc after the ot
 TO $P head "s3://vhds-lk/$orphan" >/dev/null 2>&1 && fail "gc did not sweep the orphan"
 TO $P list s3://vhds-lk/r/lock | grep -q . && fail "gc left its lock"
 
+# ---- Object Lock (versioned): rewritten objects leave no version behind ----
+L=s3://vhds-lk-ol/r
+TO $T backup init --chunk-size 1M --object-lock 1 "$L" 2>"$dir/err" || fail "init --object-lock"
+# two progress steps, 8 s each: the heartbeat (every 10 s) is rewritten
+VHDTOOL_TEST_STEP_DELAY_US=8000000 TO $T backup create --no-track -p "$L" "$dir/d.vhd" >/dev/null 2>"$dir/err" ||
+	fail "slowed backup to a locked repository"
+TO $P list s3://vhds-lk-ol/r/writers >"$dir/keys" || fail "list writers"
+[ ! -s "$dir/keys" ] || fail "writer objects visible after the backup: $(cat "$dir/keys")"
+# a gc held 30 s on its chunk listing: its lock is renewed at 20 s
+proxy --stall-once "prefix=r%2Fchunks"
+TO $T backup gc "${PX[@]}" --grace 0 "$L" >"$dir/out" 2>"$dir/err" || fail "held gc in a locked repository"
+stop_proxy
+TO $P list s3://vhds-lk-ol/r/lock >"$dir/keys" || fail "list lock"
+[ ! -s "$dir/keys" ] || fail "the lock object is visible after the gc: $(cat "$dir/keys")"
+TO $T backup gc --grace 0 "$L" >"$dir/out" 2>"$dir/err" || fail "a second gc: $(cat "$dir/err")"
 echo "ok"
