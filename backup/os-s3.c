@@ -69,6 +69,8 @@ struct s3r {
 	pthread_mutex_t mu;
 	uint8_t (*touched)[BKP_DIGEST];  /* chunks reused without writing */
 	size_t nt, capt;
+	uint8_t (*replaced)[BKP_DIGEST]; /* damaged chunks this backup replaced */
+	size_t nr, capr;
 	char writer[BKP_ID_MAX];         /* registered backup ("" none) */
 	struct timespec start;
 	struct keeper hb, lk;
@@ -258,27 +260,34 @@ static int os3_chunks(const struct bkp_repo *r, bkp_os_list_fn fn,
 
 /* ---- chunks ---- */
 
+/* Append d to a list of digests (v, *n, *cap) under s->mu; *cap
+ * SIZE_MAX once memory ran out (the sync step then fails the backup). */
+static void digest_add(struct s3r *s, uint8_t (**v)[BKP_DIGEST], size_t *n,
+		       size_t *cap, const uint8_t d[BKP_DIGEST])
+{
+	pthread_mutex_lock(&s->mu);
+	if (*n == *cap) {
+		size_t nc = *cap ? 2 * *cap : 1024;
+		void *nv = realloc(*v, nc * BKP_DIGEST);
+
+		if (!nv) {
+			*cap = SIZE_MAX;
+			pthread_mutex_unlock(&s->mu);
+			return;
+		}
+		*v = nv;
+		*cap = nc;
+	}
+	if (*cap != SIZE_MAX)
+		memcpy((*v)[(*n)++], d, BKP_DIGEST);
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void note_touched(struct bkp_repo *r, const uint8_t d[BKP_DIGEST])
 {
 	struct s3r *s = S(r);
 
-	pthread_mutex_lock(&s->mu);
-	if (s->nt == s->capt) {
-		size_t nc = s->capt ? 2 * s->capt : 1024;
-		void *nv = realloc(s->touched, nc * BKP_DIGEST);
-
-		if (!nv) {
-			/* Cannot record it: the sync step fails the backup. */
-			s->capt = SIZE_MAX;
-			pthread_mutex_unlock(&s->mu);
-			return;
-		}
-		s->touched = nv;
-		s->capt = nc;
-	}
-	if (s->capt != SIZE_MAX)
-		memcpy(s->touched[s->nt++], d, BKP_DIGEST);
-	pthread_mutex_unlock(&s->mu);
+	digest_add(s, &s->touched, &s->nt, &s->capt, d);
 }
 
 /* A chunk object that exists and is at least a header long counts as
@@ -365,6 +374,8 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 		return rc;
 	*added = n;
 	st->replaced += damaged;
+	if (damaged)      /* a verify may be quarantining it: os3_sync */
+		digest_add(S(r), &S(r)->replaced, &S(r)->nr, &S(r)->capr, d);
 	return 0;
 }
 
@@ -434,48 +445,65 @@ static ssize_t os3_chunk_get(const struct bkp_repo *r,
 	return (ssize_t)got;
 }
 
-static int os3_quarantine(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
+/* Keep the damaged bytes as HEX.bad (evidence, as in a folder; also the
+ * marker a backup's commit step looks for), then remove HEX, only the
+ * version that was read bad: a backup --full may replace HEX with a good
+ * copy (store_put_one: DELETE, PUT) at any moment.  After the marker, HEX
+ * is looked at again and left alone when it changed (ETag).  In a
+ * versioned bucket the DELETE names the version read, so a good copy is
+ * never hit; in an unversioned one a good copy PUT between that look and
+ * the DELETE is lost, and the backup that wrote it sees HEX.bad in its
+ * commit step (os3_sync) and fails with EAGAIN instead of committing.
+ * 1 quarantined, 0 not (good, gone or replaced meanwhile), -errno. */
+static int os3_quarantine(const struct bkp_repo *cr, const uint8_t d[BKP_DIGEST],
 			  struct bdev_err *e)
 {
-	size_t fcap = bkp_chunk_bound(r->chunk_size);
-	uint8_t *buf = malloc(r->chunk_size), *fbuf = malloc(fcap);
-	char key[BKP_CHUNK_KEY + 4], why[200];
+	struct bkp_repo *r = (struct bkp_repo *)cr;
+	size_t fcap = bkp_chunk_bound(r->chunk_size), flen = 0;
+	uint8_t *buf = malloc(r->chunk_size);
+	char key[BKP_CHUNK_KEY + 4], k[KEY_MAX], why[200];
+	struct s3_version_id id;
+	struct s3_stat now;
+	void *fbuf = NULL;
 	ssize_t n;
-	int rc = 0;
+	int rc;
 
-	if (!buf || !fbuf) {
-		free(buf);
-		free(fbuf);
+	if (!buf)
 		return bdev_err_set(e, ENOMEM, "out of memory");
-	}
-	/* No lock to hold here: check again, keep the damaged bytes as
-	 * HEX.bad (evidence, as in a folder), then remove HEX.  A backup that
-	 * stored a good copy in between has its copy deleted and stores it
-	 * again next time: content-addressed, nothing refers to it yet. */
-	n = os3_chunk_get(r, d, fbuf, fcap, why, sizeof(why));
+	bkp_chunk_key(d, key);
+	full_key(r, key, k);
+	rc = s3_get_version(S(r)->c, k, fcap, &fbuf, &flen, &id, e);
+	if (rc == -ENOENT)
+		rc = 0;         /* gone meanwhile */
+	if (rc || !fbuf)
+		goto out;
+	n = bkp_chunk_decode(fbuf, flen, buf, r->chunk_size, why, sizeof(why));
 	if (n >= 0) {
-		size_t flen = (size_t)n;
+		uint8_t got[BKP_DIGEST];
 
-		n = bkp_chunk_decode(fbuf, flen, buf, r->chunk_size, why, sizeof(why));
-		if (n >= 0) {
-			uint8_t got[BKP_DIGEST];
-
-			bkp_sha256(buf, (size_t)n, got);
-			n = memcmp(got, d, BKP_DIGEST) ? -EBADMSG : n;
-		}
-		if (n == -EBADMSG) {
-			bkp_chunk_key(d, key);
-			strcat(key, ".bad");
-			rc = put_opts((struct bkp_repo *)r, key, fbuf, flen, true, e);
-			if (rc == -EEXIST)
-				rc = 0;
-			key[strlen(key) - 4] = '\0';
-			if (!rc)
-				rc = os3_del((struct bkp_repo *)r, key, e);
-			if (!rc)
-				rc = 1;
-		}
+		bkp_sha256(buf, (size_t)n, got);
+		if (!memcmp(got, d, BKP_DIGEST))
+			goto out;       /* good (replaced meanwhile) */
 	}
+	strcat(key, ".bad");
+	rc = put_opts(r, key, fbuf, flen, true, e);
+	if (rc && rc != -EEXIST)
+		goto out;
+	rc = s3_head(S(r)->c, k, &now, e);
+	if (rc == -ENOENT) {
+		rc = 1;         /* removed meanwhile; the copy is kept */
+		goto out;
+	}
+	if (rc)
+		goto out;
+	if (strcmp(now.etag, id.etag)) {
+		rc = 0;         /* a new copy is there: not ours to remove */
+		goto out;
+	}
+	rc = s3_delete_version(S(r)->c, k, id.version_id, e);
+	if (!rc)
+		rc = 1;
+out:
 	free(buf);
 	free(fbuf);
 	return rc;
@@ -624,10 +652,10 @@ static int lock_parse(const char *body, long long *until, char token[33])
 	return 0;
 }
 
-/* GET the lock object (body NUL-terminated, *out; version id into vid),
+/* GET the lock object (body NUL-terminated, *out; its version into id),
  * tried LOCK_READ_TRIES times (each with the client's own retries) unless
  * it is missing: 0, -ENOENT, -errno (e). */
-static int lock_read(struct bkp_repo *r, char **out, char vid[256],
+static int lock_read(struct bkp_repo *r, char **out, struct s3_version_id *id,
 		     struct bdev_err *e)
 {
 	char k[KEY_MAX];
@@ -639,7 +667,7 @@ static int lock_read(struct bkp_repo *r, char **out, char vid[256],
 	for (int i = 0; i < LOCK_READ_TRIES; i++) {
 		if (i)
 			sleep(1);
-		rc = s3_get_version(S(r)->c, k, 4096, &d, &len, vid, e);
+		rc = s3_get_version(S(r)->c, k, 4096, &d, &len, id, e);
 		if (rc == 0)
 			*out = d;
 		if (rc == 0 || rc == -ENOENT)
@@ -685,7 +713,8 @@ static void lock_refresh(struct bkp_repo *r)
 {
 	struct s3r *s = S(r);
 	int64_t until = (int64_t)time(NULL) + LOCK_TTL_S;
-	char vid[256], token[33], *old = NULL, *body;
+	char token[33], *old = NULL, *body;
+	struct s3_version_id vid;
 	long long ex = 0;
 	int rc;
 
@@ -695,7 +724,7 @@ static void lock_refresh(struct bkp_repo *r)
 		lock_lose(r, "not renewed in time");
 		return;
 	}
-	rc = lock_read(r, &old, vid, NULL);
+	rc = lock_read(r, &old, &vid, NULL);
 	if (rc == -ENOENT) {
 		lock_lose(r, "the lock object was removed");
 		return;
@@ -743,7 +772,8 @@ static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 	bkp_hex(rnd, sizeof(rnd), s->lock_token);
 	atomic_store(&s->lock_lost, false);
 	for (int attempt = 0; attempt < 3 && rc == -EEXIST; attempt++) {
-		char *old = NULL, *body, vid[256], token[33];
+		char *old = NULL, *body, token[33];
+		struct s3_version_id vid;
 		struct bdev_err e2 = { 0 };
 		long long ex = 0;
 
@@ -760,7 +790,7 @@ static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 		 * passed (the holder renews it every LOCK_REFRESH_S).  Only a
 		 * lock read and found expired is removed: a read that fails
 		 * says nothing about its holder. */
-		rc = lock_read(r, &old, vid, &e2);
+		rc = lock_read(r, &old, &vid, &e2);
 		if (rc == -ENOENT) {
 			rc = -EEXIST;   /* removed meanwhile: try again */
 			continue;
@@ -786,7 +816,7 @@ static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 		free(old);
 		/* That very version (a holder that renewed meanwhile wrote a
 		 * newer one: -EEXIST, look again). */
-		rc = lock_remove(r, vid, &e2);
+		rc = lock_remove(r, vid.version_id, &e2);
 		if (rc && rc != -EEXIST)
 			return bdev_err_set(e, -rc, "%s: cannot remove a stale lock: %s",
 					    r->path, e2.msg);
@@ -809,26 +839,28 @@ static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 static void os3_unlock(struct bkp_repo *r)
 {
 	struct s3r *s = S(r);
-	char *old = NULL, vid[256], token[33];
+	char *old = NULL, token[33];
+	struct s3_version_id vid;
 	long long ex;
 	bool ours;
 
 	keeper_stop(&s->lk);
-	if (atomic_load(&s->lock_lost) || lock_read(r, &old, vid, NULL))
+	if (atomic_load(&s->lock_lost) || lock_read(r, &old, &vid, NULL))
 		return;
 	ours = !lock_parse(old, &ex, token) && !strcmp(token, s->lock_token);
 	free(old);
 	if (ours)
-		(void)lock_remove(r, vid, NULL);
+		(void)lock_remove(r, vid.version_id, NULL);
 }
 
 /* Whether a fresh lock object exists (a prune, gc or forget runs): 1, 0
  * (none, or expired), -errno (e) when it cannot be read: never "free". */
 static int lock_held(struct bkp_repo *r, struct bdev_err *e)
 {
-	char *old = NULL, vid[256], token[33];
+	char *old = NULL, token[33];
+	struct s3_version_id vid;
 	long long ex = 0;
-	int rc = lock_read(r, &old, vid, e);
+	int rc = lock_read(r, &old, &vid, e);
 
 	if (rc == -ENOENT)
 		return 0;
@@ -840,6 +872,32 @@ static int lock_held(struct bkp_repo *r, struct bdev_err *e)
 }
 
 /* ---- the commit step of a backup ---- */
+
+/* Every damaged chunk this backup replaced must still be there, and no
+ * verify may be quarantining it (HEX.bad, the marker os3_quarantine PUTs
+ * before it removes HEX): its removal could land after this check.  An
+ * old HEX.bad beside a chunk damaged again fails one backup too (the next
+ * finds the chunk present and good). */
+static int replaced_check(struct bkp_repo *r, struct bdev_err *e)
+{
+	struct s3r *s = S(r);
+
+	if (s->capr == SIZE_MAX)
+		return bdev_err_set(e, ENOMEM, "out of memory (replaced chunk list)");
+	for (size_t i = 0; i < s->nr; i++) {
+		char ck[BKP_CHUNK_KEY], bad[BKP_CHUNK_KEY + 4];
+		bool gone, marked;
+
+		bkp_chunk_key(s->replaced[i], ck);
+		snprintf(bad, sizeof(bad), "%s.bad", ck);
+		gone = os3_head(r, ck, NULL) == -ENOENT;
+		marked = os3_head(r, bad, NULL) != -ENOENT;
+		if (gone || marked)
+			return bdev_err_set(e, EAGAIN, "%s: %s, which this backup replaced because it was damaged, is %s by a concurrent verify (or cannot be checked); the backup is not committed: run it again",
+					    r->path, ck, gone ? "gone, quarantined" : "being quarantined");
+	}
+	return 0;
+}
 
 static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 {
@@ -894,7 +952,7 @@ static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 	if (missing)
 		return bdev_err_set(e, EAGAIN, "%s: %llu chunks this backup reuses were removed by a concurrent gc; run the backup again",
 				    r->path, (unsigned long long)missing);
-	return 0;
+	return replaced_check(r, e);
 }
 
 /* ---- gc ---- */
@@ -1157,6 +1215,7 @@ static void os3_close(struct bkp_repo *r)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s->touched);
+	free(s->replaced);
 	free(s);
 	r->osd = NULL;
 }

@@ -987,7 +987,7 @@ int s3_retention_get(struct s3_client *c, const char *key, int64_t *until,
 /* ---- versions ---- */
 
 int s3_get_version(struct s3_client *c, const char *key, size_t max,
-		   void **data, size_t *len, char version_id[256],
+		   void **data, size_t *len, struct s3_version_id *id,
 		   struct bdev_err *e)
 {
 	struct rq q = { .op = "get", .method = "GET", .key = key, .max = max };
@@ -1012,8 +1012,10 @@ int s3_get_version(struct s3_client *c, const char *key, size_t max,
 	}
 	*data = q.buf;
 	*len = q.len;
-	if (version_id)
-		cpy(version_id, 256, q.version_id);
+	if (id) {
+		cpy(id->version_id, sizeof(id->version_id), q.version_id);
+		cpy(id->etag, sizeof(id->etag), q.etag);
+	}
 	free(q.err);
 	return 0;
 }
@@ -1119,8 +1121,8 @@ out:
 	return r;
 }
 
-static int delete_version(struct s3_client *c, const char *key, const char *vid,
-			  struct bdev_err *e)
+int s3_delete_version(struct s3_client *c, const char *key,
+		      const char *vid, struct bdev_err *e)
 {
 	struct rq q = { .op = "delete", .method = "DELETE", .key = key, .discard = true };
 	char query[300], enc[3 * 256 + 1];
@@ -1155,9 +1157,9 @@ int s3_delete_all(struct s3_client *c, const char *key, const char *if_latest,
 	/* Older versions first, the latest last: none comes back meanwhile. */
 	for (size_t i = 0; !r && i < vc.n; i++)
 		if (i != latest)
-			r = delete_version(c, key, vc.vid[i], e);
+			r = s3_delete_version(c, key, vc.vid[i], e);
 	if (!r && latest != SIZE_MAX)
-		r = delete_version(c, key, vc.vid[latest], e);
+		r = s3_delete_version(c, key, vc.vid[latest], e);
 	free(vc.vid);
 	free(vc.latest);
 	return r;

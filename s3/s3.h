@@ -156,11 +156,15 @@ void s3_counters(struct s3_client *c, struct s3_counters *out);
 
 /* ---- versions (versioned buckets: every Object Lock bucket) ---- */
 
-/* s3_get, and the version id of what was read (x-amz-version-id; "" when
- * the store names none, "null" in an unversioned bucket) into version_id
- * (may be NULL). */
+/* Which version of an object a request met. */
+struct s3_version_id {
+	char version_id[256];   /* x-amz-version-id: "" when the store names
+				 * none, "null" in an unversioned bucket */
+	char etag[80];          /* without quotes */
+};
+/* s3_get, and which version was read into id (may be NULL). */
 int s3_get_version(struct s3_client *c, const char *key, size_t max,
-		   void **data, size_t *len, char version_id[256],
+		   void **data, size_t *len, struct s3_version_id *id,
 		   struct bdev_err *e);
 
 /* One entry of a ListObjectVersions page: a <Version> or a
@@ -197,5 +201,10 @@ int s3_versions_parse(const char *xml, size_t len, s3_version_fn fn,
  * gone already). */
 int s3_delete_all(struct s3_client *c, const char *key, const char *if_latest,
 		  struct bdev_err *e);
+
+/* Delete that version of key (version_id "" or "null": a plain DELETE);
+ * one that is gone already: 0.  Under retention -EACCES. */
+int s3_delete_version(struct s3_client *c, const char *key,
+		      const char *version_id, struct bdev_err *e);
 
 #endif

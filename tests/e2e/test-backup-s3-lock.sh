@@ -12,6 +12,10 @@
 #    overwrite it, the gc stops before its first delete ("lock ... was
 #    lost"), the orphan chunk it would have swept stays, its unlock leaves
 #    the other process's lock in place;
+#  - verify quarantining a damaged chunk (its DELETE held 30 s) while a
+#    --full backup replaces that chunk with a good copy: the backup sees
+#    the quarantine (HEX.bad) in its commit step and fails (EAGAIN) instead
+#    of committing with a chunk the held DELETE then removes;
 #  - Object Lock (versioned) bucket: after a backup long enough for its
 #    heartbeat to be rewritten, and after a gc long enough for its lock to
 #    be renewed, no writers/ object and no lock object is visible (every
@@ -108,6 +112,36 @@ TO $P delete s3://vhds-lk/r/lock || fail "delete the other lock"
 TO $T backup gc --grace 0 "$R" >"$dir/out" 2>"$dir/err" || fail "gc after the other lock is gone"
 TO $P head "s3://vhds-lk/$orphan" >/dev/null 2>&1 && fail "gc did not sweep the orphan"
 TO $P list s3://vhds-lk/r/lock | grep -q . && fail "gc left its lock"
+
+# ---- verify's quarantine beside a backup --full replacing the chunk ----
+# A chunk damaged in place; verify's DELETE of it is held 30 s, while a
+# --full backup replaces it with a good copy: that backup must not commit
+# (the held DELETE removes its copy afterwards).
+ck=$(TO $P list s3://vhds-lk/r/chunks | sed -n 1p | cut -f1)
+[ -n "$ck" ] || fail "no chunk"
+TO $P get "s3://vhds-lk/$ck" "$dir/c" || fail "get a chunk"
+printf 'XXXX' | dd of="$dir/c" bs=1 seek=100 conv=notrunc status=none
+TO $P delete "s3://vhds-lk/$ck" && TO $P put "s3://vhds-lk/$ck" "$dir/c" >/dev/null || fail "damage a chunk"
+proxy --stall-once "DELETE /vhds-lk/r/chunks/"
+TO $T backup verify "${PX[@]}" "$R" >"$dir/v.out" 2>&1 &
+bgpid=$!
+for _ in $(seq 200); do TO $P head "s3://vhds-lk/$ck.bad" >/dev/null 2>&1 && break; sleep 0.1; done
+TO $P head "s3://vhds-lk/$ck.bad" >/dev/null || fail "verify did not quarantine: $(cat "$dir/v.out")"
+sleep 1
+TO $T backup create --full --no-track "$R" "$dir/d.vhd" >"$dir/out" 2>"$dir/err" &&
+	fail "a backup committed while its replaced chunk was being quarantined"
+grep -q 'is being quarantined by a concurrent verify' "$dir/err" || fail "backup beside a quarantine: $(cat "$dir/err")"
+wait "$bgpid"
+bgpid=
+grep -q "quarantined as" "$dir/v.out" || fail "verify: $(cat "$dir/v.out")"
+stop_proxy
+grep -q 'stalled=1' "$dir/proxy.err" || fail "the proxy held no request: $(cat "$dir/proxy.err")"
+[ "$(TO $T backup list --output=json "$R" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] ||
+	fail "a backup beside the quarantine was committed: $(TO $T backup list "$R")"
+TO $P head "s3://vhds-lk/$ck" >/dev/null 2>&1 && fail "the damaged chunk was not removed"
+# run again: the chunk is stored again, the backup verifies
+id=$(TO $T backup create --full --no-track "$R" "$dir/d.vhd" 2>"$dir/err") || fail "backup after the quarantine"
+TO $T backup verify "$R" "$id" >"$dir/v" 2>&1 || fail "verify after the quarantine: $(cat "$dir/v")"
 
 # ---- Object Lock (versioned): rewritten objects leave no version behind ----
 L=s3://vhds-lk-ol/r
