@@ -79,7 +79,7 @@ struct s3r {
 	char lock_token[33];             /* ours, in the lock's body */
 	atomic_llong lock_expires;       /* the expiry we last wrote */
 	atomic_bool lock_lost;           /* found taken, gone or not renewed */
-	char lock_why[160];              /* why, written before lock_lost */
+	char lock_why[160];              /* why it was lost (under mu) */
 	/* chunks being stored (os3_store_put), under mu */
 	pthread_cond_t cv;
 	uint8_t inflight[INFLIGHT][BKP_DIGEST];
@@ -693,14 +693,28 @@ static int lock_remove(struct bkp_repo *r, const char *vid, struct bdev_err *e)
 	return s3_delete_all(S(r)->c, k, vid_or_null(vid), e);
 }
 
-static void lock_lose(struct bkp_repo *r, const char *why)
+/* Mark the lock lost (the first reason is kept); the reason into why
+ * (size n) when it is not NULL.  From the keeper and the deleting threads:
+ * under s->mu. */
+static void lock_lose(struct bkp_repo *r, const char *reason, char *why,
+		      size_t n)
 {
 	struct s3r *s = S(r);
 
-	if (atomic_load(&s->lock_lost))
-		return;
-	snprintf(s->lock_why, sizeof(s->lock_why), "%s", why);
-	atomic_store(&s->lock_lost, true);
+	pthread_mutex_lock(&s->mu);
+	if (!atomic_load(&s->lock_lost)) {
+		snprintf(s->lock_why, sizeof(s->lock_why), "%s", reason);
+		atomic_store(&s->lock_lost, true);
+	}
+	if (why)
+		snprintf(why, n, "%s", s->lock_why);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Fewer than LOCK_MARGIN_S seconds left of the expiry we wrote last. */
+static bool lock_late(struct s3r *s)
+{
+	return time(NULL) >= atomic_load(&s->lock_expires) - LOCK_MARGIN_S;
 }
 
 /* The keeper's tick: renew the lock only while it is ours (read, compare
@@ -720,13 +734,13 @@ static void lock_refresh(struct bkp_repo *r)
 
 	if (atomic_load(&s->lock_lost))
 		return;
-	if (time(NULL) >= atomic_load(&s->lock_expires) - LOCK_MARGIN_S) {
-		lock_lose(r, "not renewed in time");
+	if (lock_late(s)) {
+		lock_lose(r, "not renewed in time", NULL, 0);
 		return;
 	}
 	rc = lock_read(r, &old, &vid, NULL);
 	if (rc == -ENOENT) {
-		lock_lose(r, "the lock object was removed");
+		lock_lose(r, "the lock object was removed", NULL, 0);
 		return;
 	}
 	if (rc)
@@ -734,7 +748,11 @@ static void lock_refresh(struct bkp_repo *r)
 	rc = lock_parse(old, &ex, token);
 	free(old);
 	if (rc || strcmp(token, s->lock_token)) {
-		lock_lose(r, "another process holds it now");
+		lock_lose(r, "another process holds it now", NULL, 0);
+		return;
+	}
+	if (lock_late(s)) {     /* the read took that long */
+		lock_lose(r, "not renewed in time", NULL, 0);
 		return;
 	}
 	body = lock_body(r, until);
@@ -748,15 +766,15 @@ static void lock_refresh(struct bkp_repo *r)
 static int lock_check(struct bkp_repo *r, struct bdev_err *e)
 {
 	struct s3r *s = S(r);
+	char why[sizeof(s->lock_why)];
 
 	if (!s->lk.on)
 		return 0;
-	if (!atomic_load(&s->lock_lost) &&
-	    time(NULL) < atomic_load(&s->lock_expires) - LOCK_MARGIN_S)
+	if (!atomic_load(&s->lock_lost) && !lock_late(s))
 		return 0;
-	lock_lose(r, "not renewed in time");
+	lock_lose(r, "not renewed in time", why, sizeof(why));
 	return bdev_err_set(e, ESTALE, "%s: the repository lock of this %s was lost (%s); stopped before deleting anything more: run it again",
-			    r->path, s->lock_what, s->lock_why);
+			    r->path, s->lock_what, why);
 }
 
 static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
@@ -800,8 +818,8 @@ static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 					    r->path, e2.msg);
 		if (lock_parse(old, &ex, token)) {
 			free(old);
-			return bdev_err_set(e, EBUSY, "%s: the repository lock object has no expiry; remove %slock by hand if no prune, gc or forget runs",
-					    r->path, s->prefix);
+			return bdev_err_set(e, EBUSY, "%s: the repository lock object has no expiry; remove %s/lock by hand if no prune, gc or forget runs",
+					    r->path, r->path);
 		}
 		if (ex > time(NULL)) {
 			char *nl = strchr(old, '\n');
@@ -866,9 +884,12 @@ static int lock_held(struct bkp_repo *r, struct bdev_err *e)
 		return 0;
 	if (rc)
 		return rc;
-	rc = lock_parse(old, &ex, token) || ex > time(NULL);
+	rc = lock_parse(old, &ex, token);
 	free(old);
-	return rc;
+	if (rc)
+		return bdev_err_set(e, EBADMSG, "the lock object has no expiry (remove %s/lock by hand if no prune, gc or forget runs)",
+				    r->path);
+	return ex > time(NULL);
 }
 
 /* ---- the commit step of a backup ---- */
