@@ -18,8 +18,9 @@
 #    of committing with a chunk the held DELETE then removes;
 #  - Object Lock (versioned) bucket: after a backup long enough for its
 #    heartbeat to be rewritten, and after a gc long enough for its lock to
-#    be renewed, no writers/ object and no lock object is visible (every
-#    version deleted, none "comes back").
+#    be renewed and to remove a backup killed after its heartbeat was
+#    rewritten (dead after 60 s), no writers/ object and no lock object is
+#    visible (every version deleted, none "comes back").
 . "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
@@ -151,11 +152,24 @@ VHDTOOL_TEST_STEP_DELAY_US=8000000 TO $T backup create --no-track -p "$L" "$dir/
 	fail "slowed backup to a locked repository"
 TO $P list s3://vhds-lk-ol/r/writers >"$dir/keys" || fail "list writers"
 [ ! -s "$dir/keys" ] || fail "writer objects visible after the backup: $(cat "$dir/keys")"
+# a backup killed after its heartbeat was rewritten: a dead writer (60 s
+# without heartbeat) that gc removes
+VHDTOOL_TEST_STEP_DELAY_US=60000000 $T backup create --no-track -p "$L" "$dir/d.vhd" >/dev/null 2>&1 &
+bgpid=$!
+sleep 13
+kill -9 "$bgpid"
+wait "$bgpid" 2>/dev/null
+bgpid=
+TO $P list s3://vhds-lk-ol/r/writers | grep -q . || fail "no heartbeat of the killed backup"
+sleep 62
 # a gc held 30 s on its chunk listing: its lock is renewed at 20 s
 proxy --stall-once "prefix=r%2Fchunks"
 TO $T backup gc "${PX[@]}" --grace 0 "$L" >"$dir/out" 2>"$dir/err" || fail "held gc in a locked repository"
 stop_proxy
+grep -q '1 temporary files removed' "$dir/out" || fail "gc did not remove the dead writer: $(cat "$dir/out")"
 TO $P list s3://vhds-lk-ol/r/lock >"$dir/keys" || fail "list lock"
 [ ! -s "$dir/keys" ] || fail "the lock object is visible after the gc: $(cat "$dir/keys")"
+TO $P list s3://vhds-lk-ol/r/writers >"$dir/keys" || fail "list writers"
+[ ! -s "$dir/keys" ] || fail "a dead writer's objects are visible after the gc: $(cat "$dir/keys")"
 TO $T backup gc --grace 0 "$L" >"$dir/out" 2>"$dir/err" || fail "a second gc: $(cat "$dir/err")"
 echo "ok"
