@@ -14,18 +14,21 @@
  *     sweeps only chunks whose LastModified is older than the grace period
  *     and than the start of every live writer; while a live writer has not
  *     published its touched list it sweeps nothing;
- *   - prune, gc and forget hold a lock object (owner, expiry; rewritten
- *     while they run) instead of flock.
+ *   - prune, gc and forget hold a lock object (owner, expiry, a random
+ *     token; rewritten while they run, only while it is still ours)
+ *     instead of flock; once it is found lost, no further delete is done.
  * The manifest is the last object a backup writes: killed at any moment,
  * no half backup is visible. */
 #include "bkp-int.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <zlib.h>
 
 #include "common/util.h"
@@ -36,21 +39,27 @@
 				 * gc grace period), store time: dead writer */
 #define LOCK_REFRESH_S 20
 #define LOCK_TTL_S    90      /* a lock object not refreshed for this long is stale */
+#define LOCK_MARGIN_S 30      /* our lock counts as lost this long before
+				 * the expiry we last wrote (not renewed in
+				 * time: another process may take it soon) */
+#define LOCK_WAIT_MAX_S (6 * 3600) /* a backup's commit waits this long at
+				    * most for a running prune/gc/forget */
+#define LOCK_READ_TRIES 3     /* lock reads failing (after the client's
+			       * own retries) before giving up */
 #define KEY_MAX       1200
 #define TOUCHED_MAX   ((size_t)1 << 30)
 #define INFLIGHT      64      /* worker threads at most (create.c) */
 
-/* A thread rewriting one small object every period seconds until stopped
- * (heartbeats, the lock's expiry). */
+/* A thread calling tick every period seconds until stopped (heartbeats,
+ * the lock's refresh). */
 struct keeper {
 	pthread_t t;
 	bool on, stop;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct bkp_repo *r;
-	char key[64];
 	int period;
-	char *(*body)(struct bkp_repo *r);
+	void (*tick)(struct bkp_repo *r);
 };
 
 struct s3r {
@@ -60,10 +69,17 @@ struct s3r {
 	pthread_mutex_t mu;
 	uint8_t (*touched)[BKP_DIGEST];  /* chunks reused without writing */
 	size_t nt, capt;
+	uint8_t (*replaced)[BKP_DIGEST]; /* damaged chunks this backup replaced */
+	size_t nr, capr;
 	char writer[BKP_ID_MAX];         /* registered backup ("" none) */
 	struct timespec start;
 	struct keeper hb, lk;
+	char hb_key[BKP_ID_MAX + 16];
 	char lock_what[32];
+	char lock_token[33];             /* ours, in the lock's body */
+	atomic_llong lock_expires;       /* the expiry we last wrote */
+	atomic_bool lock_lost;           /* found taken, gone or not renewed */
+	char lock_why[160];              /* why it was lost (under mu) */
 	/* chunks being stored (os3_store_put), under mu */
 	pthread_cond_t cv;
 	uint8_t inflight[INFLIGHT][BKP_DIGEST];
@@ -164,14 +180,18 @@ static int os3_get(const struct bkp_repo *r, const char *key, size_t max,
  * lock.  A PUT that landed but whose answer was lost is retried by the
  * client and meets 412: the object there is then read back, and only the
  * very same bytes count as success; anything else stays -EEXIST. */
-static int put_once(struct bkp_repo *r, const char *key, const void *data,
-		    size_t len, struct bdev_err *e)
+static int put_once_r(struct bkp_repo *r, const char *key, const void *data,
+		      size_t len, bool retain, struct bdev_err *e)
 {
-	int rc = put_opts(r, key, data, len, true, e);
-	char *got = NULL;
+	struct s3_put_opts po = { .if_none_match = true,
+				  .retain_until = retain ? retain_until(r) : 0 };
+	char k[KEY_MAX], *got = NULL;
+	int rc;
 	size_t glen = 0;
 	bool same;
 
+	full_key(r, key, k);
+	rc = s3_put(S(r)->c, k, data, len, &po, e);
 	if (rc != -EEXIST || os3_get(r, key, len + 1, &got, &glen))
 		return rc;
 	same = glen == len && !memcmp(got, data, len);
@@ -183,6 +203,13 @@ static int put_once(struct bkp_repo *r, const char *key, const void *data,
 		e->msg[0] = '\0';
 	}
 	return 0;
+}
+
+/* With Object Lock retention when the repository has it. */
+static int put_once(struct bkp_repo *r, const char *key, const void *data,
+		    size_t len, struct bdev_err *e)
+{
+	return put_once_r(r, key, data, len, true, e);
 }
 
 static int os3_put(struct bkp_repo *r, const char *key, const void *data,
@@ -209,12 +236,37 @@ static int os3_head(const struct bkp_repo *r, const char *key,
 	return rc;
 }
 
-static int os3_del(struct bkp_repo *r, const char *key, struct bdev_err *e)
+static int lock_check(struct bkp_repo *r, struct bdev_err *e);
+
+/* While this process holds the lock (prune, gc, forget), every delete
+ * first checks that the lock is still ours.  all: every version (objects
+ * rewritten in place, whose older versions a versioned bucket keeps). */
+static int del_key(struct bkp_repo *r, const char *key, bool all,
+		   struct bdev_err *e)
 {
 	char k[KEY_MAX];
+	int rc = lock_check(r, e);
 
+	if (rc)
+		return rc;
 	full_key(r, key, k);
-	return s3_delete(S(r)->c, k, e);
+	return all ? s3_delete_all(S(r)->c, k, NULL, e) : s3_delete(S(r)->c, k, e);
+}
+
+static int os3_del(struct bkp_repo *r, const char *key, struct bdev_err *e)
+{
+	return del_key(r, key, false, e);
+}
+
+/* writers/NAME and writers/NAME.touched, every version. */
+static void writer_remove(struct bkp_repo *r, const char *name)
+{
+	char key[BKP_ID_MAX + 32];
+
+	snprintf(key, sizeof(key), "writers/%s.touched", name);
+	(void)del_key(r, key, true, NULL);
+	snprintf(key, sizeof(key), "writers/%s", name);
+	(void)del_key(r, key, true, NULL);
 }
 
 struct list_ctx {
@@ -253,27 +305,34 @@ static int os3_chunks(const struct bkp_repo *r, bkp_os_list_fn fn,
 
 /* ---- chunks ---- */
 
+/* Append d to a list of digests (v, *n, *cap) under s->mu; *cap
+ * SIZE_MAX once memory ran out (the sync step then fails the backup). */
+static void digest_add(struct s3r *s, uint8_t (**v)[BKP_DIGEST], size_t *n,
+		       size_t *cap, const uint8_t d[BKP_DIGEST])
+{
+	pthread_mutex_lock(&s->mu);
+	if (*n == *cap) {
+		size_t nc = *cap ? 2 * *cap : 1024;
+		void *nv = realloc(*v, nc * BKP_DIGEST);
+
+		if (!nv) {
+			*cap = SIZE_MAX;
+			pthread_mutex_unlock(&s->mu);
+			return;
+		}
+		*v = nv;
+		*cap = nc;
+	}
+	if (*cap != SIZE_MAX)
+		memcpy((*v)[(*n)++], d, BKP_DIGEST);
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void note_touched(struct bkp_repo *r, const uint8_t d[BKP_DIGEST])
 {
 	struct s3r *s = S(r);
 
-	pthread_mutex_lock(&s->mu);
-	if (s->nt == s->capt) {
-		size_t nc = s->capt ? 2 * s->capt : 1024;
-		void *nv = realloc(s->touched, nc * BKP_DIGEST);
-
-		if (!nv) {
-			/* Cannot record it: the sync step fails the backup. */
-			s->capt = SIZE_MAX;
-			pthread_mutex_unlock(&s->mu);
-			return;
-		}
-		s->touched = nv;
-		s->capt = nc;
-	}
-	if (s->capt != SIZE_MAX)
-		memcpy(s->touched[s->nt++], d, BKP_DIGEST);
-	pthread_mutex_unlock(&s->mu);
+	digest_add(s, &s->touched, &s->nt, &s->capt, d);
 }
 
 /* A chunk object that exists and is at least a header long counts as
@@ -360,6 +419,8 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 		return rc;
 	*added = n;
 	st->replaced += damaged;
+	if (damaged)      /* a verify may be quarantining it: os3_sync */
+		digest_add(S(r), &S(r)->replaced, &S(r)->nr, &S(r)->capr, d);
 	return 0;
 }
 
@@ -429,48 +490,65 @@ static ssize_t os3_chunk_get(const struct bkp_repo *r,
 	return (ssize_t)got;
 }
 
-static int os3_quarantine(const struct bkp_repo *r, const uint8_t d[BKP_DIGEST],
+/* Keep the damaged bytes as HEX.bad (evidence, as in a folder; also the
+ * marker a backup's commit step looks for), then remove HEX, only the
+ * version that was read bad: a backup --full may replace HEX with a good
+ * copy (store_put_one: DELETE, PUT) at any moment.  After the marker, HEX
+ * is looked at again and left alone when it changed (ETag).  In a
+ * versioned bucket the DELETE names the version read, so a good copy is
+ * never hit; in an unversioned one a good copy PUT between that look and
+ * the DELETE is lost, and the backup that wrote it sees HEX.bad in its
+ * commit step (os3_sync) and fails with EAGAIN instead of committing.
+ * 1 quarantined, 0 not (good, gone or replaced meanwhile), -errno. */
+static int os3_quarantine(const struct bkp_repo *cr, const uint8_t d[BKP_DIGEST],
 			  struct bdev_err *e)
 {
-	size_t fcap = bkp_chunk_bound(r->chunk_size);
-	uint8_t *buf = malloc(r->chunk_size), *fbuf = malloc(fcap);
-	char key[BKP_CHUNK_KEY + 4], why[200];
+	struct bkp_repo *r = (struct bkp_repo *)cr;
+	size_t fcap = bkp_chunk_bound(r->chunk_size), flen = 0;
+	uint8_t *buf = malloc(r->chunk_size);
+	char key[BKP_CHUNK_KEY + 4], k[KEY_MAX], why[200];
+	struct s3_version_id id;
+	struct s3_stat now;
+	void *fbuf = NULL;
 	ssize_t n;
-	int rc = 0;
+	int rc;
 
-	if (!buf || !fbuf) {
-		free(buf);
-		free(fbuf);
+	if (!buf)
 		return bdev_err_set(e, ENOMEM, "out of memory");
-	}
-	/* No lock to hold here: check again, keep the damaged bytes as
-	 * HEX.bad (evidence, as in a folder), then remove HEX.  A backup that
-	 * stored a good copy in between has its copy deleted and stores it
-	 * again next time: content-addressed, nothing refers to it yet. */
-	n = os3_chunk_get(r, d, fbuf, fcap, why, sizeof(why));
+	bkp_chunk_key(d, key);
+	full_key(r, key, k);
+	rc = s3_get_version(S(r)->c, k, fcap, &fbuf, &flen, &id, e);
+	if (rc == -ENOENT)
+		rc = 0;         /* gone meanwhile */
+	if (rc || !fbuf)
+		goto out;
+	n = bkp_chunk_decode(fbuf, flen, buf, r->chunk_size, why, sizeof(why));
 	if (n >= 0) {
-		size_t flen = (size_t)n;
+		uint8_t got[BKP_DIGEST];
 
-		n = bkp_chunk_decode(fbuf, flen, buf, r->chunk_size, why, sizeof(why));
-		if (n >= 0) {
-			uint8_t got[BKP_DIGEST];
-
-			bkp_sha256(buf, (size_t)n, got);
-			n = memcmp(got, d, BKP_DIGEST) ? -EBADMSG : n;
-		}
-		if (n == -EBADMSG) {
-			bkp_chunk_key(d, key);
-			strcat(key, ".bad");
-			rc = put_opts((struct bkp_repo *)r, key, fbuf, flen, true, e);
-			if (rc == -EEXIST)
-				rc = 0;
-			key[strlen(key) - 4] = '\0';
-			if (!rc)
-				rc = os3_del((struct bkp_repo *)r, key, e);
-			if (!rc)
-				rc = 1;
-		}
+		bkp_sha256(buf, (size_t)n, got);
+		if (!memcmp(got, d, BKP_DIGEST))
+			goto out;       /* good (replaced meanwhile) */
 	}
+	strcat(key, ".bad");
+	rc = put_opts(r, key, fbuf, flen, true, e);
+	if (rc && rc != -EEXIST)
+		goto out;
+	rc = s3_head(S(r)->c, k, &now, e);
+	if (rc == -ENOENT) {
+		rc = 1;         /* removed meanwhile; the copy is kept */
+		goto out;
+	}
+	if (rc)
+		goto out;
+	if (strcmp(now.etag, id.etag)) {
+		rc = 0;         /* a new copy is there: not ours to remove */
+		goto out;
+	}
+	rc = s3_delete_version(S(r)->c, k, id.version_id, e);
+	if (!rc)
+		rc = 1;
+out:
 	free(buf);
 	free(fbuf);
 	return rc;
@@ -493,31 +571,21 @@ static void *keeper_main(void *arg)
 		if (k->stop)
 			break;
 		pthread_mutex_unlock(&k->mu);
-		char *body = k->body(k->r);
-
-		if (body)
-			(void)put_opts(k->r, k->key, body, strlen(body), false, NULL);
-		free(body);
+		k->tick(k->r);
 		pthread_mutex_lock(&k->mu);
 	}
 	pthread_mutex_unlock(&k->mu);
 	return NULL;
 }
 
-static int keeper_start(struct keeper *k, struct bkp_repo *r, const char *key,
-			int period, char *(*body)(struct bkp_repo *),
-			struct bdev_err *e)
+static int keeper_start(struct keeper *k, struct bkp_repo *r, int period,
+			void (*tick)(struct bkp_repo *), struct bdev_err *e)
 {
-	char *b = body(r);
 	int rc;
 
-	if (!b)
-		return bdev_err_set(e, ENOMEM, "out of memory");
-	free(b);
 	k->r = r;
-	snprintf(k->key, sizeof(k->key), "%s", key);
 	k->period = period;
-	k->body = body;
+	k->tick = tick;
 	k->stop = false;
 	pthread_mutex_init(&k->mu, NULL);
 	pthread_cond_init(&k->cv, NULL);
@@ -557,23 +625,35 @@ static char *heartbeat_body(struct bkp_repo *r)
 	return s;
 }
 
+static int heartbeat_put(struct bkp_repo *r, struct bdev_err *e)
+{
+	char *body = heartbeat_body(r);
+	int rc;
+
+	if (!body)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	rc = put_opts(r, S(r)->hb_key, body, strlen(body), false, e);
+	free(body);
+	return rc;
+}
+
+static void heartbeat_tick(struct bkp_repo *r)
+{
+	(void)heartbeat_put(r, NULL);
+}
+
 static int os3_writer_register(struct bkp_repo *r, const char *id,
 			       struct timespec start, struct bdev_err *e)
 {
 	struct s3r *s = S(r);
-	char key[BKP_ID_MAX + 16], *body;
 	int rc;
 
 	snprintf(s->writer, sizeof(s->writer), "%s", id);
 	s->start = start;
-	snprintf(key, sizeof(key), "writers/%s", id);
-	body = heartbeat_body(r);
-	if (!body)
-		return bdev_err_set(e, ENOMEM, "out of memory");
-	rc = put_opts(r, key, body, strlen(body), false, e);
-	free(body);
+	snprintf(s->hb_key, sizeof(s->hb_key), "writers/%s", id);
+	rc = heartbeat_put(r, e);
 	if (!rc)
-		rc = keeper_start(&s->hb, r, key, HEARTBEAT_S, heartbeat_body, e);
+		rc = keeper_start(&s->hb, r, HEARTBEAT_S, heartbeat_tick, e);
 	if (rc)
 		s->writer[0] = '\0';
 	return rc;
@@ -582,99 +662,279 @@ static int os3_writer_register(struct bkp_repo *r, const char *id,
 static void os3_writer_unregister(struct bkp_repo *r, const char *id)
 {
 	struct s3r *s = S(r);
-	char key[BKP_ID_MAX + 16];
 
 	keeper_stop(&s->hb);
-	snprintf(key, sizeof(key), "writers/%s.touched", id);
-	(void)os3_del(r, key, NULL);
-	snprintf(key, sizeof(key), "writers/%s", id);
-	(void)os3_del(r, key, NULL);
+	writer_remove(r, id);
 	s->writer[0] = '\0';
 }
 
 /* ---- the maintenance lock ---- */
 
-static char *lock_body(struct bkp_repo *r)
+/* The lock object: "WHAT pid PID on HOST\nexpires UNIX\ntoken HEX\n".  The
+ * token (random, one per os3_lock) tells the holder's own lock from one
+ * another process took after it expired. */
+static char *lock_body(struct bkp_repo *r, int64_t expires)
 {
 	char host[128] = "?", *s = NULL;
 
 	gethostname(host, sizeof(host) - 1);
-	if (asprintf(&s, "%s pid %ld on %s\nexpires %lld\n", S(r)->lock_what,
-		     (long)getpid(), host,
-		     (long long)time(NULL) + LOCK_TTL_S) < 0)
+	if (asprintf(&s, "%s pid %ld on %s\nexpires %lld\ntoken %s\n", S(r)->lock_what,
+		     (long)getpid(), host, (long long)expires, S(r)->lock_token) < 0)
 		return NULL;
 	return s;
+}
+
+/* The expiry and token of a lock body; -EBADMSG when it has no expiry. */
+static int lock_parse(const char *body, long long *until, char token[33])
+{
+	const char *ex = strstr(body, "\nexpires "), *tk = strstr(body, "\ntoken ");
+
+	token[0] = '\0';
+	if (tk)
+		sscanf(tk + 7, "%32[0-9a-f]", token);
+	if (!ex || sscanf(ex + 9, "%lld", until) != 1)
+		return -EBADMSG;
+	return 0;
+}
+
+/* GET the lock object (body NUL-terminated, *out; its version into id),
+ * tried LOCK_READ_TRIES times (each with the client's own retries) unless
+ * it is missing: 0, -ENOENT, -errno (e). */
+static int lock_read(struct bkp_repo *r, char **out, struct s3_version_id *id,
+		     struct bdev_err *e)
+{
+	char k[KEY_MAX];
+	void *d = NULL;
+	size_t len;
+	int rc = -EIO;
+
+	full_key(r, "lock", k);
+	for (int i = 0; i < LOCK_READ_TRIES; i++) {
+		if (i)
+			sleep(1);
+		rc = s3_get_version(S(r)->c, k, 4096, &d, &len, id, e);
+		if (rc == 0)
+			*out = d;
+		if (rc == 0 || rc == -ENOENT)
+			break;
+	}
+	return rc;
+}
+
+/* The version id to pass as s3_delete_all's if_latest (NULL when the
+ * store named none: an unversioned bucket). */
+static const char *vid_or_null(const char *vid)
+{
+	return vid[0] && strcmp(vid, "null") ? vid : NULL;
+}
+
+/* Remove the lock object, every version, when it is still what we read
+ * (vid in a versioned bucket; unversioned: no such check). */
+static int lock_remove(struct bkp_repo *r, const char *vid, struct bdev_err *e)
+{
+	char k[KEY_MAX];
+
+	full_key(r, "lock", k);
+	return s3_delete_all(S(r)->c, k, vid_or_null(vid), e);
+}
+
+/* Mark the lock lost (the first reason is kept); the reason into why
+ * (size n) when it is not NULL.  From the keeper and the deleting threads:
+ * under s->mu. */
+static void lock_lose(struct bkp_repo *r, const char *reason, char *why,
+		      size_t n)
+{
+	struct s3r *s = S(r);
+
+	pthread_mutex_lock(&s->mu);
+	if (!atomic_load(&s->lock_lost)) {
+		snprintf(s->lock_why, sizeof(s->lock_why), "%s", reason);
+		atomic_store(&s->lock_lost, true);
+	}
+	if (why)
+		snprintf(why, n, "%s", s->lock_why);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Fewer than LOCK_MARGIN_S seconds left of the expiry we wrote last. */
+static bool lock_late(struct s3r *s)
+{
+	return time(NULL) >= atomic_load(&s->lock_expires) - LOCK_MARGIN_S;
+}
+
+/* The keeper's tick: renew the lock only while it is ours (read, compare
+ * the token, write).  radosgw 16.2 does not honour If-Match on a PUT in a
+ * versioned bucket (412 even for the current ETag), hence the read.  The
+ * window between the read and the write is closed by time: we never
+ * write once fewer than LOCK_MARGIN_S seconds are left of the expiry we
+ * wrote last, and another process takes the lock only after it. */
+static void lock_refresh(struct bkp_repo *r)
+{
+	struct s3r *s = S(r);
+	int64_t until = (int64_t)time(NULL) + LOCK_TTL_S;
+	char token[33], *old = NULL, *body;
+	struct s3_version_id vid;
+	long long ex = 0;
+	int rc;
+
+	if (atomic_load(&s->lock_lost))
+		return;
+	if (lock_late(s)) {
+		lock_lose(r, "not renewed in time", NULL, 0);
+		return;
+	}
+	rc = lock_read(r, &old, &vid, NULL);
+	if (rc == -ENOENT) {
+		lock_lose(r, "the lock object was removed", NULL, 0);
+		return;
+	}
+	if (rc)
+		return;         /* unknown: next tick, until the margin */
+	rc = lock_parse(old, &ex, token);
+	free(old);
+	if (rc || strcmp(token, s->lock_token)) {
+		lock_lose(r, "another process holds it now", NULL, 0);
+		return;
+	}
+	if (lock_late(s)) {     /* the read took that long */
+		lock_lose(r, "not renewed in time", NULL, 0);
+		return;
+	}
+	body = lock_body(r, until);
+	if (body && put_opts(r, "lock", body, strlen(body), false, NULL) == 0)
+		atomic_store(&s->lock_expires, until);
+	free(body);
+}
+
+/* 0 when this process holds no lock or still holds it; -ESTALE (e) once
+ * it is lost or was not renewed in time. */
+static int lock_check(struct bkp_repo *r, struct bdev_err *e)
+{
+	struct s3r *s = S(r);
+	char why[sizeof(s->lock_why)];
+
+	if (!s->lk.on)
+		return 0;
+	if (!atomic_load(&s->lock_lost) && !lock_late(s))
+		return 0;
+	lock_lose(r, "not renewed in time", why, sizeof(why));
+	return bdev_err_set(e, ESTALE, "%s: the repository lock of this %s was lost (%s); stopped before deleting anything more: run it again",
+			    r->path, s->lock_what, why);
 }
 
 static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 {
 	struct s3r *s = S(r);
-	char *body;
+	uint8_t rnd[16];
+	int64_t until = 0;
 	int rc = -EEXIST;
 
 	snprintf(s->lock_what, sizeof(s->lock_what), "%s", what);
-	for (int attempt = 0; attempt < 2 && rc == -EEXIST; attempt++) {
-		char *old = NULL, *ex;
-		size_t len;
-		long long until = 0;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return bdev_err_set(e, EIO, "no random bytes for the lock token");
+	bkp_hex(rnd, sizeof(rnd), s->lock_token);
+	atomic_store(&s->lock_lost, false);
+	for (int attempt = 0; attempt < 3 && rc == -EEXIST; attempt++) {
+		char *old = NULL, *body, token[33];
+		struct s3_version_id vid;
+		struct bdev_err e2 = { 0 };
+		long long ex = 0;
 
-		body = lock_body(r);
+		until = (int64_t)time(NULL) + LOCK_TTL_S;
+		body = lock_body(r, until);
 		if (!body)
 			return bdev_err_set(e, ENOMEM, "out of memory");
-		rc = put_once(r, "lock", body, strlen(body), e);
+		/* never under retention: it must go when we are done */
+		rc = put_once_r(r, "lock", body, strlen(body), false, e);
 		free(body);
 		if (rc != -EEXIST)
 			break;
 		/* Held, or left by a holder that died: stale once its expiry
-		 * passed (the holder rewrites it every LOCK_REFRESH_S). */
-		if (os3_get(r, "lock", 4096, &old, &len) == 0) {
-			ex = strstr(old, "expires ");
-			if (ex)
-				until = atoll(ex + 8);
-			if (until > time(NULL)) {
-				char *nl = strchr(old, '\n');
-
-				if (nl)
-					*nl = '\0';
-				rc = bdev_err_set(e, EBUSY, "%s: the repository is locked by %s (until %lld, renewed while it runs)",
-						  r->path, old, until);
-				free(old);
-				return rc;
-			}
-			free(old);
+		 * passed (the holder renews it every LOCK_REFRESH_S).  Only a
+		 * lock read and found expired is removed: a read that fails
+		 * says nothing about its holder. */
+		rc = lock_read(r, &old, &vid, &e2);
+		if (rc == -ENOENT) {
+			rc = -EEXIST;   /* removed meanwhile: try again */
+			continue;
 		}
-		(void)os3_del(r, "lock", NULL);
+		if (rc)
+			return bdev_err_set(e, -rc, "%s: the repository lock object exists and cannot be read (%s); not taking it: run again later",
+					    r->path, e2.msg);
+		if (lock_parse(old, &ex, token)) {
+			free(old);
+			return bdev_err_set(e, EBUSY, "%s: the repository lock object has no expiry; remove %s/lock by hand if no prune, gc or forget runs",
+					    r->path, r->path);
+		}
+		if (ex > time(NULL)) {
+			char *nl = strchr(old, '\n');
+
+			if (nl)
+				*nl = '\0';
+			rc = bdev_err_set(e, EBUSY, "%s: the repository is locked by %s (until %lld, renewed while it runs)",
+					  r->path, old, ex);
+			free(old);
+			return rc;
+		}
+		free(old);
+		/* That very version (a holder that renewed meanwhile wrote a
+		 * newer one: -EEXIST, look again). */
+		rc = lock_remove(r, vid.version_id, &e2);
+		if (rc && rc != -EEXIST)
+			return bdev_err_set(e, -rc, "%s: cannot remove a stale lock: %s",
+					    r->path, e2.msg);
+		rc = -EEXIST;
 	}
 	if (rc == -EEXIST)
 		return bdev_err_set(e, EBUSY, "%s: the repository lock keeps being taken",
 				    r->path);
 	if (rc)
 		return rc;
-	rc = keeper_start(&s->lk, r, "lock", LOCK_REFRESH_S, lock_body, e);
+	atomic_store(&s->lock_expires, until);
+	rc = keeper_start(&s->lk, r, LOCK_REFRESH_S, lock_refresh, e);
 	if (rc)
-		(void)os3_del(r, "lock", NULL);
+		(void)lock_remove(r, "", NULL);
 	return rc;
 }
 
+/* Delete the lock only when it is still ours (token; in a versioned
+ * bucket also that very version). */
 static void os3_unlock(struct bkp_repo *r)
 {
-	keeper_stop(&S(r)->lk);
-	(void)os3_del(r, "lock", NULL);
+	struct s3r *s = S(r);
+	char *old = NULL, token[33];
+	struct s3_version_id vid;
+	long long ex;
+	bool ours;
+
+	keeper_stop(&s->lk);
+	if (atomic_load(&s->lock_lost) || lock_read(r, &old, &vid, NULL))
+		return;
+	ours = !lock_parse(old, &ex, token) && !strcmp(token, s->lock_token);
+	free(old);
+	if (ours)
+		(void)lock_remove(r, vid.version_id, NULL);
 }
 
-/* Whether a fresh lock object exists (a prune, gc or forget runs). */
-static bool lock_held(struct bkp_repo *r)
+/* Whether a fresh lock object exists (a prune, gc or forget runs): 1, 0
+ * (none, or expired), -errno (e) when it cannot be read: never "free". */
+static int lock_held(struct bkp_repo *r, struct bdev_err *e)
 {
-	char *old = NULL, *ex;
-	size_t len;
-	bool held = false;
+	char *old = NULL, token[33];
+	struct s3_version_id vid;
+	long long ex = 0;
+	int rc = lock_read(r, &old, &vid, e);
 
-	if (os3_get(r, "lock", 4096, &old, &len) == 0) {
-		ex = strstr(old, "expires ");
-		held = ex && atoll(ex + 8) > time(NULL);
-		free(old);
-	}
-	return held;
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	rc = lock_parse(old, &ex, token);
+	free(old);
+	if (rc)
+		return bdev_err_set(e, EBADMSG, "the lock object has no expiry (remove %s/lock by hand if no prune, gc or forget runs)",
+				    r->path);
+	return ex > time(NULL);
 }
 
 /* ---- the commit step of a backup ---- */
@@ -715,6 +975,32 @@ static int check_reused(struct bkp_repo *r, const char *ck, struct bdev_err *e)
 	return 0;
 }
 
+/* Every damaged chunk this backup replaced must still be there, and no
+ * verify may be quarantining it (HEX.bad, the marker os3_quarantine PUTs
+ * before it removes HEX): its removal could land after this check.  An
+ * old HEX.bad beside a chunk damaged again fails one backup too (the next
+ * finds the chunk present and good). */
+static int replaced_check(struct bkp_repo *r, struct bdev_err *e)
+{
+	struct s3r *s = S(r);
+
+	if (s->capr == SIZE_MAX)
+		return bdev_err_set(e, ENOMEM, "out of memory (replaced chunk list)");
+	for (size_t i = 0; i < s->nr; i++) {
+		char ck[BKP_CHUNK_KEY], bad[BKP_CHUNK_KEY + 4];
+		bool gone, marked;
+
+		bkp_chunk_key(s->replaced[i], ck);
+		snprintf(bad, sizeof(bad), "%s.bad", ck);
+		gone = os3_head(r, ck, NULL) == -ENOENT;
+		marked = os3_head(r, bad, NULL) != -ENOENT;
+		if (gone || marked)
+			return bdev_err_set(e, EAGAIN, "%s: %s, which this backup replaced because it was damaged, is %s by a concurrent verify (or cannot be checked); the backup is not committed: run it again",
+					    r->path, ck, gone ? "gone, quarantined" : "being quarantined");
+	}
+	return 0;
+}
+
 static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 {
 	struct s3r *s = S(r);
@@ -740,10 +1026,24 @@ static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 	if (rc)
 		return rc;
 	/* A gc that started before the list was visible may be sweeping
-	 * chunks this backup reused: let it finish (bounded by the lock's
-	 * expiry, which it renews), then check every one of them. */
-	for (int i = 0; i < 3600 && lock_held(r); i++)
+	 * chunks this backup reused: let it finish (as long as it renews its
+	 * lock, LOCK_WAIT_MAX_S at most), then check every one of them.  A
+	 * lock that cannot be read, or a wait too long, fails the backup:
+	 * never check while a sweep may still run. */
+	for (time_t t0 = time(NULL);;) {
+		struct bdev_err e2 = { 0 };
+
+		rc = lock_held(r, &e2);
+		if (rc < 0)
+			return bdev_err_set(e, EAGAIN, "%s: cannot tell whether a prune or gc runs (%s); the backup is not committed: run it again",
+					    r->path, e2.msg);
+		if (!rc)
+			break;
+		if (time(NULL) - t0 >= LOCK_WAIT_MAX_S)
+			return bdev_err_set(e, EAGAIN, "%s: a prune, gc or forget has held the repository lock for over %d s; the backup is not committed: run it again",
+					    r->path, LOCK_WAIT_MAX_S);
 		sleep(1);
+	}
 	for (size_t i = 0; i < s->nt; i++) {
 		char ck[BKP_CHUNK_KEY];
 
@@ -757,7 +1057,7 @@ static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 	if (missing)
 		return bdev_err_set(e, EAGAIN, "%s: %llu chunks this backup reuses were removed by a concurrent gc; run the backup again",
 				    r->path, (unsigned long long)missing);
-	return 0;
+	return replaced_check(r, e);
 }
 
 /* ---- gc ---- */
@@ -778,6 +1078,7 @@ struct gc_ctx {
 	char **forgot;           /* backups marked forgotten */
 	size_t nforgot;
 	int err;
+	struct bdev_err *e;      /* a failed delete's message */
 };
 
 /* Append a copy of name to (*v, *n). */
@@ -890,8 +1191,11 @@ static int sweep_one(void *opaque, const char *name,
 			g->res->locked++;
 			return 0;
 		}
-		if (rc)
+		if (rc) {
+			if (g->e)
+				*g->e = e;
 			return rc;
+		}
 	}
 	g->res->removed++;
 	g->res->bytes_removed += st->size;
@@ -1009,7 +1313,7 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 		  struct bkp_gc_result *res, struct bdev_err *e)
 {
 	int64_t grace = o->grace < 0 ? BKP_DEFAULT_GRACE : o->grace;
-	struct gc_ctx g = { .r = r, .o = o, .res = res };
+	struct gc_ctx g = { .r = r, .o = o, .res = res, .e = e };
 	uint8_t (*idx)[BKP_DIGEST] = NULL;
 	size_t nidx = 0;
 	int rc;
@@ -1057,14 +1361,11 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 	if (!rc && !o->dry_run)
 		rc = sweep_forgotten(&g, e);
 	for (size_t i = 0; !rc && !o->dry_run && i < g.ndead; i++) {
-		char key[BKP_ID_MAX + 32];
-
-		snprintf(key, sizeof(key), "writers/%s.touched", g.dead[i]);
-		(void)os3_del(r, key, NULL);
-		snprintf(key, sizeof(key), "writers/%s", g.dead[i]);
-		(void)os3_del(r, key, NULL);
+		writer_remove(r, g.dead[i]);
 		res->tmp_removed++;
 	}
+	if (!rc)
+		rc = lock_check(r, e);  /* a sweep cut short says so */
 out:
 	for (size_t i = 0; i < g.ndead; i++)
 		free(g.dead[i]);
@@ -1119,6 +1420,7 @@ static void os3_close(struct bkp_repo *r)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s->touched);
+	free(s->replaced);
 	free(s);
 	r->osd = NULL;
 }

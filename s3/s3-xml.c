@@ -351,6 +351,42 @@ static int parse_u64(const char *s, uint64_t *v)
 	return 0;
 }
 
+/* The fields a <Contents>, <Version> or <DeleteMarker> entry shares:
+ * Key, Size, LastModified, ETag (name, its text) into key/st, has_key and
+ * has_size noted.  0, or -EPROTO (e; what names the answer). */
+static int entry_field(const char *what, const char *name, const char *text,
+		       size_t tlen, char key[S3_KEY_MAX + 1], bool *has_key,
+		       struct s3_stat *st, bool *has_size, struct bdev_err *e)
+{
+	if (!strcmp(name, "Key")) {
+		if (tlen == 0 || tlen > S3_KEY_MAX || *has_key)
+			return bdev_err_set(e, EPROTO, "%s answer: key of %zu bytes, or a second <Key>", what, tlen);
+		memcpy(key, text, tlen + 1);
+		*has_key = true;
+	} else if (!strcmp(name, "Size")) {
+		if (parse_u64(text, &st->size) < 0)
+			return bdev_err_set(e, EPROTO, "%s answer: size \"%.32s\"", what, text);
+		*has_size = true;
+	} else if (!strcmp(name, "LastModified")) {
+		st->mtime = s3_iso8601_parse(text);
+		if (st->mtime < 0)
+			return bdev_err_set(e, EPROTO, "%s answer: date \"%.40s\"", what, text);
+	} else if (!strcmp(name, "ETag")) {
+		const char *s = text;
+		size_t l = tlen;
+
+		if (l >= 2 && s[0] == '"' && s[l - 1] == '"') {
+			s++;
+			l -= 2;
+		}
+		if (l >= sizeof(st->etag))
+			return bdev_err_set(e, EPROTO, "%s answer: ETag of %zu bytes", what, l);
+		memcpy(st->etag, s, l);
+		st->etag[l] = 0;
+	}
+	return 0;
+}
+
 static int list_leaf(void *opaque, const char *const *path, int depth,
 		     const char *text, size_t tlen)
 {
@@ -393,33 +429,8 @@ static int list_leaf(void *opaque, const char *const *path, int depth,
 		return 0;
 	if (!text)
 		return 0;       /* <Owner> and the like */
-	if (!strcmp(path[2], "Key")) {
-		if (tlen == 0 || tlen > S3_KEY_MAX || lp->has_key)
-			return bdev_err_set(lp->e, EPROTO, "list answer: key of %zu bytes, or a second <Key>", tlen);
-		memcpy(lp->key, text, tlen + 1);
-		lp->has_key = true;
-	} else if (!strcmp(path[2], "Size")) {
-		if (parse_u64(text, &lp->st.size) < 0)
-			return bdev_err_set(lp->e, EPROTO, "list answer: size \"%.32s\"", text);
-		lp->has_size = true;
-	} else if (!strcmp(path[2], "LastModified")) {
-		lp->st.mtime = s3_iso8601_parse(text);
-		if (lp->st.mtime < 0)
-			return bdev_err_set(lp->e, EPROTO, "list answer: date \"%.40s\"", text);
-	} else if (!strcmp(path[2], "ETag")) {
-		const char *s = text;
-		size_t l = tlen;
-
-		if (l >= 2 && s[0] == '"' && s[l - 1] == '"') {
-			s++;
-			l -= 2;
-		}
-		if (l >= sizeof(lp->st.etag))
-			return bdev_err_set(lp->e, EPROTO, "list answer: ETag of %zu bytes", l);
-		memcpy(lp->st.etag, s, l);
-		lp->st.etag[l] = 0;
-	}
-	return 0;
+	return entry_field("list", path[2], text, tlen, lp->key, &lp->has_key,
+			   &lp->st, &lp->has_size, lp->e);
 }
 
 int s3_list_parse(const char *xml, size_t len, s3_list_fn fn, void *opaque,
@@ -453,5 +464,129 @@ int s3_list_parse(const char *xml, size_t len, s3_list_fn fn, void *opaque,
 		r = s3_xml_walk(xml, len, list_leaf, lp, e);
 	}
 	free(lp);
+	return r;
+}
+
+/* ---- ListObjectVersions pages ---- */
+
+struct version_page {
+	s3_version_fn fn;
+	void *opaque;
+	bool *truncated;
+	char *next_key, *next_vid;
+	size_t nkey, nvid;
+	bool validate;          /* first pass: check only, no fn */
+	bool root_ok, has_key, has_vid, has_size, latest;
+	char key[S3_KEY_MAX + 1];
+	char vid[256];
+	struct s3_stat st;
+	struct bdev_err *e;
+};
+
+/* Copy a marker (text, tlen) into out (size n); -EPROTO when too long. */
+static int marker_copy(struct version_page *vp, const char *what,
+		       const char *text, size_t tlen, char *out, size_t n)
+{
+	if (tlen >= n)
+		return bdev_err_set(vp->e, EPROTO, "versions answer: %s of %zu bytes", what, tlen);
+	memcpy(out, text, tlen + 1);
+	return 0;
+}
+
+static int version_leaf(void *opaque, const char *const *path, int depth,
+			const char *text, size_t tlen)
+{
+	struct version_page *vp = opaque;
+	bool marker;
+
+	if (strcmp(path[0], "ListVersionsResult"))
+		return bdev_err_set(vp->e, EPROTO,
+				    "versions answer: root <%s>, not <ListVersionsResult>", path[0]);
+	if (depth == 1) {
+		vp->root_ok = true;
+		return 0;
+	}
+	marker = !strcmp(path[1], "DeleteMarker");
+	if (depth == 2 && (marker || !strcmp(path[1], "Version"))) {
+		struct s3_version v = { .key = vp->key, .version_id = vp->vid,
+					.delete_marker = marker, .latest = vp->latest,
+					.st = vp->st };
+		int r;
+
+		if (text || !vp->has_key || !vp->has_vid || (!marker && !vp->has_size))
+			return bdev_err_set(vp->e, EPROTO,
+					    "versions answer: <%s> without <Key>, <VersionId> or <Size>",
+					    path[1]);
+		r = vp->validate ? 0 : vp->fn(vp->opaque, &v);
+		vp->has_key = vp->has_vid = vp->has_size = vp->latest = false;
+		memset(&vp->st, 0, sizeof(vp->st));
+		return r;
+	}
+	if (depth == 2 && text && !strcmp(path[1], "IsTruncated")) {
+		if (!strcmp(text, "true"))
+			*vp->truncated = true;
+		else if (!strcmp(text, "false"))
+			*vp->truncated = false;
+		else
+			return bdev_err_set(vp->e, EPROTO, "versions answer: IsTruncated \"%.16s\"", text);
+		return 0;
+	}
+	if (depth == 2 && text && !strcmp(path[1], "NextKeyMarker"))
+		return marker_copy(vp, "key marker", text, tlen, vp->next_key, vp->nkey);
+	if (depth == 2 && text && !strcmp(path[1], "NextVersionIdMarker"))
+		return marker_copy(vp, "version id marker", text, tlen, vp->next_vid, vp->nvid);
+	if (depth != 3 || !text || (!marker && strcmp(path[1], "Version")))
+		return 0;       /* <Owner> and the like */
+	if (!strcmp(path[2], "VersionId")) {
+		if (tlen == 0 || tlen >= sizeof(vp->vid) || vp->has_vid)
+			return bdev_err_set(vp->e, EPROTO, "versions answer: version id of %zu bytes, or a second <VersionId>", tlen);
+		memcpy(vp->vid, text, tlen + 1);
+		vp->has_vid = true;
+		return 0;
+	}
+	if (!strcmp(path[2], "IsLatest")) {
+		if (strcmp(text, "true") && strcmp(text, "false"))
+			return bdev_err_set(vp->e, EPROTO, "versions answer: IsLatest \"%.16s\"", text);
+		vp->latest = !strcmp(text, "true");
+		return 0;
+	}
+	return entry_field("versions", path[2], text, tlen, vp->key, &vp->has_key,
+			   &vp->st, &vp->has_size, vp->e);
+}
+
+int s3_versions_parse(const char *xml, size_t len, s3_version_fn fn,
+		      void *opaque, bool *truncated, char *next_key,
+		      size_t nkey, char *next_vid, size_t nvid,
+		      struct bdev_err *e)
+{
+	struct version_page *vp;
+	int r;
+
+	vp = calloc(1, sizeof(*vp));
+	if (!vp)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	*truncated = false;
+	next_key[0] = next_vid[0] = 0;
+	vp->fn = fn;
+	vp->opaque = opaque;
+	vp->truncated = truncated;
+	vp->next_key = next_key;
+	vp->nkey = nkey;
+	vp->next_vid = next_vid;
+	vp->nvid = nvid;
+	vp->e = e;
+	/* Two passes, as for list pages: nothing from a malformed page. */
+	vp->validate = true;
+	r = s3_xml_walk(xml, len, version_leaf, vp, e);
+	if (!r && !vp->root_ok)
+		r = bdev_err_set(e, EPROTO, "versions answer: empty");
+	if (!r && *truncated && !next_key[0])
+		r = bdev_err_set(e, EPROTO, "versions answer: truncated without a key marker");
+	if (!r) {
+		vp->validate = false;
+		vp->has_key = vp->has_vid = vp->has_size = vp->latest = false;
+		r = s3_xml_walk(xml, len, version_leaf, vp, e);
+	}
+	free(vp);
 	return r;
 }

@@ -775,30 +775,7 @@ int s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
 int s3_get(struct s3_client *c, const char *key, size_t max, void **data,
 	   size_t *len, struct bdev_err *e)
 {
-	struct rq q = { .op = "get", .method = "GET", .key = key, .max = max };
-	int r;
-
-	*data = NULL;
-	*len = 0;
-	r = perform(c, &q, e);
-	if (r < 0) {
-		rq_free(&q);
-		return r;
-	}
-	if (!q.buf && !(q.buf = malloc(1))) {
-		rq_free(&q);
-		return bdev_err_set(e, ENOMEM, "out of memory");
-	}
-	q.buf[q.len] = 0;
-	if (q.has_length && q.content_length != q.len) {
-		rq_free(&q);
-		return bdev_err_set(e, EIO, "get s3://%s/%s: %zu bytes received, %llu announced",
-				    c->bucket, key, q.len, (unsigned long long)q.content_length);
-	}
-	*data = q.buf;
-	*len = q.len;
-	free(q.err);
-	return 0;
+	return s3_get_version(c, key, max, data, len, NULL, e);
 }
 
 int s3_get_range(struct s3_client *c, const char *key, uint64_t off,
@@ -1020,5 +997,186 @@ int s3_retention_get(struct s3_client *c, const char *key, int64_t *until,
 			bdev_err_set(e, EPROTO, "get retention s3://%s/%s: malformed answer", c->bucket, key);
 	}
 	rq_free(&q);
+	return r;
+}
+
+/* ---- versions ---- */
+
+int s3_get_version(struct s3_client *c, const char *key, size_t max,
+		   void **data, size_t *len, struct s3_version_id *id,
+		   struct bdev_err *e)
+{
+	struct rq q = { .op = "get", .method = "GET", .key = key, .max = max };
+	int r;
+
+	*data = NULL;
+	*len = 0;
+	r = perform(c, &q, e);
+	if (r < 0) {
+		rq_free(&q);
+		return r;
+	}
+	if (!q.buf && !(q.buf = malloc(1))) {
+		rq_free(&q);
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	}
+	q.buf[q.len] = 0;
+	if (q.has_length && q.content_length != q.len) {
+		rq_free(&q);
+		return bdev_err_set(e, EIO, "get s3://%s/%s: %zu bytes received, %llu announced",
+				    c->bucket, key, q.len, (unsigned long long)q.content_length);
+	}
+	*data = q.buf;
+	*len = q.len;
+	if (id) {
+		cpy(id->version_id, sizeof(id->version_id), q.version_id);
+		cpy(id->etag, sizeof(id->etag), q.etag);
+	}
+	free(q.err);
+	return 0;
+}
+
+
+#define VERSIONS_MAX 1000000    /* versions of one key deleted at most */
+
+struct vcollect {
+	const char *key;
+	char (*vid)[256];
+	bool *latest;
+	size_t n, cap;
+	bool other;             /* a key after ours was listed: done */
+};
+
+static int vcollect_one(void *opaque, const struct s3_version *v)
+{
+	struct vcollect *vc = opaque;
+
+	if (strcmp(v->key, vc->key)) {
+		vc->other = vc->other || strcmp(v->key, vc->key) > 0;
+		return 0;       /* a longer key under the same prefix */
+	}
+	if (vc->n == vc->cap) {
+		size_t nc = vc->cap ? 2 * vc->cap : 16;
+		void *a, *b;
+
+		if (nc > VERSIONS_MAX)
+			return -EFBIG;
+		a = realloc(vc->vid, nc * sizeof(*vc->vid));
+		if (a)
+			vc->vid = a;
+		b = a ? realloc(vc->latest, nc * sizeof(*vc->latest)) : NULL;
+		if (!b)
+			return -ENOMEM;
+		vc->latest = b;
+		vc->cap = nc;
+	}
+	cpy(vc->vid[vc->n], sizeof(vc->vid[0]), v->version_id);
+	vc->latest[vc->n++] = v->latest && !v->delete_marker;
+	return 0;
+}
+
+/* Every version of key (all pages) into vc. */
+static int versions_of(struct s3_client *c, const char *key,
+		       struct vcollect *vc, struct bdev_err *e)
+{
+	size_t qn = 3 * S3_KEY_MAX * 2 + 3 * 256 + 64;
+	char *query = malloc(qn), *enc_p = malloc(3 * S3_KEY_MAX + 1);
+	char *km = malloc(S3_KEY_MAX + 1), *enc_k = malloc(3 * S3_KEY_MAX + 1);
+	char vm[256], enc_v[3 * 256 + 1];
+	bool truncated = false;
+	size_t pages = 0;
+	int r;
+
+	if (!query || !enc_p || !km || !enc_k) {
+		r = bdev_err_set(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	km[0] = vm[0] = 0;
+	if (s3_uri_encode(key, false, enc_p, 3 * S3_KEY_MAX + 1) < 0) {
+		r = bdev_err_set(e, ENAMETOOLONG, "versions s3://%s: key too long", c->bucket);
+		goto out;
+	}
+	do {
+		struct rq q = { .op = "list versions", .method = "GET", .max = LIST_PAGE_MAX };
+		char okm[S3_KEY_MAX + 1], ovm[256];
+
+		if (s3_uri_encode(km, false, enc_k, 3 * S3_KEY_MAX + 1) < 0 ||
+		    s3_uri_encode(vm, false, enc_v, sizeof(enc_v)) < 0) {
+			r = bdev_err_set(e, EPROTO, "versions s3://%s/%s: marker too long", c->bucket, key);
+			goto out;
+		}
+		/* Canonical order: key-marker, prefix, version-id-marker, versions. */
+		snprintf(query, qn, "%s%s%sprefix=%s&%s%s%sversions=",
+			 km[0] ? "key-marker=" : "", enc_k, km[0] ? "&" : "", enc_p,
+			 vm[0] ? "version-id-marker=" : "", enc_v, vm[0] ? "&" : "");
+		q.query = query;
+		snprintf(okm, sizeof(okm), "%s", km);
+		snprintf(ovm, sizeof(ovm), "%s", vm);
+		r = perform(c, &q, e);
+		if (r == 0)
+			r = s3_versions_parse(q.buf ? q.buf : "", q.len, vcollect_one, vc,
+					      &truncated, km, S3_KEY_MAX + 1, vm, sizeof(vm), e);
+		rq_free(&q);
+		if (r == -ENOMEM || r == -EFBIG) {
+			r = bdev_err_set(e, -r, "versions s3://%s/%s: %s", c->bucket, key,
+					 r == -EFBIG ? "too many versions" : "out of memory");
+			goto out;
+		}
+		if (r)
+			goto out;
+		if (truncated && ((!strcmp(km, okm) && !strcmp(vm, ovm)) || ++pages > VERSIONS_MAX / 100)) {
+			r = bdev_err_set(e, EIO, "versions s3://%s/%s: listing did not advance", c->bucket, key);
+			goto out;
+		}
+	} while (truncated && !vc->other && !strcmp(km, key));
+out:
+	free(query);
+	free(enc_p);
+	free(km);
+	free(enc_k);
+	return r;
+}
+
+int s3_delete_version(struct s3_client *c, const char *key,
+		      const char *vid, struct bdev_err *e)
+{
+	struct rq q = { .op = "delete", .method = "DELETE", .key = key, .discard = true };
+	char query[300], enc[3 * 256 + 1];
+	int r;
+
+	if (vid[0] && strcmp(vid, "null")) {
+		if (s3_uri_encode(vid, false, enc, sizeof(enc)) < 0 ||
+		    (size_t)snprintf(query, sizeof(query), "versionId=%s", enc) >= sizeof(query))
+			return bdev_err_set(e, EPROTO, "delete s3://%s/%s: version id too long",
+					    c->bucket, key);
+		q.query = query;
+	}
+	r = perform(c, &q, e);
+	rq_free(&q);
+	return r == -ENOENT ? 0 : r;
+}
+
+int s3_delete_all(struct s3_client *c, const char *key, const char *if_latest,
+		  struct bdev_err *e)
+{
+	struct vcollect vc = { .key = key };
+	size_t latest = SIZE_MAX;
+	int r;
+
+	r = versions_of(c, key, &vc, e);
+	for (size_t i = 0; !r && i < vc.n; i++)
+		if (vc.latest[i])
+			latest = i;
+	if (!r && if_latest && (latest == SIZE_MAX || strcmp(vc.vid[latest], if_latest)))
+		r = bdev_err_set(e, EEXIST, "delete s3://%s/%s: a newer version is there",
+				 c->bucket, key);
+	/* Older versions first, the latest last: none comes back meanwhile. */
+	for (size_t i = 0; !r && i < vc.n; i++)
+		if (i != latest)
+			r = s3_delete_version(c, key, vc.vid[i], e);
+	if (!r && latest != SIZE_MAX)
+		r = s3_delete_version(c, key, vc.vid[latest], e);
+	free(vc.vid);
+	free(vc.latest);
 	return r;
 }

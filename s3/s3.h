@@ -159,4 +159,57 @@ struct s3_counters {
 };
 void s3_counters(struct s3_client *c, struct s3_counters *out);
 
+/* ---- versions (versioned buckets: every Object Lock bucket) ---- */
+
+/* Which version of an object a request met. */
+struct s3_version_id {
+	char version_id[256];   /* x-amz-version-id: "" when the store names
+				 * none, "null" in an unversioned bucket */
+	char etag[80];          /* without quotes */
+};
+/* s3_get, and which version was read into id (may be NULL). */
+int s3_get_version(struct s3_client *c, const char *key, size_t max,
+		   void **data, size_t *len, struct s3_version_id *id,
+		   struct bdev_err *e);
+
+/* One entry of a ListObjectVersions page: a <Version> or a
+ * <DeleteMarker>. */
+struct s3_version {
+	const char *key;
+	const char *version_id;     /* "null" for an unversioned object */
+	bool delete_marker;
+	bool latest;                /* <IsLatest>true */
+	struct s3_stat st;          /* size 0 for a delete marker */
+};
+typedef int (*s3_version_fn)(void *opaque, const struct s3_version *v);
+/* One ListObjectVersions answer page (for s3_delete_all and tests): fn for
+ * every <Version> and <DeleteMarker> (Key and VersionId required, Size
+ * for a Version), *truncated from <IsTruncated>, the markers of the next
+ * page from <NextKeyMarker> and <NextVersionIdMarker> (next_key size
+ * nkey, next_vid size nvid; "" when absent).  Strict and bounded like
+ * s3_list_parse: -EPROTO (e) on malformed or oversized XML, a root other
+ * than <ListVersionsResult>, a key over 1024 bytes, a version id over 255,
+ * a truncated page without a key marker; the whole page is checked before
+ * fn sees an entry; fn returning nonzero stops with that value. */
+int s3_versions_parse(const char *xml, size_t len, s3_version_fn fn,
+		      void *opaque, bool *truncated, char *next_key,
+		      size_t nkey, char *next_vid, size_t nvid,
+		      struct bdev_err *e);
+
+/* Delete every version of key (ListObjectVersions with prefix=key, exact
+ * key matches only; versions and delete markers, the latest last), so
+ * that no older version of a rewritten object becomes current again.  In
+ * an unversioned bucket a plain DELETE.  if_latest (NULL: none): only when
+ * the latest version is that version id, else -EEXIST and nothing is
+ * deleted (another writer's version is newer).  A key without versions:
+ * 0.  Under Object Lock retention -EACCES (older versions may then be
+ * gone already). */
+int s3_delete_all(struct s3_client *c, const char *key, const char *if_latest,
+		  struct bdev_err *e);
+
+/* Delete that version of key (version_id "" or "null": a plain DELETE);
+ * one that is gone already: 0.  Under retention -EACCES. */
+int s3_delete_version(struct s3_client *c, const char *key,
+		      const char *version_id, struct bdev_err *e);
+
 #endif

@@ -2,7 +2,7 @@
  *
  *   flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S]
  *               [--lifetime SECONDS] [--lose-once TEXT] [--deny TEXT]
- *               UPSTREAM_HOST:PORT
+ *               [--fail-match TEXT] [--stall-once TEXT] UPSTREAM_HOST:PORT
  *
  * Listens on 127.0.0.1 (port N, 0 = any; the port is printed on stdout,
  * one line), reads each request (head up to 64 KiB, then the body by
@@ -24,6 +24,11 @@
  * --deny TEXT: every request whose request line contains TEXT is answered
  * "403 Forbidden" with <Code>AccessDenied</Code> without forwarding (a
  * store or bucket policy refusing one kind of call, e.g. "retention=").
+ * --fail-match TEXT: every request whose request line contains TEXT is
+ * answered 503 (a store failing one object's reads, say "GET /b/r/lock ");
+ * --stall-once TEXT: the first request whose request line contains TEXT
+ * stalls as --stall does (not forwarded), the others go through: a test
+ * holding one step of a client for a while.
  *
  * Bounded: 64 connections at a time (more wait in the listen queue),
  * 30 s socket timeouts, a lifetime (default 600 s) after which it exits.
@@ -53,7 +58,8 @@
 static const char *up_host, *up_port;
 static double fail_p = 0.5, stall_p;
 static unsigned long stall_every;
-static const char *lose_once, *deny;
+static const char *lose_once, *deny, *fail_match, *stall_once;
+static atomic_bool stalled_once;
 static atomic_bool lost;
 static unsigned seed = 1;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -225,6 +231,15 @@ static void answer_error(int cfd, const char *status, const char *code,
 	send_all(cfd, ans, (size_t)l);
 }
 
+/* Whether the request line (the first line of head) contains text (NULL:
+ * no). */
+static bool line_has(const char *head, const char *text)
+{
+	const char *eol = strstr(head, "\r\n");
+
+	return text && eol && memmem(head, (size_t)(eol - head), text, strlen(text));
+}
+
 static void *serve(void *opaque)
 {
 	int cfd = (int)(intptr_t)opaque;
@@ -284,16 +299,15 @@ static void *serve(void *opaque)
 	}
 	nth = atomic_fetch_add(&n_requests, 1) + 1;
 	is_head = !strncmp(head, "HEAD ", 5);
-	const char *eol = strstr(head, "\r\n");
-
-	if (deny && eol && memmem(head, (size_t)(eol - head), deny, strlen(deny))) {
+	if (line_has(head, deny)) {
 		atomic_fetch_add(&n_denied, 1);
 		answer_error(cfd, "403 Forbidden", "AccessDenied", "Access Denied", is_head);
-	} else if (coin(fail_p)) {
+	} else if (line_has(head, fail_match) || coin(fail_p)) {
 		atomic_fetch_add(&n_failed, 1);
 		answer_error(cfd, "503 Service Unavailable", "SlowDown",
 			     "Please reduce your request rate.", is_head);
-	} else if ((stall_every && nth % stall_every == 0) || (stall_p > 0 && coin(stall_p))) {
+	} else if ((stall_every && nth % stall_every == 0) || (stall_p > 0 && coin(stall_p)) ||
+		   (line_has(head, stall_once) && !atomic_exchange(&stalled_once, true))) {
 		char b;
 
 		/* Until the client closes, or the socket timeout. */
@@ -301,8 +315,7 @@ static void *serve(void *opaque)
 		while (recv(cfd, &b, 1, 0) > 0)
 			;
 	} else {
-		bool drop = lose_once && !strncmp(head, "PUT ", 4) && eol &&
-			    memmem(head, (size_t)(eol - head), lose_once, strlen(lose_once)) &&
+		bool drop = !strncmp(head, "PUT ", 4) && line_has(head, lose_once) &&
 			    !atomic_exchange(&lost, true);
 
 		forward(cfd, head, body, blen, sent_100, drop);
@@ -349,6 +362,10 @@ int main(int argc, char **argv)
 			lose_once = argv[i + 1];
 		else if (!strcmp(argv[i], "--deny"))
 			deny = argv[i + 1];
+		else if (!strcmp(argv[i], "--fail-match"))
+			fail_match = argv[i + 1];
+		else if (!strcmp(argv[i], "--stall-once"))
+			stall_once = argv[i + 1];
 		else if (!strcmp(argv[i], "--lifetime"))
 			lifetime = atoi(argv[i + 1]);
 		else
@@ -356,7 +373,7 @@ int main(int argc, char **argv)
 	}
 	if (i != argc - 1 || !(colon = strrchr(argv[i], ':')) || fail_p < 0 || fail_p > 1 ||
 	    stall_p < 0 || stall_p > 1) {
-		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] [--lose-once TEXT] [--deny TEXT] HOST:PORT\n");
+		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] [--lose-once TEXT] [--deny TEXT] [--fail-match TEXT] [--stall-once TEXT] HOST:PORT\n");
 		return 2;
 	}
 	*colon = 0;

@@ -330,6 +330,150 @@ static void test_list_hostile(void **state)
 	free(huge);
 }
 
+/* ---- ListObjectVersions pages ---- */
+
+struct vseen {
+	size_t n;
+	char keys[8][32], vids[8][32];
+	bool marker[8], latest[8];
+	struct s3_stat st[8];
+};
+
+static int vcollect(void *opaque, const struct s3_version *v)
+{
+	struct vseen *s = opaque;
+
+	if (s->n < 8) {
+		snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", v->key);
+		snprintf(s->vids[s->n], sizeof(s->vids[0]), "%s", v->version_id);
+		s->marker[s->n] = v->delete_marker;
+		s->latest[s->n] = v->latest;
+		s->st[s->n] = v->st;
+	}
+	s->n++;
+	return 0;
+}
+
+static int vparse(const char *xml, size_t len, struct vseen *s, bool *trunc,
+		  char *nk, char *nv)
+{
+	struct bdev_err e = { 0 };
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	r = s3_versions_parse(xml, len, vcollect, s, trunc, nk, 64, nv, 64, &e);
+	if (r < 0) {
+		assert_int_equal(e.code, -r);
+		assert_true(strlen(e.msg) > 0);
+	}
+	return r;
+}
+
+#define VHEAD "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" \
+	"<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+
+static void test_versions_good(void **state)
+{
+	struct vseen s;
+	bool t;
+	char nk[64], nv[64];
+	static const char page[] = VHEAD "<Name>b</Name><Prefix>r/lock</Prefix>"
+		"<KeyMarker></KeyMarker><VersionIdMarker></VersionIdMarker>"
+		"<MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>"
+		"<NextKeyMarker>r/lock</NextKeyMarker><NextVersionIdMarker>v&amp;2</NextVersionIdMarker>"
+		"<DeleteMarker><Key>r/lock</Key><VersionId>m1</VersionId><IsLatest>true</IsLatest>"
+		"<LastModified>2026-11-30T22:53:33.000Z</LastModified><Owner><ID>x</ID></Owner></DeleteMarker>"
+		"<Version><Key>r/lock</Key><VersionId>v3</VersionId><IsLatest>false</IsLatest>"
+		"<LastModified>2026-11-30T22:53:33.123Z</LastModified><ETag>&quot;ab&quot;</ETag>"
+		"<Size>55</Size><StorageClass>STANDARD</StorageClass></Version>"
+		"<Version><Key>r/lock.x</Key><VersionId>null</VersionId><Size>0</Size></Version>"
+		"</ListVersionsResult>";
+
+	(void)state;
+	assert_int_equal(vparse(page, strlen(page), &s, &t, nk, nv), 0);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.keys[0], "r/lock");
+	assert_string_equal(s.vids[0], "m1");
+	assert_true(s.marker[0]);
+	assert_true(s.latest[0]);
+	assert_int_equal(s.st[0].mtime, 1796079213);
+	assert_string_equal(s.vids[1], "v3");
+	assert_false(s.marker[1]);
+	assert_false(s.latest[1]);
+	assert_int_equal(s.st[1].size, 55);
+	assert_string_equal(s.st[1].etag, "ab");
+	assert_string_equal(s.keys[2], "r/lock.x");
+	assert_string_equal(s.vids[2], "null");
+	assert_true(t);
+	assert_string_equal(nk, "r/lock");
+	assert_string_equal(nv, "v&2");
+
+	/* A last page without entries. */
+	assert_int_equal(vparse(VHEAD "<IsTruncated>false</IsTruncated></ListVersionsResult>",
+				strlen(VHEAD "<IsTruncated>false</IsTruncated></ListVersionsResult>"),
+				&s, &t, nk, nv), 0);
+	assert_int_equal(s.n, 0);
+	assert_false(t);
+	assert_string_equal(nk, "");
+}
+
+static void test_versions_hostile(void **state)
+{
+	struct vseen s;
+	bool t;
+	char nk[64], nv[64], *longv;
+	static const char *const bad[] = {
+		"",
+		"not xml",
+		VHEAD,
+		HEAD "</ListBucketResult>",     /* the other listing's root */
+		VHEAD "<Version><Key>a</Key><Size>1</Size></Version></ListVersionsResult>", /* no id */
+		VHEAD "<Version><VersionId>v</VersionId><Size>1</Size></Version></ListVersionsResult>",
+		VHEAD "<Version><Key>a</Key><VersionId>v</VersionId></Version></ListVersionsResult>", /* no size */
+		VHEAD "<DeleteMarker><Key>a</Key></DeleteMarker></ListVersionsResult>",
+		VHEAD "<Version><Key>a</Key><VersionId></VersionId><Size>1</Size></Version></ListVersionsResult>",
+		VHEAD "<Version><Key>a</Key><VersionId>v</VersionId><VersionId>w</VersionId><Size>1</Size></Version></ListVersionsResult>",
+		VHEAD "<Version><Key>a</Key><Key>b</Key><VersionId>v</VersionId><Size>1</Size></Version></ListVersionsResult>",
+		VHEAD "<Version><Key>a</Key><VersionId>v</VersionId><Size>x</Size></Version></ListVersionsResult>",
+		VHEAD "<Version><Key>a</Key><VersionId>v</VersionId><Size>1</Size><IsLatest>yes</IsLatest></Version></ListVersionsResult>",
+		VHEAD "<Version><Key>a</Key><VersionId>v</VersionId><Size>1</Size><LastModified>now</LastModified></Version></ListVersionsResult>",
+		VHEAD "<IsTruncated>true</IsTruncated></ListVersionsResult>",   /* no marker */
+		VHEAD "<IsTruncated>maybe</IsTruncated></ListVersionsResult>",
+		VHEAD "<Version>text<Key>a</Key></Version></ListVersionsResult>",
+		VHEAD "<Version><Key>a</Key><VersionId>v</VersionId><Size>1</Size></Version>"
+		      "<Version><Key>b</Key></Version></ListVersionsResult>",  /* a bad entry after a good one */
+		VHEAD "<Version><Key>a</Key><VersionId>v</VersionId><Size>1</Size></Version></ListVersionsResult><X/>",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = vparse(bad[i], strlen(bad[i]), &s, &t, nk, nv);
+
+		if (r != -EPROTO)
+			fail_msg("case %zu accepted (%d): %s", i, r, bad[i]);
+		assert_int_equal(s.n, 0);
+	}
+	/* A version id of 256 bytes (255 fit), a marker beyond the buffer. */
+	longv = malloc(2000);
+	assert_non_null(longv);
+	strcpy(longv, VHEAD "<Version><Key>a</Key><VersionId>");
+	memset(longv + strlen(longv), 'v', 256);
+	strcpy(longv + strlen(VHEAD "<Version><Key>a</Key><VersionId>") + 256,
+	       "</VersionId><Size>1</Size></Version></ListVersionsResult>");
+	assert_int_equal(vparse(longv, strlen(longv), &s, &t, nk, nv), -EPROTO);
+	memmove(longv + strlen(VHEAD "<Version><Key>a</Key><VersionId>") + 255,
+		longv + strlen(VHEAD "<Version><Key>a</Key><VersionId>") + 256,
+		strlen(longv + strlen(VHEAD "<Version><Key>a</Key><VersionId>") + 256) + 1);
+	assert_int_equal(vparse(longv, strlen(longv), &s, &t, nk, nv), 0);
+	assert_int_equal(s.n, 1);
+	strcpy(longv, VHEAD "<IsTruncated>true</IsTruncated><NextKeyMarker>");
+	memset(longv + strlen(longv), 'k', 64);
+	strcpy(longv + strlen(VHEAD "<IsTruncated>true</IsTruncated><NextKeyMarker>") + 64,
+	       "</NextKeyMarker></ListVersionsResult>");
+	assert_int_equal(vparse(longv, strlen(longv), &s, &t, nk, nv), -EPROTO);
+	free(longv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +481,8 @@ int main(void)
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_list_good),
 		cmocka_unit_test(test_list_hostile),
+		cmocka_unit_test(test_versions_good),
+		cmocka_unit_test(test_versions_hostile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
