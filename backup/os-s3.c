@@ -84,7 +84,12 @@ struct s3r {
 	pthread_cond_t cv;
 	uint8_t inflight[INFLIGHT][BKP_DIGEST];
 	bool busy[INFLIGHT];
+	int cond;                        /* COND_*: If-None-Match, under mu */
 };
+
+/* Whether the store honours If-None-Match (os3_cond_probe, once per open,
+ * before the first chunk is stored). */
+enum { COND_UNKNOWN, COND_PROBING, COND_HONOURED, COND_IGNORED, COND_FAILED };
 
 static struct s3r *S(const struct bkp_repo *r)
 {
@@ -372,40 +377,90 @@ static int prove(struct bkp_store *st, const char *key, const void *data,
 	return n == (ssize_t)len && !memcmp(st->dec, data, len) ? 0 : -EBADMSG;
 }
 
+/* Does the store honour If-None-Match?  A scratch key (probe/HEX) put
+ * twice with it: the second put must be refused (412, -EEXIST).  A store
+ * that takes it ignores the header: every put-once of this open is then
+ * HEAD + PUT (s3_set_no_conditional), and chunks are looked for first.
+ * Any other answer leaves the chunk path on HEAD + PUT for this open
+ * (COND_FAILED).  The key is deleted. */
+static int os3_cond_probe(struct bkp_repo *r)
+{
+	struct s3_put_opts po = { .if_none_match = true };
+	struct bdev_err e = { 0 };
+	uint8_t rnd[8];
+	char key[64], k[KEY_MAX];
+	int rc, res;
+
+	if (util_random(rnd, sizeof(rnd)))
+		return COND_FAILED;
+	memcpy(key, "probe/if-none-match-", 20);
+	for (int i = 0; i < 8; i++)
+		snprintf(key + 20 + 2 * i, 3, "%02x", rnd[i]);
+	full_key(r, key, k);
+	if (s3_put(S(r)->c, k, "1", 1, &po, &e))
+		return COND_FAILED;
+	rc = s3_put(S(r)->c, k, "2", 1, &po, &e);
+	res = rc == -EEXIST ? COND_HONOURED : rc == 0 ? COND_IGNORED : COND_FAILED;
+	if (res == COND_IGNORED)
+		s3_set_no_conditional(S(r)->c, true);
+	/* Every version: in a versioned bucket (where radosgw ignores the
+	 * header) the second PUT made a second version, and deleting only the
+	 * current one would bring the first back. */
+	s3_delete_all(S(r)->c, k, NULL, &e);
+	return res;
+}
+
+/* Store chunk d.  look: find out first whether it is there (a HEAD, or
+ * --full's read back).  Where the store honours If-None-Match and the
+ * caller has no reason to expect the chunk (look false), the PUT goes
+ * first: one request per new chunk; a 412 answer means present or
+ * damaged, and the HEAD then tells which. */
 static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
-			 const void *data, size_t len, uint64_t *added,
-			 struct bdev_err *e)
+			 const void *data, size_t len, bool look,
+			 uint64_t *added, struct bdev_err *e)
 {
 	struct bkp_repo *r = st->r;
 	char key[BKP_CHUNK_KEY], k[KEY_MAX];
 	bool damaged = false;
-	size_t n;
+	size_t n = 0;
 	int rc;
 
 	*added = 0;
 	bkp_chunk_key(d, key);
 	full_key(r, key, k);
-	/* --full reads the object back; otherwise a HEAD (os3_touch notes
-	 * the chunk as touched when it is there) */
-	rc = st->deep ? prove(st, k, data, len) : os3_touch(st, d);
-	if (!rc) {
-		if (st->deep)
-			note_touched(r, d);
-		return 0;
+	look = look || st->deep || S(r)->cond != COND_HONOURED;
+	for (;;) {
+		if (look) {
+			/* --full reads the object back; otherwise a HEAD
+			 * (os3_touch notes the chunk as touched when it is
+			 * there) */
+			rc = st->deep ? prove(st, k, data, len) : os3_touch(st, d);
+			if (!rc) {
+				if (st->deep)
+					note_touched(r, d);
+				return 0;
+			}
+			if (rc == -EBADMSG) {
+				/* Known damaged: a put-once would meet it and
+				 * take it for the same data.  Replace it:
+				 * delete, then put-once below. */
+				damaged = true;
+				rc = s3_delete(S(r)->c, k, e);
+				if (rc)
+					return rc;
+			}
+		}
+		if (!n)
+			n = bkp_chunk_encode(data, len, st->enc, st->enccap);
+		if (!n)
+			return bdev_err_set(e, EINVAL, "chunk of %zu bytes cannot be encoded",
+					    len);
+		rc = put_opts(r, key, st->enc, n, true, e);
+		if (rc != -EEXIST || look)
+			break;
+		/* 412 to a PUT sent without a look: there, or damaged */
+		look = true;
 	}
-	if (rc == -EBADMSG) {
-		/* Known damaged: a put-once would meet it and take it for the
-		 * same data.  Replace it: delete, then put-once below. */
-		damaged = true;
-		rc = s3_delete(S(r)->c, k, e);
-		if (rc)
-			return rc;
-	}
-	n = bkp_chunk_encode(data, len, st->enc, st->enccap);
-	if (!n)
-		return bdev_err_set(e, EINVAL, "chunk of %zu bytes cannot be encoded",
-				    len);
-	rc = put_opts(r, key, st->enc, n, true, e);
 	if (rc == -EEXIST && damaged && os3_touch(st, d) != 0)
 		return bdev_err_set(e, EEXIST, "%s: a damaged chunk object came back while it was being replaced",
 				    k);
@@ -425,20 +480,35 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 }
 
 /* Two threads of one backup storing the same new chunk (repeated data)
- * would both find it missing and both PUT it with If-None-Match, and a
- * conditional PUT over an existing key stalls against radosgw: the second
- * waits for the first here, then finds the chunk with its HEAD. */
+ * would both send it: the second waits for the first here, then looks
+ * for it first (a HEAD) instead of uploading it again for a 412.  The
+ * first chunk stored probes the store's If-None-Match (os3_cond_probe)
+ * while the others wait. */
 static int os3_store_put(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 			 const void *data, size_t len, uint64_t *added,
 			 struct bdev_err *e)
 {
 	struct s3r *s = S(st->r);
+	bool waited = false;
 	int slot = -1, rc;
 
 	pthread_mutex_lock(&s->mu);
+	while (s->cond == COND_UNKNOWN || s->cond == COND_PROBING) {
+		if (s->cond == COND_PROBING) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		s->cond = COND_PROBING;
+		pthread_mutex_unlock(&s->mu);
+		rc = os3_cond_probe(st->r);
+		pthread_mutex_lock(&s->mu);
+		s->cond = rc;
+		pthread_cond_broadcast(&s->cv);
+	}
 	for (int i = 0; i < INFLIGHT; i++) {
 		if (s->busy[i] && !memcmp(s->inflight[i], d, BKP_DIGEST)) {
 			pthread_cond_wait(&s->cv, &s->mu);
+			waited = true;
 			i = -1;        /* look again */
 			slot = -1;
 			continue;
@@ -451,7 +521,7 @@ static int os3_store_put(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 		memcpy(s->inflight[slot], d, BKP_DIGEST);
 	}
 	pthread_mutex_unlock(&s->mu);
-	rc = store_put_one(st, d, data, len, added, e);
+	rc = store_put_one(st, d, data, len, waited, added, e);
 	if (slot >= 0) {
 		pthread_mutex_lock(&s->mu);
 		s->busy[slot] = false;
@@ -1095,6 +1165,24 @@ static int add_name(char ***v, size_t *n, const char *name)
 	return 0;
 }
 
+/* A probe/ scratch key older than the cutoff: left by a backup killed
+ * between the probe's PUT and its delete (a live one deletes its own in
+ * well under the grace period). */
+static int sweep_probe(void *opaque, const char *name,
+		       const struct bkp_os_stat *st)
+{
+	struct gc_ctx *g = opaque;
+	char key[128];
+
+	if (bkp_ts_cmp(st->mtime, g->cutoff) >= 0 ||
+	    strncmp(name, "if-none-match-", 14) || strlen(name) > 64)
+		return 0;
+	snprintf(key, sizeof(key), "probe/%s", name);
+	if (del_key(g->r, key, true, NULL) == 0)
+		g->res->tmp_removed++;
+	return 0;
+}
+
 static int add_ref(struct gc_ctx *g, const uint8_t *d, size_t n)
 {
 	if (g->nref + n > g->capref) {
@@ -1364,6 +1452,8 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 		writer_remove(r, g.dead[i]);
 		res->tmp_removed++;
 	}
+	if (!rc && !o->dry_run)
+		(void)os3_list(r, "probe", sweep_probe, &g, NULL);
 	if (!rc)
 		rc = lock_check(r, e);  /* a sweep cut short says so */
 out:

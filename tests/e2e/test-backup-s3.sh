@@ -155,7 +155,13 @@ id3=$(cat "$dir/bg.out")
 TO $T backup restore "$R" "$id3" "$dir/out.raw" 2>"$dir/err" || fail "restore of the backup made beside gc"
 cmp "$dir/out.raw" "$dir/ref3" || fail "the backup made beside gc restores other bytes"
 rm -f "$dir/out.raw"
+# A probe key left by a backup killed between its PUT and its delete: gc
+# removes it once past the grace period; no backup leaves one behind.
+TO $P list s3://vhds-backup/repo/one/probe | grep -q . && fail "a backup left its probe key: $(TO $P list s3://vhds-backup/repo/one/probe)"
+printf 1 | TO $P put s3://vhds-backup/repo/one/probe/if-none-match-00112233aabbccdd - || fail "put a stale probe key"
+sleep 2
 TO $T backup gc --grace 0 "$R" >"$dir/gc" 2>"$dir/err" || fail "gc"
+TO $P list s3://vhds-backup/repo/one/probe | grep -q . && fail "gc left a stale probe key: $(TO $P list s3://vhds-backup/repo/one/probe)"
 TO $T backup verify "$R" >"$dir/v" 2>&1 || fail "verify after gc: $(cat "$dir/v")"
 [ "$(TO $T backup list --output=json "$R" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ] ||
 	fail "prune --keep-last 1 beside a backup: $(TO $T backup list "$R")"

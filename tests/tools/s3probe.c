@@ -12,8 +12,11 @@
  *   s3probe [OPTIONS] delete s3://BUCKET/KEY
  *   s3probe [OPTIONS] retention s3://BUCKET/KEY [UNIX_SECONDS]  get or set
  *   s3probe [OPTIONS] putmany s3://BUCKET/PREFIX N [--threads T]
- *                    N objects PREFIXNNNNNN (6 digits) of a few bytes each,
- *                    from T threads sharing one client
+ *                    [--size BYTES] [--if-none-match]
+ *                    N objects PREFIXNNNNNN (6 digits) of a few bytes each
+ *                    (--size: BYTES of random data each, all different),
+ *                    from T threads sharing one client; the store's ceiling
+ *                    for bench/s3.sh
  *
  * OPTIONS: --endpoint URL, --secret KEY, --retries N, --connections N,
  * --timeout-ms N, --no-conditional, --stats (counters on stderr at the
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct s3_client *cl;
@@ -121,6 +125,8 @@ static int print_key(void *opaque, const char *k, const struct s3_stat *st)
 struct many {
 	atomic_long next;
 	long n;
+	size_t size;            /* 0: "object N\n" bodies */
+	bool cond;
 	int rc;
 	struct bdev_err e;
 	pthread_mutex_t mu;
@@ -129,16 +135,34 @@ struct many {
 static void *put_worker(void *opaque)
 {
 	struct many *m = opaque;
-	char k[1100], body[32];
+	struct s3_put_opts o = { .if_none_match = m->cond };
+	char k[1100], small[32], *body = small;
+	uint64_t x = (uint64_t)(uintptr_t)&o ^ (uint64_t)time(NULL) << 20;
+	size_t len;
 	long i;
 	struct bdev_err e = { 0 };
 
+	if (m->size && !(body = malloc(m->size)))
+		return NULL;
 	while ((i = atomic_fetch_add(&m->next, 1)) < m->n) {
 		int r;
 
 		snprintf(k, sizeof(k), "%s%06ld", key, i);
-		snprintf(body, sizeof(body), "object %ld\n", i);
-		r = s3_put(cl, k, body, strlen(body), NULL, &e);
+		if (m->size) {
+			/* xorshift64: incompressible enough, cheaper than
+			 * /dev/urandom; a new body for every object */
+			for (size_t j = 0; j + 8 <= m->size; j += 8) {
+				x ^= x << 13;
+				x ^= x >> 7;
+				x ^= x << 17;
+				memcpy(body + j, &x, 8);
+			}
+			len = m->size;
+		} else {
+			snprintf(small, sizeof(small), "object %ld\n", i);
+			len = strlen(small);
+		}
+		r = s3_put(cl, k, body, len, &o, &e);
 		if (r < 0) {
 			pthread_mutex_lock(&m->mu);
 			if (!m->rc) {
@@ -149,6 +173,8 @@ static void *put_worker(void *opaque)
 			break;
 		}
 	}
+	if (body != small)
+		free(body);
 	return NULL;
 }
 
@@ -161,9 +187,17 @@ static int cmd_putmany(int argc, char **argv)
 	if (argc < 1)
 		return usage();
 	m.n = atol(argv[0]);
-	if (argc >= 3 && !strcmp(argv[1], "--threads"))
-		t = atoi(argv[2]);
-	if (t < 1 || t > 64 || m.n < 0)
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+			t = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--size") && i + 1 < argc)
+			m.size = (size_t)atoll(argv[++i]);
+		else if (!strcmp(argv[i], "--if-none-match"))
+			m.cond = true;
+		else
+			return usage();
+	}
+	if (t < 1 || t > 64 || m.n < 0 || m.size > ((size_t)1 << 30))
 		return usage();
 	for (n = 0; n < t; n++)
 		if (pthread_create(&th[n], NULL, put_worker, &m))
