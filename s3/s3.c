@@ -354,6 +354,8 @@ static int status_errno(const struct rq *q)
 		return -EINVAL;
 	if (q->status == 416)
 		return -ERANGE;
+	if (q->status == 501)
+		return -ENOSYS;         /* NotImplemented */
 	return -EIO;
 }
 
@@ -1167,6 +1169,14 @@ int s3_delete_all(struct s3_client *c, const char *key, const char *if_latest,
 	int r;
 
 	r = versions_of(c, key, &vc, e);
+	if ((r == -EPROTO || r == -EINVAL || r == -ENOSYS) && !if_latest) {
+		/* A store without ListObjectVersions (501 NotImplemented, 400, or
+		 * an answer that is no version list): an unversioned one, where a
+		 * plain DELETE is the whole job. */
+		free(vc.vid);
+		free(vc.latest);
+		return s3_delete(c, key, e);
+	}
 	for (size_t i = 0; !r && i < vc.n; i++)
 		if (vc.latest[i])
 			latest = i;

@@ -199,7 +199,9 @@ int s3_versions_parse(const char *xml, size_t len, s3_version_fn fn,
 /* Delete every version of key (ListObjectVersions with prefix=key, exact
  * key matches only; versions and delete markers, the latest last), so
  * that no older version of a rewritten object becomes current again.  In
- * an unversioned bucket a plain DELETE.  if_latest (NULL: none): only when
+ * an unversioned bucket, or on a store that cannot list versions (501,
+ * 400, an answer that is no version list) when if_latest is NULL, a plain
+ * DELETE.  if_latest (NULL: none): only when
  * the latest version is that version id, else -EEXIST and nothing is
  * deleted (another writer's version is newer).  A key without versions:
  * 0.  Under Object Lock retention -EACCES (older versions may then be
