@@ -479,6 +479,26 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 	return 0;
 }
 
+/* Probe the store's If-None-Match once per open (the first caller probes,
+ * the others wait).  Called and returns with s->mu held. */
+static void cond_known(struct bkp_repo *r)
+{
+	struct s3r *s = S(r);
+
+	while (s->cond == COND_UNKNOWN || s->cond == COND_PROBING) {
+		if (s->cond == COND_PROBING) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		s->cond = COND_PROBING;
+		pthread_mutex_unlock(&s->mu);
+		int rc = os3_cond_probe(r);
+		pthread_mutex_lock(&s->mu);
+		s->cond = rc;
+		pthread_cond_broadcast(&s->cv);
+	}
+}
+
 /* Two threads of one backup storing the same new chunk (repeated data)
  * would both send it: the second waits for the first here, then looks
  * for it first (a HEAD) instead of uploading it again for a 412.  The
@@ -493,18 +513,7 @@ static int os3_store_put(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 	int slot = -1, rc;
 
 	pthread_mutex_lock(&s->mu);
-	while (s->cond == COND_UNKNOWN || s->cond == COND_PROBING) {
-		if (s->cond == COND_PROBING) {
-			pthread_cond_wait(&s->cv, &s->mu);
-			continue;
-		}
-		s->cond = COND_PROBING;
-		pthread_mutex_unlock(&s->mu);
-		rc = os3_cond_probe(st->r);
-		pthread_mutex_lock(&s->mu);
-		s->cond = rc;
-		pthread_cond_broadcast(&s->cv);
-	}
+	cond_known(st->r);
 	for (int i = 0; i < INFLIGHT; i++) {
 		if (s->busy[i] && !memcmp(s->inflight[i], d, BKP_DIGEST)) {
 			pthread_cond_wait(&s->cv, &s->mu);
@@ -904,6 +913,11 @@ static int os3_lock(struct bkp_repo *r, const char *what, struct bdev_err *e)
 		return bdev_err_set(e, EIO, "no random bytes for the lock token");
 	bkp_hex(rnd, sizeof(rnd), s->lock_token);
 	atomic_store(&s->lock_lost, false);
+	/* Where the store ignores If-None-Match (radosgw in a versioned
+	 * bucket) the lock's put-once becomes HEAD + PUT. */
+	pthread_mutex_lock(&s->mu);
+	cond_known(r);
+	pthread_mutex_unlock(&s->mu);
 	for (int attempt = 0; attempt < 3 && rc == -EEXIST; attempt++) {
 		char *old = NULL, *body, token[33];
 		struct s3_version_id vid;

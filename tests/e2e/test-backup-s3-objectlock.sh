@@ -206,4 +206,15 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["retention
 	fail "gc json: $(cat "$dir/gc.json")"
 stop_proxy
 TO $T backup gc --grace 0 "$L" >"$dir/gc" 2>"$dir/err" || fail "gc without the proxy: $(cat "$dir/err")"
+
+# radosgw ignores If-None-Match in a versioned (Object Lock) bucket: the
+# maintenance lock is then taken by HEAD + PUT, so a held lock still keeps
+# a second gc out instead of being overwritten.
+printf 'gc pid 1 on elsewhere\nexpires %s\ntoken 00112233445566778899aabbccddeeff\n' $(($(date +%s) + 600)) |
+	TO $P put s3://vhds-locked/r/lock - || fail "put a held lock"
+TO $T backup gc --grace 0 "$L" >"$dir/gc" 2>"$dir/err" && fail "gc took a lock another process holds (If-None-Match ignored)"
+grep -q "locked by gc pid 1 on elsewhere" "$dir/err" || fail "gc beside a held lock: $(cat "$dir/err")"
+TO $P get s3://vhds-locked/r/lock - | grep -q "token 00112233445566778899aabbccddeeff" ||
+	fail "the held lock was overwritten"
+TO $P delete s3://vhds-locked/r/lock || fail "delete the held lock"
 echo "ok"
