@@ -85,6 +85,7 @@ struct s3r {
 	uint8_t inflight[INFLIGHT][BKP_DIGEST];
 	bool busy[INFLIGHT];
 	int cond;                        /* COND_*: If-None-Match, under mu */
+	atomic_int look_run;             /* > 0: HEAD before PUT (duplicates seen) */
 };
 
 /* Whether the store honours If-None-Match (os3_cond_probe, once per open,
@@ -414,7 +415,12 @@ static int os3_cond_probe(struct bkp_repo *r)
  * --full's read back).  Where the store honours If-None-Match and the
  * caller has no reason to expect the chunk (look false), the PUT goes
  * first: one request per new chunk; a 412 answer means present or
- * damaged, and the HEAD then tells which. */
+ * damaged, and the HEAD then tells which.  Duplicates come in runs (a
+ * second disk cloned from the same template, data moved on a disk): once
+ * a PUT meets a chunk that is there, the next chunks are looked for first
+ * (a HEAD, not an upload of the whole chunk for a 412), until LOOK_RUN
+ * HEADs in a row find nothing. */
+#define LOOK_RUN 16
 static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 			 const void *data, size_t len, bool look,
 			 uint64_t *added, struct bdev_err *e)
@@ -428,7 +434,8 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 	*added = 0;
 	bkp_chunk_key(d, key);
 	full_key(r, key, k);
-	look = look || st->deep || S(r)->cond != COND_HONOURED;
+	look = look || st->deep || S(r)->cond != COND_HONOURED ||
+	       atomic_load(&S(r)->look_run) > 0;
 	for (;;) {
 		if (look) {
 			/* --full reads the object back; otherwise a HEAD
@@ -438,8 +445,11 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 			if (!rc) {
 				if (st->deep)
 					note_touched(r, d);
+				atomic_store(&S(r)->look_run, LOOK_RUN);
 				return 0;
 			}
+			if (rc == -ENOENT && atomic_load(&S(r)->look_run) > 0)
+				atomic_fetch_sub(&S(r)->look_run, 1);
 			if (rc == -EBADMSG) {
 				/* Known damaged: a put-once would meet it and
 				 * take it for the same data.  Replace it:
@@ -458,7 +468,8 @@ static int store_put_one(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 		rc = put_opts(r, key, st->enc, n, true, e);
 		if (rc != -EEXIST || look)
 			break;
-		/* 412 to a PUT sent without a look: there, or damaged */
+		/* 412 to a PUT sent without a look: there, or damaged (the
+		 * HEAD that finds it there also starts a look run) */
 		look = true;
 	}
 	if (rc == -EEXIST && damaged && os3_touch(st, d) != 0)

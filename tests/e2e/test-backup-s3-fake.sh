@@ -219,5 +219,19 @@ TO $P "${S[@]}" delete "s3://fake-bkt/$k" && printf 'short' | TO $P "${S[@]}" pu
 id3=$(backup)
 [ "$(jget "$id3" chunks-replaced)" = 1 ] || fail "$mode: chunks-replaced $(jget "$id3" chunks-replaced), 1 expected"
 [ "$(TO $P "${S[@]}" head "s3://fake-bkt/$k" | cut -d' ' -f1)" -gt 24 ] || fail "$mode: $k still short"
+# Duplicates come in runs: a disk of 20 new chunks, then a copy of it (no
+# base to build on: --no-track) with one connection: one PUT meets a 412,
+# the other 19 chunks are looked for (HEAD), not uploaded for a 412 each.
+head -c $((80 * M)) /dev/urandom >"$dir/big.raw"
+TO $T backup create "${E[@]}" --no-track --connections 1 s3://fake-bkt/r "$dir/big.raw" >/dev/null 2>"$dir/err" ||
+	fail "$mode: backup of big.raw"
+cp "$dir/big.raw" "$dir/copy.raw"
+n=$(($(wc -l <"$dir/log") + 1))
+TO $T backup create "${E[@]}" --no-track --connections 1 s3://fake-bkt/r "$dir/copy.raw" >/dev/null 2>"$dir/err" ||
+	fail "$mode: backup of its copy"
+blind=$(chunk_log "$n" | grep -c '^PUT .* 412$')
+found=$(chunk_log "$n" | grep -c '^HEAD .* 200$')
+[ "$blind" = 1 ] && [ "$found" -ge 19 ] ||
+	fail "$mode: a copy of a backed-up disk: $blind chunk uploads met a 412 and $found HEADs found chunks (1 and 19 expected)"
 stop_server
 echo ok
