@@ -121,6 +121,10 @@ struct bkp_os_ops {
 	/* read chunk file d into buf (cap): length, -ENOENT, -EBADMSG, -EFBIG */
 	ssize_t (*chunk_get)(const struct bkp_repo *r, const uint8_t d[32],
 			     void *buf, size_t cap, char *why, size_t wl);
+	/* after a chunk_get whose content is bad: another (the original)
+	 * version of it, same answers; -ENOENT none (NULL: no versions) */
+	ssize_t (*chunk_orig)(const struct bkp_repo *r, const uint8_t d[32],
+			      void *buf, size_t cap, char *why, size_t wl);
 	int (*quarantine)(const struct bkp_repo *r, const uint8_t d[32],
 			  struct bdev_err *e);
 	/* every chunk object: name "XX/HEX" or "XX/HEX.bad" */

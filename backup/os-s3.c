@@ -162,6 +162,64 @@ static int put_opts(struct bkp_repo *r, const char *key, const void *data,
 	return s3_put(S(r)->c, k, data, len, &po, e);
 }
 
+/* ---- Object Lock: the original versions ----
+ * Every backup object is written once, so in an Object Lock (versioned)
+ * bucket the oldest version of a key is the genuine, locked one.  The
+ * client's own credentials can still hide it behind a delete marker (a
+ * DELETE without a version id) or put a newer version over it (radosgw
+ * ignores If-None-Match in a versioned bucket): readers of a locked
+ * repository read the oldest version of backups/ and repo.json always,
+ * and of a chunk when the current version is missing or not its digest's
+ * content.  The rewritten lock, writers/ and probe/ objects read the
+ * current version. */
+static bool locked_key(const struct bkp_repo *r, const char *key)
+{
+	return r->object_lock_days > 0 && !strncmp(key, "backups/", 8);
+}
+
+/* The oldest version of full key k (max bytes at most). */
+static int get_oldest(const struct bkp_repo *r, const char *k, size_t max,
+		      void **out, size_t *len, struct bdev_err *e)
+{
+	char vid[256];
+	int rc = s3_oldest_version(S(r)->c, k, vid, NULL, NULL, NULL, e);
+
+	return rc ? rc : s3_get_version(S(r)->c, k, vid, max, out, len, NULL, e);
+}
+
+/* repo.json, read before the lock days are known: the current version
+ * (one GET, as ever); when the answer names a version (a versioned bucket,
+ * every Object Lock one) or there is none, the oldest version instead.  A
+ * store without version listing keeps the first answer. */
+static int repo_json_get(const struct bkp_repo *r, const char *k, size_t max,
+			 void **out, size_t *len, struct bdev_err *e)
+{
+	struct bdev_err e2 = { 0 };
+	struct s3_version_id id = { .version_id = "" };
+	char vid[256];
+	void *d = NULL;
+	int rc, rc2;
+
+	rc = s3_get_version(S(r)->c, k, NULL, max, &d, len, &id, e);
+	if (rc == 0 && (!id.version_id[0] || !strcmp(id.version_id, "null"))) {
+		*out = d;
+		return 0;
+	}
+	if (rc && rc != -ENOENT)
+		return rc;
+	rc2 = s3_oldest_version(S(r)->c, k, vid, NULL, NULL, NULL, &e2);
+	if (rc2 || (rc == 0 && !strcmp(vid, id.version_id))) {
+		*out = d;       /* no other: what the GET answered */
+		return rc;
+	}
+	free(d);
+	if (e) {
+		e->code = 0;
+		e->msg[0] = '\0';
+	}
+	return s3_get_version(S(r)->c, k, vid, max, out, len, NULL, e);
+}
+
 static int os3_get_e(const struct bkp_repo *r, const char *key, size_t max,
 		     char **out, size_t *len, struct bdev_err *e)
 {
@@ -170,7 +228,12 @@ static int os3_get_e(const struct bkp_repo *r, const char *key, size_t max,
 	int rc;
 
 	full_key(r, key, k);
-	rc = s3_get(S(r)->c, k, max, &d, len, e);
+	if (!strcmp(key, "repo.json"))
+		rc = repo_json_get(r, k, max, &d, len, e);
+	else if (locked_key(r, key))
+		rc = get_oldest(r, k, max, &d, len, e);
+	else
+		rc = s3_get(S(r)->c, k, max, &d, len, e);
 	if (!rc)
 		*out = d;
 	return rc;
@@ -234,6 +297,11 @@ static int os3_head(const struct bkp_repo *r, const char *key,
 
 	full_key(r, key, k);
 	rc = s3_head(S(r)->c, k, &s, &e);
+	if (rc == -ENOENT && locked_key(r, key)) {
+		char vid[256];  /* hidden behind a delete marker */
+
+		rc = s3_oldest_version(S(r)->c, k, vid, &s, NULL, NULL, &e);
+	}
 	if (!rc && st) {
 		st->size = s.size;
 		st->mtime.tv_sec = (time_t)s.mtime;
@@ -259,9 +327,11 @@ static int del_key(struct bkp_repo *r, const char *key, bool all,
 	return all ? s3_delete_all(S(r)->c, k, NULL, e) : s3_delete(S(r)->c, k, e);
 }
 
+/* In a locked repository a backups/ key goes with every version: its
+ * listing and reads see the oldest version even behind a delete marker. */
 static int os3_del(struct bkp_repo *r, const char *key, struct bdev_err *e)
 {
-	return del_key(r, key, false, e);
+	return del_key(r, key, locked_key(r, key), e);
 }
 
 /* writers/NAME and writers/NAME.touched, every version. */
@@ -292,6 +362,73 @@ static int list_one(void *opaque, const char *key, const struct s3_stat *st)
 	return l->fn(l->opaque, key + l->skip, &os);
 }
 
+/* A versions listing grouped by key (the versions of a key come together,
+ * newest first): done(g, opaque) once per key, with its count of versions
+ * and delete markers and its oldest version that is not a delete marker
+ * (have false: none). */
+struct key_versions {
+	char key[KEY_MAX], vid[256];
+	struct s3_stat st;
+	bool have;
+	size_t count;
+	int (*done)(const struct key_versions *g, void *opaque);
+	void *opaque;
+};
+
+static int kv_flush(struct key_versions *g)
+{
+	int rc = g->count ? g->done(g, g->opaque) : 0;
+
+	g->count = 0;
+	g->have = false;
+	return rc;
+}
+
+static int kv_one(void *opaque, const struct s3_version *v)
+{
+	struct key_versions *g = opaque;
+	int rc = 0;
+
+	if (strcmp(v->key, g->key)) {
+		rc = kv_flush(g);
+		snprintf(g->key, sizeof(g->key), "%s", v->key);
+	}
+	g->count++;
+	if (!v->delete_marker) {        /* the last one listed is the oldest */
+		g->have = true;
+		g->st = v->st;
+		snprintf(g->vid, sizeof(g->vid), "%s", v->version_id);
+	}
+	return rc;
+}
+
+/* Every key under full prefix k, grouped, to done. */
+static int kv_walk(const struct bkp_repo *r, const char *k,
+		   int (*done)(const struct key_versions *g, void *opaque),
+		   void *opaque, struct bdev_err *e)
+{
+	struct key_versions *g = calloc(1, sizeof(*g));
+	int rc;
+
+	if (!g)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	g->done = done;
+	g->opaque = opaque;
+	rc = s3_list_versions(S(r)->c, k, kv_one, g, e);
+	if (!rc)
+		rc = kv_flush(g);
+	free(g);
+	return rc;
+}
+
+/* backups/ of a locked repository: each key once, with its oldest
+ * version's size and time, also behind a delete marker or a newer
+ * (forged) version. */
+static int list_orig(const struct key_versions *g, void *opaque)
+{
+	return g->have ? list_one(opaque, g->key, &g->st) : 0;
+}
+
 static int os3_list(const struct bkp_repo *r, const char *dir,
 		    bkp_os_list_fn fn, void *opaque, struct bdev_err *e)
 {
@@ -300,6 +437,9 @@ static int os3_list(const struct bkp_repo *r, const char *dir,
 
 	snprintf(k, sizeof(k), "%s%s/", S(r)->prefix, dir);
 	l.skip = strlen(k);
+	if (r->object_lock_days > 0 && !strcmp(dir, "backups")) {
+		return kv_walk(r, k, list_orig, &l, e);
+	}
 	return s3_list(S(r)->c, k, list_one, &l, e);
 }
 
@@ -551,6 +691,47 @@ static int os3_store_put(struct bkp_store *st, const uint8_t d[BKP_DIGEST],
 	return rc;
 }
 
+/* The oldest version of chunk object k into buf (cap) when k has another
+ * version or a delete marker: its length; -ENOENT when there is none other
+ * than the current one; -EIO (why) on failure. */
+static ssize_t chunk_orig(const struct bkp_repo *r, const char *k, void *buf,
+			  size_t cap, char *why, size_t wl)
+{
+	struct bdev_err e = { 0 };
+	size_t versions = 0, markers = 0, len = 0;
+	char vid[256];
+	void *d = NULL;
+	int rc;
+
+	rc = s3_oldest_version(S(r)->c, k, vid, NULL, &versions, &markers, &e);
+	if (rc == -ENOENT || (!rc && versions + markers < 2))
+		return -ENOENT;
+	if (!rc)
+		rc = s3_get_version(S(r)->c, k, vid, cap, &d, &len, NULL, &e);
+	if (rc) {
+		snprintf(why, wl, "%s", e.msg);
+		return rc == -ENOENT ? -ENOENT : -EIO;
+	}
+	memcpy(buf, d, len);
+	free(d);
+	return (ssize_t)len;
+}
+
+/* A chunk read bad (bkp_chunk_load): in a locked repository, its
+ * original version when it has one. */
+static ssize_t os3_chunk_orig(const struct bkp_repo *r,
+			      const uint8_t d[BKP_DIGEST], void *buf, size_t cap,
+			      char *why, size_t wl)
+{
+	char key[BKP_CHUNK_KEY + 4], k[KEY_MAX];
+
+	if (r->object_lock_days <= 0)
+		return -ENOENT;
+	bkp_chunk_key(d, key);
+	full_key(r, key, k);
+	return chunk_orig(r, k, buf, cap, why, wl);
+}
+
 static ssize_t os3_chunk_get(const struct bkp_repo *r,
 			     const uint8_t d[BKP_DIGEST], void *buf, size_t cap,
 			     char *why, size_t wl)
@@ -563,6 +744,12 @@ static ssize_t os3_chunk_get(const struct bkp_repo *r,
 	bkp_chunk_key(d, key);
 	full_key(r, key, k);
 	rc = s3_get_range(S(r)->c, k, 0, cap, buf, &got, &e);
+	if (rc == -ENOENT && r->object_lock_days > 0) {
+		ssize_t n = chunk_orig(r, k, buf, cap, why, wl);
+
+		if (n != -ENOENT)
+			return n;
+	}
 	if (rc == -ENOENT) {
 		strcat(key, ".bad");
 		if (os3_head(r, key, NULL) == 0) {
@@ -607,7 +794,7 @@ static int os3_quarantine(const struct bkp_repo *cr, const uint8_t d[BKP_DIGEST]
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	bkp_chunk_key(d, key);
 	full_key(r, key, k);
-	rc = s3_get_version(S(r)->c, k, fcap, &fbuf, &flen, &id, e);
+	rc = s3_get_version(S(r)->c, k, NULL, fcap, &fbuf, &flen, &id, e);
 	if (rc == -ENOENT)
 		rc = 0;         /* gone meanwhile */
 	if (rc || !fbuf)
@@ -802,7 +989,7 @@ static int lock_read(struct bkp_repo *r, char **out, struct s3_version_id *id,
 	for (int i = 0; i < LOCK_READ_TRIES; i++) {
 		if (i)
 			sleep(1);
-		rc = s3_get_version(S(r)->c, k, 4096, &d, &len, id, e);
+		rc = s3_get_version(S(r)->c, k, NULL, 4096, &d, &len, id, e);
 		if (rc == 0)
 			*out = d;
 		if (rc == 0 || rc == -ENOENT)
@@ -1315,10 +1502,11 @@ static int sweep_one(void *opaque, const char *name,
 	return 0;
 }
 
-/* Object Lock: extend key's retention when short (lock_short).  A
- * failure to read or extend it is counted (gc reports it and fails), the
- * first one's message kept; a key gone meanwhile is not one. */
-static void extend_one(struct bkp_repo *r, const char *key,
+/* Object Lock: extend key's retention when short (lock_short); vid (NULL:
+ * the current version) the version to extend.  A failure to read or
+ * extend it is counted (gc reports it and fails), the first one's message
+ * kept; a key gone meanwhile is not one. */
+static void extend_one(struct bkp_repo *r, const char *key, const char *vid,
 		       struct bkp_gc_result *res)
 {
 	struct bdev_err e2 = { 0 };
@@ -1327,11 +1515,11 @@ static void extend_one(struct bkp_repo *r, const char *key,
 	int rc;
 
 	full_key(r, key, k);
-	rc = s3_retention_get(S(r)->c, k, &until, &e2);
+	rc = s3_retention_get_version(S(r)->c, k, vid, &until, &e2);
 	if (!rc && !lock_short(r, until, now))
 		return;
 	if (!rc)
-		rc = s3_retention_set(S(r)->c, k, lock_next(r, now), &e2);
+		rc = s3_retention_set_version(S(r)->c, k, vid, lock_next(r, now), &e2);
 	if (!rc)
 		res->retention_extended++;
 	if (!rc || rc == -ENOENT)
@@ -1341,37 +1529,105 @@ static void extend_one(struct bkp_repo *r, const char *key,
 			 e2.msg[0] ? e2.msg : strerror(-rc));
 }
 
+/* The keys under a prefix with more than one version or a delete marker
+ * (tampered with, or a chunk rewritten after damage) and the id of their
+ * oldest version: their retention is extended on that one, not on the
+ * current.  In the listing's (lexicographic) order. */
+struct tampered {
+	size_t skip;
+	char **key, **vid;
+	size_t n, nv;
+};
+
+static int tampered_one(const struct key_versions *g, void *opaque)
+{
+	struct tampered *t = opaque;
+	int rc = 0;
+
+	if (g->count >= 2 && g->have && strlen(g->key) > t->skip) {
+		rc = add_name(&t->key, &t->n, g->key + t->skip);
+		if (!rc)
+			rc = add_name(&t->vid, &t->nv, g->vid);
+	}
+	return rc;
+}
+
+static int tampered_list(struct bkp_repo *r, struct tampered *t,
+			 struct bdev_err *e)
+{
+	char k[KEY_MAX];
+	int rc = 0;
+
+	t->skip = strlen(S(r)->prefix);
+	for (int i = 0; !rc && i < 2; i++) {
+		snprintf(k, sizeof(k), "%s%s", S(r)->prefix, i ? "backups/" : "chunks/");
+		rc = kv_walk(r, k, tampered_one, t, e);
+	}
+	if (rc == -ENOMEM || t->n != t->nv)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	return rc;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The oldest version of key when tampered with, else NULL. */
+static const char *tampered_vid(const struct tampered *t, const char *key)
+{
+	char *const *f = t->n ? bsearch(&key, t->key, t->n, sizeof(*t->key), str_cmp)
+			      : NULL;
+
+	return f ? t->vid[f - t->key] : NULL;
+}
+
+static void tampered_free(struct tampered *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->key[i]);
+	for (size_t i = 0; i < t->nv; i++)
+		free(t->vid[i]);
+	free(t->key);
+	free(t->vid);
+}
+
 static int extend_retention(struct gc_ctx *g, struct bdev_err *e)
 {
+	struct tampered *t = calloc(1, sizeof(*t));
 	char **ids = NULL;
 	size_t nids = 0;
 	int rc;
 
-	for (size_t i = 0; i < g->nref; i++) {
+	if (!t)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	rc = tampered_list(g->r, t, e);
+	for (size_t i = 0; !rc && i < g->nref; i++) {
 		char key[BKP_CHUNK_KEY];
 
 		if (i && !memcmp(g->ref[i - 1], g->ref[i], BKP_DIGEST))
 			continue;
 		bkp_chunk_key(g->ref[i], key);
-		extend_one(g->r, key, g->res);
+		extend_one(g->r, key, tampered_vid(t, key), g->res);
 	}
 	/* The manifests and indexes of the backups there are: not those
 	 * forgotten (they are to expire), not orphan indexes. */
-	rc = bkp_ids(g->r, false, &ids, &nids, e);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < nids; i++) {
+	if (!rc)
+		rc = bkp_ids(g->r, false, &ids, &nids, e);
+	for (size_t i = 0; !rc && i < nids; i++) {
 		static const char *const ext[] = { "json", "idx" };
 
 		for (size_t x = 0; x < 2; x++) {
 			char key[BKP_ID_MAX + 16];
 
 			snprintf(key, sizeof(key), "backups/%s.%s", ids[i], ext[x]);
-			extend_one(g->r, key, g->res);
+			extend_one(g->r, key, tampered_vid(t, key), g->res);
 		}
 	}
 	bkp_ids_free(ids, nids);
-	return 0;
+	tampered_free(t);
+	free(t);
+	return rc;
 }
 
 static int forgotten_one(void *opaque, const char *name,
@@ -1544,7 +1800,8 @@ static const struct bkp_os_ops s3_ops = {
 	.put = os3_put, .get = os3_get_e, .head = os3_head, .del = os3_del,
 	.list = os3_list, .close = os3_close,
 	.store_put = os3_store_put, .store_touch = os3_touch,
-	.chunk_get = os3_chunk_get, .quarantine = os3_quarantine,
+	.chunk_get = os3_chunk_get, .chunk_orig = os3_chunk_orig,
+	.quarantine = os3_quarantine,
 	.chunks = os3_chunks, .sync = os3_sync,
 	.writer_register = os3_writer_register,
 	.writer_unregister = os3_writer_unregister,

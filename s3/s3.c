@@ -780,7 +780,7 @@ int s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
 int s3_get(struct s3_client *c, const char *key, size_t max, void **data,
 	   size_t *len, struct bdev_err *e)
 {
-	return s3_get_version(c, key, max, data, len, NULL, e);
+	return s3_get_version(c, key, NULL, max, data, len, NULL, e);
 }
 
 int s3_get_range(struct s3_client *c, const char *key, uint64_t off,
@@ -951,15 +951,41 @@ out:
 	return r;
 }
 
+/* "retention=" and, for version vid (NULL, "": the current one),
+ * "&versionId=VID" into query (size 300). */
+static int retention_query(const struct s3_client *c, const char *key,
+			   const char *vid, char query[300], struct bdev_err *e)
+{
+	char enc[3 * 256 + 1];
+
+	if (!vid || !vid[0]) {
+		snprintf(query, 300, "retention=");
+		return 0;
+	}
+	if (s3_uri_encode(vid, false, enc, sizeof(enc)) < 0 ||
+	    snprintf(query, 300, "retention=&versionId=%s", enc) >= 300)
+		return bdev_err_set(e, EPROTO, "retention s3://%s/%s: version id too long",
+				    c->bucket, key);
+	return 0;
+}
+
 int s3_retention_set(struct s3_client *c, const char *key, int64_t until,
 		     struct bdev_err *e)
 {
-	char body[256], date[40], md5[64];
+	return s3_retention_set_version(c, key, NULL, until, e);
+}
+
+int s3_retention_set_version(struct s3_client *c, const char *key,
+			     const char *vid, int64_t until, struct bdev_err *e)
+{
+	char body[256], date[40], md5[64], query[300];
 	const char *hdrs[] = { md5, NULL };
 	struct rq q = { .op = "set retention", .method = "PUT", .key = key, .discard = true,
-			.query = "retention=", .hdrs = hdrs };
-	int r;
+			.query = query, .hdrs = hdrs };
+	int r = retention_query(c, key, vid, query, e);
 
+	if (r)
+		return r;
 	s3_iso8601_format(until, date, sizeof(date));
 	snprintf(body, sizeof(body),
 		 "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
@@ -976,12 +1002,22 @@ int s3_retention_set(struct s3_client *c, const char *key, int64_t until,
 int s3_retention_get(struct s3_client *c, const char *key, int64_t *until,
 		     struct bdev_err *e)
 {
+	return s3_retention_get_version(c, key, NULL, until, e);
+}
+
+int s3_retention_get_version(struct s3_client *c, const char *key,
+			     const char *vid, int64_t *until, struct bdev_err *e)
+{
+	char query[300];
 	struct rq q = { .op = "get retention", .method = "GET", .key = key,
-			.query = "retention=", .max = SMALL_XML_MAX };
+			.query = query, .max = SMALL_XML_MAX };
 	char date[80];
 	int r;
 
 	*until = 0;
+	r = retention_query(c, key, vid, query, e);
+	if (r)
+		return r;
 	r = perform(c, &q, e);
 	if (r == -ENOENT && strcmp(q.code, "NoSuchKey") &&
 	    (strstr(q.code, "ObjectLock") || strstr(q.code, "Retention"))) {
@@ -1007,15 +1043,23 @@ int s3_retention_get(struct s3_client *c, const char *key, int64_t *until,
 
 /* ---- versions ---- */
 
-int s3_get_version(struct s3_client *c, const char *key, size_t max,
-		   void **data, size_t *len, struct s3_version_id *id,
+int s3_get_version(struct s3_client *c, const char *key, const char *vid,
+		   size_t max, void **data, size_t *len, struct s3_version_id *id,
 		   struct bdev_err *e)
 {
 	struct rq q = { .op = "get", .method = "GET", .key = key, .max = max };
+	char query[300], enc[3 * 256 + 1];
 	int r;
 
 	*data = NULL;
 	*len = 0;
+	if (vid && vid[0]) {
+		if (s3_uri_encode(vid, false, enc, sizeof(enc)) < 0 ||
+		    (size_t)snprintf(query, sizeof(query), "versionId=%s", enc) >= sizeof(query))
+			return bdev_err_set(e, EPROTO, "get s3://%s/%s: version id too long",
+					    c->bucket, key);
+		q.query = query;
+	}
 	r = perform(c, &q, e);
 	if (r < 0) {
 		rq_free(&q);
@@ -1041,25 +1085,22 @@ int s3_get_version(struct s3_client *c, const char *key, size_t max,
 	return 0;
 }
 
-
 #define VERSIONS_MAX 1000000    /* versions of one key deleted at most */
+#define VERSIONS_DONE 1         /* a walk's callback: stop, no error */
 
 struct vcollect {
 	const char *key;
 	char (*vid)[256];
 	bool *latest;
 	size_t n, cap;
-	bool other;             /* a key after ours was listed: done */
 };
 
 static int vcollect_one(void *opaque, const struct s3_version *v)
 {
 	struct vcollect *vc = opaque;
 
-	if (strcmp(v->key, vc->key)) {
-		vc->other = vc->other || strcmp(v->key, vc->key) > 0;
-		return 0;       /* a longer key under the same prefix */
-	}
+	if (strcmp(v->key, vc->key))
+		return strcmp(v->key, vc->key) > 0 ? VERSIONS_DONE : 0;
 	if (vc->n == vc->cap) {
 		size_t nc = vc->cap ? 2 * vc->cap : 16;
 		void *a, *b;
@@ -1080,9 +1121,11 @@ static int vcollect_one(void *opaque, const struct s3_version *v)
 	return 0;
 }
 
-/* Every version of key (all pages) into vc. */
-static int versions_of(struct s3_client *c, const char *key,
-		       struct vcollect *vc, struct bdev_err *e)
+/* Every version under prefix (all pages) to fn; only_key (NULL: none):
+ * stop as soon as the next page starts after that key. */
+static int versions_walk(struct s3_client *c, const char *prefix,
+			 const char *only_key, s3_version_fn fn, void *opaque,
+			 struct bdev_err *e)
 {
 	size_t qn = 3 * S3_KEY_MAX * 2 + 3 * 256 + 64;
 	char *query = malloc(qn), *enc_p = malloc(3 * S3_KEY_MAX + 1);
@@ -1097,7 +1140,7 @@ static int versions_of(struct s3_client *c, const char *key,
 		goto out;
 	}
 	km[0] = vm[0] = 0;
-	if (s3_uri_encode(key, false, enc_p, 3 * S3_KEY_MAX + 1) < 0) {
+	if (s3_uri_encode(prefix, false, enc_p, 3 * S3_KEY_MAX + 1) < 0) {
 		r = bdev_err_set(e, ENAMETOOLONG, "versions s3://%s: key too long", c->bucket);
 		goto out;
 	}
@@ -1107,7 +1150,7 @@ static int versions_of(struct s3_client *c, const char *key,
 
 		if (s3_uri_encode(km, false, enc_k, 3 * S3_KEY_MAX + 1) < 0 ||
 		    s3_uri_encode(vm, false, enc_v, sizeof(enc_v)) < 0) {
-			r = bdev_err_set(e, EPROTO, "versions s3://%s/%s: marker too long", c->bucket, key);
+			r = bdev_err_set(e, EPROTO, "versions s3://%s/%s: marker too long", c->bucket, prefix);
 			goto out;
 		}
 		/* Canonical order: key-marker, prefix, version-id-marker, versions. */
@@ -1119,26 +1162,86 @@ static int versions_of(struct s3_client *c, const char *key,
 		snprintf(ovm, sizeof(ovm), "%s", vm);
 		r = perform(c, &q, e);
 		if (r == 0)
-			r = s3_versions_parse(q.buf ? q.buf : "", q.len, vcollect_one, vc,
+			r = s3_versions_parse(q.buf ? q.buf : "", q.len, fn, opaque,
 					      &truncated, km, S3_KEY_MAX + 1, vm, sizeof(vm), e);
 		rq_free(&q);
-		if (r == -ENOMEM || r == -EFBIG) {
-			r = bdev_err_set(e, -r, "versions s3://%s/%s: %s", c->bucket, key,
-					 r == -EFBIG ? "too many versions" : "out of memory");
-			goto out;
-		}
 		if (r)
 			goto out;
 		if (truncated && ((!strcmp(km, okm) && !strcmp(vm, ovm)) || ++pages > VERSIONS_MAX / 100)) {
-			r = bdev_err_set(e, EIO, "versions s3://%s/%s: listing did not advance", c->bucket, key);
+			r = bdev_err_set(e, EIO, "versions s3://%s/%s: listing did not advance", c->bucket, prefix);
 			goto out;
 		}
-	} while (truncated && !vc->other && !strcmp(km, key));
+	} while (truncated && (!only_key || !strcmp(km, only_key)));
 out:
 	free(query);
 	free(enc_p);
 	free(km);
 	free(enc_k);
+	return r;
+}
+
+int s3_list_versions(struct s3_client *c, const char *prefix, s3_version_fn fn,
+		     void *opaque, struct bdev_err *e)
+{
+	return versions_walk(c, prefix, NULL, fn, opaque, e);
+}
+
+/* Every version of key (all pages) into vc. */
+static int versions_of(struct s3_client *c, const char *key,
+		       struct vcollect *vc, struct bdev_err *e)
+{
+	int r = versions_walk(c, key, key, vcollect_one, vc, e);
+
+	if (r == -ENOMEM || r == -EFBIG)
+		return bdev_err_set(e, -r, "versions s3://%s/%s: %s", c->bucket, key,
+				    r == -EFBIG ? "too many versions" : "out of memory");
+	return r == VERSIONS_DONE ? 0 : r;
+}
+
+struct oldest {
+	const char *key;
+	char *vid;              /* 256 bytes */
+	struct s3_stat *st;
+	size_t versions, markers;
+};
+
+static int oldest_one(void *opaque, const struct s3_version *v)
+{
+	struct oldest *o = opaque;
+	int cmp = strcmp(v->key, o->key);
+
+	if (cmp)
+		return cmp > 0 ? VERSIONS_DONE : 0;
+	if (v->delete_marker) {
+		o->markers++;
+		return 0;
+	}
+	/* Newest first: the last one listed is the oldest. */
+	o->versions++;
+	cpy(o->vid, 256, v->version_id);
+	if (o->st)
+		*o->st = v->st;
+	return 0;
+}
+
+int s3_oldest_version(struct s3_client *c, const char *key, char vid[256],
+		      struct s3_stat *st, size_t *versions, size_t *markers,
+		      struct bdev_err *e)
+{
+	struct oldest o = { .key = key, .vid = vid, .st = st };
+	int r;
+
+	vid[0] = 0;
+	r = versions_walk(c, key, key, oldest_one, &o, e);
+	if (r == VERSIONS_DONE)
+		r = 0;
+	if (versions)
+		*versions = o.versions;
+	if (markers)
+		*markers = o.markers;
+	if (!r && !o.versions)
+		r = bdev_err_set(e, ENOENT, "get s3://%s/%s: no version (only %zu delete markers)",
+				 c->bucket, key, o.markers);
 	return r;
 }
 

@@ -148,6 +148,11 @@ int s3_retention_set(struct s3_client *c, const char *key, int64_t until,
 /* The key's retention (0 when none). */
 int s3_retention_get(struct s3_client *c, const char *key, int64_t *until,
 		     struct bdev_err *e);
+/* The same for version vid of key (NULL or "": the current one). */
+int s3_retention_set_version(struct s3_client *c, const char *key,
+			     const char *vid, int64_t until, struct bdev_err *e);
+int s3_retention_get_version(struct s3_client *c, const char *key,
+			     const char *vid, int64_t *until, struct bdev_err *e);
 
 /* Where a store is known to ignore If-None-Match: do HEAD + PUT instead. */
 void s3_set_no_conditional(struct s3_client *c, bool on);
@@ -167,9 +172,10 @@ struct s3_version_id {
 				 * none, "null" in an unversioned bucket */
 	char etag[80];          /* without quotes */
 };
-/* s3_get, and which version was read into id (may be NULL). */
-int s3_get_version(struct s3_client *c, const char *key, size_t max,
-		   void **data, size_t *len, struct s3_version_id *id,
+/* s3_get of version vid of key (NULL or "": the current one), and which
+ * version was read into id (may be NULL). */
+int s3_get_version(struct s3_client *c, const char *key, const char *vid,
+		   size_t max, void **data, size_t *len, struct s3_version_id *id,
 		   struct bdev_err *e);
 
 /* One entry of a ListObjectVersions page: a <Version> or a
@@ -194,6 +200,25 @@ typedef int (*s3_version_fn)(void *opaque, const struct s3_version *v);
 int s3_versions_parse(const char *xml, size_t len, s3_version_fn fn,
 		      void *opaque, bool *truncated, char *next_key,
 		      size_t nkey, char *next_vid, size_t nvid,
+		      struct bdev_err *e);
+
+/* Every version and delete marker under prefix (ListObjectVersions
+ * prefix=P&versions=, all pages, paged by key-marker and
+ * version-id-marker), in the store's order: by key, and for one key the
+ * newest first.  fn returning nonzero stops the walk and s3_list_versions
+ * returns that value.  A store without version listing: -EPROTO, -EINVAL
+ * or -ENOSYS (as s3_delete_all meets them). */
+int s3_list_versions(struct s3_client *c, const char *prefix, s3_version_fn fn,
+		     void *opaque, struct bdev_err *e);
+
+/* The oldest version of key that is not a delete marker (one version
+ * listing, prefix=key, exact key matches): its id into vid, its size and
+ * LastModified into st (may be NULL); how many versions and delete
+ * markers key has into *versions and *markers (may be NULL).  -ENOENT (e)
+ * when key has no version (none at all, or only delete markers).  In an
+ * Object Lock bucket whose objects are written once, the genuine one. */
+int s3_oldest_version(struct s3_client *c, const char *key, char vid[256],
+		      struct s3_stat *st, size_t *versions, size_t *markers,
 		      struct bdev_err *e);
 
 /* Delete every version of key (ListObjectVersions with prefix=key, exact

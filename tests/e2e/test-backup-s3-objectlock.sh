@@ -17,7 +17,11 @@
 #    retention= (every retention call AccessDenied) such a backup fails
 #    and commits nothing;
 #  - gc through that proxy counts the objects whose retention it could not
-#    extend (text and --output=json) and exits 1 saying so.
+#    extend (text and --output=json) and exits 1 saying so;
+#  - tampering with the client's credentials (delete markers over a
+#    manifest, an index and a chunk; newer versions over a chunk, a
+#    manifest and repo.json) hides nothing: list, verify, restore and gc
+#    read the original versions.
 . "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
@@ -217,4 +221,45 @@ grep -q "locked by gc pid 1 on elsewhere" "$dir/err" || fail "gc beside a held l
 TO $P get s3://vhds-locked/r/lock - | grep -q "token 00112233445566778899aabbccddeeff" ||
 	fail "the held lock was overwritten"
 TO $P delete s3://vhds-locked/r/lock || fail "delete the held lock"
+
+# ---- tampering with the client's credentials ----
+# A DELETE without a version id only adds a delete marker, and radosgw lets
+# a plain PUT add a newer version in a versioned bucket: neither may hide
+# or replace the original (locked) versions.  Delete markers over a
+# backup's manifest, index and one chunk; a garbage version over another
+# chunk; a forged manifest over a second backup's and a forged repo.json
+# without the lock.  list, verify and restore still see the originals.
+TL=s3://vhds-locked/t
+TO $T backup init --chunk-size 1M --object-lock 1 "$TL" 2>"$dir/err" || fail "init $TL"
+head -c $((3 * M)) /dev/urandom >"$dir/t1.raw"
+head -c $((3 * M)) /dev/urandom >"$dir/t2.raw"
+t1=$(TO $T backup create --no-track "$TL" "$dir/t1.raw" 2>"$dir/err") || fail "backup t1: $(cat "$dir/err")"
+t2=$(TO $T backup create --no-track "$TL" "$dir/t2.raw" 2>"$dir/err") || fail "backup t2: $(cat "$dir/err")"
+TO $P get "$TL/backups/$t1.idx" "$dir/ti1" && TO $P get "$TL/backups/$t2.idx" "$dir/ti2" &&
+	TO $P get "$TL/backups/$t2.json" "$dir/tm2" && TO $P get "$TL/repo.json" "$dir/trepo" || fail "get t objects"
+c1=$(digests "$dir/ti1" | sed -n 1p) && c2=$(digests "$dir/ti2" | sed -n 1p) || fail "digests"
+[ -n "$c1" ] && [ -n "$c2" ] && [ "$c1" != "$c2" ] || fail "no distinct chunks ($c1, $c2)"
+for k in "backups/$t1.json" "backups/$t1.idx" "chunks/${c1:0:2}/$c1"; do
+	TO $P delete "$TL/$k" --marker || fail "delete marker over $k"
+	TO $P head "$TL/$k" >/dev/null 2>&1 && fail "$k still visible after a delete marker"
+done
+head -c 1000 /dev/urandom | TO $P put "$TL/chunks/${c2:0:2}/$c2" - || fail "put garbage over chunk $c2"
+sed 's|"source": "[^"]*"|"source": "/forged"|' "$dir/tm2" | TO $P put "$TL/backups/$t2.json" - || fail "put a forged manifest"
+TO $P get "$TL/backups/$t2.json" - | grep -q '"/forged"' || fail "the forged manifest is not the current version"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); del j["object-lock-days"]; print(json.dumps(j))' "$dir/trepo" |
+	TO $P put "$TL/repo.json" - || fail "put a forged repo.json"
+TO $T backup list "$TL" >"$dir/list" 2>"$dir/err" || fail "list after tampering: $(cat "$dir/err")"
+grep -q "^$t1 " "$dir/list" || fail "list lost $t1 behind delete markers: $(cat "$dir/list")"
+grep -q "^$t2 .*t2.raw" "$dir/list" || fail "list lost $t2 or shows the forged manifest: $(cat "$dir/list")"
+grep -q forged "$dir/list" && fail "list shows the forged manifest: $(cat "$dir/list")"
+TO $T backup verify "$TL" >"$dir/v" 2>&1 || fail "verify after tampering: $(cat "$dir/v")"
+for t in 1 2; do
+	id=t$t
+	rm -f "$dir/out.raw"
+	TO $T backup restore "$TL" "${!id}" "$dir/out.raw" 2>"$dir/err" || fail "restore ${!id} after tampering: $(cat "$dir/err")"
+	cmp "$dir/out.raw" "$dir/t$t.raw" || fail "${!id} restores other bytes after tampering"
+done
+# gc reads the original indexes too: it removes none of their chunks.
+TO $T backup gc --grace 0 "$TL" >"$dir/gc" 2>"$dir/err" || fail "gc after tampering: $(cat "$dir/err")"
+TO $T backup verify "$TL" >"$dir/v" 2>&1 || fail "verify after gc: $(cat "$dir/v")"
 echo "ok"

@@ -9,7 +9,7 @@
  *   s3probe [OPTIONS] range s3://BUCKET/KEY OFF LEN [FILE|-]
  *   s3probe [OPTIONS] head s3://BUCKET/KEY        size mtime etag retain-until
  *   s3probe [OPTIONS] list s3://BUCKET[/PREFIX] [--count]   KEY<TAB>SIZE lines
- *   s3probe [OPTIONS] delete s3://BUCKET/KEY
+ *   s3probe [OPTIONS] delete s3://BUCKET/KEY [--marker]  (--marker: no version id)
  *   s3probe [OPTIONS] retention s3://BUCKET/KEY [UNIX_SECONDS]  get or set
  *   s3probe [OPTIONS] putmany s3://BUCKET/PREFIX N [--threads T]
  *                    [--size BYTES] [--if-none-match]
@@ -50,7 +50,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: s3probe [--endpoint URL] [--secret KEY] [--retries N] "
 		"[--connections N] [--timeout-ms N] [--no-conditional] [--stats] "
-		"mb|put|get|range|head|list|delete|retention|putmany s3://BUCKET[/KEY] ...\n");
+		"mb|put|get|range|head|list|delete [--marker]|retention|putmany s3://BUCKET[/KEY] ...\n");
 	return 2;
 }
 
@@ -295,7 +295,12 @@ static int run(const char *cmd, int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "delete")) {
-		r = s3_delete(cl, key, &err);
+		/* --marker: a DELETE without a version id (in a versioned
+		 * bucket: a delete marker over the object) */
+		if (argc >= 1 && !strcmp(argv[0], "--marker"))
+			r = s3_delete_version(cl, key, "", &err);
+		else
+			r = s3_delete(cl, key, &err);
 		return r < 0 ? fail(r) : 0;
 	}
 	if (!strcmp(cmd, "retention")) {
