@@ -1532,7 +1532,7 @@ static void extend_one(struct bkp_repo *r, const char *key, const char *vid,
 /* The keys under a prefix with more than one version or a delete marker
  * (tampered with, or a chunk rewritten after damage) and the id of their
  * oldest version: their retention is extended on that one, not on the
- * current.  In the listing's (lexicographic) order. */
+ * current.  Sorted (the listings' byte order). */
 struct tampered {
 	size_t skip;
 	char **key, **vid;
@@ -1560,7 +1560,8 @@ static int tampered_list(struct bkp_repo *r, struct tampered *t,
 
 	t->skip = strlen(S(r)->prefix);
 	for (int i = 0; !rc && i < 2; i++) {
-		snprintf(k, sizeof(k), "%s%s", S(r)->prefix, i ? "backups/" : "chunks/");
+		/* backups/ before chunks/: the keys stay sorted (bsearch) */
+		snprintf(k, sizeof(k), "%s%s", S(r)->prefix, i ? "chunks/" : "backups/");
 		rc = kv_walk(r, k, tampered_one, t, e);
 	}
 	if (rc == -ENOMEM || t->n != t->nv)

@@ -951,22 +951,31 @@ out:
 	return r;
 }
 
+/* pre (a query before it, e.g. "retention=&", or "") then
+ * "versionId=VID" into query (size 300). */
+static int vid_query(const struct s3_client *c, const char *key,
+		     const char *pre, const char *vid, char query[300],
+		     struct bdev_err *e)
+{
+	char enc[3 * 256 + 1];
+
+	if (s3_uri_encode(vid, false, enc, sizeof(enc)) < 0 ||
+	    snprintf(query, 300, "%sversionId=%s", pre, enc) >= 300)
+		return bdev_err_set(e, EPROTO, "s3://%s/%s: version id too long",
+				    c->bucket, key);
+	return 0;
+}
+
 /* "retention=" and, for version vid (NULL, "": the current one),
  * "&versionId=VID" into query (size 300). */
 static int retention_query(const struct s3_client *c, const char *key,
 			   const char *vid, char query[300], struct bdev_err *e)
 {
-	char enc[3 * 256 + 1];
-
 	if (!vid || !vid[0]) {
 		snprintf(query, 300, "retention=");
 		return 0;
 	}
-	if (s3_uri_encode(vid, false, enc, sizeof(enc)) < 0 ||
-	    snprintf(query, 300, "retention=&versionId=%s", enc) >= 300)
-		return bdev_err_set(e, EPROTO, "retention s3://%s/%s: version id too long",
-				    c->bucket, key);
-	return 0;
+	return vid_query(c, key, "retention=&", vid, query, e);
 }
 
 int s3_retention_set(struct s3_client *c, const char *key, int64_t until,
@@ -1048,16 +1057,14 @@ int s3_get_version(struct s3_client *c, const char *key, const char *vid,
 		   struct bdev_err *e)
 {
 	struct rq q = { .op = "get", .method = "GET", .key = key, .max = max };
-	char query[300], enc[3 * 256 + 1];
+	char query[300];
 	int r;
 
 	*data = NULL;
 	*len = 0;
 	if (vid && vid[0]) {
-		if (s3_uri_encode(vid, false, enc, sizeof(enc)) < 0 ||
-		    (size_t)snprintf(query, sizeof(query), "versionId=%s", enc) >= sizeof(query))
-			return bdev_err_set(e, EPROTO, "get s3://%s/%s: version id too long",
-					    c->bucket, key);
+		if ((r = vid_query(c, key, "", vid, query, e)))
+			return r;
 		q.query = query;
 	}
 	r = perform(c, &q, e);
@@ -1249,14 +1256,12 @@ int s3_delete_version(struct s3_client *c, const char *key,
 		      const char *vid, struct bdev_err *e)
 {
 	struct rq q = { .op = "delete", .method = "DELETE", .key = key, .discard = true };
-	char query[300], enc[3 * 256 + 1];
+	char query[300];
 	int r;
 
 	if (vid[0] && strcmp(vid, "null")) {
-		if (s3_uri_encode(vid, false, enc, sizeof(enc)) < 0 ||
-		    (size_t)snprintf(query, sizeof(query), "versionId=%s", enc) >= sizeof(query))
-			return bdev_err_set(e, EPROTO, "delete s3://%s/%s: version id too long",
-					    c->bucket, key);
+		if ((r = vid_query(c, key, "", vid, query, e)))
+			return r;
 		q.query = query;
 	}
 	r = perform(c, &q, e);

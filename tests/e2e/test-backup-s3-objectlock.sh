@@ -21,7 +21,7 @@
 #  - tampering with the client's credentials (delete markers over a
 #    manifest, an index and a chunk; newer versions over a chunk, a
 #    manifest and repo.json) hides nothing: list, verify, restore and gc
-#    read the original versions.
+#    read the original versions, and gc extends their retention.
 . "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
@@ -259,7 +259,20 @@ for t in 1 2; do
 	TO $T backup restore "$TL" "${!id}" "$dir/out.raw" 2>"$dir/err" || fail "restore ${!id} after tampering: $(cat "$dir/err")"
 	cmp "$dir/out.raw" "$dir/t$t.raw" || fail "${!id} restores other bytes after tampering"
 done
-# gc reads the original indexes too: it removes none of their chunks.
-TO $T backup gc --grace 0 "$TL" >"$dir/gc" 2>"$dir/err" || fail "gc after tampering: $(cat "$dir/err")"
+# gc reads the original indexes too: it removes none of their chunks; and
+# it extends the retention of the original versions, not of the current
+# ones (a delete marker has none, a forged version is not the backup).
+orig_vid() {
+	TO $P versions "$TL/$1" | awk -F'\t' -v k="t/$1" '$1 == k && $3 == "version" { v = $2 } END { print v }'
+}
+vj=$(orig_vid "backups/$t1.json") && vc=$(orig_vid "chunks/${c2:0:2}/$c2") || fail "versions"
+[ -n "$vj" ] && [ -n "$vc" ] || fail "no original versions ($vj, $vc)"
+rj=$(TO $P retention "$TL/backups/$t1.json" --version "$vj") &&
+	rcv=$(TO $P retention "$TL/chunks/${c2:0:2}/$c2" --version "$vc") || fail "retention of the originals"
+TO $T backup gc --grace 0 "$TL" >"$dir/gc" 2>"$dir/err" || fail "gc after tampering: $(cat "$dir/err") $(cat "$dir/gc")"
 TO $T backup verify "$TL" >"$dir/v" 2>&1 || fail "verify after gc: $(cat "$dir/v")"
+[ "$(TO $P retention "$TL/backups/$t1.json" --version "$vj")" -gt "$rj" ] ||
+	fail "gc did not extend the original manifest behind a delete marker"
+[ "$(TO $P retention "$TL/chunks/${c2:0:2}/$c2" --version "$vc")" -gt "$rcv" ] ||
+	fail "gc did not extend the original of a chunk with a newer version"
 echo "ok"

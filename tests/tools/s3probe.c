@@ -10,7 +10,11 @@
  *   s3probe [OPTIONS] head s3://BUCKET/KEY        size mtime etag retain-until
  *   s3probe [OPTIONS] list s3://BUCKET[/PREFIX] [--count]   KEY<TAB>SIZE lines
  *   s3probe [OPTIONS] delete s3://BUCKET/KEY [--marker]  (--marker: no version id)
- *   s3probe [OPTIONS] retention s3://BUCKET/KEY [UNIX_SECONDS]  get or set
+ *   s3probe [OPTIONS] retention s3://BUCKET/KEY [UNIX_SECONDS] [--version VID]
+ *                    get or set (--version: of that version)
+ *   s3probe [OPTIONS] versions s3://BUCKET[/PREFIX]
+ *                    KEY<TAB>VERSION-ID<TAB>version|marker<TAB>latest|old
+ *                    lines, the store's order (for a key the newest first)
  *   s3probe [OPTIONS] putmany s3://BUCKET/PREFIX N [--threads T]
  *                    [--size BYTES] [--if-none-match]
  *                    N objects PREFIXNNNNNN (6 digits) of a few bytes each
@@ -50,7 +54,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: s3probe [--endpoint URL] [--secret KEY] [--retries N] "
 		"[--connections N] [--timeout-ms N] [--no-conditional] [--stats] "
-		"mb|put|get|range|head|list|delete [--marker]|retention|putmany s3://BUCKET[/KEY] ...\n");
+		"mb|put|get|range|head|list|delete [--marker]|retention|versions|putmany s3://BUCKET[/KEY] ...\n");
 	return 2;
 }
 
@@ -119,6 +123,14 @@ static int print_key(void *opaque, const char *k, const struct s3_stat *st)
 	(*count)++;
 	if (!getenv("S3PROBE_COUNT_ONLY"))
 		printf("%s\t%llu\n", k, (unsigned long long)st->size);
+	return 0;
+}
+
+static int print_version(void *opaque, const struct s3_version *v)
+{
+	(void)opaque;
+	printf("%s\t%s\t%s\t%s\n", v->key, v->version_id,
+	       v->delete_marker ? "marker" : "version", v->latest ? "latest" : "old");
 	return 0;
 }
 
@@ -304,12 +316,23 @@ static int run(const char *cmd, int argc, char **argv)
 		return r < 0 ? fail(r) : 0;
 	}
 	if (!strcmp(cmd, "retention")) {
+		const char *vid = NULL, *set = NULL;
 		int64_t until;
 
-		if (argc >= 1)
-			r = s3_retention_set(cl, key, atoll(argv[0]), &err);
-		else if ((r = s3_retention_get(cl, key, &until, &err)) == 0)
+		for (int i = 0; i < argc; i++) {
+			if (!strcmp(argv[i], "--version") && i + 1 < argc)
+				vid = argv[++i];
+			else
+				set = argv[i];
+		}
+		if (set)
+			r = s3_retention_set_version(cl, key, vid, atoll(set), &err);
+		else if ((r = s3_retention_get_version(cl, key, vid, &until, &err)) == 0)
 			printf("%lld\n", (long long)until);
+		return r < 0 ? fail(r) : 0;
+	}
+	if (!strcmp(cmd, "versions")) {
+		r = s3_list_versions(cl, key, print_version, NULL, &err);
 		return r < 0 ? fail(r) : 0;
 	}
 	if (!strcmp(cmd, "putmany"))
