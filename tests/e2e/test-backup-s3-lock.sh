@@ -21,41 +21,8 @@
 #    be renewed and to remove a backup killed after its heartbeat was
 #    rewritten (dead after 60 s), no writers/ object and no lock object is
 #    visible (every version deleted, none "comes back").
-. "$(dirname "$0")/../lib.bash"
-. "$(dirname "$0")/../ceph-cluster.bash"
-T=${VHDTOOL:?}
-B=${BUILD:-build}
-P=$B/tests/tools/s3probe
-PROXY=$B/tests/tools/flaky-proxy
-[ -x "$P" ] && [ -x "$PROXY" ] || fail "$P / $PROXY not built"
-fail_show "$dir/err"
-bgpid=
-proxy_pid=
-stop_bg() {
-	[ -z "$bgpid" ] || { kill "$bgpid" 2>/dev/null; wait "$bgpid" 2>/dev/null; }
-	[ -z "$proxy_pid" ] || { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
-}
-at_exit stop_bg
-M=$((1 << 20))
-TO() { timeout -k 5 300 "$@"; }
+. "$(dirname "$0")/s3-common.bash"
 
-ceph_cluster_start "$dir/ceph"
-ceph_rgw_start
-
-# proxy ARGS...: flaky-proxy in front of radosgw (no random failure);
-# sets PX (the vhdtool options to go through it).
-proxy() {
-	stop_proxy
-	"$PROXY" --fail 0 --lifetime 280 "$@" "${AWS_ENDPOINT_URL#http://}" >"$dir/proxy.port" 2>"$dir/proxy.err" &
-	proxy_pid=$!
-	for _ in $(seq 50); do [ -s "$dir/proxy.port" ] && break; sleep 0.1; done
-	[ -s "$dir/proxy.port" ] || fail "flaky-proxy did not start: $(cat "$dir/proxy.err")"
-	PX=(--s3-endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --s3-retries 1)
-}
-stop_proxy() {
-	[ -z "$proxy_pid" ] || { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
-	proxy_pid=
-}
 # lock_obj EXPIRES TOKEN: a lock object as another process writes it
 lock_obj() {
 	printf 'gc pid 1 on elsewhere\nexpires %s\ntoken %s\n' "$1" "$2" >"$dir/other.lock"

@@ -22,22 +22,8 @@
 #    manifest, an index and a chunk; newer versions over a chunk, a
 #    manifest and repo.json) hides nothing: list, verify, restore and gc
 #    read the original versions, and gc extends their retention.
-. "$(dirname "$0")/../lib.bash"
-. "$(dirname "$0")/../ceph-cluster.bash"
-T=${VHDTOOL:?}
-B=${BUILD:-build}
-P=$B/tests/tools/s3probe
-PROXY=$B/tests/tools/flaky-proxy
-requires python3
-[ -x "$P" ] && [ -x "$PROXY" ] || fail "$P / $PROXY not built"
-fail_show "$dir/err"
-proxy_pid=
-stop_bg() {
-	[ -z "$proxy_pid" ] || { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
-}
-at_exit stop_bg
-M=$((1 << 20))
-TO() { timeout -k 5 300 "$@"; }
+. "$(dirname "$0")/s3-common.bash"
+PROXY_RETRIES=2
 ret() { TO $P retention "s3://vhds-locked/$1"; }
 # The non-zero chunk digests of index file $1, one a line.
 digests() {
@@ -53,8 +39,6 @@ for i in range(n):
 PY
 }
 
-ceph_cluster_start "$dir/ceph"
-ceph_rgw_start
 
 TO $T create -t dynamic "$dir/d.vhd" 16M >/dev/null || fail "create vhd"
 head -c $((8 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 0 || fail "fill"
@@ -165,16 +149,6 @@ copy_chunks() {
 			fail "copy chunk $d"
 	done <"$dir/cd"
 }
-start_proxy() {
-	"$PROXY" --fail 0 "$@" --lifetime 280 "${AWS_ENDPOINT_URL#http://}" >"$dir/proxy.port" 2>"$dir/proxy.err" &
-	proxy_pid=$!
-	for _ in $(seq 50); do [ -s "$dir/proxy.port" ] && break; sleep 0.1; done
-	[ -s "$dir/proxy.port" ] || fail "flaky-proxy did not start: $(cat "$dir/proxy.err")"
-	PX=(--s3-endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --s3-retries 2)
-}
-stop_proxy() {
-	kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; proxy_pid=
-}
 
 # ---- a backup reusing chunks whose retention ends sooner than its own ----
 # The chunks of a disk, made in the unlocked repository and copied into the
@@ -199,7 +173,7 @@ head -c $((2 * M)) /dev/urandom >"$dir/r3.raw"
 u3=$(TO $T backup create --no-track "$U" "$dir/r3.raw" 2>"$dir/err") || fail "backup r3 to $U"
 copy_chunks "$u3" $(($(date +%s) + 600))
 nb=$(TO $T backup list "$L" | wc -l)
-start_proxy --deny retention=
+proxy --deny retention=
 TO $T backup create "${PX[@]}" --no-track "$L" "$dir/r3.raw" >"$dir/out" 2>"$dir/err" &&
 	fail "a backup committed over chunks whose retention could not be extended"
 stop_proxy
@@ -208,7 +182,7 @@ grep -q 'reuses is under Object Lock only until .* cannot be extended .*not comm
 [ "$(TO $T backup list "$L" | wc -l)" = "$nb" ] || fail "a backup appeared: $(TO $T backup list "$L")"
 
 # ---- gc that cannot extend retention fails, saying so ----
-start_proxy --deny retention=
+proxy --deny retention=
 TO $T backup gc --grace 0 "${PX[@]}" "$L" >"$dir/gc" 2>"$dir/err" && fail "gc passed without extending any retention"
 grep -qE "^gc: [1-9][0-9]* objects' Object Lock retention could not be read or extended" "$dir/gc" || fail "gc: $(cat "$dir/gc")"
 grep -q 'Object Lock retention could not be extended on [1-9][0-9]* objects (the first: .*AccessDenied' "$dir/err" || fail "gc: $(cat "$dir/err")"

@@ -19,27 +19,7 @@
 #  - a PUT-once that lands but whose answer is lost (flaky-proxy
 #    --lose-once): the manifest, the index, the gc lock: the client's retry
 #    meets 412, reads its own object back and succeeds; nothing is removed.
-. "$(dirname "$0")/../lib.bash"
-. "$(dirname "$0")/../ceph-cluster.bash"
-T=${VHDTOOL:?}
-B=${BUILD:-build}
-P=$B/tests/tools/s3probe
-PROXY=$B/tests/tools/flaky-proxy
-requires python3
-[ -x "$P" ] && [ -x "$PROXY" ] || fail "$P / $PROXY not built"
-fail_show "$dir/err"
-bgpid=
-proxy_pid=
-stop_bg() {
-	[ -z "$bgpid" ] || { kill "$bgpid" 2>/dev/null; wait "$bgpid" 2>/dev/null; }
-	[ -z "$proxy_pid" ] || { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
-}
-at_exit stop_bg
-M=$((1 << 20))
-TO() { timeout -k 5 300 "$@"; }
-
-ceph_cluster_start "$dir/ceph"
-ceph_rgw_start
+. "$(dirname "$0")/s3-common.bash"
 
 R=s3://vhds-backup/repo/one
 jget() {   # REPO ID KEY...
