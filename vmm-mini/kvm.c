@@ -252,10 +252,10 @@ void *vmm_gpa(const struct vmm *vm, uint64_t gpa, uint64_t len)
 
 int vmm_add_doorbell(struct vmm *vm, unsigned n, int efd)
 {
+	/* A store to the port window (vmm-abi.h, "I/O ports"). */
 	struct kvm_ioeventfd io = {
-		.addr = VMM_PORT_DOORBELL + n,
+		.addr = VMM_GPA_IOWIN + 4ull * (VMM_PORT_DOORBELL + n),
 		.len = 4,
-		.flags = KVM_IOEVENTFD_FLAG_PIO,
 	};
 	int err;
 
@@ -266,8 +266,9 @@ int vmm_add_doorbell(struct vmm *vm, unsigned n, int efd)
 	if (io.fd < 0)
 		return vmm_set_error(vm, -errno, "doorbell %u: %s", n, strerror(errno));
 	if (!vm->user_mode && ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0) {
-		err = vmm_set_error(vm, -errno, "KVM_IOEVENTFD port 0x%x: %s",
-				    VMM_PORT_DOORBELL + n, strerror(errno));
+		err = vmm_set_error(vm, -errno, "KVM_IOEVENTFD at GPA 0x%llx (port 0x%x): %s",
+				    (unsigned long long)io.addr, VMM_PORT_DOORBELL + n,
+				    strerror(errno));
 		close(io.fd);
 		return err;
 	}

@@ -186,6 +186,37 @@ static bool on_io(struct vmm *vm, struct vmm_vcpu *vc)
 	return vmm_port_out(vm, vc, port, run->io.size, v);
 }
 
+/* A store to the port window is that port's OUT (vmm-abi.h, "I/O ports");
+ * a load from it reads all ones, as IN does.  Returns false when the run
+ * ends. */
+static bool on_mmio(struct vmm *vm, struct vmm_vcpu *vc)
+{
+	struct kvm_run *run = vc->run;
+	uint64_t gpa = run->mmio.phys_addr;
+	uint32_t v = 0;
+
+	if (gpa >= VMM_GPA_IOWIN && gpa - VMM_GPA_IOWIN < VMM_IOWIN_BYTES) {
+		uint64_t off = gpa - VMM_GPA_IOWIN;
+
+		if (!run->mmio.is_write) {
+			memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+			return true;
+		}
+		if (off % 4 == 0 && run->mmio.len == 4) {
+			memcpy(&v, run->mmio.data, sizeof(v));
+			return vmm_port_out(vm, vc, (unsigned)(off / 4), 4, v);
+		}
+		vmm_end_error(vm, vc->index,
+			      "guest store of %u bytes at GPA 0x%llx: the port window takes "
+			      "aligned 4-byte stores",
+			      run->mmio.len, (unsigned long long)gpa);
+		return false;
+	}
+	vmm_end_error(vm, vc->index, "guest %s at GPA 0x%llx: no device there",
+		      run->mmio.is_write ? "store" : "load", (unsigned long long)gpa);
+	return false;
+}
+
 static bool on_exit(struct vmm *vm, struct vmm_vcpu *vc)
 {
 	struct kvm_run *run = vc->run;
@@ -194,10 +225,7 @@ static bool on_exit(struct vmm *vm, struct vmm_vcpu *vc)
 	case KVM_EXIT_IO:
 		return on_io(vm, vc);
 	case KVM_EXIT_MMIO:
-		vmm_end_error(vm, vc->index, "guest %s at GPA 0x%llx: no device there",
-			  run->mmio.is_write ? "store" : "load",
-			  (unsigned long long)run->mmio.phys_addr);
-		return false;
+		return on_mmio(vm, vc);
 	case KVM_EXIT_SHUTDOWN:
 		vmm_end_error(vm, vc->index, "guest shut down (triple fault)");
 		return false;

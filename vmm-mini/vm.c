@@ -60,6 +60,10 @@ static void build_page_tables(struct vmm *vm)
 		put64(vm, VMM_GPA_PT0 + 8 * k,
 		      a | PTE_P | PTE_W | (a >= VMM_SYSTEM_END ? PTE_U : 0));
 	}
+	/* The port window (vmm-abi.h, "I/O ports"): user, uncached, no RAM
+	 * behind it, so every store to it exits (or signals an ioeventfd). */
+	put64(vm, VMM_GPA_PD + 8 * (VMM_GPA_IOWIN >> 21),
+	      VMM_GPA_IOWIN | PTE_P | PTE_W | PTE_U | PTE_PS | PTE_PCD | PTE_PWT);
 	/* The LAPIC, for the wake stub's EOI (CPL0 only). */
 	put64(vm, VMM_GPA_PD + 8 * (VMM_GPA_LAPIC >> 21),
 	      VMM_GPA_LAPIC | PTE_P | PTE_W | PTE_PS | PTE_PCD | PTE_PWT);
@@ -239,6 +243,7 @@ static int build_boot(struct vmm *vm, const struct vmm_config *cfg)
 	b->tsc_khz = vm->tsc_khz;
 	b->free_start = VMM_GPA_FREE;
 	b->free_end = vm->mem_bytes;
+	b->io_window = vm->user_mode ? 0 : VMM_GPA_IOWIN;
 	if (wl)
 		memcpy(b->workload, cfg->workload, wl);
 	return 0;
@@ -273,6 +278,7 @@ static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
 
 int vmm_machine_enter(struct vmm *vm, struct vmm_vcpu *vc)
 {
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
 	struct kvm_sregs s;
 	struct kvm_regs r;
 	unsigned i = vc->index;
@@ -311,5 +317,9 @@ int vmm_machine_enter(struct vmm *vm, struct vmm_vcpu *vc)
 	r.rflags = 0x2;			/* IF = 0: see vmm-abi.h */
 	if (ioctl(vc->fd, KVM_SET_REGS, &r) < 0)
 		return vmm_set_error(vm, -errno, "KVM_SET_REGS: %s", strerror(errno));
+	/* With an in-kernel irqchip every vCPU but the first starts waiting
+	 * for INIT/SIPI (some hosts run it anyway): all of ours start here. */
+	if (ioctl(vc->fd, KVM_SET_MP_STATE, &mp) < 0)
+		return vmm_set_error(vm, -errno, "KVM_SET_MP_STATE: %s", strerror(errno));
 	return 0;
 }

@@ -47,12 +47,21 @@
 
 #define VMM_MEM_MIN       (4ull << 20)
 #define VMM_MEM_MAX       (3ull << 30)	/* below the 0xc0000000 device hole */
+#define VMM_GPA_IOWIN     0xfe000000ull	/* port window: see "I/O ports" */
 #define VMM_GPA_LAPIC     0xfee00000ull
 
 /* ---- I/O ports -------------------------------------------------------- */
 /* The TSS I/O bitmap lets CPL3 reach VMM_PORT_CONSOLE, VMM_PORT_EXIT,
  * VMM_PORT_NOP and the doorbells, nothing else (any other port is a #GP).
- * VMM_PORT_FAULT is written only by the CPL0 fault stubs. */
+ * VMM_PORT_FAULT is written only by the CPL0 fault stubs.
+ *
+ * Some hosts' hypervisors refuse every port instruction at CPL3 whatever
+ * the TSS and IOPL say (a PVM-style host seen in 2026-12).  So on KVM the
+ * guest writes a port as a 32-bit store to the port window instead:
+ * boot->io_window + 4 * port, an uncached user page with no RAM behind it
+ * (KVM_EXIT_MMIO, or an MMIO ioeventfd for a doorbell).  boot->io_window
+ * = 0 (the user-mode backend) means `outl` itself. */
+#define VMM_IOWIN_BYTES   (4u * 0x10000u)	/* 4 bytes a port */
 #define VMM_PORT_CONSOLE  0x510	/* outl: length of the line in this CPU's
 				   console buffer (VMM_GPA_CONSOLE) */
 #define VMM_PORT_EXIT     0x511	/* outl: exit status; the VM stops */
@@ -106,9 +115,14 @@ struct vmm_boot {
 	uint64_t vmbus_msg_h2g_gpa;
 	uint32_t vmbus_msg_ring_bytes;
 	uint32_t vmbus_doorbell;
+	/* Where the guest writes its ports (see "I/O ports"); 0: `outl`. */
+	uint64_t io_window;
 };
 
 _Static_assert(sizeof(struct vmm_boot) <= 4096, "boot page");
+_Static_assert(VMM_GPA_IOWIN % (2u << 20) == 0 && VMM_IOWIN_BYTES <= (2u << 20) &&
+	       VMM_GPA_IOWIN >= VMM_MEM_MAX && VMM_GPA_IOWIN + (2u << 20) <= VMM_GPA_LAPIC,
+	       "port window: one 2 MiB page above RAM, below the LAPIC");
 _Static_assert(VMM_GPA_TSS + VMM_MAX_CPUS * VMM_TSS_STRIDE <= VMM_GPA_KSTACK,
 	       "TSSs overlap the CPL0 stacks");
 _Static_assert(VMM_GPA_CONSOLE + VMM_MAX_CPUS * VMM_CONSOLE_BYTES <= VMM_GPA_USTACK,

@@ -29,9 +29,18 @@ size_t strlen(const char *s);
 
 int rt_strncmp(const char *a, const char *b, size_t n);
 
+static inline const struct vmm_boot *rt_boot(void);
+
+/* Writes a port: a store to the VMM's port window where it has one (KVM),
+ * else `outl` (vmm-abi.h, "I/O ports"). */
 static inline void rt_outl(uint16_t port, uint32_t v)
 {
-	__asm__ __volatile__("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
+	uint64_t win = rt_boot()->io_window;
+
+	if (win)
+		*(volatile uint32_t *)(win + 4ull * port) = v;
+	else
+		__asm__ __volatile__("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
 
 static inline uint64_t rt_rdtsc(void)
