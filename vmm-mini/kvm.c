@@ -463,6 +463,8 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out, char *err, size_t
 		rc = vmm_set_error(vm, -errno, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
+	if (sched_getaffinity(0, sizeof(vm->host_cpus), &vm->host_cpus) < 0)
+		CPU_ZERO(&vm->host_cpus);	/* no pinning */
 	vm->user_mode = cfg->user_mode;
 	rc = vm->user_mode ? 0 : vmm_kvm_open(vm);
 	if (!rc)

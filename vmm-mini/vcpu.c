@@ -253,16 +253,16 @@ static void kick_handler(int sig)
 	(void)sig;
 }
 
-/* CPUs this process may use, in order; returns how many. */
-static int allowed_cpus(int *list, int max)
+/* CPUs the process could use when the VM was made, in order; returns how
+ * many.  Not this thread's affinity: the caller may have pinned itself to
+ * the service CPU already (vmm-mini run does), and the vCPUs must still go
+ * to the others. */
+static int allowed_cpus(const struct vmm *vm, int *list, int max)
 {
-	cpu_set_t set;
 	int n = 0;
 
-	if (sched_getaffinity(0, sizeof(set), &set) < 0)
-		return 0;
 	for (int c = 0; c < CPU_SETSIZE && n < max; c++)
-		if (CPU_ISSET(c, &set))
+		if (CPU_ISSET(c, &vm->host_cpus))
 			list[n++] = c;
 	return n;
 }
@@ -270,10 +270,10 @@ static int allowed_cpus(int *list, int max)
 /* vCPU i goes to the i-th CPU from the end; service threads to the first
  * (a different one whenever there are more CPUs than vCPUs).  On two CPUs
  * an unpinned spinning pair showed 10-100 ms tails (the notes). */
-static int vcpu_host_cpu(unsigned i)
+static int vcpu_host_cpu(const struct vmm *vm, unsigned i)
 {
 	int list[CPU_SETSIZE];
-	int n = allowed_cpus(list, CPU_SETSIZE);
+	int n = allowed_cpus(vm, list, CPU_SETSIZE);
 
 	return n ? list[(n - 1 - (int)(i % (unsigned)n))] : -1;
 }
@@ -281,11 +281,10 @@ static int vcpu_host_cpu(unsigned i)
 int vmm_pin_service_thread(const struct vmm *vm)
 {
 	int list[CPU_SETSIZE];
-	int n = allowed_cpus(list, CPU_SETSIZE);
+	int n = allowed_cpus(vm, list, CPU_SETSIZE);
 	cpu_set_t set;
 	int err;
 
-	(void)vm;
 	if (n == 0)
 		return -ENODEV;
 	CPU_ZERO(&set);
@@ -296,8 +295,12 @@ int vmm_pin_service_thread(const struct vmm *vm)
 
 void vmm_pin_vcpu_thread(const struct vmm_vcpu *vc)
 {
+	char name[16];
 	cpu_set_t set;
 
+	/* named, so that its placement can be seen (ps -L, /proc/PID/task) */
+	snprintf(name, sizeof(name), "vcpu%u", vc->index);
+	(void)pthread_setname_np(pthread_self(), name);
 	if (vc->host_cpu < 0)
 		return;
 	CPU_ZERO(&set);
@@ -375,7 +378,7 @@ static int start_vcpus(struct vmm *vm)
 		err = vm->user_mode ? 0 : vmm_machine_enter(vm, vc);
 		if (err)
 			break;
-		vc->host_cpu = vcpu_host_cpu(i);
+		vc->host_cpu = vcpu_host_cpu(vm, i);
 		err = -pthread_create(&vc->thread, NULL,
 				      vm->user_mode ? vmm_user_thread : vcpu_thread, vc);
 		if (err)

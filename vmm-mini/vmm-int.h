@@ -10,6 +10,7 @@
 #define VMM_INT_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,6 +40,10 @@ struct vmm {
 
 	unsigned cpus;
 	struct vmm_vcpu vcpu[VMM_MAX_CPUS];
+	/* The host CPUs the process could use when the VM was made, before
+	 * any thread pinned itself: vCPU and service threads are placed
+	 * among these (vcpu.c). */
+	cpu_set_t host_cpus;
 	int vm_stats_fd;
 
 	/* Wake-up MSI routes: GSI VMM_GSI_BASE + cpu when wake_efd[cpu] >= 0. */

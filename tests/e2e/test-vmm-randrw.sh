@@ -16,4 +16,25 @@ for w in "bs=4096,qd=16,read=50" "bs=1048576,qd=4,seq=1"; do
 	grep "randrw:" "$dir/err" | sed 's/^/  /'
 done
 "$VHDTOOL" check "$dir/f.vhd" >/dev/null || fail "image damaged"
+
+# Placement: on two or more CPUs the vCPU thread runs on a CPU of its own,
+# apart from the service threads (storvsp, aio, bus: everything else), which
+# share one.  (vmm-mini run pins its own thread to the service CPU before it
+# starts the vCPUs: they once inherited that pin and ran on the same CPU.)
+if [ "$(nproc)" -ge 2 ]; then
+	start_vmm --mem 64M --timeout 15 --disk "$dir/f.vhd" --workload "randrw,seconds=3,bs=4096,qd=4"
+	wait_console 10 "storvsc: protocol" || fail "guest did not start its I/O"
+	vcpu= others=
+	for t in /proc/$pid/task/*; do
+		cpus=$(sed -n 's/^Cpus_allowed_list:\t*//p' "$t/status")
+		case $(cat "$t/comm") in vcpu0) vcpu=$cpus ;; vmm-mini) others="$others $cpus" ;; esac
+	done
+	[ -n "$vcpu" ] || fail "no thread named vcpu0"
+	for c in $others; do
+		[ "$c" != "$vcpu" ] || fail "a service thread shares the vCPU's CPU $vcpu (others:$others)"
+	done
+	echo "  vcpu0 on CPU $vcpu, the others on$others"
+	wait "$pid"
+	pid=
+fi
 echo ok
