@@ -40,6 +40,11 @@ head -c "$SIZE" /dev/urandom > "$dir/raw.img"
 "$T" convert -O fixed "$dir/raw.img" "$dir/fixed.vhd" >/dev/null
 "$T" convert -O dynamic "$dir/raw.img" "$dir/dyn.vhd" >/dev/null
 declare -A DISK=([pt-file]=$dir/raw.img [fixed]=$dir/fixed.vhd [dynamic]=$dir/dyn.vhd)
+# Written through the page cache just now: write it out and drop it, so
+# that neither side's O_DIRECT I/O starts by flushing or invalidating
+# cached pages of the files.
+sync
+for f in "${DISK[@]}"; do dd if="$f" iflag=nocache count=0 status=none; done
 
 # guest DISK WORKLOAD-ARGS -> "iops p50_us exits_per_req"
 guest() {
