@@ -321,7 +321,8 @@ struct bkp_gc_result {
 				   * retention gc extended */
 	uint64_t forgotten_removed; /* Object Lock: forgotten backups (prune,
 				   * forget) whose retention ended: gc deleted
-				   * their manifest, index and marker */
+				   * their manifest, index and marker (dry run:
+				   * would delete, by their markers) */
 	uint64_t forgotten_locked; /* forgotten backups still under retention
 				   * (neither extended nor marked: they go
 				   * once it ends) */

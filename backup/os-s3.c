@@ -1649,14 +1649,30 @@ static int forgotten_one(void *opaque, const char *name,
 /* Forgotten backups: their manifest and index are deleted once the store
  * lets us (retention ended), then the marker; until then they are only
  * counted (their chunks are not marked, so the sweep deletes those as
- * their own retention ends). */
-static int sweep_forgotten(struct gc_ctx *g, struct bdev_err *e)
+ * their own retention ends).  A dry run reads each marker's locked-until
+ * instead and counts by the store's time (g->now). */
+static int sweep_forgotten(struct gc_ctx *g, bool dry_run, struct bdev_err *e)
 {
 	int rc = os3_list(g->r, "backups", forgotten_one, g, e);
 
 	if (rc == -ENOMEM)
 		return bdev_err_set(e, ENOMEM, "out of memory");
-	for (size_t i = 0; !rc && i < g->nforgot; i++) {
+	for (size_t i = 0; !rc && dry_run && i < g->nforgot; i++) {
+		int64_t until;
+
+		rc = bkp_forgotten(g->r, g->forgot[i], &until);
+		if (rc < 0)
+			return bdev_err_set(e, -rc, "%s: backup %s: cannot read its forgotten marker: %s",
+					    g->r->path, g->forgot[i], strerror(-rc));
+		if (rc == 0)	/* gone meanwhile */
+			continue;
+		rc = 0;
+		if (until > g->now)
+			g->res->forgotten_locked++;
+		else
+			g->res->forgotten_removed++;
+	}
+	for (size_t i = 0; !rc && !dry_run && i < g->nforgot; i++) {
 		static const char *const ext[] = { "json", "idx",
 						   BKP_FORGOTTEN_EXT + 1 };
 		bool locked = false;
@@ -1728,8 +1744,8 @@ static int os3_gc(struct bkp_repo *r, const struct bkp_gc_opts *o,
 	rc = os3_chunks(r, sweep_one, &g, e);
 	if (!rc && !o->dry_run && r->object_lock_days > 0)
 		rc = extend_retention(&g, e);
-	if (!rc && !o->dry_run)
-		rc = sweep_forgotten(&g, e);
+	if (!rc)
+		rc = sweep_forgotten(&g, o->dry_run, e);
 	for (size_t i = 0; !rc && !o->dry_run && i < g.ndead; i++) {
 		writer_remove(r, g.dead[i]);
 		res->tmp_removed++;

@@ -10,7 +10,8 @@
 #    the live backup's objects are extended;
 #  - expiry without waiting a day: a backup copied object by object into a
 #    locked repository with a 20 s retention (s3probe put --retain-until)
-#    is forgotten, kept by gc while locked, and deleted by gc (manifest,
+#    is forgotten, kept by gc while locked (gc --dry-run says which it
+#    would delete), and deleted by gc (manifest,
 #    index, chunks, then the marker) once the retention passed;
 #  - a backup reusing chunks copied in with 10 minutes of retention extends
 #    them to 2 days at its commit; through tests/tools/flaky-proxy --deny
@@ -85,6 +86,8 @@ TO $P get "s3://vhds-locked/$ck" "$dir/ck" || fail "get a locked chunk"
 orphan=r/chunks/ab/ab$(printf '%062d' 7)
 TO $P put "s3://vhds-locked/$orphan" "$dir/ck" --retain-until $(($(date +%s) + 86400)) || fail "put an orphan chunk"
 sleep 2
+TO $T backup gc --dry-run --grace 0 "$L" >"$dir/gc" 2>"$dir/err" || fail "gc --dry-run: $(cat "$dir/err")"
+grep -q '^gc: 1 forgotten backups stay under Object Lock' "$dir/gc" || fail "gc --dry-run: $(cat "$dir/gc")"
 TO $T backup gc --grace 0 "$L" >"$dir/gc" 2>"$dir/err" || fail "gc in a locked repository: $(cat "$dir/err")"
 grep -q 'had their Object Lock retention extended' "$dir/gc" || fail "gc did not extend retention: $(cat "$dir/gc")"
 grep -qE '^gc: [0-9]+ unreferenced chunks are under Object Lock' "$dir/gc" || fail "gc did not report the locked garbage: $(cat "$dir/gc")"
@@ -133,6 +136,9 @@ TO $T backup gc --grace 0 "$S3" >"$dir/gc" 2>"$dir/err" || fail "gc while locked
 grep -q '^gc: 1 forgotten backups stay' "$dir/gc" || fail "gc while locked: $(cat "$dir/gc")"
 TO $P head "s3://vhds-locked/$short/backups/$sid.json" >/dev/null || fail "the locked manifest went"
 while [ "$(date +%s)" -le $((exp + 1)) ]; do sleep 1; done
+TO $T backup gc --dry-run --grace 0 "$S3" >"$dir/gc" 2>"$dir/err" || fail "gc --dry-run after the retention: $(cat "$dir/err")"
+grep -q '^gc: 1 forgotten backups to remove' "$dir/gc" || fail "gc --dry-run after the retention: $(cat "$dir/gc")"
+TO $P head "s3://vhds-locked/$short/backups/$sid.json" >/dev/null || fail "gc --dry-run deleted the manifest"
 TO $T backup gc --grace 0 "$S3" >"$dir/gc" 2>"$dir/err" || fail "gc after the retention: $(cat "$dir/err")"
 grep -q '^gc: 1 forgotten backups removed' "$dir/gc" || fail "gc after the retention: $(cat "$dir/gc")"
 TO $P list "s3://vhds-locked/$short" | cut -f1 >"$dir/left" || fail "list $S3"

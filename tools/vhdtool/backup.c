@@ -1000,7 +1000,9 @@ static int cmd_gc(int argc, char **argv)
 	const struct { uint64_t n; const char *what; } ol[] = {
 		{ res.locked, "unreferenced chunks are under Object Lock retention and stay until it ends" },
 		{ res.retention_extended, "objects had their Object Lock retention extended" },
-		{ res.forgotten_removed, "forgotten backups removed (their Object Lock retention ended)" },
+		{ res.forgotten_removed, o.dry_run
+			? "forgotten backups to remove (their Object Lock retention ended)"
+			: "forgotten backups removed (their Object Lock retention ended)" },
 		{ res.forgotten_locked, "forgotten backups stay under Object Lock retention until it ends" },
 		{ res.retention_failed, "objects' Object Lock retention could not be read or extended" },
 	};
