@@ -1219,19 +1219,126 @@ static int lock_held(struct bkp_repo *r, struct bdev_err *e)
 	return ex > time(NULL);
 }
 
+/* ---- tampered keys (Object Lock) ---- */
+
+/* Append a copy of name to (*v, *n). */
+static int add_name(char ***v, size_t *n, const char *name)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	if (!(nv[*n] = strdup(name)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+/* The keys under a prefix with more than one version or a delete marker
+ * (tampered with, or a chunk rewritten after damage) and the id of their
+ * oldest version: their retention is extended on that one, not on the
+ * current.  Sorted (the listings' byte order). */
+struct tampered {
+	size_t skip;
+	char **key, **vid;
+	size_t n, nv;
+};
+
+static int tampered_one(const struct key_versions *g, void *opaque)
+{
+	struct tampered *t = opaque;
+	int rc = 0;
+
+	if (g->count >= 2 && g->have && strlen(g->key) > t->skip) {
+		rc = add_name(&t->key, &t->n, g->key + t->skip);
+		if (!rc)
+			rc = add_name(&t->vid, &t->nv, g->vid);
+	}
+	return rc;
+}
+
+static int tampered_list(struct bkp_repo *r, struct tampered *t,
+			 struct bdev_err *e)
+{
+	char k[KEY_MAX];
+	int rc = 0;
+
+	t->skip = strlen(S(r)->prefix);
+	for (int i = 0; !rc && i < 2; i++) {
+		/* backups/ before chunks/: the keys stay sorted (bsearch) */
+		snprintf(k, sizeof(k), "%s%s", S(r)->prefix, i ? "chunks/" : "backups/");
+		rc = kv_walk(r, k, tampered_one, t, e);
+	}
+	if (rc == -ENOMEM || t->n != t->nv)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	return rc;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The oldest version of key when tampered with, else NULL. */
+static const char *tampered_vid(const struct tampered *t, const char *key)
+{
+	char *const *f = t->n ? bsearch(&key, t->key, t->n, sizeof(*t->key), str_cmp)
+			      : NULL;
+
+	return f ? t->vid[f - t->key] : NULL;
+}
+
+static void tampered_free(struct tampered *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->key[i]);
+	for (size_t i = 0; i < t->nv; i++)
+		free(t->vid[i]);
+	free(t->key);
+	free(t->vid);
+}
+
 /* ---- the commit step of a backup ---- */
+
+/* Extends the retention (until) of version vid (NULL: the current one)
+ * of reused chunk ck (full key k) when it is short of the repository's
+ * days; -errno (e) when it cannot be. */
+static int keep_locked(struct bkp_repo *r, const char *ck, const char *k, const char *vid,
+		       int64_t until, int64_t now, struct bdev_err *e)
+{
+	struct bdev_err e2 = { 0 };
+	char ts[32];
+	int rc;
+
+	if (!lock_short(r, until, now))
+		return 0;
+	rc = s3_retention_set_version(S(r)->c, k, vid, lock_next(r, now), &e2);
+	if (rc) {
+		fmt_utc(until, ts);
+		return bdev_err_set(e, -rc, "%s: chunk %s%s%s this backup reuses is under Object Lock only until %s, less than the repository's %d days, and its retention cannot be extended (%s): the backup is not committed",
+				    r->path, ck, vid ? ", original version " : "", vid ? vid : "",
+				    ts, r->object_lock_days, e2.msg);
+	}
+	return 0;
+}
 
 /* A chunk the backup reuses: there (0), -ENOENT, or -errno (e) when, in
  * an Object Lock repository, its retention is shorter than the manifest's
  * will be and cannot be extended: never commit a backup whose chunks are
  * less protected than its manifest.  HEAD answers the retention
  * (x-amz-object-lock-retain-until-date) where the caller may read it,
- * else one GET of it. */
-static int check_reused(struct bkp_repo *r, const char *ck, struct bdev_err *e)
+ * else one GET of it.
+ * vid: the id of the chunk's original (oldest) version where the chunk
+ * has several (tampered_vid: a newer one was written over it), else NULL.
+ * A reader falls back to that one when the current version is damaged or
+ * forged, so its retention is kept too, not only the current version's. */
+static int check_reused(struct bkp_repo *r, const char *ck, const char *vid,
+			struct bdev_err *e)
 {
 	struct bdev_err e2 = { 0 };
 	struct s3_stat st;
-	char k[KEY_MAX], ts[32];
+	char k[KEY_MAX];
 	int64_t until, now = time(NULL);
 	int rc;
 
@@ -1246,15 +1353,16 @@ static int check_reused(struct bkp_repo *r, const char *ck, struct bdev_err *e)
 	if (until <= 0 && (rc = s3_retention_get(S(r)->c, k, &until, &e2)))
 		return bdev_err_set(e, -rc, "%s: cannot read the Object Lock retention of chunk %s this backup reuses: %s; the backup is not committed",
 				    r->path, ck, e2.msg);
-	if (!lock_short(r, until, now))
-		return 0;
-	rc = s3_retention_set(S(r)->c, k, lock_next(r, now), &e2);
-	if (rc) {
-		fmt_utc(until, ts);
-		return bdev_err_set(e, -rc, "%s: chunk %s this backup reuses is under Object Lock only until %s, less than the repository's %d days, and its retention cannot be extended (%s): the backup is not committed",
-				    r->path, ck, ts, r->object_lock_days, e2.msg);
-	}
-	return 0;
+	rc = keep_locked(r, ck, k, NULL, until, now, e);
+	if (rc || !vid)
+		return rc;
+	rc = s3_retention_get_version(S(r)->c, k, vid, &until, &e2);
+	if (rc == -ENOENT)
+		return 0;	/* the original went (its retention ended): the current one stands */
+	if (rc)
+		return bdev_err_set(e, -rc, "%s: cannot read the Object Lock retention of the original version %s of chunk %s this backup reuses: %s; the backup is not committed",
+				    r->path, vid, ck, e2.msg);
+	return keep_locked(r, ck, k, vid, until, now, e);
 }
 
 /* Every damaged chunk this backup replaced must still be there, and no
@@ -1287,6 +1395,7 @@ static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 {
 	struct s3r *s = S(r);
 	char key[BKP_ID_MAX + 16];
+	struct tampered t = { 0 };
 	uint64_t missing = 0;
 	size_t u = 0;
 	int rc;
@@ -1326,16 +1435,25 @@ static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 					    r->path, LOCK_WAIT_MAX_S);
 		sleep(1);
 	}
+	/* Object Lock: which reused chunks have a newer version written over
+	 * their original (one versions listing of the repository). */
+	if (r->object_lock_days > 0 && s->nt && (rc = tampered_list(r, &t, e))) {
+		tampered_free(&t);
+		return rc;
+	}
 	for (size_t i = 0; i < s->nt; i++) {
 		char ck[BKP_CHUNK_KEY];
 
 		bkp_chunk_key(s->touched[i], ck);
-		rc = check_reused(r, ck, e);
-		if (rc == -ENOENT)
+		rc = check_reused(r, ck, tampered_vid(&t, ck), e);
+		if (rc == -ENOENT) {
 			missing++;
-		else if (rc)
+		} else if (rc) {
+			tampered_free(&t);
 			return rc;
+		}
 	}
+	tampered_free(&t);
 	if (missing)
 		return bdev_err_set(e, EAGAIN, "%s: %llu chunks this backup reuses were removed by a concurrent gc; run the backup again",
 				    r->path, (unsigned long long)missing);
@@ -1362,20 +1480,6 @@ struct gc_ctx {
 	int err;
 	struct bdev_err *e;      /* a failed delete's message */
 };
-
-/* Append a copy of name to (*v, *n). */
-static int add_name(char ***v, size_t *n, const char *name)
-{
-	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
-
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	if (!(nv[*n] = strdup(name)))
-		return -ENOMEM;
-	(*n)++;
-	return 0;
-}
 
 /* A probe/ scratch key older than the cutoff: left by a backup killed
  * between the probe's PUT and its delete (a live one deletes its own in
@@ -1527,70 +1631,6 @@ static void extend_one(struct bkp_repo *r, const char *key, const char *vid,
 	if (!res->retention_failed++)
 		snprintf(res->retention_error, sizeof(res->retention_error), "%.250s",
 			 e2.msg[0] ? e2.msg : strerror(-rc));
-}
-
-/* The keys under a prefix with more than one version or a delete marker
- * (tampered with, or a chunk rewritten after damage) and the id of their
- * oldest version: their retention is extended on that one, not on the
- * current.  Sorted (the listings' byte order). */
-struct tampered {
-	size_t skip;
-	char **key, **vid;
-	size_t n, nv;
-};
-
-static int tampered_one(const struct key_versions *g, void *opaque)
-{
-	struct tampered *t = opaque;
-	int rc = 0;
-
-	if (g->count >= 2 && g->have && strlen(g->key) > t->skip) {
-		rc = add_name(&t->key, &t->n, g->key + t->skip);
-		if (!rc)
-			rc = add_name(&t->vid, &t->nv, g->vid);
-	}
-	return rc;
-}
-
-static int tampered_list(struct bkp_repo *r, struct tampered *t,
-			 struct bdev_err *e)
-{
-	char k[KEY_MAX];
-	int rc = 0;
-
-	t->skip = strlen(S(r)->prefix);
-	for (int i = 0; !rc && i < 2; i++) {
-		/* backups/ before chunks/: the keys stay sorted (bsearch) */
-		snprintf(k, sizeof(k), "%s%s", S(r)->prefix, i ? "chunks/" : "backups/");
-		rc = kv_walk(r, k, tampered_one, t, e);
-	}
-	if (rc == -ENOMEM || t->n != t->nv)
-		return bdev_err_set(e, ENOMEM, "out of memory");
-	return rc;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The oldest version of key when tampered with, else NULL. */
-static const char *tampered_vid(const struct tampered *t, const char *key)
-{
-	char *const *f = t->n ? bsearch(&key, t->key, t->n, sizeof(*t->key), str_cmp)
-			      : NULL;
-
-	return f ? t->vid[f - t->key] : NULL;
-}
-
-static void tampered_free(struct tampered *t)
-{
-	for (size_t i = 0; i < t->n; i++)
-		free(t->key[i]);
-	for (size_t i = 0; i < t->nv; i++)
-		free(t->vid[i]);
-	free(t->key);
-	free(t->vid);
 }
 
 static int extend_retention(struct gc_ctx *g, struct bdev_err *e)

@@ -160,10 +160,18 @@ copy_chunks() {
 # The chunks of a disk, made in the unlocked repository and copied into the
 # locked one with 10 minutes of retention: the backup that reuses them
 # extends them to 2 days before it commits (never a manifest locked longer
-# than its chunks).
+# than its chunks).  One of them has a forged newer version over it, locked
+# for 3 days: the original under it (what a reader falls back to) is
+# extended too, not only the current version.
 head -c $((2 * M)) /dev/urandom >"$dir/r2.raw"
 u2=$(TO $T backup create --no-track "$U" "$dir/r2.raw" 2>"$dir/err") || fail "backup r2 to $U"
 copy_chunks "$u2" $(($(date +%s) + 600))
+fd=$(sed -n 1p "$dir/cd")
+fk="r/chunks/${fd:0:2}/$fd"
+fvid=$(TO $P versions "s3://vhds-locked/$fk" | awk -F'\t' -v k="$fk" '$1 == k && $3 == "version" { print $2 }')
+[ -n "$fvid" ] || fail "no version of $fk"
+head -c 1000 /dev/urandom | TO $P put "s3://vhds-locked/$fk" - --retain-until $(($(date +%s) + 3 * 86400)) ||
+	fail "forge a version over $fk"
 r2=$(TO $T backup create --no-track "$L" "$dir/r2.raw" 2>"$dir/err") || fail "backup reusing short-locked chunks: $(cat "$dir/err")"
 m2=$(ret "r/backups/$r2.json") || fail "retention of $r2"
 while read -r d; do
@@ -171,6 +179,9 @@ while read -r d; do
 	[ "$c" -ge "$m2" ] || fail "reused chunk $d locked until $c, its backup's manifest until $m2"
 	[ "$c" -gt $(($(date +%s) + 2 * 86400 - 600)) ] || fail "reused chunk $d not extended to 2 days ($c)"
 done <"$dir/cd"
+c=$(TO $P retention "s3://vhds-locked/$fk" --version "$fvid") || fail "retention of the original of $fk"
+[ "$c" -ge "$m2" ] || fail "the original version of reused chunk $fd (under a forged one) locked until $c, the manifest until $m2"
+TO $T backup verify "$L" "$r2" >"$dir/v" 2>&1 || fail "verify $r2 (forged chunk version): $(cat "$dir/v")"
 
 # The same when the store refuses to extend (a proxy answering
 # AccessDenied to every retention call): the backup fails, nothing is
