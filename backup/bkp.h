@@ -64,6 +64,9 @@ struct bkp_remote {
 				   * and retain every object this long */
 	int retries;              /* attempts after the first on 5xx, 429,
 				   * timeouts; 0: the client's default (6) */
+	const char *addressing;   /* "path" (ENDPOINT/BUCKET/KEY), "virtual"
+				   * (BUCKET.ENDPOINT/KEY); NULL: path with an
+				   * endpoint, virtual for AWS */
 };
 /* Bytes sent to and received from the store since open (object storage;
  * 0 for a folder), for progress lines. */

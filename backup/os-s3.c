@@ -1901,7 +1901,18 @@ static int attach(struct bkp_repo *r, const struct bkp_remote *o,
 	cfg.connections = s->connections;
 	if (o && o->retries > 0)
 		cfg.retries = o->retries;
-	rc = s3_config_env(&cfg, e);
+	rc = 0;
+	if (o && o->addressing) {
+		if (!strcmp(o->addressing, "virtual"))
+			cfg.virtual_host = true;
+		else if (!strcmp(o->addressing, "path"))
+			cfg.path_style = true;
+		else
+			rc = bdev_err_set(e, EINVAL, "S3 addressing \"%s\": path or virtual",
+					  o->addressing);
+	}
+	if (!rc)
+		rc = s3_config_env(&cfg, e);
 	if (!rc) {
 		s->c = s3_open(&cfg, s->bucket, e);
 		rc = s->c ? 0 : e->code ? -e->code : -EIO;

@@ -613,11 +613,22 @@ struct s3_client *s3_open(const struct s3_config *cfg, const char *bucket,
 	snprintf(c->bucket, sizeof(c->bucket), "%s", bucket);
 	if (c->cfg.endpoint[0]) {
 		size_t l = strlen(c->cfg.endpoint);
+		const char *host = strstr(c->cfg.endpoint, "://");
 
 		while (l && c->cfg.endpoint[l - 1] == '/')
 			c->cfg.endpoint[--l] = 0;
-		c->cfg.path_style = true;
-		snprintf(c->base, sizeof(c->base), "%s/%s", c->cfg.endpoint, bucket);
+		if (c->cfg.virtual_host && host) {
+			/* scheme://BUCKET.host[:port][/path] */
+			host += 3;
+			snprintf(c->base, sizeof(c->base), "%.*s%s.%s",
+				 (int)(host - c->cfg.endpoint), c->cfg.endpoint, bucket, host);
+		} else {
+			c->cfg.path_style = true;
+			c->cfg.virtual_host = false;
+			snprintf(c->base, sizeof(c->base), "%s/%s", c->cfg.endpoint, bucket);
+		}
+	} else if (c->cfg.virtual_host) {
+		snprintf(c->base, sizeof(c->base), "https://%s.s3.%s.amazonaws.com", bucket, region);
 	} else if (c->cfg.path_style || strchr(bucket, '.')) {
 		snprintf(c->base, sizeof(c->base), "https://s3.%s.amazonaws.com/%s", region, bucket);
 	} else {

@@ -35,6 +35,10 @@ struct s3_config {
 	char secret_key[256];
 	char session_token[2048]; /* "" none */
 	bool path_style;        /* forced true when endpoint is set */
+	bool virtual_host;      /* BUCKET.HOST/KEY even with an endpoint
+				 * (MinIO with MINIO_DOMAIN, radosgw with
+				 * rgw_dns_name, AWS through an endpoint URL);
+				 * wins over path_style */
 	bool insecure;          /* do not verify TLS (never the default) */
 	char ca_file[512];      /* "" system CAs */
 	int connections;        /* parallel connections; 0 -> 8 */

@@ -12,6 +12,9 @@
 #    HEAD first (one request each); a second backup of the same data meets
 #    412 for every chunk and HEADs it then; a chunk object cut shorter than
 #    a header is still replaced (chunks-replaced).
+#  - virtual-host addressing (--s3-addressing virtual): every request goes
+#    to BUCKET.localhost:PORT with the key as the whole path (curl resolves
+#    *.localhost to the loopback); init, backup, restore, verify.
 # Every backup restores to its source's bytes.
 set -eu
 . "$(dirname "$0")/../lib.bash"
@@ -33,22 +36,30 @@ cat >"$dir/srv.py" <<'PY'
 # bucket HEAD/PUT, object PUT/GET (Range)/HEAD/DELETE, ListObjectsV2 in one
 # page.  argv[1]: "honour" (If-None-Match: * over an existing key: 412) or
 # "ignore" (the header is ignored: the object is replaced); argv[2]: a log
-# of "METHOD KEY STATUS" lines.  Prints its port, serves for 300 s at most.
+# of "METHOD KEY STATUS" lines, and beside it ARGV[2].style a line a
+# request: "path" or "virtual BUCKET" (Host: BUCKET.localhost[:PORT]).
+# Prints its port, serves for 300 s at most.
 import email.utils, hashlib, http.server, socketserver, sys, threading, time
 import urllib.parse
 from xml.sax.saxutils import escape
 mode, logpath = sys.argv[1], sys.argv[2]
 objs, buckets, mu = {}, set(), threading.Lock()
 log = open(logpath, "a", buffering=1)
+style = open(logpath + ".style", "a", buffering=1)
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def split(self):
         u = urllib.parse.urlsplit(self.path)
-        parts = urllib.parse.unquote(u.path).lstrip("/").split("/", 1)
-        return parts[0], parts[1] if len(parts) > 1 else "", urllib.parse.parse_qs(u.query)
+        path = urllib.parse.unquote(u.path).lstrip("/")
+        host = self.headers.get("Host", "").rsplit(":", 1)[0]
+        if host.endswith(".localhost"):
+            return host[:-len(".localhost")], path, urllib.parse.parse_qs(u.query), True
+        parts = path.split("/", 1)
+        return parts[0], parts[1] if len(parts) > 1 else "", urllib.parse.parse_qs(u.query), False
     def answer(self, code, body=b"", hdrs=(), head=False):
-        b, k, _ = self.split()
+        b, k, _, vh = self.split()
         log.write("%s %s %d\n" % (self.command, k, code))
+        style.write("virtual %s\n" % b if vh else "path\n")
         self.send_response(code)
         for h, v in hdrs:
             self.send_header(h, v)
@@ -63,7 +74,7 @@ class H(http.server.BaseHTTPRequestHandler):
         return [("ETag", '"%s"' % hashlib.md5(o[0]).hexdigest()),
                 ("Last-Modified", email.utils.formatdate(o[1], usegmt=True))]
     def do_PUT(self):
-        b, k, q = self.split()
+        b, k, q, _ = self.split()
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         with mu:
             if not k:
@@ -76,7 +87,7 @@ class H(http.server.BaseHTTPRequestHandler):
             objs[(b, k)] = (body, time.time())
             return self.answer(200, hdrs=self.meta(objs[(b, k)]))
     def do_HEAD(self):
-        b, k, q = self.split()
+        b, k, q, _ = self.split()
         with mu:
             if not k:
                 return self.answer(200 if b in buckets else 404, head=True)
@@ -92,7 +103,7 @@ class H(http.server.BaseHTTPRequestHandler):
             v, self._real = self._real, None
         super().send_header(h, v)
     def do_GET(self):
-        b, k, q = self.split()
+        b, k, q, _ = self.split()
         with mu:
             if b not in buckets:
                 return self.error(404, "NoSuchBucket")
@@ -118,7 +129,7 @@ class H(http.server.BaseHTTPRequestHandler):
                                    [("Content-Range", "bytes %d-%d/%d" % (lo, hi, len(o[0])))])
             self.answer(200, o[0], self.meta(o))
     def do_DELETE(self):
-        b, k, q = self.split()
+        b, k, q, _ = self.split()
         with mu:
             objs.pop((b, k), None)
         self.answer(204)
@@ -134,6 +145,7 @@ PY
 
 start_server() {   # MODE: honour | ignore
 	: >"$dir/log"
+	: >"$dir/log.style"
 	python3 "$dir/srv.py" "$1" "$dir/log" >"$dir/port" &
 	srv_pid=$!
 	for _ in $(seq 50); do [ -s "$dir/port" ] && break; sleep 0.1; done
@@ -233,5 +245,23 @@ blind=$(chunk_log "$n" | grep -c '^PUT .* 412$')
 found=$(chunk_log "$n" | grep -c '^HEAD .* 200$')
 [ "$blind" = 1 ] && [ "$found" -ge 19 ] ||
 	fail "$mode: a copy of a backed-up disk: $blind chunk uploads met a 412 and $found HEADs found chunks (1 and 19 expected)"
+[ "$(sort -u "$dir/log.style")" = path ] || fail "$mode: not every request was path-style"
+stop_server
+
+# ---- virtual-host addressing ----
+mode=virtual
+start_server honour
+E=(--s3-endpoint "http://localhost:$(cat "$dir/port")" --s3-retries 1 --s3-addressing virtual)
+TO $T backup init "${E[@]}" s3://fake-bkt/r 2>"$dir/err" || fail "init ($mode)"
+id=$(backup)
+[ "$(jget "$id" chunks-new)" = 3 ] || fail "$mode: $(jget "$id" chunks-new) chunks new, 3 expected"
+TO $T backup verify "${E[@]}" s3://fake-bkt/r >"$dir/v" 2>&1 || fail "verify ($mode): $(cat "$dir/v")"
+[ "$(wc -l <"$dir/log.style")" -gt 10 ] || fail "$mode: only $(wc -l <"$dir/log.style") requests"
+[ "$(sort -u "$dir/log.style")" = "virtual fake-bkt" ] ||
+	fail "$mode: requests not addressed as fake-bkt.localhost: $(sort "$dir/log.style" | uniq -c | tr '\n' ';')"
+grep -q '^PUT r/backups/.*\.json 200$' "$dir/log" || fail "$mode: no manifest stored under its key: $(tail -5 "$dir/log")"
+TO $T backup list "${E[@]}" --s3-addressing bogus s3://fake-bkt/r >/dev/null 2>"$dir/err" &&
+	fail "--s3-addressing bogus accepted"
+grep -q -- '--s3-addressing: path or virtual' "$dir/err" || fail "--s3-addressing bogus: $(cat "$dir/err")"
 stop_server
 echo ok

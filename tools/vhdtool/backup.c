@@ -16,7 +16,8 @@
  *   backup prune --keep-last N ... [--dry-run] REPO
  *   backup gc [--grace SECONDS] [--dry-run] REPO
  * REPO: a folder or s3://BUCKET[/PREFIX]; --s3-endpoint URL, --s3-region R,
- * --connections N, --s3-retries N anywhere after "backup".
+ * --connections N, --s3-retries N, --s3-addressing path|virtual anywhere
+ * after "backup".
  */
 #include "vhdtool.h"
 
@@ -46,6 +47,7 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 		 "backup gc [--grace SECONDS] [--dry-run] [--output=human|json] REPO\n"
 		 "backup forget [--output=human|json] REPO ID\n"
 		 "REPO: a folder, or s3://BUCKET[/PREFIX] with [--s3-endpoint URL] [--s3-region R] [--connections N] [--s3-retries N]\n"
+		 "      [--s3-addressing path|virtual] (default: path with an endpoint, virtual-host for AWS)\n"
 		 "  (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ENDPOINT_URL, AWS_REGION)",
 	.summary = "deduplicating backups of disks: create, list, restore, verify, repair, prune, gc",
 	.run = run_backup)
@@ -1029,9 +1031,10 @@ static int run_backup(int argc, char **argv)
 	/* The object-storage options, wherever they stand (before "--"). */
 	for (int i = 1; i < argc; i++) {
 		static const char *const names[] = { "--s3-endpoint", "--s3-region",
-						     "--connections", "--s3-retries" };
+						     "--connections", "--s3-retries",
+						     "--s3-addressing" };
 		const char *val = NULL;
-		size_t which = 4;
+		size_t which = UTIL_ARRAY_SIZE(names);
 
 		if (!strcmp(argv[i], "--")) {
 			while (i < argc)
@@ -1050,7 +1053,7 @@ static int run_backup(int argc, char **argv)
 					val = argv[++i];
 			}
 		}
-		if (which == 4) {
+		if (which == UTIL_ARRAY_SIZE(names)) {
 			argv[k++] = argv[i];
 			continue;
 		}
@@ -1062,7 +1065,13 @@ static int run_backup(int argc, char **argv)
 			remote.endpoint = val;
 		else if (which == 1)
 			remote.region = val;
-		else if (which == 3) {
+		else if (which == 4) {
+			if (strcmp(val, "path") && strcmp(val, "virtual")) {
+				vt_err(NULL, "--s3-addressing: path or virtual, not '%s'", val);
+				return 2;
+			}
+			remote.addressing = val;
+		} else if (which == 3) {
 			if (!parse_count("retries", val, &remote.retries) ||
 			    remote.retries > 100) {
 				vt_err(NULL, "--s3-retries: 0 to 100");
