@@ -21,6 +21,9 @@
 #                            CEPH_RGW_STS=1: also the STS and IAM APIs with a
 #                            signing key, so that AssumeRole hands out
 #                            temporary credentials (see test-backup-s3-sts.sh)
+#                            CEPH_RGW_DNS_NAME (default 127.0.0.1): rgw dns
+#                            name; "localhost" also serves virtual-host
+#                            requests to BUCKET.localhost:PORT
 #   ceph_cluster_stop        kill what it started, by PID (ceph_cluster_start
 #                            has tests/lib.bash's at_exit run it)
 #
@@ -219,7 +222,7 @@ rgw data = $d/rgw
 rgw thread pool size = 32
 rgw enable gc threads = false
 rgw enable lc threads = false
-rgw dns name = 127.0.0.1
+rgw dns name = ${CEPH_RGW_DNS_NAME:-127.0.0.1}
 CONF
 	radosgw --conf "$CEPH_CONF" -n client.rgw.a -f >>"$d/log/rgw.out" 2>&1 &
 	pid=$!

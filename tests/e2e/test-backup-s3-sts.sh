@@ -6,7 +6,13 @@
 #  - with the three, init, a backup, verify and a restore work, and the
 #    restore equals the source;
 #  - the same key and secret without the token, or with another token, are
-#    refused with one clear message and a non-zero exit.
+#    refused with one clear message and a non-zero exit;
+#  - (sharing this test's cluster, whose radosgw has rgw_dns_name localhost)
+#    virtual-host addressing against a real radosgw: --s3-addressing virtual
+#    through http://localhost:PORT sends BUCKET.localhost requests (curl
+#    resolves *.localhost to the loopback; the path is the key alone, so
+#    radosgw must take the bucket from the Host header): init, backup,
+#    restore; the same repository listed path-style through 127.0.0.1.
 . "$(dirname "$0")/../lib.bash"
 . "$(dirname "$0")/../ceph-cluster.bash"
 T=${VHDTOOL:?}
@@ -15,6 +21,7 @@ TO() { timeout -k 5 120 "$@"; }
 requires python3 curl
 fail_show "$dir/err"
 CEPH_RGW_STS=1
+CEPH_RGW_DNS_NAME=localhost
 ceph_cluster_start "$dir/ceph"
 ceph_rgw_start
 
@@ -41,6 +48,7 @@ for var, tag in (("AWS_ACCESS_KEY_ID", "AccessKeyId"), ("AWS_SECRET_ACCESS_KEY",
     print("export %s=%s" % (var, shlex.quote(c.find(tag).text)))
 PY
 user_key=$AWS_ACCESS_KEY_ID
+printf 'export AWS_SECRET_ACCESS_KEY=%q\n' "$AWS_SECRET_ACCESS_KEY" >"$dir/user.env"
 . "$dir/cred.env"
 [ "$AWS_ACCESS_KEY_ID" != "$user_key" ] && [ -n "$AWS_SESSION_TOKEN" ] ||
 	fail "AssumeRole did not hand out temporary credentials"
@@ -65,4 +73,24 @@ for tok in "" "${AWS_SESSION_TOKEN%????}AAAA"; do
 	[ "$(wc -l <"$dir/err")" = 1 ] || fail "not one clear message: $(cat "$dir/err")"
 	grep -qE "HTTP 40[0-3]" "$dir/err" || fail "the refusal does not give the store's answer: $(cat "$dir/err")"
 done
-echo "S3 with a session token (radosgw STS AssumeRole): round trip, refused without or with another token: fine"
+
+# ---- virtual-host addressing (the test user's own credentials) ----
+unset AWS_SESSION_TOKEN
+AWS_ACCESS_KEY_ID=$user_key
+. "$dir/user.env"
+VH=(--s3-endpoint "http://localhost:${AWS_ENDPOINT_URL##*:}" --s3-addressing virtual)
+vurl=s3://vhost-bucket/repo
+TO "$T" backup init "${VH[@]}" "$vurl" >/dev/null 2>"$dir/err" || fail "init, virtual-host: $(cat "$dir/err")"
+id=$(TO "$T" backup create "${VH[@]}" "$vurl" "$dir/disk.raw" 2>"$dir/err") || fail "backup, virtual-host: $(cat "$dir/err")"
+rm -f "$dir/out.raw"
+TO "$T" backup restore -O raw "${VH[@]}" "$vurl" "$id" "$dir/out.raw" >/dev/null 2>"$dir/err" ||
+	fail "restore, virtual-host: $(cat "$dir/err")"
+cmp "$dir/disk.raw" "$dir/out.raw" || fail "the virtual-host restore differs from the source"
+TO "$T" backup list "$vurl" 2>"$dir/err" | grep -q "^$id " || fail "path-style list of the virtual-host repository: $(cat "$dir/err")"
+# radosgw's access log: virtual-host requests name the key alone
+# ("PUT /repo/..."), path-style ones the bucket first ("/vhost-bucket/repo/")
+grep -q '"PUT /repo/backups/[^ ]*\.json HTTP/1.1" 200 ' "$dir/ceph/log/client.rgw.a.log" ||
+	fail "radosgw saw no virtual-host PUT of the manifest"
+grep -q '"GET /vhost-bucket?list-type=2&prefix=repo%2Fbackups%2F HTTP/1.1" 200 ' "$dir/ceph/log/client.rgw.a.log" ||
+	fail "radosgw saw no path-style listing"
+echo "S3 with a session token (radosgw STS AssumeRole): round trip, refused without or with another token; virtual-host addressing round trip: fine"
