@@ -215,7 +215,7 @@ rgw s3 auth use sts = true"
 	# lives for a minute.
 	cat >>"$CEPH_CONF" <<CONF
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$port$tls
+rgw frontends = beast endpoint=127.0.0.1:$port tcp_nodelay=1$tls
 rgw enable apis = $apis
 $sts
 rgw data = $d/rgw
