@@ -4,6 +4,8 @@
 #include "bkp-int.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -382,24 +384,81 @@ static int cmp_info(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
+/* Manifests read by several threads (object storage: one request each,
+ * which on a distant store is a round trip each). */
+struct list_job {
+	struct bkp_repo *r;
+	char **ids;
+	struct bkp_info *v;
+	bool *ok;
+	size_t cnt;
+	size_t next;             /* atomic: the next id to read */
+};
+
+static void *list_worker(void *arg)
+{
+	struct list_job *j = arg;
+	char why[256];
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+
+		if (i >= j->cnt)
+			return NULL;
+		j->ok[i] = !bkp_manifest_read(j->r, j->ids[i], &j->v[i], why, sizeof(why));
+	}
+}
+
+/* Reads the manifests of ids into v (ok[i]: read and valid): in this
+ * thread for a folder, else also on up to 15 more (the repository's
+ * threads at most; a listing, not a data transfer). */
+static void read_manifests(struct bkp_repo *r, char **ids, size_t cnt, struct bkp_info *v,
+			   bool *ok)
+{
+	struct list_job j = { .r = r, .ids = ids, .v = v, .ok = ok, .cnt = cnt };
+	pthread_t t[16];
+	size_t nt = 0, want = r->os ? (size_t)bkp_repo_threads(r, 0) - 1 : 0;
+
+	if (want > 16)
+		want = 16;
+	if (want > cnt / 4)	/* a few manifests: not worth a thread */
+		want = cnt / 4;
+	for (; nt < want; nt++)
+		if (pthread_create(&t[nt], NULL, list_worker, &j))
+			break;
+	list_worker(&j);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+}
+
 int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
 	     struct bdev_err *e)
 {
 	struct bkp_info *v;
-	char **ids, why[256];
+	char **ids;
+	bool *ok;
 	size_t cnt, k = 0;
 	int rc = bkp_ids(r, false, &ids, &cnt, e);
 
 	if (rc)
 		return rc;
 	v = calloc(cnt ? cnt : 1, sizeof(*v));
-	if (!v) {
+	ok = calloc(cnt ? cnt : 1, sizeof(*ok));
+	if (!v || !ok) {
+		free(v);
+		free(ok);
 		bkp_ids_free(ids, cnt);
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < cnt; i++)
-		if (!bkp_manifest_read(r, ids[i], &v[k], why, sizeof(why)))
-			k++;
+	read_manifests(r, ids, cnt, v, ok);
+	for (size_t i = 0; i < cnt; i++) {
+		if (!ok[i])
+			continue;
+		if (k != i)
+			v[k] = v[i];
+		k++;
+	}
+	free(ok);
 	bkp_ids_free(ids, cnt);
 	qsort(v, k, sizeof(*v), cmp_info);
 	*out = v;

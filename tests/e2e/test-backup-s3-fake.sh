@@ -246,6 +246,12 @@ found=$(chunk_log "$n" | grep -c '^HEAD .* 200$')
 [ "$blind" = 1 ] && [ "$found" -ge 19 ] ||
 	fail "$mode: a copy of a backed-up disk: $blind chunk uploads met a 412 and $found HEADs found chunks (1 and 19 expected)"
 [ "$(sort -u "$dir/log.style")" = path ] || fail "$mode: not every request was path-style"
+# five backups: list reads their manifests on several threads; the same
+# list as one thread reads
+TO $T backup list "${E[@]}" s3://fake-bkt/r >"$dir/l4" 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+TO $T backup list "${E[@]}" --connections 1 s3://fake-bkt/r >"$dir/l1" 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+[ "$(wc -l <"$dir/l1")" = 6 ] || fail "list: $(cat "$dir/l1")"
+cmp -s "$dir/l4" "$dir/l1" || fail "lists differ: $(diff "$dir/l1" "$dir/l4")"
 stop_server
 
 # ---- virtual-host addressing ----
