@@ -53,7 +53,9 @@
 /* ---- I/O ports -------------------------------------------------------- */
 /* The TSS I/O bitmap lets CPL3 reach VMM_PORT_CONSOLE, VMM_PORT_EXIT,
  * VMM_PORT_NOP and the doorbells, nothing else (any other port is a #GP).
- * VMM_PORT_FAULT is written only by the CPL0 fault stubs.
+ * VMM_PORT_FAULT is written only by the CPL0 fault stubs (a real `out`;
+ * a CPL3 store to it through the port window below is refused as an
+ * unknown port and ends the run, so a guest cannot forge a fault report).
  *
  * Some hosts' hypervisors refuse every port instruction at CPL3 whatever
  * the TSS and IOPL say (a PVM-style host seen in 2026-12).  So on KVM the
