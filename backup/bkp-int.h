@@ -230,6 +230,9 @@ int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	    struct bdev_err *e);
 void bkp_ids_free(char **ids, size_t n);
+/* IDs of backups with a manifest and a forgotten marker, sorted. */
+int bkp_forgotten_ids(const struct bkp_repo *r, char ***ids, size_t *n,
+		      struct bdev_err *e);
 /* Object Lock: a backup forgotten (prune, forget) whose objects could not
  * be deleted yet is marked by backups/ID.forgotten, body
  * "forgotten UNIX\nlocked-until UNIX\n" (docs/backup-format.md); every

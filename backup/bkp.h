@@ -136,6 +136,18 @@ struct bkp_damaged {
  * ID (oldest first); *out malloc'd. */
 int bkp_list_damaged(struct bkp_repo *r, struct bkp_damaged **out, size_t *n,
 		     struct bdev_err *e);
+/* A backup forgotten (prune, forget) whose manifest Object Lock still
+ * keeps: backups/ID.forgotten hides it from every reader, and gc deletes
+ * it once its retention ends. */
+struct bkp_forgotten_info {
+	struct bkp_info b;        /* b.id always; the rest when readable */
+	bool readable;            /* its manifest could be read */
+	int64_t until;            /* the recorded end of its retention (0: unknown) */
+};
+/* The forgotten backups still there, by ID (oldest first); *out malloc'd.
+ * Only object storage with Object Lock has any. */
+int bkp_list_forgotten(struct bkp_repo *r, struct bkp_forgotten_info **out,
+		       size_t *n, struct bdev_err *e);
 /* One backup; id "latest" is the newest. */
 int bkp_show(struct bkp_repo *r, const char *id, struct bkp_info *out,
 	     struct bdev_err *e);
@@ -307,6 +319,12 @@ int bkp_prune(struct bkp_repo *r, const struct bkp_prune_opts *o,
  * forgotten instead (Object Lock, as in prune; e->msg says until when,
  * e->code 0). */
 int bkp_forget(struct bkp_repo *r, const char *id, struct bdev_err *e);
+/* Undo a forget that Object Lock held back (or a marker someone else
+ * wrote): removes backups/ID.forgotten while the manifest is still there,
+ * so the backup is listed, restorable and marked by gc again.  Its chunks
+ * may have been deleted meanwhile when their retention ended first: run
+ * bkp_verify on it.  -ENOENT when it is not forgotten or already gone. */
+int bkp_unforget(struct bkp_repo *r, const char *id, struct bdev_err *e);
 
 struct bkp_gc_opts {
 	int64_t grace;            /* seconds; < 0: BKP_DEFAULT_GRACE */

@@ -466,6 +466,50 @@ int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
 	return 0;
 }
 
+int bkp_list_forgotten(struct bkp_repo *r, struct bkp_forgotten_info **out,
+		       size_t *n, struct bdev_err *e)
+{
+	struct bkp_forgotten_info *v;
+	char **ids;
+	size_t cnt;
+	int rc = bkp_forgotten_ids(r, &ids, &cnt, e);
+
+	if (rc)
+		return rc;
+	v = calloc(cnt ? cnt : 1, sizeof(*v));
+	if (!v) {
+		bkp_ids_free(ids, cnt);
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < cnt && !rc; i++) {
+		char why[256];
+
+		snprintf(v[i].b.id, sizeof(v[i].b.id), "%s", ids[i]);
+		rc = bkp_forgotten(r, ids[i], &v[i].until);
+		if (rc == 0)   /* unforgotten meanwhile: still listed */
+			v[i].until = 0;
+		else if (rc < 0)
+			break;
+		rc = bkp_manifest_read(r, ids[i], &v[i].b, why, sizeof(why));
+		v[i].readable = rc == 0;
+		if (rc == -ENOMEM)
+			break;
+		rc = 0;
+		snprintf(v[i].b.id, sizeof(v[i].b.id), "%s", ids[i]);
+	}
+	if (rc) {
+		free(v);
+		bkp_ids_free(ids, cnt);
+		return rc == -ENOMEM ? bdev_err_set(e, ENOMEM, "out of memory")
+				     : bdev_err_set(e, -rc, "%s: cannot read the forgotten markers: %s",
+						    r->path, strerror(-rc));
+	}
+	bkp_ids_free(ids, cnt);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
 int bkp_list_damaged(struct bkp_repo *r, struct bkp_damaged **out, size_t *n,
 		     struct bdev_err *e)
 {

@@ -139,6 +139,41 @@ int bkp_forget(struct bkp_repo *r, const char *id, struct bdev_err *e)
 	return rc;
 }
 
+int bkp_unforget(struct bkp_repo *r, const char *id, struct bdev_err *e)
+{
+	char key[BKP_ID_MAX + 32];
+	int64_t until;
+	int fd, rc;
+
+	if (!bkp_id_valid(id))
+		return bdev_err_set(e, EINVAL, "'%s' is not a backup ID", id);
+	/* Under the maintenance lock: no gc deletes it meanwhile. */
+	fd = bkp_maint_lock(r, "unforget", e);
+	if (fd < 0)
+		return fd;
+	snprintf(key, sizeof(key), "backups/%s.json", id);
+	rc = bkp_forgotten(r, id, &until);
+	if (rc == 0)
+		rc = bkp_os_head(r, key, NULL) == -ENOENT
+		     ? bdev_err_set(e, ENOENT, "%s: no backup %s", r->path, id)
+		     : bdev_err_set(e, ENOENT, "%s: backup %s is not forgotten",
+				    r->path, id);
+	else if (rc < 0)
+		rc = bdev_err_set(e, -rc, "%s: backup %s: cannot tell whether it was forgotten: %s",
+				  r->path, id, strerror(-rc));
+	else if ((rc = bkp_os_head(r, key, NULL)) == -ENOENT)
+		rc = bdev_err_set(e, ENOENT, "%s: backup %s was forgotten and gc has deleted it",
+				  r->path, id);
+	else if (rc)
+		rc = bdev_err_set(e, -rc, "%s: %s: %s", r->path, key, strerror(-rc));
+	else {
+		snprintf(key, sizeof(key), "backups/%s" BKP_FORGOTTEN_EXT, id);
+		rc = bkp_os_delete(r, key, e);
+	}
+	bkp_maint_unlock(r, fd);
+	return rc;
+}
+
 int bkp_prune(struct bkp_repo *r, const struct bkp_prune_opts *o,
 	      bkp_prune_fn fn, void *opaque, struct bdev_err *e)
 {

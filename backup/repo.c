@@ -557,8 +557,10 @@ static int ids_one(void *opaque, const char *name,
 	return push_id(&w->v, &w->n, &w->cap, id);
 }
 
-int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
-	    struct bdev_err *e)
+/* forgotten: keep only the IDs with a manifest and a forgotten marker
+ * (else only those without a marker). */
+static int ids_walk(const struct bkp_repo *r, bool orphans, bool forgotten,
+		    char ***ids, size_t *n, struct bdev_err *e)
 {
 	struct ids_walk w = { .r = r, .orphans = orphans, .e = e };
 	int rc = bkp_os_list(r, "backups", ids_one, &w, e);
@@ -577,7 +579,10 @@ int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	if (w.nf)
 		qsort(w.f, w.nf, sizeof(*w.f), cmp_str);
 	for (size_t i = 0; i < w.n; i++) {
-		if (w.nf && bsearch(&w.v[i], w.f, w.nf, sizeof(*w.f), cmp_str))
+		bool marked = w.nf && bsearch(&w.v[i], w.f, w.nf, sizeof(*w.f),
+					      cmp_str);
+
+		if (marked != forgotten)
 			free(w.v[i]);
 		else
 			w.v[k++] = w.v[i];
@@ -587,6 +592,18 @@ int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	*ids = w.v;
 	*n = w.n;
 	return 0;
+}
+
+int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
+	    struct bdev_err *e)
+{
+	return ids_walk(r, orphans, false, ids, n, e);
+}
+
+int bkp_forgotten_ids(const struct bkp_repo *r, char ***ids, size_t *n,
+		      struct bdev_err *e)
+{
+	return ids_walk(r, false, true, ids, n, e);
 }
 
 int bkp_forgotten(const struct bkp_repo *r, const char *id, int64_t *until)

@@ -88,7 +88,14 @@ expect_rc 2 "no --keep" $T backup prune "$repo"
 expect_rc 0 "" $T backup prune --keep-daily 1 "$repo"
 grep -q "^keep .*daily" "$dir/out" || fail "prune: $(cat "$dir/out")"
 expect_rc 1 "no backup" $T backup forget "$repo" 20250101T000000Z-00000000
+# Folder repositories can always delete: nothing is ever forgotten.
+expect_rc 1 "backup $id is not forgotten" $T backup unforget "$repo" "$id"
+expect_rc 1 "not a backup ID" $T backup unforget "$repo" bogus
+expect_rc 2 "usage:" $T backup unforget "$repo"
+expect_rc 0 "" $T backup list --forgotten "$repo"
+[ "$(wc -l <"$dir/out")" = 1 ] || fail "list --forgotten: $(cat "$dir/out")"
 expect_rc 0 "" $T backup forget "$repo" "$id"
+expect_rc 1 "no backup $id" $T backup unforget "$repo" "$id"
 expect_rc 0 "" $T backup gc --grace 0 "$repo"
 grep -q "removed 1 " "$dir/out" || fail "gc: $(cat "$dir/out")"
 # A repository from the future is refused, not misread.

@@ -19,6 +19,10 @@
 #    and commits nothing;
 #  - gc through that proxy counts the objects whose retention it could not
 #    extend (text and --output=json) and exits 1 saying so;
+#  - list says when forgotten backups exist, list --forgotten names them
+#    with the end of their retention; a forgotten marker forged with the
+#    client's credentials is undone by unforget, which verifies the backup
+#    (damaged, exit 1, when its chunks are gone);
 #  - tampering with the client's credentials (delete markers over a
 #    manifest, an index and a chunk; newer versions over a chunk, a
 #    manifest and repo.json) hides nothing: list, verify, restore and gc
@@ -106,6 +110,47 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["forgotten
 # content)
 TO $T backup verify "$L" "$lid2" >"$dir/v" 2>&1 || fail "verify: $(cat "$dir/v")"
 
+# ---- forgotten backups are not silently hidden; unforget undoes one ----
+# list says forgotten backups exist; list --forgotten names them with the
+# end of their retention.
+TO $T backup list "$L" >"$dir/list" 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+grep -q "1 forgotten backups are kept by Object Lock" "$dir/err" || fail "list does not mention the forgotten backup: $(cat "$dir/err")"
+TO $T backup list --forgotten "$L" >"$dir/fl" 2>"$dir/err" || fail "list --forgotten: $(cat "$dir/err")"
+grep -q "^$lid1 .*$(date -u -d "@$until1" "+%Y-%m-%d %H:%M:%S")" "$dir/fl" || fail "list --forgotten: $(cat "$dir/fl")"
+[ "$(grep -c '^20' "$dir/fl")" = 1 ] || fail "list --forgotten: $(cat "$dir/fl")"
+TO $T backup list --forgotten --output=json "$L" >"$dir/fl.json" || fail "list --forgotten --output=json"
+python3 - "$dir/fl.json" "$lid1" "$until1" <<'PY' || fail "list --forgotten json: $(cat "$dir/fl.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert len(j) == 1 and j[0]["id"] == sys.argv[2], j
+assert j[0]["locked-until"] == int(sys.argv[3]), j
+assert j[0]["manifest"]["id"] == sys.argv[2], j
+PY
+# Someone with the client's credentials marks the live backup forgotten
+# (the marker has no retention, so any writer can make one): list warns,
+# and unforget brings it back, verified.
+echo "forgotten 1" | TO $P put "s3://vhds-locked/r/backups/$lid2.forgotten" - || fail "forge a forgotten marker"
+TO $T backup list "$L" >"$dir/list" 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+grep -q "^$lid2 " "$dir/list" && fail "a backup with a forgotten marker is listed"
+grep -q "2 forgotten backups are kept" "$dir/err" || fail "list does not mention the forged marker: $(cat "$dir/err")"
+TO $T backup unforget "$L" "$lid2" >"$dir/uf" 2>"$dir/err" || fail "unforget: $(cat "$dir/err") $(cat "$dir/uf")"
+grep -q "^unforgotten: $lid2" "$dir/uf" && grep -q "^ok: 1 backups (0 damaged)" "$dir/uf" || fail "unforget: $(cat "$dir/uf")"
+TO $P head "s3://vhds-locked/r/backups/$lid2.forgotten" >/dev/null 2>&1 && fail "unforget left the marker"
+TO $T backup list "$L" >"$dir/list" 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+grep -q "^$lid2 " "$dir/list" || fail "unforgotten backup not listed: $(cat "$dir/list")"
+# The backup prune forgot comes back the same way (its chunks are locked
+# still); then it is forgotten again.
+TO $T backup unforget --output=json "$L" "$lid1" >"$dir/uf.json" 2>"$dir/err" || fail "unforget $lid1: $(cat "$dir/err")"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["unforgotten"] == sys.argv[2] and j["verify"]["backups-damaged"] == 0, j' \
+	"$dir/uf.json" "$lid1" || fail "unforget json: $(cat "$dir/uf.json")"
+TO $T backup show "$L" "$lid1" >/dev/null 2>"$dir/err" || fail "show after unforget: $(cat "$dir/err")"
+TO $T backup unforget "$L" "$lid1" 2>"$dir/err" && fail "unforget of a backup that is not forgotten"
+grep -q "backup $lid1 is not forgotten" "$dir/err" || fail "unforget twice: $(cat "$dir/err")"
+TO $T backup unforget "$L" 20990101T000000Z-00000000 2>"$dir/err" && fail "unforget of no backup"
+grep -q "no backup 20990101T000000Z-00000000" "$dir/err" || fail "unforget of no backup: $(cat "$dir/err")"
+TO $T backup forget "$L" "$lid1" 2>"$dir/err" || fail "forget again: $(cat "$dir/err")"
+TO $T backup list --forgotten "$L" | grep -q "^$lid1 " || fail "not forgotten again"
+
 # ---- expiry: a backup whose retention ends in 20 s ----
 # Made in an unlocked repository, copied object by object into a locked
 # one with a short retention (what radosgw lets a test set).
@@ -155,6 +200,20 @@ copy_chunks() {
 			fail "copy chunk $d"
 	done <"$dir/cd"
 }
+
+# ---- unforget of a backup whose chunks are gone: damaged, exit 1 ----
+# (what happens when a chunk's retention ended, and gc deleted it, before
+# its manifest's did; forged here in an unlocked repository)
+G=s3://vhds-backup/forged
+TO $T backup init --chunk-size 1M "$G" 2>"$dir/err" || fail "init $G"
+gid=$(TO $T backup create --no-track "$G" "$dir/s.raw" 2>"$dir/err") || fail "backup to $G"
+echo "forgotten 1" | TO $P put "s3://vhds-backup/forged/backups/$gid.forgotten" - || fail "forge a marker in $G"
+gk=$(TO $P list s3://vhds-backup/forged/chunks | sed -n 1p | cut -f1)
+TO $P delete "s3://vhds-backup/$gk" || fail "delete $gk"
+TO $T backup unforget "$G" "$gid" >"$dir/uf" 2>"$dir/err" && fail "unforget of a damaged backup passed"
+grep -q "backup $gid is listed again, but it is damaged" "$dir/err" || fail "unforget of a damaged backup: $(cat "$dir/err")"
+grep -q "^damaged: 1 backups (1 damaged)" "$dir/uf" || fail "unforget of a damaged backup: $(cat "$dir/uf")"
+TO $T backup list "$G" | grep -q "^$gid " || fail "the unforgotten backup is not listed"
 
 # ---- a backup reusing chunks whose retention ends sooner than its own ----
 # The chunks of a disk, made in the unlocked repository and copied into the

@@ -12,6 +12,7 @@
  *   backup list [--output=json] REPO   backup show [--output=json] REPO ID
  *   backup restore [-O raw|fixed|dynamic] [--force] [-p] REPO ID DEST
  *   backup verify REPO [ID]            backup forget REPO ID
+ *   backup list --forgotten REPO       backup unforget REPO ID
  *   backup repair REPO SOURCE...
  *   backup prune --keep-last N ... [--dry-run] REPO
  *   backup gc [--grace SECONDS] [--dry-run] REPO
@@ -38,7 +39,7 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 	.usage = "backup init [--chunk-size N] [--object-lock DAYS] REPO\n"
 		 "backup create [-f raw|vpc] [--full] [--no-track] [-p] [--threads N] [--output=human|json] REPO SOURCE\n"
 		 "backup create --vm CTL [--disk LUN]... [--require-app-consistent] [--freeze-timeout MS] [--output human|json] [--full] [-p] [--threads N] REPO\n"
-		 "backup list [--output=human|json] REPO\n"
+		 "backup list [--forgotten] [--output=human|json] REPO\n"
 		 "backup show [--output=human|json] REPO ID|latest\n"
 		 "backup restore [-O raw|fixed|dynamic] [--force] [-p] [--output=human|json] REPO ID|latest DEST\n"
 		 "backup verify [--threads N] [--output=human|json] REPO [ID|latest]\n"
@@ -46,6 +47,7 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 		 "backup prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] [--output=human|json] REPO\n"
 		 "backup gc [--grace SECONDS] [--dry-run] [--output=human|json] REPO\n"
 		 "backup forget [--output=human|json] REPO ID\n"
+		 "backup unforget [--threads N] [--output=human|json] REPO ID\n"
 		 "REPO: a folder, or s3://BUCKET[/PREFIX] with [--s3-endpoint URL] [--s3-region R] [--connections N] [--s3-retries N]\n"
 		 "      [--s3-addressing path|virtual] (default: path with an endpoint, virtual-host for AWS)\n"
 		 "  (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ENDPOINT_URL, AWS_REGION)",
@@ -356,21 +358,72 @@ static void print_human(const struct bkp_info *b)
 		       b->snapshot);
 }
 
+/* backup list --forgotten: the backups Object Lock still keeps after a
+ * prune or forget (or after someone else wrote a forgotten marker). */
+static void list_forgotten(const struct bkp_forgotten_info *f, size_t n,
+			   bool json)
+{
+	struct json j;
+
+	if (json) {
+		json_begin(&j, stdout);
+		json_arr(&j);
+	} else {
+		printf("%-25s  %-19s  %-20s  %s\n", "ID", "TIME (UTC)",
+		       "LOCKED UNTIL (UTC)", "SOURCE");
+	}
+	for (size_t i = 0; i < n; i++) {
+		char ts[32] = "?", until[32] = "unknown";
+
+		if (f[i].readable)
+			fmt_time(f[i].b.time, ts, sizeof(ts));
+		if (f[i].until > 0)
+			fmt_time(f[i].until, until, sizeof(until));
+		if (!json) {
+			printf("%-25s  %-19s  %-20s  %s\n", f[i].b.id, ts, until,
+			       f[i].readable ? f[i].b.source : "(manifest unreadable)");
+			continue;
+		}
+		json_obj(&j);
+		json_kv_str(&j, "id", f[i].b.id);
+		json_key(&j, "locked-until");
+		json_i64(&j, f[i].until);
+		if (f[i].readable) {
+			char *text = bkp_info_json(&f[i].b);
+
+			json_key(&j, "manifest");
+			json_raw(&j, text);
+			free(text);
+		}
+		json_end_obj(&j);
+	}
+	if (json) {
+		json_end_arr(&j);
+		json_finish(&j);
+	}
+}
+
 static int cmd_list(int argc, char **argv, bool show)
 {
 	static const struct option lo[] = {
+		{ "forgotten", no_argument, NULL, 'F' },
 		VT_OUTPUT_LONGOPTS, { 0 }
 	};
 	struct bdev_err e = { 0 };
 	struct bkp_repo *r;
 	struct bkp_info *v = NULL, one;
 	struct bkp_damaged *bad = NULL;
-	bool json = false;
-	size_t n = 0, nbad = 0;
+	struct bkp_forgotten_info *fg = NULL;
+	bool json = false, forgotten = false;
+	size_t n = 0, nbad = 0, nfg = 0;
 	int c, rc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "j", lo, NULL)) != -1) {
+		if (c == 'F' && !show) {
+			forgotten = true;
+			continue;
+		}
 		rc = vt_shared_opt(c == 'j' ? VT_OPT_JSON : c, optarg, NULL, &json);
 		if (rc <= 0)
 			return rc < 0 ? VT_EXIT_USAGE : vt_usage(&backup_cmd);
@@ -380,9 +433,27 @@ static int cmd_list(int argc, char **argv, bool show)
 	r = open_repo(argv[optind]);
 	if (!r)
 		return 1;
+	if (forgotten) {
+		rc = bkp_list_forgotten(r, &fg, &nfg, &e);
+		bkp_close(r);
+		if (rc) {
+			vt_err(NULL, "%s", e.msg);
+			return 1;
+		}
+		list_forgotten(fg, nfg, json);
+		free(fg);
+		return 0;
+	}
 	rc = show ? bkp_show(r, argv[optind + 1], &one, &e) : bkp_list(r, &v, &n, &e);
 	if (!rc && !show)
 		rc = bkp_list_damaged(r, &bad, &nbad, &e);
+	/* Forgotten backups are hidden: say they exist, so that a forgotten
+	 * marker nobody meant (same credentials, Object Lock) is seen
+	 * before gc deletes the backup when its retention ends. */
+	if (!rc && !show && !json && bkp_list_forgotten(r, &fg, &nfg, NULL) == 0 && nfg)
+		fprintf(stderr, "vhdtool: %s: %zu forgotten backups are kept by Object Lock until gc deletes them (backup list --forgotten; backup unforget undoes one)\n",
+			argv[optind], nfg);
+	free(fg);
 	bkp_close(r);
 	if (rc) {
 		free(v);
@@ -678,43 +749,73 @@ static int verify_opts(int argc, char **argv, int *threads, bool *json)
 	return 0;
 }
 
-static int cmd_verify(int argc, char **argv)
+/* verify, and unforget (bring a forgotten backup back, then verify it:
+ * its chunks may have outlived their retention).  Exit 1 damaged; errors
+ * 2 for verify, 1 for unforget (as forget). */
+static int verify_cmd(int argc, char **argv, bool unforget)
 {
 	struct bkp_verify_result res;
 	struct bdev_err e = { 0 };
 	struct report rp = { 0 };
 	struct bkp_repo *r;
-	int threads = 0, rc;
+	const char *id;
+	int threads = 0, fail = unforget ? 1 : 2, rc;
 
 	rc = verify_opts(argc, argv, &threads, &rp.json);
 	if (rc)
 		return rc;
-	if (argc - optind != 1 && argc - optind != 2)
+	if (argc - optind != 2 && (unforget || argc - optind != 1))
 		return vt_usage(&backup_cmd);
+	id = argc - optind == 2 ? argv[optind + 1] : NULL;
 	r = open_repo(argv[optind]);
 	if (!r)
-		return 2;
-	rc = bkp_verify(r, argc - optind == 2 ? argv[optind + 1] : NULL, threads,
-			report_line, &rp, &res, &e);
+		return fail;
+	rc = unforget ? bkp_unforget(r, id, &e) : 0;
+	if (!rc)
+		rc = bkp_verify(r, id, threads, report_line, &rp, &res, &e);
 	bkp_close(r);
 	if (rc) {
 		report_free(&rp);
 		vt_err(NULL, "%s", e.msg);
-		return 2;
+		return fail;
 	}
 	if (rp.json) {
 		struct json j;
 
 		json_begin(&j, stdout);
 		json_obj(&j);
+		if (unforget) {
+			json_kv_str(&j, "unforgotten", id);
+			json_key(&j, "verify");
+			json_obj(&j);
+		}
 		json_verify(&j, &res, &rp);
+		if (unforget)
+			json_end_obj(&j);
 		json_end_obj(&j);
 		json_finish(&j);
 	} else {
+		if (unforget)
+			printf("unforgotten: %s\n", id);
 		print_verify_summary(&res);
 	}
 	report_free(&rp);
-	return res.backups_damaged || res.chunks_damaged ? 1 : 0;
+	if (!res.backups_damaged && !res.chunks_damaged)
+		return 0;
+	if (unforget)
+		vt_err(NULL, "backup %s is listed again, but it is damaged (chunks deleted when their retention ended): see backup repair",
+		       id);
+	return 1;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	return verify_cmd(argc, argv, false);
+}
+
+static int cmd_unforget(int argc, char **argv)
+{
+	return verify_cmd(argc, argv, true);
 }
 
 /* ---- repair ---- */
@@ -1023,6 +1124,7 @@ static int run_backup(int argc, char **argv)
 		{ "init", cmd_init }, { "create", cmd_create },
 		{ "restore", cmd_restore }, { "verify", cmd_verify },
 		{ "prune", cmd_prune }, { "gc", cmd_gc }, { "forget", cmd_forget },
+		{ "unforget", cmd_unforget },
 		{ "repair", cmd_repair },
 	};
 
