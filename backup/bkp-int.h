@@ -230,6 +230,12 @@ int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	    struct bdev_err *e);
 void bkp_ids_free(char **ids, size_t n);
+/* The newest readable backup for which match returns true (the order of
+ * bkp_list, from the end), reading manifests a batch at a time instead of
+ * all of them.  1 found, 0 none, -errno with e set. */
+int bkp_find_newest(struct bkp_repo *r,
+		    bool (*match)(void *opaque, const struct bkp_info *b),
+		    void *opaque, struct bdev_err *e);
 /* IDs of backups with a manifest and a forgotten marker, sorted. */
 int bkp_forgotten_ids(const struct bkp_repo *r, char ***ids, size_t *n,
 		      struct bdev_err *e);

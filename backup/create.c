@@ -260,38 +260,46 @@ static void describe(struct bdev *src, const char *source, struct bkp_info *b)
  * generation (gen not NULL) or of this disk with a snapshot recorded
  * (disk_id not NULL); same chunk and disk size, its index intact.  Fills
  * base and x. */
+struct base_find {
+	struct bkp_repo *r;
+	const char *gen, *disk_id;
+	uint32_t epoch;
+	uint64_t size;
+	struct bkp_info *base;
+	struct bkp_index *x;
+};
+
+static bool base_match(void *opaque, const struct bkp_info *b)
+{
+	struct base_find *f = opaque;
+	char iwhy[200];
+
+	if (f->gen && (strcmp(b->ctk_generation, f->gen) || b->ctk_since > f->epoch))
+		return false;
+	if (!f->gen && (strcmp(b->disk_id, f->disk_id) || !b->snapshot[0]))
+		return false;
+	if (b->virtual_size != f->size || b->chunk_size != f->r->chunk_size)
+		return false;
+	if (bkp_index_read(f->r, b->id, b->index_sha256, f->x, iwhy,
+			   sizeof(iwhy)))
+		return false;
+	*f->base = *b;
+	return true;
+}
+
 static bool find_base(struct bkp_repo *r, const char *gen, uint32_t epoch,
 		      const char *disk_id, uint64_t size, struct bkp_info *base,
 		      struct bkp_index *x, char *why, size_t wl)
 {
-	struct bkp_info *v;
+	struct base_find f = { .r = r, .gen = gen, .disk_id = disk_id,
+			       .epoch = epoch, .size = size, .base = base, .x = x };
 	struct bdev_err e;
-	bool found = false;
-	size_t n;
 
 	if (gen)
 		snprintf(why, wl, "no earlier backup of this disk in the repository with the current change tracking");
 	else
 		snprintf(why, wl, "no earlier backup of this disk with a snapshot in the repository");
-	if (bkp_list(r, &v, &n, &e))
-		return false;
-	for (size_t k = n; k-- > 0 && !found; ) {
-		char iwhy[200];
-
-		if (gen && (strcmp(v[k].ctk_generation, gen) || v[k].ctk_since > epoch))
-			continue;
-		if (!gen && (strcmp(v[k].disk_id, disk_id) || !v[k].snapshot[0]))
-			continue;
-		if (v[k].virtual_size != size || v[k].chunk_size != r->chunk_size)
-			continue;
-		if (bkp_index_read(r, v[k].id, v[k].index_sha256, x, iwhy,
-				   sizeof(iwhy)) == 0) {
-			*base = v[k];
-			found = true;
-		}
-	}
-	free(v);
-	return found;
+	return bkp_find_newest(r, base_match, &f, &e) == 1;
 }
 
 /* Snapshots as the change source: take one, read it, and find what

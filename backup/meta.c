@@ -466,6 +466,49 @@ int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
 	return 0;
 }
 
+int bkp_find_newest(struct bkp_repo *r,
+		    bool (*match)(void *opaque, const struct bkp_info *b),
+		    void *opaque, struct bdev_err *e)
+{
+	char **ids;
+	size_t cnt, end;
+	int rc = bkp_ids(r, false, &ids, &cnt, e), found = 0;
+
+	if (rc)
+		return rc;
+	/* IDs begin with their start time: newest first, a batch of
+	 * manifests at a time (read in parallel), never splitting one second
+	 * (a batch is ordered by the manifests' own times). */
+	for (end = cnt; end > 0 && !found; ) {
+		size_t start = end > 16 ? end - 16 : 0, k = 0;
+		struct bkp_info *v;
+		bool *ok;
+
+		while (start > 0 && !strncmp(ids[start - 1], ids[start], 16))
+			start--;
+		v = calloc(end - start, sizeof(*v));
+		ok = calloc(end - start, sizeof(*ok));
+		if (!v || !ok) {
+			free(v);
+			free(ok);
+			bkp_ids_free(ids, cnt);
+			return bdev_err_set(e, ENOMEM, "out of memory");
+		}
+		read_manifests(r, ids + start, end - start, v, ok);
+		for (size_t i = 0; i < end - start; i++)
+			if (ok[i])
+				v[k++] = v[i];
+		qsort(v, k, sizeof(*v), cmp_info);
+		while (k-- > 0 && !found)
+			found = match(opaque, &v[k]);
+		free(v);
+		free(ok);
+		end = start;
+	}
+	bkp_ids_free(ids, cnt);
+	return found;
+}
+
 int bkp_list_forgotten(struct bkp_repo *r, struct bkp_forgotten_info **out,
 		       size_t *n, struct bdev_err *e)
 {
@@ -543,6 +586,12 @@ int bkp_list_damaged(struct bkp_repo *r, struct bkp_damaged **out, size_t *n,
 	return 0;
 }
 
+static bool take_first(void *opaque, const struct bkp_info *b)
+{
+	*(struct bkp_info *)opaque = *b;
+	return true;
+}
+
 int bkp_show(struct bkp_repo *r, const char *id, struct bkp_info *out,
 	     struct bdev_err *e)
 {
@@ -550,16 +599,8 @@ int bkp_show(struct bkp_repo *r, const char *id, struct bkp_info *out,
 	int rc;
 
 	if (!strcmp(id, "latest")) {
-		struct bkp_info *v;
-		size_t n;
-
-		rc = bkp_list(r, &v, &n, e);
-		if (rc)
-			return rc;
-		if (n)
-			*out = v[n - 1];
-		free(v);
-		return n ? 0 : bdev_err_set(e, ENOENT, "%s: no backups", r->path);
+		rc = bkp_find_newest(r, take_first, out, e);
+		return rc < 0 ? rc : rc ? 0 : bdev_err_set(e, ENOENT, "%s: no backups", r->path);
 	}
 	if (!bkp_id_valid(id))
 		return bdev_err_set(e, EINVAL,

@@ -31,6 +31,7 @@
 #include <sys/random.h>
 #include <zlib.h>
 
+#include "common/pool.h"
 #include "common/util.h"
 #include "s3/s3.h"
 
@@ -1365,6 +1366,56 @@ static int check_reused(struct bkp_repo *r, const char *ck, const char *vid,
 	return keep_locked(r, ck, k, vid, until, now, e);
 }
 
+/* check_reused of every touched chunk, on the repository's threads (a
+ * request each: in sequence they were most of a small incremental's
+ * commit). */
+struct reuse_job {
+	struct bkp_repo *r;
+	const struct tampered *t;
+	struct pool p;
+	size_t next;              /* atomic */
+	uint64_t missing;         /* atomic */
+};
+
+static void reuse_worker(void *arg, int index)
+{
+	struct reuse_job *j = arg;
+	struct s3r *s = S(j->r);
+
+	(void)index;
+	while (!pool_stopping(&j->p)) {
+		size_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+		struct bdev_err e = { 0 };
+		char ck[BKP_CHUNK_KEY];
+		int rc;
+
+		if (i >= s->nt)
+			break;
+		bkp_chunk_key(s->touched[i], ck);
+		rc = check_reused(j->r, ck, tampered_vid(j->t, ck), &e);
+		if (rc == -ENOENT)
+			__atomic_fetch_add(&j->missing, 1, __ATOMIC_RELAXED);
+		else if (rc)
+			pool_fail(&j->p, rc, &e);
+	}
+}
+
+static int reused_check_all(struct bkp_repo *r, const struct tampered *t,
+			    uint64_t *missing, struct bdev_err *e)
+{
+	struct reuse_job j = { .r = r, .t = t };
+	int threads = bkp_repo_threads(r, 0), rc;
+
+	if ((size_t)threads > S(r)->nt / 4 + 1)   /* a few: not worth a thread */
+		threads = (int)(S(r)->nt / 4 + 1);
+	rc = pool_start(&j.p, threads, reuse_worker, &j, e);
+	if (rc < 0)
+		return rc;
+	rc = pool_wait(&j.p, 0, NULL, NULL, e);
+	*missing = j.missing;
+	return rc;
+}
+
 /* Every damaged chunk this backup replaced must still be there, and no
  * verify may be quarantining it (HEX.bad, the marker os3_quarantine PUTs
  * before it removes HEX): its removal could land after this check.  An
@@ -1441,19 +1492,10 @@ static int os3_sync(struct bkp_repo *r, struct bdev_err *e)
 		tampered_free(&t);
 		return rc;
 	}
-	for (size_t i = 0; i < s->nt; i++) {
-		char ck[BKP_CHUNK_KEY];
-
-		bkp_chunk_key(s->touched[i], ck);
-		rc = check_reused(r, ck, tampered_vid(&t, ck), e);
-		if (rc == -ENOENT) {
-			missing++;
-		} else if (rc) {
-			tampered_free(&t);
-			return rc;
-		}
-	}
+	rc = reused_check_all(r, &t, &missing, e);
 	tampered_free(&t);
+	if (rc)
+		return rc;
 	if (missing)
 		return bdev_err_set(e, EAGAIN, "%s: %llu chunks this backup reuses were removed by a concurrent gc; run the backup again",
 				    r->path, (unsigned long long)missing);
