@@ -34,7 +34,9 @@ head -c $((3 * M)) /dev/urandom | TO $T write "$dir/d.vhd" 30M || fail "fill 2"
 TO $T read "$dir/d.vhd" 0 40M >"$dir/ref1" || fail "read ref1"
 TO $T backup init "$R" 2>"$dir/err" || fail "init"
 TO $T backup init "$R" 2>"$dir/err" && fail "a second init over a repository succeeded"
-id1=$(TO $T backup create "$R" "$dir/d.vhd" 2>"$dir/err") || fail "full backup"
+id1=$(TO $T backup create -p "$R" "$dir/d.vhd" 2>"$dir/err") || fail "full backup"
+# -p into a file: a line every 10%, with the rate to the store.
+grep -q '% (.* MiB/s, [0-9.]* MiB/s to the store)$' "$dir/err" || fail "no progress with the rate to the store: $(cat "$dir/err")"
 [ "$(jget "$R" "$id1" kind)" = full ] || fail "first backup is not full"
 printf 'changed' | TO $T write "$dir/d.vhd" $((5 * M + 3)) || fail "write 1"
 head -c 4096 /dev/urandom | TO $T write "$dir/d.vhd" $((31 * M)) || fail "write 2"
@@ -45,7 +47,8 @@ id2=$(TO $T backup create --connections 3 "$R" "$dir/d.vhd" 2>"$dir/err") || fai
 [ "$(jget "$R" "$id2" chunks-new)" = 2 ] || fail "incremental stored $(jget "$R" "$id2" chunks-new) chunks, 2 changed"
 for pair in "$id1 ref1" "$id2 ref2"; do
 	set -- $pair
-	TO $T backup restore "$R" "$1" "$dir/out.raw" 2>"$dir/err" || fail "restore $1"
+	TO $T backup restore -p "$R" "$1" "$dir/out.raw" 2>"$dir/err" || fail "restore $1"
+	grep -q '% (.* MiB/s, [0-9.]* MiB/s from the store)$' "$dir/err" || fail "no progress with the rate from the store: $(cat "$dir/err")"
 	cmp "$dir/out.raw" "$dir/$2" || fail "backup $1 restores other bytes"
 	rm -f "$dir/out.raw"
 done
