@@ -53,8 +53,10 @@ struct bkp_repo *bkp_open(const char *path, struct bdev_err *e);
 /* A repository on object storage: path "s3://BUCKET[/PREFIX]"
  * (docs/backup-format.md, "Storage mapping of version 1 on object
  * storage").  bkp_init and bkp_open accept such URLs too, configured from
- * the environment alone (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
- * AWS_REGION, AWS_ENDPOINT_URL, ...); these take options that win over it. */
+ * the environment and the AWS shared files (s3_config_env:
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
+ * ~/.aws/credentials, ~/.aws/config, ...); these take options that win
+ * over it. */
 struct bkp_remote {
 	const char *endpoint;     /* "http://127.0.0.1:7480"; NULL: environment */
 	const char *region;       /* NULL: environment, else us-east-1 */

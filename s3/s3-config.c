@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* Copy the first set variable of names into dst (size n) unless dst is
@@ -29,33 +30,190 @@ static int env_fill(char *dst, size_t n, const char *const *names,
 	return 0;
 }
 
+/* Copy val (from where, for the message) into dst (size n) unless dst is
+ * already set or val is NULL or empty. */
+static int file_fill(char *dst, size_t n, const char *val, const char *where,
+		     const char *key, struct bdev_err *e)
+{
+	if (dst[0] || !val || !*val)
+		return 0;
+	if (strlen(val) >= n)
+		return bdev_err_set(e, ENAMETOOLONG, "%s: %s: value too long (%zu bytes, at most %zu)",
+				    where, key, strlen(val), n - 1);
+	memcpy(dst, val, strlen(val) + 1);
+	return 0;
+}
+
+/* AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE, else ~/.aws/NAME; a
+ * leading "~/" is the home folder as the AWS tools read it. */
+static void shared_path(char *out, size_t n, const char *var, const char *name)
+{
+	const char *v = getenv(var), *home = getenv("HOME");
+
+	if (v && *v) {
+		if (!strncmp(v, "~/", 2) && home)
+			snprintf(out, n, "%s/%s", home, v + 2);
+		else
+			snprintf(out, n, "%s", v);
+	} else {
+		snprintf(out, n, "%s/.aws/%s", home ? home : "", name);
+	}
+}
+
+static bool env_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v;
+}
+
 int s3_config_env(struct s3_config *cfg, struct bdev_err *e)
 {
 	static const char *const key[] = { "AWS_ACCESS_KEY_ID", NULL };
 	static const char *const secret[] = { "AWS_SECRET_ACCESS_KEY", NULL };
 	static const char *const token[] = { "AWS_SESSION_TOKEN", NULL };
 	static const char *const region[] = { "AWS_REGION", "AWS_DEFAULT_REGION", NULL };
-	static const char *const endpoint[] = { "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", NULL };
+	/* The service's own variable wins over the global one. */
+	static const char *const endpoint[] = { "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", NULL };
 	static const char *const ca[] = { "AWS_CA_BUNDLE", NULL };
-	bool had_endpoint = cfg->endpoint[0] != 0;
+	struct s3_ini cred = { 0 }, conf = { 0 };
+	char cpath[512], fpath[512], csec[300], fsec[300], where[900];
+	const char *profile = getenv("AWS_PROFILE"), *v, *svc;
+	const char *ign = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	bool had_endpoint = cfg->endpoint[0] != 0, explicit_profile;
+	bool addressing_chosen = cfg->path_style || cfg->virtual_host;
+	bool use_endpoints = !(ign && !strcasecmp(ign, "true"));
+	const char *endpoint_from = "AWS_ENDPOINT_URL";
 	int r;
 
-	if ((r = env_fill(cfg->access_key, sizeof(cfg->access_key), key, e)) ||
-	    (r = env_fill(cfg->secret_key, sizeof(cfg->secret_key), secret, e)) ||
-	    (r = env_fill(cfg->session_token, sizeof(cfg->session_token), token, e)) ||
-	    (r = env_fill(cfg->region, sizeof(cfg->region), region, e)) ||
-	    (r = env_fill(cfg->endpoint, sizeof(cfg->endpoint), endpoint, e)) ||
-	    (r = env_fill(cfg->ca_file, sizeof(cfg->ca_file), ca, e)))
-		return r;
-	if (!had_endpoint && cfg->endpoint[0] &&
-	    strncmp(cfg->endpoint, "http://", 7) && strncmp(cfg->endpoint, "https://", 8))
-		return bdev_err_set(e, EINVAL, "AWS_ENDPOINT_URL \"%s\": not an http:// or https:// URL",
-				    cfg->endpoint);
+	if (!profile || !*profile)
+		profile = getenv("AWS_DEFAULT_PROFILE");
+	explicit_profile = profile && *profile;
+	if (!explicit_profile)
+		profile = "default";
+	if (strlen(profile) > 200)
+		return bdev_err_set(e, ENAMETOOLONG, "AWS_PROFILE: name too long");
+	shared_path(cpath, sizeof(cpath), "AWS_SHARED_CREDENTIALS_FILE", "credentials");
+	shared_path(fpath, sizeof(fpath), "AWS_CONFIG_FILE", "config");
+	if ((r = s3_ini_load(&cred, cpath, e)) || (r = s3_ini_load(&conf, fpath, e)))
+		goto out;
+	/* The credentials file names a profile [NAME], the config file
+	 * [profile NAME] ([default] for the default one). */
+	snprintf(csec, sizeof(csec), "%s", profile);
+	snprintf(fsec, sizeof(fsec), "profile %s", profile);
+	if (!strcmp(profile, "default") && !s3_ini_has(&conf, fsec))
+		snprintf(fsec, sizeof(fsec), "default");
+	if (explicit_profile && !s3_ini_has(&cred, csec) && !s3_ini_has(&conf, fsec)) {
+		r = bdev_err_set(e, EINVAL, "AWS profile \"%s\": not in %s nor in %s", profile,
+				 cpath, fpath);
+		goto out;
+	}
+
+	/* Credentials come as a set: both variables, else the profile of
+	 * the credentials file, else the profile of the config file. */
+	if (env_set("AWS_ACCESS_KEY_ID") && env_set("AWS_SECRET_ACCESS_KEY")) {
+		if ((r = env_fill(cfg->access_key, sizeof(cfg->access_key), key, e)) ||
+		    (r = env_fill(cfg->secret_key, sizeof(cfg->secret_key), secret, e)) ||
+		    (r = env_fill(cfg->session_token, sizeof(cfg->session_token), token, e)))
+			goto out;
+	} else {
+		const struct s3_ini *src = NULL;
+		const char *sec = NULL, *path = NULL;
+
+		if (s3_ini_get(&cred, csec, NULL, "aws_access_key_id") &&
+		    s3_ini_get(&cred, csec, NULL, "aws_secret_access_key"))
+			src = &cred, sec = csec, path = cpath;
+		else if (s3_ini_get(&conf, fsec, NULL, "aws_access_key_id") &&
+			 s3_ini_get(&conf, fsec, NULL, "aws_secret_access_key"))
+			src = &conf, sec = fsec, path = fpath;
+		if (src) {
+			snprintf(where, sizeof(where), "%s [%s]", path, sec);
+			if ((r = file_fill(cfg->access_key, sizeof(cfg->access_key),
+					   s3_ini_get(src, sec, NULL, "aws_access_key_id"),
+					   where, "aws_access_key_id", e)) ||
+			    (r = file_fill(cfg->secret_key, sizeof(cfg->secret_key),
+					   s3_ini_get(src, sec, NULL, "aws_secret_access_key"),
+					   where, "aws_secret_access_key", e)) ||
+			    (r = file_fill(cfg->session_token, sizeof(cfg->session_token),
+					   s3_ini_get(src, sec, NULL, "aws_session_token"),
+					   where, "aws_session_token", e)))
+				goto out;
+		} else if ((r = env_fill(cfg->access_key, sizeof(cfg->access_key), key, e)) ||
+			   (r = env_fill(cfg->secret_key, sizeof(cfg->secret_key), secret, e)) ||
+			   (r = env_fill(cfg->session_token, sizeof(cfg->session_token), token, e))) {
+			goto out;
+		}
+	}
+
+	snprintf(where, sizeof(where), "%s [%s]", fpath, fsec);
+	if ((r = env_fill(cfg->region, sizeof(cfg->region), region, e)) ||
+	    (r = file_fill(cfg->region, sizeof(cfg->region),
+			   s3_ini_get(&conf, fsec, NULL, "region"), where, "region", e)) ||
+	    (r = env_fill(cfg->ca_file, sizeof(cfg->ca_file), ca, e)) ||
+	    (r = file_fill(cfg->ca_file, sizeof(cfg->ca_file),
+			   s3_ini_get(&conf, fsec, NULL, "ca_bundle"), where, "ca_bundle", e)))
+		goto out;
+
+	/* Endpoint: the variables, then the profile's services section
+	 * ("s3 =" / "  endpoint_url = URL"), then its endpoint_url;
+	 * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores all of them. */
+	if (use_endpoints && !had_endpoint) {
+		if (env_set("AWS_ENDPOINT_URL_S3"))
+			endpoint_from = "AWS_ENDPOINT_URL_S3";
+		if ((r = env_fill(cfg->endpoint, sizeof(cfg->endpoint), endpoint, e)))
+			goto out;
+		svc = s3_ini_get(&conf, fsec, NULL, "services");
+		if (!cfg->endpoint[0] && svc && *svc) {
+			char ssec[300];
+
+			snprintf(ssec, sizeof(ssec), "services %s", svc);
+			v = s3_ini_get(&conf, ssec, "s3", "endpoint_url");
+			snprintf(where, sizeof(where), "%s [%s] s3", fpath, ssec);
+			if ((r = file_fill(cfg->endpoint, sizeof(cfg->endpoint), v, where,
+					   "endpoint_url", e)))
+				goto out;
+			if (v && *v)
+				endpoint_from = where;
+		}
+		if (!cfg->endpoint[0]) {
+			v = s3_ini_get(&conf, fsec, NULL, "endpoint_url");
+			snprintf(where, sizeof(where), "%s [%s] endpoint_url", fpath, fsec);
+			if ((r = file_fill(cfg->endpoint, sizeof(cfg->endpoint), v, where,
+					   "endpoint_url", e)))
+				goto out;
+			if (v && *v)
+				endpoint_from = where;
+		}
+		if (cfg->endpoint[0] && strncmp(cfg->endpoint, "http://", 7) &&
+		    strncmp(cfg->endpoint, "https://", 8)) {
+			r = bdev_err_set(e, EINVAL, "%s \"%s\": not an http:// or https:// URL",
+					 endpoint_from, cfg->endpoint);
+			goto out;
+		}
+	}
 	if (cfg->endpoint[0])
 		cfg->path_style = true;
+	/* "s3 =" / "  addressing_style = virtual|path|auto" in the profile,
+	 * unless an option chose. */
+	v = s3_ini_get(&conf, fsec, "s3", "addressing_style");
+	if (v && !addressing_chosen) {
+		if (!strcmp(v, "virtual"))
+			cfg->virtual_host = true;
+		else if (!strcmp(v, "path"))
+			cfg->path_style = true;
+		else if (strcmp(v, "auto")) {
+			r = bdev_err_set(e, EINVAL, "%s [%s] s3 addressing_style \"%s\": path, virtual or auto",
+					 fpath, fsec, v);
+			goto out;
+		}
+	}
 	if (!cfg->access_key[0] || !cfg->secret_key[0])
-		return bdev_err_set(e, EINVAL, "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
-	return 0;
+		r = bdev_err_set(e, EINVAL, "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or aws_access_key_id and aws_secret_access_key in %s [%s]",
+				 cpath, csec);
+out:
+	s3_ini_free(&cred);
+	s3_ini_free(&conf);
+	return r;
 }
 
 bool s3_is_url(const char *path)

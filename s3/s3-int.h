@@ -39,4 +39,29 @@ int64_t s3_iso8601_parse(const char *s);
 /* Unix seconds -> "2026-11-30T22:53:33Z" (out >= 21 bytes). */
 void s3_iso8601_format(int64_t t, char *out, size_t n);
 
+/* An AWS shared config or credentials file, parsed: one entry per
+ * property, sub-properties with their parent's name.  Section names are
+ * kept as written, "profile  NAME" and "services  NAME" with one space. */
+struct s3_ini_ent {
+	char *sec, *parent, *key, *val;
+};
+struct s3_ini {
+	struct s3_ini_ent *v;
+	size_t n, cap;
+	bool present;            /* the file exists */
+	char path[512];
+};
+/* Parse path into f; a missing file gives an empty f (present false).
+ * A line that is not a section, "key = value", a comment or blank fails
+ * with -EINVAL (e: "PATH:LINE: ..."), as does a file over 1 MiB. */
+int s3_ini_load(struct s3_ini *f, const char *path, struct bdev_err *e);
+/* The value of key in section sec (under parent, or top level when parent
+ * is NULL); the last one when repeated; NULL when absent. */
+const char *s3_ini_get(const struct s3_ini *f, const char *sec,
+		       const char *parent, const char *key);
+/* True when the file has a section named sec. */
+bool s3_ini_has(const struct s3_ini *f, const char *sec);
+/* Free f's entries (values wiped first: they may be secrets). */
+void s3_ini_free(struct s3_ini *f);
+
 #endif

@@ -51,11 +51,20 @@ struct s3_config {
 };
 
 /* Fill cfg from the environment as the AWS tools read it:
- * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
- * AWS_REGION (then AWS_DEFAULT_REGION), AWS_ENDPOINT_URL (then
- * AWS_ENDPOINT_URL_S3), AWS_CA_BUNDLE.  Fields already set (non-empty) are
+ * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (a pair) with
+ * AWS_SESSION_TOKEN, AWS_REGION (then AWS_DEFAULT_REGION),
+ * AWS_ENDPOINT_URL_S3 (then AWS_ENDPOINT_URL), AWS_CA_BUNDLE; then what
+ * is still unset from the shared files of profile AWS_PROFILE (else
+ * AWS_DEFAULT_PROFILE, else "default"): [NAME] of AWS_SHARED_CREDENTIALS_FILE
+ * (~/.aws/credentials) for the credentials, else [profile NAME] ([default])
+ * of AWS_CONFIG_FILE (~/.aws/config), which also gives region, ca_bundle,
+ * the endpoint (its "services" section's "s3 = / endpoint_url", else its
+ * endpoint_url) and "s3 = / addressing_style" (unless path_style or
+ * virtual_host was set).  AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores
+ * the endpoint variables and settings.  Fields already set (non-empty) are
  * kept, so options given on a command line win.  -EINVAL (e) when no
- * credentials are found. */
+ * credentials are found, a named profile is in neither file, or a file
+ * has a malformed line (e names file and line). */
 int s3_config_env(struct s3_config *cfg, struct bdev_err *e);
 
 /* Split "s3://BUCKET[/PREFIX]" : bucket (<= 63 chars, valid S3 name) and

@@ -10,7 +10,9 @@
 #                            frontend) on 127.0.0.1 on a free port and an S3
 #                            user; exports AWS_ACCESS_KEY_ID,
 #                            AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL,
-#                            AWS_REGION (exit 77 with a reason when radosgw is
+#                            AWS_REGION, and AWS_CONFIG_FILE and
+#                            AWS_SHARED_CREDENTIALS_FILE as /dev/null (exit
+#                            77 with a reason when radosgw is
 #                            missing or does not answer within
 #                            CEPH_RGW_TIMEOUT, 90 s)
 #                            CEPH_RGW_TLS=1: also HTTPS on a second port with
@@ -244,4 +246,7 @@ CONF
 	export AWS_ENDPOINT_URL=http://127.0.0.1:$port
 	export AWS_REGION=us-east-1
 	unset AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_DEFAULT_REGION AWS_CA_BUNDLE
+	unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
+	# Not the shared files of the machine's user (~/.aws): empty ones.
+	export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 }

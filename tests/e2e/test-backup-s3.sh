@@ -4,7 +4,9 @@
 #  - init, a full and an incremental backup of a dynamic VHD: the
 #    incremental reads only the changed chunks (manifest counters); each
 #    restores to the bytes it was taken from; list and show; verify clean;
-#    the object layout is the folder layout under PREFIX/;
+#    the same list through the AWS shared files and a profile (a wrong
+#    secret and a missing profile refused clearly); the object layout is
+#    the folder layout under PREFIX/;
 #  - a disk of one block repeated: the chunk is stored once (threads
 #    storing the same new chunk at once);
 #  - one chunk object deleted and another damaged in the bucket: verify
@@ -57,6 +59,43 @@ grep -q "^$id1 .* full " "$dir/list" && grep -q "^$id2 .* incremental " "$dir/li
 [ "$(jget "$R" latest id)" = "$id2" ] || fail "show latest"
 TO $T backup verify "$R" >"$dir/v" 2>&1 || fail "verify: $(cat "$dir/v")"
 grep -q '^ok: 2 backups' "$dir/v" || fail "verify: $(cat "$dir/v")"
+# The same repository through the AWS shared files and a profile, with
+# no AWS variable set: credentials from the credentials file, endpoint
+# and region from the config file; a wrong secret there is refused by
+# the store with a clear message.
+cat >"$dir/aws-credentials" <<EOF
+[default]
+aws_access_key_id = NOTTHISONE
+aws_secret_access_key = NOTTHISONE
+[vhds]
+aws_access_key_id = $AWS_ACCESS_KEY_ID
+aws_secret_access_key = $AWS_SECRET_ACCESS_KEY   # a comment
+[wrong]
+aws_access_key_id = $AWS_ACCESS_KEY_ID
+aws_secret_access_key = wrong$AWS_SECRET_ACCESS_KEY
+EOF
+cat >"$dir/aws-config" <<EOF
+[profile vhds]
+region = $AWS_REGION
+services = here
+[profile wrong]
+region = $AWS_REGION
+endpoint_url = $AWS_ENDPOINT_URL
+[services here]
+s3 =
+  endpoint_url = $AWS_ENDPOINT_URL
+EOF
+profile_run() {   # PROFILE ARGS...
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL -u AWS_REGION \
+		AWS_SHARED_CREDENTIALS_FILE="$dir/aws-credentials" AWS_CONFIG_FILE="$dir/aws-config" \
+		AWS_PROFILE="$1" timeout 120 "${@:2}"
+}
+profile_run vhds $T backup list "$R" >"$dir/list2" 2>"$dir/err" || fail "list through the profile: $(cat "$dir/err")"
+cmp "$dir/list" "$dir/list2" || fail "list through the profile differs: $(cat "$dir/list2")"
+profile_run wrong $T backup list "$R" >/dev/null 2>"$dir/err" && fail "a wrong secret in the profile was accepted"
+grep -qi "signature\|denied\|403" "$dir/err" || fail "a wrong secret: unclear message: $(cat "$dir/err")"
+profile_run nope $T backup list "$R" >/dev/null 2>"$dir/err" && fail "a missing profile was accepted"
+grep -q 'AWS profile "nope"' "$dir/err" || fail "a missing profile: unclear message: $(cat "$dir/err")"
 # The layout: the folder's names under the prefix, nothing left of the
 # writers (heartbeats, touched lists).
 TO $P list s3://vhds-backup/repo/one | cut -f1 >"$dir/keys" || fail "s3probe list"

@@ -1,6 +1,8 @@
 /* s3: the parts that need no store: s3:// URLs (s3_url_parse), the
  * configuration from the environment (s3_config_env: AWS variable names,
- * fallbacks, options kept over variables, no credentials refused), and the
+ * fallbacks, options kept over variables, no credentials refused) and from
+ * the AWS shared config and credentials files (profiles, precedence,
+ * services sections, malformed lines refused with where), and the
  * ListObjectsV2 page parser (s3_list_parse) on good pages (entities,
  * numeric references, pages, Owner blocks) and hostile ones (truncated,
  * unbalanced, oversized, nested too deep, bad entities, NUL references,
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -66,10 +69,14 @@ static void clear_env(void)
 	static const char *const v[] = {
 		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
-		"AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE",
+		"AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE", "AWS_PROFILE",
+		"AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		unsetenv(v[i]);
+	/* Never the files of the machine running the test. */
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/vhdstack-test/credentials", 1);
+	setenv("AWS_CONFIG_FILE", "/nonexistent/vhdstack-test/config", 1);
 }
 
 static void test_env(void **state)
@@ -99,7 +106,8 @@ static void test_env(void **state)
 	assert_string_equal(c.session_token, "");
 	assert_true(c.path_style);
 
-	/* AWS_REGION and AWS_ENDPOINT_URL win over the fallbacks; fields
+	/* AWS_REGION wins over AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3 over
+	 * AWS_ENDPOINT_URL (the service's own over the global one); fields
 	 * already set win over the environment. */
 	setenv("AWS_REGION", "us-west-2", 1);
 	setenv("AWS_ENDPOINT_URL", "https://s3.example", 1);
@@ -108,6 +116,11 @@ static void test_env(void **state)
 	strcpy(c.secret_key, "from-option");
 	assert_int_equal(s3_config_env(&c, &e), 0);
 	assert_string_equal(c.region, "us-west-2");
+	assert_string_equal(c.endpoint, "http://127.0.0.1:7480");
+	unsetenv("AWS_ENDPOINT_URL_S3");
+	memset(&c, 0, sizeof(c));
+	strcpy(c.secret_key, "from-option");
+	assert_int_equal(s3_config_env(&c, &e), 0);
 	assert_string_equal(c.endpoint, "https://s3.example");
 	assert_string_equal(c.secret_key, "from-option");
 	assert_string_equal(c.session_token, "TOKEN");
@@ -129,6 +142,172 @@ static void test_env(void **state)
 	setenv("AWS_SESSION_TOKEN", big, 1);
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(s3_config_env(&c, &e), -ENAMETOOLONG);
+	clear_env();
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The shared files as the AWS tools read them: profiles, the credentials
+ * file before the config file, the variables before both, services
+ * sections, sub-properties, comments, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS,
+ * a missing profile and a malformed line refused with where. */
+static void test_profile(void **state)
+{
+	char dir[] = "/tmp/vhdstack-s3prof.XXXXXX", cred[64], conf[64];
+	struct s3_config c;
+	struct bdev_err e = { 0 };
+
+	(void)state;
+	clear_env();
+	assert_non_null(mkdtemp(dir));
+	snprintf(cred, sizeof(cred), "%s/credentials", dir);
+	snprintf(conf, sizeof(conf), "%s/config", dir);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", cred, 1);
+	setenv("AWS_CONFIG_FILE", conf, 1);
+	write_file(cred,
+		   "# a comment\n"
+		   "[default]\n"
+		   "aws_access_key_id = DEFKEY\n"
+		   "aws_secret_access_key=DEFSECRET   # a comment after\n"
+		   "\n"
+		   "[dev]\n"
+		   "  ; indented comment\n"
+		   "aws_access_key_id = DEVKEY\n"
+		   "aws_secret_access_key = DEVSECRET\n"
+		   "aws_session_token = DEVTOKEN\n"
+		   "[empty]\n");
+	write_file(conf,
+		   "[default]\n"
+		   "region = eu-central-1\n"
+		   "endpoint_url = http://127.0.0.1:9000\n"
+		   "[profile   dev]\n"
+		   "region = ap-south-1\n"
+		   "endpoint_url = http://global.example\n"
+		   "services = local\n"
+		   "s3 =\n"
+		   "  addressing_style = virtual\n"
+		   "  max_concurrent_requests = 20\n"
+		   "[services local]\n"
+		   "s3 =\n"
+		   "  endpoint_url = https://s3.local.example:8443\n"
+		   "[profile inconf]\n"
+		   "aws_access_key_id = CONFKEY\n"
+		   "aws_secret_access_key = CONFSECRET\n"
+		   "ca_bundle = /etc/ssl/inconf.pem\n");
+
+	/* The default profile of both files. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.access_key, "DEFKEY");
+	assert_string_equal(c.secret_key, "DEFSECRET");
+	assert_string_equal(c.session_token, "");
+	assert_string_equal(c.region, "eu-central-1");
+	assert_string_equal(c.endpoint, "http://127.0.0.1:9000");
+	assert_true(c.path_style);
+	assert_false(c.virtual_host);
+
+	/* A named profile: [dev] and [profile dev]; the services section's
+	 * s3 endpoint wins over the profile's global one; addressing from
+	 * the s3 sub-properties. */
+	setenv("AWS_PROFILE", "dev", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.access_key, "DEVKEY");
+	assert_string_equal(c.secret_key, "DEVSECRET");
+	assert_string_equal(c.session_token, "DEVTOKEN");
+	assert_string_equal(c.region, "ap-south-1");
+	assert_string_equal(c.endpoint, "https://s3.local.example:8443");
+	assert_true(c.virtual_host);
+	/* An option's addressing wins over the file's. */
+	memset(&c, 0, sizeof(c));
+	c.path_style = true;
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_false(c.virtual_host);
+
+	/* The variables win over the files: credentials as a set, region,
+	 * endpoint; with only the key set the files' pair is used. */
+	setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET", 1);
+	setenv("AWS_REGION", "us-east-2", 1);
+	setenv("AWS_ENDPOINT_URL", "http://env.example", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.access_key, "ENVKEY");
+	assert_string_equal(c.secret_key, "ENVSECRET");
+	assert_string_equal(c.session_token, "");
+	assert_string_equal(c.region, "us-east-2");
+	assert_string_equal(c.endpoint, "http://env.example");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.access_key, "DEVKEY");
+	assert_string_equal(c.secret_key, "DEVSECRET");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_REGION");
+	unsetenv("AWS_ENDPOINT_URL");
+
+	/* Configured endpoints ignored on request. */
+	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.endpoint, "");
+	unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+
+	/* Credentials from the config file when the credentials file has
+	 * none for the profile; ca_bundle. */
+	setenv("AWS_PROFILE", "inconf", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.access_key, "CONFKEY");
+	assert_string_equal(c.ca_file, "/etc/ssl/inconf.pem");
+	assert_string_equal(c.endpoint, "");
+
+	/* A profile with no credentials anywhere, a profile nowhere. */
+	setenv("AWS_PROFILE", "empty", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "no S3 credentials"));
+	assert_non_null(strstr(e.msg, "[empty]"));
+	setenv("AWS_PROFILE", "nope", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "\"nope\""));
+	unsetenv("AWS_PROFILE");
+
+	/* Malformed: a line that is no property, a header without ']', a bad
+	 * endpoint and a bad addressing style in the file. */
+	write_file(conf, "[default]\nregion = x\nthis is not a property\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "config:3:"));
+	write_file(conf, "[default\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "config:1:"));
+	write_file(conf, "[default]\nendpoint_url = ftp://x\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "ftp://x"));
+	assert_non_null(strstr(e.msg, "endpoint_url"));
+	write_file(conf, "[default]\ns3 =\n  addressing_style = sideways\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "sideways"));
+
+	/* Neither file: no credentials, and the message names the file. */
+	unlink(cred);
+	unlink(conf);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, cred));
+	assert_int_equal(rmdir(dir), 0);
 	clear_env();
 }
 
@@ -479,6 +658,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_profile),
 		cmocka_unit_test(test_list_good),
 		cmocka_unit_test(test_list_hostile),
 		cmocka_unit_test(test_versions_good),

@@ -50,7 +50,8 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 		 "backup unforget [--threads N] [--output=human|json] REPO ID\n"
 		 "REPO: a folder, or s3://BUCKET[/PREFIX] with [--s3-endpoint URL] [--s3-region R] [--connections N] [--s3-retries N]\n"
 		 "      [--s3-addressing path|virtual] (default: path with an endpoint, virtual-host for AWS)\n"
-		 "  (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ENDPOINT_URL, AWS_REGION)",
+		 "  (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ENDPOINT_URL, AWS_REGION;\n"
+		 "   else ~/.aws/credentials and ~/.aws/config, profile AWS_PROFILE)",
 	.summary = "deduplicating backups of disks: create, list, restore, verify, repair, prune, gc",
 	.run = run_backup)
 
