@@ -65,7 +65,21 @@ struct bkp_repo {
 	const struct bkp_os_ops *os; /* NULL: a folder (os.c); else os-s3.c */
 	void *osd;                /* the backend's state */
 	int object_lock_days;     /* repo.json "object-lock-days" (0 none) */
+	char *cache;              /* manifest cache folder (cache.c), NULL none */
 };
+
+/* ---- the manifest cache (cache.c; r->cache set by bkp_repo_set_cache) ----
+ * All do nothing without r->cache.  get: the cached text of backup id
+ * (at most max bytes, NUL added), 0 or -ENOENT (absent or unreadable).
+ * put: store text for id (temporary file, rename; failures ignored).
+ * drop: remove id's copy.  prune: remove the copies of backups not in ids
+ * (sorted) and temporary files left behind. */
+int bkp_cache_get(const struct bkp_repo *r, const char *id, size_t max,
+		  char **out, size_t *len);
+void bkp_cache_put(const struct bkp_repo *r, const char *id, const char *text,
+		   size_t len);
+void bkp_cache_drop(const struct bkp_repo *r, const char *id);
+void bkp_cache_prune(const struct bkp_repo *r, char **ids, size_t n);
 
 /* ---- object storage (os.c) ----
  * Whole small objects by key ("repo.json", "backups/ID.idx"): the same

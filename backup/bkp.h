@@ -138,6 +138,21 @@ struct bkp_damaged {
  * ID (oldest first); *out malloc'd. */
 int bkp_list_damaged(struct bkp_repo *r, struct bkp_damaged **out, size_t *n,
 		     struct bdev_err *e);
+/* Read the manifests of an object-storage repository through a local
+ * cache in dir (made 0700, with UUID/backups/ under it): list, show,
+ * bkp_find_newest and create then read a manifest from the store once.
+ * Manifests are never rewritten, so a copy stays true; a copy that does
+ * not parse is fetched again, and bkp_list removes the copies of backups
+ * no longer listed.  Meant for list, show and create: verify, restore,
+ * repair, prune and gc should judge the store itself and not set it.
+ * dir NULL or "" turns the cache off; a folder repository ignores it.
+ * 0, or -errno (e) when the cache folder cannot be made. */
+int bkp_repo_set_cache(struct bkp_repo *r, const char *dir, struct bdev_err *e);
+
+/* Both from one listing and one read of each manifest: bkp_list's *out
+ * and *n, and bkp_list_damaged's *bad and *nbad (bad may be NULL). */
+int bkp_list_checked(struct bkp_repo *r, struct bkp_info **out, size_t *n,
+		     struct bkp_damaged **bad, size_t *nbad, struct bdev_err *e);
 /* A backup forgotten (prune, forget) whose manifest Object Lock still
  * keeps: backups/ID.forgotten hides it from every reader, and gc deletes
  * it once its retention ends. */

@@ -191,6 +191,8 @@ int bkp_manifest_write(struct bkp_repo *r, const struct bkp_info *b,
 		rc = bkp_os_put(r, key, text, strlen(text), e);
 	else
 		bdev_err_set(e, ENOMEM, "out of memory");
+	if (!rc)
+		bkp_cache_put(r, b->id, text, strlen(text));
 	free(text);
 	free(json);
 	return rc;
@@ -321,24 +323,14 @@ static int parse_manifest(const struct bkp_json *j, struct bkp_info *b,
 	return 0;
 }
 
-int bkp_manifest_read(const struct bkp_repo *r, const char *id,
-		      struct bkp_info *b, char *why, size_t wl)
+/* The manifest text of backup id into b: 0, -EBADMSG (why), -ENOMEM. */
+static int manifest_parse(const char *text, size_t len, const char *id,
+			  struct bkp_info *b, char *why, size_t wl)
 {
-	char key[BKP_ID_MAX + 16], *text = NULL, jwhy[160];
-	struct bdev_err ge = { 0 };
-	struct bkp_json *j;
-	size_t len;
+	char jwhy[160];
+	struct bkp_json *j = bkp_json_parse(text, len, jwhy, sizeof(jwhy));
 	int rc;
 
-	snprintf(key, sizeof(key), "backups/%s.json", id);
-	rc = bkp_os_get(r, key, MANIFEST_MAX, &text, &len, &ge);
-	if (rc) {
-		snprintf(why, wl, "manifest %s", rc == -ENOENT ? "missing"
-			 : rc == -EFBIG ? "too large" : ge.msg);
-		return rc == -ENOENT ? -ENOENT : -EBADMSG;
-	}
-	j = bkp_json_parse(text, len, jwhy, sizeof(jwhy));
-	free(text);
 	if (!j) {
 		snprintf(why, wl, "manifest damaged: %s", jwhy);
 		return -EBADMSG;
@@ -349,6 +341,36 @@ int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 		snprintf(why, wl, "manifest damaged: it names backup %s", b->id);
 		rc = -EBADMSG;
 	}
+	return rc;
+}
+
+int bkp_manifest_read(const struct bkp_repo *r, const char *id,
+		      struct bkp_info *b, char *why, size_t wl)
+{
+	char key[BKP_ID_MAX + 16], *text = NULL;
+	struct bdev_err ge = { 0 };
+	size_t len;
+	int rc;
+
+	/* The local copy first (cache.c), when there is one and it parses. */
+	if (bkp_cache_get(r, id, MANIFEST_MAX, &text, &len) == 0) {
+		rc = manifest_parse(text, len, id, b, why, wl);
+		free(text);
+		if (rc != -EBADMSG)
+			return rc;
+		bkp_cache_drop(r, id);
+	}
+	snprintf(key, sizeof(key), "backups/%s.json", id);
+	rc = bkp_os_get(r, key, MANIFEST_MAX, &text, &len, &ge);
+	if (rc) {
+		snprintf(why, wl, "manifest %s", rc == -ENOENT ? "missing"
+			 : rc == -EFBIG ? "too large" : ge.msg);
+		return rc == -ENOENT ? -ENOENT : -EBADMSG;
+	}
+	rc = manifest_parse(text, len, id, b, why, wl);
+	if (!rc)
+		bkp_cache_put(r, id, text, len);
+	free(text);
 	return rc;
 }
 
@@ -390,7 +412,8 @@ struct list_job {
 	struct bkp_repo *r;
 	char **ids;
 	struct bkp_info *v;
-	bool *ok;
+	int *rc;
+	struct bkp_damaged *why; /* NULL: not wanted */
 	size_t cnt;
 	size_t next;             /* atomic: the next id to read */
 };
@@ -405,17 +428,20 @@ static void *list_worker(void *arg)
 
 		if (i >= j->cnt)
 			return NULL;
-		j->ok[i] = !bkp_manifest_read(j->r, j->ids[i], &j->v[i], why, sizeof(why));
+		j->rc[i] = bkp_manifest_read(j->r, j->ids[i], &j->v[i],
+					     j->why ? j->why[i].why : why,
+					     j->why ? sizeof(j->why[i].why) : sizeof(why));
 	}
 }
 
-/* Reads the manifests of ids into v (ok[i]: read and valid): in this
+/* Reads the manifests of ids into v (rc[i]: 0 read and valid, else
+ * bkp_manifest_read's error, with why[i] when why is not NULL): in this
  * thread for a folder, else also on up to 15 more (the repository's
  * threads at most; a listing, not a data transfer). */
 static void read_manifests(struct bkp_repo *r, char **ids, size_t cnt, struct bkp_info *v,
-			   bool *ok)
+			   int *rc, struct bkp_damaged *why)
 {
-	struct list_job j = { .r = r, .ids = ids, .v = v, .ok = ok, .cnt = cnt };
+	struct list_job j = { .r = r, .ids = ids, .v = v, .rc = rc, .why = why, .cnt = cnt };
 	pthread_t t[16];
 	size_t nt = 0, want = r->os ? (size_t)bkp_repo_threads(r, 0) - 1 : 0;
 
@@ -431,39 +457,69 @@ static void read_manifests(struct bkp_repo *r, char **ids, size_t cnt, struct bk
 		pthread_join(t[i], NULL);
 }
 
-int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
-	     struct bdev_err *e)
+int bkp_list_checked(struct bkp_repo *r, struct bkp_info **out, size_t *n,
+		     struct bkp_damaged **bad, size_t *nbad, struct bdev_err *e)
 {
 	struct bkp_info *v;
+	struct bkp_damaged *d = NULL;
 	char **ids;
-	bool *ok;
-	size_t cnt, k = 0;
+	int *rcs;
+	size_t cnt, k = 0, kb = 0;
 	int rc = bkp_ids(r, false, &ids, &cnt, e);
 
 	if (rc)
 		return rc;
 	v = calloc(cnt ? cnt : 1, sizeof(*v));
-	ok = calloc(cnt ? cnt : 1, sizeof(*ok));
-	if (!v || !ok) {
+	rcs = calloc(cnt ? cnt : 1, sizeof(*rcs));
+	if (bad)
+		d = calloc(cnt ? cnt : 1, sizeof(*d));
+	if (!v || !rcs || (bad && !d)) {
 		free(v);
-		free(ok);
+		free(rcs);
+		free(d);
 		bkp_ids_free(ids, cnt);
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	}
-	read_manifests(r, ids, cnt, v, ok);
+	read_manifests(r, ids, cnt, v, rcs, d);
 	for (size_t i = 0; i < cnt; i++) {
-		if (!ok[i])
-			continue;
-		if (k != i)
-			v[k] = v[i];
-		k++;
+		if (rcs[i] == -ENOMEM) {
+			free(v);
+			free(rcs);
+			free(d);
+			bkp_ids_free(ids, cnt);
+			return bdev_err_set(e, ENOMEM, "out of memory");
+		}
+		if (!rcs[i]) {
+			if (k != i)
+				v[k] = v[i];
+			k++;
+		} else if (d && rcs[i] != -ENOENT) {
+			/* -ENOENT: removed meanwhile (prune), not damaged.
+			 * The ids are sorted, so the damaged ones stay in
+			 * ID order. */
+			if (kb != i)
+				d[kb] = d[i];
+			snprintf(d[kb].id, sizeof(d[kb].id), "%s", ids[i]);
+			kb++;
+		}
 	}
-	free(ok);
+	free(rcs);
+	bkp_cache_prune(r, ids, cnt);
 	bkp_ids_free(ids, cnt);
 	qsort(v, k, sizeof(*v), cmp_info);
 	*out = v;
 	*n = k;
+	if (bad) {
+		*bad = d;
+		*nbad = kb;
+	}
 	return 0;
+}
+
+int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
+	     struct bdev_err *e)
+{
+	return bkp_list_checked(r, out, n, NULL, NULL, e);
 }
 
 int bkp_find_newest(struct bkp_repo *r,
@@ -482,27 +538,27 @@ int bkp_find_newest(struct bkp_repo *r,
 	for (end = cnt; end > 0 && !found; ) {
 		size_t start = end > 16 ? end - 16 : 0, k = 0;
 		struct bkp_info *v;
-		bool *ok;
+		int *rcs;
 
 		while (start > 0 && !strncmp(ids[start - 1], ids[start], 16))
 			start--;
 		v = calloc(end - start, sizeof(*v));
-		ok = calloc(end - start, sizeof(*ok));
-		if (!v || !ok) {
+		rcs = calloc(end - start, sizeof(*rcs));
+		if (!v || !rcs) {
 			free(v);
-			free(ok);
+			free(rcs);
 			bkp_ids_free(ids, cnt);
 			return bdev_err_set(e, ENOMEM, "out of memory");
 		}
-		read_manifests(r, ids + start, end - start, v, ok);
+		read_manifests(r, ids + start, end - start, v, rcs, NULL);
 		for (size_t i = 0; i < end - start; i++)
-			if (ok[i])
+			if (!rcs[i])
 				v[k++] = v[i];
 		qsort(v, k, sizeof(*v), cmp_info);
 		while (k-- > 0 && !found)
 			found = match(opaque, &v[k]);
 		free(v);
-		free(ok);
+		free(rcs);
 		end = start;
 	}
 	bkp_ids_free(ids, cnt);
@@ -556,34 +612,13 @@ int bkp_list_forgotten(struct bkp_repo *r, struct bkp_forgotten_info **out,
 int bkp_list_damaged(struct bkp_repo *r, struct bkp_damaged **out, size_t *n,
 		     struct bdev_err *e)
 {
-	struct bkp_damaged *v;
-	struct bkp_info b;
-	char **ids;
-	size_t cnt, k = 0;
-	int rc = bkp_ids(r, false, &ids, &cnt, e);
+	struct bkp_info *v;
+	size_t nv;
+	int rc = bkp_list_checked(r, &v, &nv, out, n, e);
 
-	if (rc)
-		return rc;
-	v = calloc(cnt ? cnt : 1, sizeof(*v));
-	if (!v) {
-		bkp_ids_free(ids, cnt);
-		return bdev_err_set(e, ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < cnt; i++) {
-		rc = bkp_manifest_read(r, ids[i], &b, v[k].why, sizeof(v[k].why));
-		if (rc == -ENOMEM) {
-			free(v);
-			bkp_ids_free(ids, cnt);
-			return bdev_err_set(e, ENOMEM, "out of memory");
-		}
-		/* -ENOENT: removed meanwhile (prune), not damaged. */
-		if (rc && rc != -ENOENT)
-			snprintf(v[k++].id, sizeof(v->id), "%s", ids[i]);
-	}
-	bkp_ids_free(ids, cnt);
-	*out = v;
-	*n = k;
-	return 0;
+	if (!rc)
+		free(v);
+	return rc;
 }
 
 static bool take_first(void *opaque, const struct bkp_info *b)

@@ -314,6 +314,7 @@ void bkp_close(struct bkp_repo *r)
 		return;
 	if (r->os)
 		r->os->close(r);
+	free(r->cache);
 	free(r->path);
 	free(r);
 }

@@ -11,7 +11,8 @@
 #                            user; exports AWS_ACCESS_KEY_ID,
 #                            AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL,
 #                            AWS_REGION, and AWS_CONFIG_FILE and
-#                            AWS_SHARED_CREDENTIALS_FILE as /dev/null (exit
+#                            AWS_SHARED_CREDENTIALS_FILE as /dev/null,
+#                            XDG_CACHE_HOME in the cluster's folder (exit
 #                            77 with a reason when radosgw is
 #                            missing or does not answer within
 #                            CEPH_RGW_TIMEOUT, 90 s)
@@ -247,6 +248,8 @@ CONF
 	export AWS_REGION=us-east-1
 	unset AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_DEFAULT_REGION AWS_CA_BUNDLE
 	unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
-	# Not the shared files of the machine's user (~/.aws): empty ones.
+	# Not the shared files of the machine's user (~/.aws): empty ones;
+	# vhdtool's manifest cache under the cluster's folder, not ~/.cache.
 	export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+	export XDG_CACHE_HOME=$d/xdg-cache
 }

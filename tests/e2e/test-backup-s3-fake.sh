@@ -31,6 +31,7 @@ TO() { timeout -k 5 120 "$@"; }
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null   # not the user's ~/.aws
+export XDG_CACHE_HOME=$dir/xdg-cache   # nor ~/.cache
 
 cat >"$dir/srv.py" <<'PY'
 # A small in-memory S3 server (no signature check) for the backup engine:

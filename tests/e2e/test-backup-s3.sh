@@ -9,6 +9,10 @@
 #    the folder layout under PREFIX/;
 #  - a disk of one block repeated: the chunk is stored once (threads
 #    storing the same new chunk at once);
+#  - the manifest cache: list fills it with the store's bytes, a list
+#    through it does no manifest GET (counted at a proxy), a damaged copy
+#    is fetched again, copies of unlisted or forgotten backups and stale
+#    temporary files are removed, --no-cache makes none;
 #  - one chunk object deleted and another damaged in the bucket: verify
 #    reports both (and quarantines the damaged one as HEX.bad), repair from
 #    the source heals, verify clean again; a chunk object cut shorter than
@@ -114,7 +118,44 @@ rid=$(TO $T backup create --no-track --connections 8 "$R" "$dir/rep.raw" 2>"$dir
 TO $T backup restore "$R" "$rid" "$dir/out.raw" 2>"$dir/err" || fail "restore repeated blocks"
 cmp "$dir/out.raw" "$dir/rep.raw" || fail "repeated blocks restore other bytes"
 rm -f "$dir/out.raw"
+
+# ---- the manifest cache (list, show, create) ----
+# list fills it (one file per backup, the store's bytes); a list through
+# it reads no manifest from the store (counted at a proxy: exactly one
+# GET fewer per backup than --no-cache); a damaged copy is fetched again;
+# copies of backups no longer listed and stale temporary files go.
+MC=$dir/mc
+TO $T backup list --cache-dir "$MC" "$R" >"$dir/list3" 2>"$dir/err" || fail "list with a cache: $(cat "$dir/err")"
+[ "$(ls "$MC"/*/backups/ | wc -l)" = 3 ] || fail "cache: $(ls -la "$MC"/*/backups/)"
+cdir=$(echo "$MC"/*/backups)
+for id in $id1 $id2 $rid; do
+	TO $P get "s3://vhds-backup/repo/one/backups/$id.json" "$dir/m.json" || fail "get manifest $id"
+	cmp "$dir/m.json" "$cdir/$id.json" || fail "cached manifest of $id differs from the store's"
+done
+[ "$(stat -c %a "$cdir")" = 700 ] || fail "cache folder mode $(stat -c %a "$cdir")"
+reqs() { stop_proxy; sed -n 's/^requests=\([0-9]*\) .*/\1/p' "$dir/proxy.err"; }
+proxy; TO $T backup list --cache-dir "$MC" "${PX[@]}" "$R" >"$dir/list4" 2>"$dir/err" || fail "cached list via proxy: $(cat "$dir/err")"
+n_cached=$(reqs)
+proxy; TO $T backup list --no-cache "${PX[@]}" "$R" >"$dir/list5" 2>"$dir/err" || fail "uncached list via proxy: $(cat "$dir/err")"
+n_store=$(reqs)
+cmp "$dir/list3" "$dir/list4" && cmp "$dir/list3" "$dir/list5" || fail "cached and uncached lists differ"
+[ -n "$n_cached" ] && [ "$((n_store - n_cached))" = 3 ] || fail "requests: $n_cached with the cache, $n_store without (3 manifests)"
+printf 'garbage' >"$cdir/$id2.json"
+: >"$cdir/.$id1.tmp.1.2"
+cp "$cdir/$id1.json" "$cdir/20200101T000000Z-00000000.json"
+TO $T backup show --cache-dir "$MC" "$R" "$id2" >/dev/null 2>"$dir/err" || fail "show over a damaged cached copy: $(cat "$dir/err")"
+TO $P get "s3://vhds-backup/repo/one/backups/$id2.json" "$dir/m.json" || fail "get manifest"
+cmp "$dir/m.json" "$cdir/$id2.json" || fail "a damaged cached copy was not fetched again"
+TO $T backup list --cache-dir "$MC" "$R" >"$dir/list4" 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+cmp "$dir/list3" "$dir/list4" || fail "list after cache damage differs"
+[ -e "$cdir/.$id1.tmp.1.2" ] && fail "a stale temporary file stayed in the cache"
+[ -e "$cdir/20200101T000000Z-00000000.json" ] && fail "a copy of an unlisted backup stayed in the cache"
 TO $T backup forget "$R" "$rid" || fail "forget the repeated-block backup"
+TO $T backup list --cache-dir "$MC" "$R" >/dev/null 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+[ -e "$cdir/$rid.json" ] && fail "the forgotten backup's copy stayed in the cache"
+[ "$(ls "$cdir" | wc -l)" = 2 ] || fail "cache after forget: $(ls "$cdir")"
+TO $T backup list --no-cache --cache-dir "$dir/mc2" "$R" >/dev/null 2>"$dir/err" || fail "list --no-cache: $(cat "$dir/err")"
+[ -e "$dir/mc2" ] && fail "--no-cache made a cache"
 TO $P list s3://vhds-backup/repo/one | cut -f1 >"$dir/keys" || fail "s3probe list"
 
 # ---- damage in the bucket: verify finds it, repair heals ----

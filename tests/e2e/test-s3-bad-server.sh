@@ -78,6 +78,7 @@ list_fails() {
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 unset AWS_ENDPOINT_URL_S3 AWS_PROFILE AWS_DEFAULT_PROFILE
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null   # not the user's ~/.aws
+export XDG_CACHE_HOME=$dir/xdg-cache   # nor ~/.cache
 
 # ---- the same token on every page ----
 list_fails "same-token"

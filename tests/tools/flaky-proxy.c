@@ -2,7 +2,7 @@
  *
  *   flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S]
  *               [--lifetime SECONDS] [--lose-once TEXT] [--deny TEXT]
- *               [--fail-match TEXT] [--stall-once TEXT] UPSTREAM_HOST:PORT
+ *               [--fail-match TEXT] [--stall-once TEXT] [--delay MS] UPSTREAM_HOST:PORT
  *
  * Listens on 127.0.0.1 (port N, 0 = any; the port is printed on stdout,
  * one line), reads each request (head up to 64 KiB, then the body by
@@ -28,7 +28,9 @@
  * answered 503 (a store failing one object's reads, say "GET /b/r/lock ");
  * --stall-once TEXT: the first request whose request line contains TEXT
  * stalls as --stall does (not forwarded), the others go through: a test
- * holding one step of a client for a while.
+ * holding one step of a client for a while.  --delay MS: every request is
+ * held MS milliseconds before it is answered or forwarded: a distant
+ * store's round trip, for benchmarks of request counts.
  *
  * Bounded: 64 connections at a time (more wait in the listen queue),
  * 30 s socket timeouts, a lifetime (default 600 s) after which it exits.
@@ -58,6 +60,7 @@
 static const char *up_host, *up_port;
 static double fail_p = 0.5, stall_p;
 static unsigned long stall_every;
+static long delay_ms;
 static const char *lose_once, *deny, *fail_match, *stall_once;
 static atomic_bool stalled_once;
 static atomic_bool lost;
@@ -299,6 +302,11 @@ static void *serve(void *opaque)
 	}
 	nth = atomic_fetch_add(&n_requests, 1) + 1;
 	is_head = !strncmp(head, "HEAD ", 5);
+	if (delay_ms > 0) {
+		struct timespec d = { delay_ms / 1000, (delay_ms % 1000) * 1000000L };
+
+		nanosleep(&d, NULL);
+	}
 	if (line_has(head, deny)) {
 		atomic_fetch_add(&n_denied, 1);
 		answer_error(cfd, "403 Forbidden", "AccessDenied", "Access Denied", is_head);
@@ -366,14 +374,16 @@ int main(int argc, char **argv)
 			fail_match = argv[i + 1];
 		else if (!strcmp(argv[i], "--stall-once"))
 			stall_once = argv[i + 1];
+		else if (!strcmp(argv[i], "--delay"))
+			delay_ms = atol(argv[i + 1]);
 		else if (!strcmp(argv[i], "--lifetime"))
 			lifetime = atoi(argv[i + 1]);
 		else
 			break;
 	}
 	if (i != argc - 1 || !(colon = strrchr(argv[i], ':')) || fail_p < 0 || fail_p > 1 ||
-	    stall_p < 0 || stall_p > 1) {
-		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] [--lose-once TEXT] [--deny TEXT] [--fail-match TEXT] [--stall-once TEXT] HOST:PORT\n");
+	    stall_p < 0 || stall_p > 1 || delay_ms < 0 || delay_ms > 60000) {
+		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] [--lose-once TEXT] [--deny TEXT] [--fail-match TEXT] [--stall-once TEXT] [--delay MS] HOST:PORT\n");
 		return 2;
 	}
 	*colon = 0;

@@ -17,8 +17,8 @@
  *   backup prune --keep-last N ... [--dry-run] REPO
  *   backup gc [--grace SECONDS] [--dry-run] REPO
  * REPO: a folder or s3://BUCKET[/PREFIX]; --s3-endpoint URL, --s3-region R,
- * --connections N, --s3-retries N, --s3-addressing path|virtual anywhere
- * after "backup".
+ * --connections N, --s3-retries N, --s3-addressing path|virtual,
+ * --cache-dir DIR, --no-cache anywhere after "backup".
  */
 #include "vhdtool.h"
 
@@ -26,6 +26,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ VHDTOOL_COMMAND(backup, .name = "backup",
 		 "backup unforget [--threads N] [--output=human|json] REPO ID\n"
 		 "REPO: a folder, or s3://BUCKET[/PREFIX] with [--s3-endpoint URL] [--s3-region R] [--connections N] [--s3-retries N]\n"
 		 "      [--s3-addressing path|virtual] (default: path with an endpoint, virtual-host for AWS)\n"
+		 "      [--cache-dir DIR | --no-cache] (manifests cached for list, show, create; default ~/.cache/vhdtool)\n"
 		 "  (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ENDPOINT_URL, AWS_REGION;\n"
 		 "   else ~/.aws/credentials and ~/.aws/config, profile AWS_PROFILE)",
 	.summary = "deduplicating backups of disks: create, list, restore, verify, repair, prune, gc",
@@ -69,6 +71,41 @@ static struct bkp_repo *open_repo(const char *path)
 
 	if (!r)
 		vt_err(NULL, "%s", e.msg);
+	return r;
+}
+
+/* --cache-dir DIR / --no-cache, taken out of argv with the S3 options. */
+static const char *cache_dir;
+static bool no_cache;
+
+/* open_repo, and for an object store the manifest cache (list, show,
+ * create): --cache-dir, else $XDG_CACHE_HOME/vhdtool, else
+ * ~/.cache/vhdtool.  A cache that cannot be made is a warning: the
+ * manifests are then read from the store. */
+static struct bkp_repo *open_repo_cached(const char *path)
+{
+	struct bkp_repo *r = open_repo(path);
+	struct bdev_err e = { 0 };
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char dir[4096];
+
+	if (!r || no_cache || !bkp_is_remote(path))
+		return r;
+	if (cache_dir) {
+		snprintf(dir, sizeof(dir), "%s", cache_dir);
+	} else if (xdg && xdg[0] == '/') {
+		(void)mkdir(xdg, 0700);
+		snprintf(dir, sizeof(dir), "%s/vhdtool", xdg);
+	} else if (home && home[0] == '/') {
+		snprintf(dir, sizeof(dir), "%s/.cache", home);
+		(void)mkdir(dir, 0700);
+		snprintf(dir, sizeof(dir), "%s/.cache/vhdtool", home);
+	} else {
+		return r;
+	}
+	if (bkp_repo_set_cache(r, dir, &e))
+		fprintf(stderr, "vhdtool: warning: %s; reading every manifest from the store\n",
+			e.msg);
 	return r;
 }
 
@@ -279,7 +316,7 @@ static int cmd_create(int argc, char **argv)
 	}
 	if (argc - optind != 2 || live_opt)
 		return vt_usage(&backup_cmd);
-	r = open_repo(argv[optind]);
+	r = open_repo_cached(argv[optind]);
 	if (!r)
 		return 1;
 	src = vt_open(argv[optind + 1], oflags);
@@ -431,7 +468,7 @@ static int cmd_list(int argc, char **argv, bool show)
 	}
 	if (argc - optind != (show ? 2 : 1))
 		return vt_usage(&backup_cmd);
-	r = open_repo(argv[optind]);
+	r = forgotten ? open_repo(argv[optind]) : open_repo_cached(argv[optind]);
 	if (!r)
 		return 1;
 	if (forgotten) {
@@ -445,9 +482,8 @@ static int cmd_list(int argc, char **argv, bool show)
 		free(fg);
 		return 0;
 	}
-	rc = show ? bkp_show(r, argv[optind + 1], &one, &e) : bkp_list(r, &v, &n, &e);
-	if (!rc && !show)
-		rc = bkp_list_damaged(r, &bad, &nbad, &e);
+	rc = show ? bkp_show(r, argv[optind + 1], &one, &e)
+		  : bkp_list_checked(r, &v, &n, &bad, &nbad, &e);
 	/* Forgotten backups are hidden: say they exist, so that a forgotten
 	 * marker nobody meant (same credentials, Object Lock) is seen
 	 * before gc deletes the backup when its retention ends. */
@@ -1135,7 +1171,7 @@ static int run_backup(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		static const char *const names[] = { "--s3-endpoint", "--s3-region",
 						     "--connections", "--s3-retries",
-						     "--s3-addressing" };
+						     "--s3-addressing", "--cache-dir" };
 		const char *val = NULL;
 		size_t which = UTIL_ARRAY_SIZE(names);
 
@@ -1143,6 +1179,10 @@ static int run_backup(int argc, char **argv)
 			while (i < argc)
 				argv[k++] = argv[i++];
 			break;
+		}
+		if (!strcmp(argv[i], "--no-cache")) {
+			no_cache = true;
+			continue;
 		}
 		for (size_t n = 0; n < UTIL_ARRAY_SIZE(names); n++) {
 			size_t l = strlen(names[n]);
@@ -1164,7 +1204,13 @@ static int run_backup(int argc, char **argv)
 			vt_err(NULL, "%s needs a value", names[which]);
 			return 2;
 		}
-		if (which == 0)
+		if (which == 5) {
+			if (!*val) {
+				vt_err(NULL, "--cache-dir: an empty folder name");
+				return 2;
+			}
+			cache_dir = val;
+		} else if (which == 0)
 			remote.endpoint = val;
 		else if (which == 1)
 			remote.region = val;
