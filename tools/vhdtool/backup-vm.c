@@ -282,17 +282,14 @@ int vt_backup_vm(const char *repo, const char *ctl, const char *luns, long freez
 	struct live_disk v[MAX_DISKS];
 	struct vt_vm_answer a = { 0 };
 	struct bkp_repo *r;
-	struct bdev_err e = { 0 };
 	int64_t window = 0, held = 0;
 	struct vmmc *c;
 	int n = 0, rc = 0;
 	bool ok;
 
-	r = bkp_open(repo, &e);
-	if (!r) {
-		vt_err(NULL, "%s", e.msg);
+	r = vt_backup_open(repo, true);
+	if (!r)
 		return 1;
-	}
 	if (bkp_group_new(group)) {
 		vt_err(NULL, "no random bytes for the group id");
 		bkp_close(r);

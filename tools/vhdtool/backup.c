@@ -186,6 +186,11 @@ static void print_json(const struct bkp_info *b)
 	free(j);
 }
 
+struct bkp_repo *vt_backup_open(const char *path, bool cached)
+{
+	return cached ? open_repo_cached(path) : open_repo(path);
+}
+
 /* ---- init ---- */
 
 static int cmd_init(int argc, char **argv)

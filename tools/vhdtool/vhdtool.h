@@ -136,6 +136,11 @@ bool vt_parse_ms(const char *what, const char *s, long *out);
 /* backup create REPO --vm CTL (backup-vm.c): snapshot, back up each frozen
  * image with base's options, merge back; the exit status. */
 struct bkp_create_opts;
+struct bkp_repo;
+/* Open a backup repository (backup.c) with the S3 options given to
+ * "backup" (--s3-endpoint, --connections, ...) and, for list, show and
+ * create, the manifest cache; prints and returns NULL on failure. */
+struct bkp_repo *vt_backup_open(const char *path, bool cached);
 int vt_backup_vm(const char *repo, const char *ctl, const char *luns, long freeze_ms,
 		 bool require_app, const struct bkp_create_opts *base, bool json);
 
