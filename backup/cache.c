@@ -27,6 +27,18 @@ static int mkdir_private(const char *p, struct bdev_err *e)
 	return 0;
 }
 
+static bool uuid_ok(const char *u)
+{
+	size_t n = strlen(u);
+
+	if (n < 8 || n > 32)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((u[i] >= '0' && u[i] <= '9') || (u[i] >= 'a' && u[i] <= 'f')))
+			return false;
+	return true;
+}
+
 int bkp_repo_set_cache(struct bkp_repo *r, const char *dir, struct bdev_err *e)
 {
 	char *p = NULL;
@@ -35,8 +47,11 @@ int bkp_repo_set_cache(struct bkp_repo *r, const char *dir, struct bdev_err *e)
 
 	free(r->cache);
 	r->cache = NULL;
-	if (!r->os || !dir || !*dir)
-		return 0;   /* a folder is read where it is */
+	/* A folder is read where it is; a repository without a uuid of hex
+	 * digits (ours have 32; the store's repo.json is not trusted to name
+	 * a folder: "../x") has no name to keep its copies apart under. */
+	if (!r->os || !dir || !*dir || !uuid_ok(r->uuid))
+		return 0;
 	/* DIR, DIR/UUID, DIR/UUID/backups: the parents of DIR exist or
 	 * not as the caller left them (XDG: ~/.cache). */
 	if ((rc = mkdir_private(dir, e)))
@@ -71,7 +86,7 @@ int bkp_cache_get(const struct bkp_repo *r, const char *id, size_t max,
 	size_t have = 0;
 	int fd;
 
-	if (!r->cache)
+	if (!r->cache || !bkp_id_valid(id))
 		return -ENOENT;
 	if (asprintf(&p, "%s/%s.json", r->cache, id) < 0)
 		return -ENOMEM;
@@ -110,7 +125,7 @@ void bkp_cache_put(const struct bkp_repo *r, const char *id, const char *text,
 	size_t done = 0;
 	int fd;
 
-	if (!r->cache)
+	if (!r->cache || !bkp_id_valid(id))
 		return;
 	if (asprintf(&p, "%s/%s.json", r->cache, id) < 0) {
 		p = NULL;
@@ -142,7 +157,7 @@ void bkp_cache_drop(const struct bkp_repo *r, const char *id)
 {
 	char *p;
 
-	if (r->cache && asprintf(&p, "%s/%s.json", r->cache, id) >= 0) {
+	if (r->cache && bkp_id_valid(id) && asprintf(&p, "%s/%s.json", r->cache, id) >= 0) {
 		unlink(p);
 		free(p);
 	}

@@ -133,11 +133,13 @@ for id in $id1 $id2 $rid; do
 	cmp "$dir/m.json" "$cdir/$id.json" || fail "cached manifest of $id differs from the store's"
 done
 [ "$(stat -c %a "$cdir")" = 700 ] || fail "cache folder mode $(stat -c %a "$cdir")"
-reqs() { stop_proxy; sed -n 's/^requests=\([0-9]*\) .*/\1/p' "$dir/proxy.err"; }
+# reqs VAR: stop the proxy (in this shell, so that it is waited for) and
+# put the number of requests it saw in VAR.
+reqs() { stop_proxy; printf -v "$1" '%s' "$(sed -n 's/^requests=\([0-9]*\) .*/\1/p' "$dir/proxy.err")"; }
 proxy; TO $T backup list --cache-dir "$MC" "${PX[@]}" "$R" >"$dir/list4" 2>"$dir/err" || fail "cached list via proxy: $(cat "$dir/err")"
-n_cached=$(reqs)
+reqs n_cached
 proxy; TO $T backup list --no-cache "${PX[@]}" "$R" >"$dir/list5" 2>"$dir/err" || fail "uncached list via proxy: $(cat "$dir/err")"
-n_store=$(reqs)
+reqs n_store
 cmp "$dir/list3" "$dir/list4" && cmp "$dir/list3" "$dir/list5" || fail "cached and uncached lists differ"
 [ -n "$n_cached" ] && [ "$((n_store - n_cached))" = 3 ] || fail "requests: $n_cached with the cache, $n_store without (3 manifests)"
 printf 'garbage' >"$cdir/$id2.json"
@@ -156,6 +158,13 @@ TO $T backup list --cache-dir "$MC" "$R" >/dev/null 2>"$dir/err" || fail "list: 
 [ "$(ls "$cdir" | wc -l)" = 2 ] || fail "cache after forget: $(ls "$cdir")"
 TO $T backup list --no-cache --cache-dir "$dir/mc2" "$R" >/dev/null 2>"$dir/err" || fail "list --no-cache: $(cat "$dir/err")"
 [ -e "$dir/mc2" ] && fail "--no-cache made a cache"
+# A store's repo.json is not trusted to name the cache folder.
+TO $P get s3://vhds-backup/repo/one/repo.json "$dir/rj" || fail "get repo.json"
+sed 's/"uuid": "[0-9a-f]*"/"uuid": "..\/..\/escape"/' "$dir/rj" >"$dir/rj2"
+grep -q escape "$dir/rj2" || fail "could not forge repo.json: $(cat "$dir/rj")"
+TO $P put s3://vhds-backup/hostile/repo.json "$dir/rj2" || fail "put the forged repo.json"
+TO $T backup list --cache-dir "$dir/mc3/a" s3://vhds-backup/hostile >/dev/null 2>"$dir/err" || fail "list of a repository with a forged uuid: $(cat "$dir/err")"
+[ -e "$dir/mc3" ] || [ -e "$dir/escape" ] || [ -e "$(dirname "$dir")/escape" ] && fail "a forged uuid made cache folders: $(ls "$dir")"
 TO $P list s3://vhds-backup/repo/one | cut -f1 >"$dir/keys" || fail "s3probe list"
 
 # ---- damage in the bucket: verify finds it, repair heals ----
