@@ -21,6 +21,9 @@
  *                    (--size: BYTES of random data each, all different),
  *                    from T threads sharing one client; the store's ceiling
  *                    for bench/s3.sh
+ *   s3probe [OPTIONS] getmany s3://BUCKET/PREFIX N [--threads T]
+ *                    GET the N objects putmany made (PREFIXNNNNNN), data
+ *                    dropped, from T threads: the download ceiling
  *
  * OPTIONS: --endpoint URL, --secret KEY, --retries N, --connections N,
  * --timeout-ms N, --no-conditional, --stats (counters on stderr at the
@@ -54,7 +57,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: s3probe [--endpoint URL] [--secret KEY] [--retries N] "
 		"[--connections N] [--timeout-ms N] [--no-conditional] [--stats] "
-		"mb|put|get|range|head|list|delete [--marker]|retention|versions|putmany s3://BUCKET[/KEY] ...\n");
+		"mb|put|get|range|head|list|delete [--marker]|retention|versions|putmany|getmany s3://BUCKET[/KEY] ...\n");
 	return 2;
 }
 
@@ -139,6 +142,7 @@ struct many {
 	long n;
 	size_t size;            /* 0: "object N\n" bodies */
 	bool cond;
+	bool get;               /* getmany */
 	int rc;
 	struct bdev_err e;
 	pthread_mutex_t mu;
@@ -150,7 +154,7 @@ static void *put_worker(void *opaque)
 	struct s3_put_opts o = { .if_none_match = m->cond };
 	char k[1100], small[32], *body = small;
 	uint64_t x = (uint64_t)(uintptr_t)&o ^ (uint64_t)time(NULL) << 20;
-	size_t len;
+	size_t len = 0;
 	long i;
 	struct bdev_err e = { 0 };
 
@@ -160,7 +164,15 @@ static void *put_worker(void *opaque)
 		int r;
 
 		snprintf(k, sizeof(k), "%s%06ld", key, i);
-		if (m->size) {
+		if (m->get) {
+			void *data = NULL;
+			size_t got;
+
+			r = s3_get(cl, k, (size_t)1 << 30, &data, &got, &e);
+			free(data);
+			if (r >= 0)
+				continue;
+		} else if (m->size) {
 			/* xorshift64: incompressible enough, cheaper than
 			 * /dev/urandom; a new body for every object */
 			for (size_t j = 0; j + 8 <= m->size; j += 8) {
@@ -174,7 +186,8 @@ static void *put_worker(void *opaque)
 			snprintf(small, sizeof(small), "object %ld\n", i);
 			len = strlen(small);
 		}
-		r = s3_put(cl, k, body, len, &o, &e);
+		if (!m->get)
+			r = s3_put(cl, k, body, len, &o, &e);
 		if (r < 0) {
 			pthread_mutex_lock(&m->mu);
 			if (!m->rc) {
@@ -190,9 +203,9 @@ static void *put_worker(void *opaque)
 	return NULL;
 }
 
-static int cmd_putmany(int argc, char **argv)
+static int cmd_putmany(int argc, char **argv, bool get)
 {
-	struct many m = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct many m = { .mu = PTHREAD_MUTEX_INITIALIZER, .get = get };
 	pthread_t th[64];
 	int t = 8, n;
 
@@ -335,8 +348,8 @@ static int run(const char *cmd, int argc, char **argv)
 		r = s3_list_versions(cl, key, print_version, NULL, &err);
 		return r < 0 ? fail(r) : 0;
 	}
-	if (!strcmp(cmd, "putmany"))
-		return cmd_putmany(argc, argv);
+	if (!strcmp(cmd, "putmany") || !strcmp(cmd, "getmany"))
+		return cmd_putmany(argc, argv, !strcmp(cmd, "getmany"));
 	return usage();
 }
 
