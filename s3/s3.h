@@ -100,8 +100,9 @@ struct s3_put_opts {
 	int64_t retain_until;   /* Unix seconds: Object Lock retention
 				 * (COMPLIANCE mode) set with the PUT; 0 none */
 };
-/* Store data (len bytes) under key (Content-MD5 sent, as Object Lock
- * requires).  opts may be NULL. */
+/* Store data (len bytes) under key (the body's SHA-256 signed, which the
+ * store checks; Content-MD5 too with retention, as Object Lock requires).
+ * opts may be NULL. */
 int s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
 	   const struct s3_put_opts *opts, struct bdev_err *e);
 

@@ -164,6 +164,23 @@ for i in 1 2 3 4 5 6; do
 done
 retries=$(sed -n 's/.*retries=\([0-9]*\).*/\1/p' "$dir/stats" | paste -sd+ | bc)
 [ "$retries" -gt 0 ] || fail "no retries through the stalling proxy: $(cat "$dir/stats")"
+# A body damaged in flight (the proxy inverts its first byte, the signed
+# head unchanged): the store checks the body against the signed
+# x-amz-content-sha256 and refuses it, nothing is stored under the key,
+# with and without If-None-Match and with retention (Content-MD5 too).
+start_proxy --fail 0 --flip-body /flipped
+for args in "test-bucket/flipped/a" "test-bucket/flipped/b --if-none-match" \
+	"lock-bucket/flipped/c --retain-until $((now + 3600))"; do
+	set -- $args
+	expect_err EIO S --endpoint "http://127.0.0.1:$(cat "$dir/proxy.port")" --retries 1 \
+		put "s3://$1" "$dir/size1m" "${@:2}"
+	grep -q "HTTP 400 \(XAmzContentSHA256Mismatch\|BadDigest\)" "$dir/err" ||
+		fail "a body damaged in flight: $(cat "$dir/err")"
+	expect_err ENOENT S head "s3://$1"
+done
+kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; proxy_pid=
+grep -q 'flipped=3$' "$dir/proxy.err" || fail "the proxy damaged $(cat "$dir/proxy.err"), not 3 bodies"
+
 # Nothing listening: connection refused, retried, then a clear error.
 port=$(ceph_free_port)
 expect_err EIO S --endpoint "http://127.0.0.1:$port" --retries 2 head s3://test-bucket/rt/size1

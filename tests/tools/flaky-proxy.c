@@ -2,7 +2,8 @@
  *
  *   flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S]
  *               [--lifetime SECONDS] [--lose-once TEXT] [--deny TEXT]
- *               [--fail-match TEXT] [--stall-once TEXT] [--delay MS] UPSTREAM_HOST:PORT
+ *               [--fail-match TEXT] [--stall-once TEXT] [--delay MS]
+ *               [--flip-body TEXT] UPSTREAM_HOST:PORT
  *
  * Listens on 127.0.0.1 (port N, 0 = any; the port is printed on stdout,
  * one line), reads each request (head up to 64 KiB, then the body by
@@ -30,11 +31,14 @@
  * stalls as --stall does (not forwarded), the others go through: a test
  * holding one step of a client for a while.  --delay MS: every request is
  * held MS milliseconds before it is answered or forwarded: a distant
- * store's round trip, for benchmarks of request counts.
+ * store's round trip, for benchmarks of request counts.  --flip-body TEXT:
+ * every PUT whose request line contains TEXT and that has a body is
+ * forwarded with the body's first byte inverted (the head unchanged):
+ * damage in flight, which the store must refuse by the request's digest.
  *
  * Bounded: 64 connections at a time (more wait in the listen queue),
  * 30 s socket timeouts, a lifetime (default 600 s) after which it exits.
- * Prints nothing else; "requests=N failed=N stalled=N lost=0|1 denied=N" on stderr when it ends by
+ * Prints nothing else; "requests=N failed=N stalled=N lost=0|1 denied=N flipped=N" on stderr when it ends by
  * SIGTERM or its lifetime. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,14 +65,14 @@ static const char *up_host, *up_port;
 static double fail_p = 0.5, stall_p;
 static unsigned long stall_every;
 static long delay_ms;
-static const char *lose_once, *deny, *fail_match, *stall_once;
+static const char *lose_once, *deny, *fail_match, *stall_once, *flip_body;
 static atomic_bool stalled_once;
 static atomic_bool lost;
 static unsigned seed = 1;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int active;
-static atomic_ulong n_requests, n_failed, n_stalled, n_denied;
+static atomic_ulong n_requests, n_failed, n_stalled, n_denied, n_flipped;
 
 static void timeouts(int fd)
 {
@@ -326,6 +330,11 @@ static void *serve(void *opaque)
 		bool drop = !strncmp(head, "PUT ", 4) && line_has(head, lose_once) &&
 			    !atomic_exchange(&lost, true);
 
+		if (!strncmp(head, "PUT ", 4) && blen > 0 && line_has(head, flip_body)) {
+			body[0] = (char)~body[0];
+			atomic_fetch_add(&n_flipped, 1);
+		}
+
 		forward(cfd, head, body, blen, sent_100, drop);
 	}
 out:
@@ -374,6 +383,8 @@ int main(int argc, char **argv)
 			fail_match = argv[i + 1];
 		else if (!strcmp(argv[i], "--stall-once"))
 			stall_once = argv[i + 1];
+		else if (!strcmp(argv[i], "--flip-body"))
+			flip_body = argv[i + 1];
 		else if (!strcmp(argv[i], "--delay"))
 			delay_ms = atol(argv[i + 1]);
 		else if (!strcmp(argv[i], "--lifetime"))
@@ -383,7 +394,7 @@ int main(int argc, char **argv)
 	}
 	if (i != argc - 1 || !(colon = strrchr(argv[i], ':')) || fail_p < 0 || fail_p > 1 ||
 	    stall_p < 0 || stall_p > 1 || delay_ms < 0 || delay_ms > 60000) {
-		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] [--lose-once TEXT] [--deny TEXT] [--fail-match TEXT] [--stall-once TEXT] [--delay MS] HOST:PORT\n");
+		fprintf(stderr, "usage: flaky-proxy [--port N] [--fail P] [--stall P] [--stall-every K] [--seed S] [--lifetime S] [--lose-once TEXT] [--deny TEXT] [--fail-match TEXT] [--stall-once TEXT] [--delay MS] [--flip-body TEXT] HOST:PORT\n");
 		return 2;
 	}
 	*colon = 0;
@@ -432,8 +443,8 @@ int main(int argc, char **argv)
 		}
 		pthread_detach(th);
 	}
-	fprintf(stderr, "requests=%lu failed=%lu stalled=%lu lost=%d denied=%lu\n",
+	fprintf(stderr, "requests=%lu failed=%lu stalled=%lu lost=%d denied=%lu flipped=%lu\n",
 		atomic_load(&n_requests), atomic_load(&n_failed), atomic_load(&n_stalled),
-		(int)atomic_load(&lost), atomic_load(&n_denied));
+		(int)atomic_load(&lost), atomic_load(&n_denied), atomic_load(&n_flipped));
 	return 0;
 }
