@@ -66,6 +66,8 @@ struct bkp_repo {
 	void *osd;                /* the backend's state */
 	int object_lock_days;     /* repo.json "object-lock-days" (0 none) */
 	char *cache;              /* manifest cache folder (cache.c), NULL none */
+	char *place;              /* an object store's location (endpoint,
+				   * region, bucket, prefix), NULL a folder */
 };
 
 /* ---- the manifest cache (cache.c; r->cache set by bkp_repo_set_cache) ----
@@ -235,14 +237,28 @@ void bkp_index_free(struct bkp_index *x);
 
 int bkp_manifest_write(struct bkp_repo *r, const struct bkp_info *b,
 		       struct bdev_err *e);
-/* -ENOENT missing, -EBADMSG unreadable (why filled). */
+/* -ENOENT missing, -EBADMSG unreadable (why filled).  Through the
+ * manifest cache when the repository has one. */
 int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 		      struct bkp_info *b, char *why, size_t wl);
+/* The same; size: what the store's listing says the manifest has
+ * (UINT64_MAX: unknown), a cached copy of another size is fetched again;
+ * store_first: never a cached copy (one explicitly asked for: the store
+ * says whether it still exists). */
+int bkp_manifest_read_ex(const struct bkp_repo *r, const char *id,
+			 uint64_t size, bool store_first, struct bkp_info *b,
+			 char *why, size_t wl);
 /* IDs of backups with a manifest and no forgotten marker (malloc'd array
  * of malloc'd strings), sorted; or, with orphans, IDs with an index but no
  * manifest. */
 int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	    struct bdev_err *e);
+/* bkp_ids (orphans false) with the manifests' listed sizes (*sizes
+ * malloc'd, UINT64_MAX where the listing gave none; in an Object Lock
+ * repository the original version's, which readers take) and the number
+ * of backups left out for a forgotten marker. */
+int bkp_ids_sized(const struct bkp_repo *r, char ***ids, uint64_t **sizes,
+		  size_t *n, size_t *nforgotten, struct bdev_err *e);
 void bkp_ids_free(char **ids, size_t n);
 /* The newest readable backup for which match returns true (the order of
  * bkp_list, from the end), reading manifests a batch at a time instead of

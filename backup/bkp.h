@@ -150,9 +150,12 @@ int bkp_list_damaged(struct bkp_repo *r, struct bkp_damaged **out, size_t *n,
 int bkp_repo_set_cache(struct bkp_repo *r, const char *dir, struct bdev_err *e);
 
 /* Both from one listing and one read of each manifest: bkp_list's *out
- * and *n, and bkp_list_damaged's *bad and *nbad (bad may be NULL). */
+ * and *n, and bkp_list_damaged's *bad and *nbad (bad may be NULL); and,
+ * when nforgotten is not NULL, how many backups a forgotten marker hides
+ * (bkp_list_forgotten names them). */
 int bkp_list_checked(struct bkp_repo *r, struct bkp_info **out, size_t *n,
-		     struct bkp_damaged **bad, size_t *nbad, struct bdev_err *e);
+		     struct bkp_damaged **bad, size_t *nbad, size_t *nforgotten,
+		     struct bdev_err *e);
 /* A backup forgotten (prune, forget) whose manifest Object Lock still
  * keeps: backups/ID.forgotten hides it from every reader, and gc deletes
  * it once its retention ends. */

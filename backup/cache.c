@@ -3,7 +3,7 @@
  * A manifest is written once under its final key and never changed (in an
  * Object Lock repository readers use its original version), so a copy
  * read once stays true: list, show and the base search of create read
- * CACHE/UUID/backups/ID.json instead of a GET per backup.  A cached file
+ * CACHE/UUID-PLACE/backups/ID.json instead of a GET per backup.  A cached file
  * that does not parse, or names another backup, is dropped and fetched
  * again; list removes the files of backups no longer listed.  Writes are a
  * temporary file and a rename (no fsync: a file lost or cut by a crash is
@@ -20,10 +20,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Make folder p (0700) or accept it when it exists as a folder of ours
+ * that nobody else can write to: another local user must not be able to
+ * plant copies in a shared --cache-dir (/tmp/x) by making it first. */
 static int mkdir_private(const char *p, struct bdev_err *e)
 {
+	struct stat st;
+
 	if (mkdir(p, 0700) < 0 && errno != EEXIST)
 		return bdev_err_set(e, errno, "cache %s: %s", p, strerror(errno));
+	if (lstat(p, &st) < 0)
+		return bdev_err_set(e, errno, "cache %s: %s", p, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return bdev_err_set(e, ENOTDIR, "cache %s: not a folder", p);
+	if (st.st_uid != geteuid() || (st.st_mode & 022))
+		return bdev_err_set(e, EPERM, "cache %s: not a private folder of this user "
+				    "(owner %u, mode %03o)", p, (unsigned)st.st_uid,
+				    (unsigned)(st.st_mode & 0777));
 	return 0;
 }
 
@@ -41,8 +54,8 @@ static bool uuid_ok(const char *u)
 
 int bkp_repo_set_cache(struct bkp_repo *r, const char *dir, struct bdev_err *e)
 {
-	char *p = NULL;
-	struct stat st;
+	uint8_t d[BKP_DIGEST];
+	char *p = NULL, name[40 + 1 + 17];
 	int rc;
 
 	free(r->cache);
@@ -50,27 +63,28 @@ int bkp_repo_set_cache(struct bkp_repo *r, const char *dir, struct bdev_err *e)
 	/* A folder is read where it is; a repository without a uuid of hex
 	 * digits (ours have 32; the store's repo.json is not trusted to name
 	 * a folder: "../x") has no name to keep its copies apart under. */
-	if (!r->os || !dir || !*dir || !uuid_ok(r->uuid))
+	if (!r->os || !r->place || !dir || !*dir || !uuid_ok(r->uuid))
 		return 0;
-	/* DIR, DIR/UUID, DIR/UUID/backups: the parents of DIR exist or
+	/* UUID-PLACE: the uuid comes from the store, so anyone who can write
+	 * a repo.json somewhere can claim another repository's uuid; the
+	 * place (endpoint, bucket, prefix: sha-256, 16 hex digits) keeps two
+	 * locations apart whatever their repo.json says. */
+	bkp_sha256(r->place, strlen(r->place), d);
+	snprintf(name, sizeof(name), "%s-", r->uuid);
+	bkp_hex(d, 8, name + strlen(name));
+	/* DIR, DIR/NAME, DIR/NAME/backups: the parents of DIR exist or
 	 * not as the caller left them (XDG: ~/.cache). */
 	if ((rc = mkdir_private(dir, e)))
 		return rc;
-	if (asprintf(&p, "%s/%s", dir, r->uuid) < 0)
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
 		return bdev_err_set(e, ENOMEM, "out of memory");
-	if ((rc = mkdir_private(p, e))) {
-		free(p);
-		return rc;
-	}
+	rc = mkdir_private(p, e);
 	free(p);
-	if (asprintf(&p, "%s/%s/backups", dir, r->uuid) < 0)
+	if (rc)
+		return rc;
+	if (asprintf(&p, "%s/%s/backups", dir, name) < 0)
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	if ((rc = mkdir_private(p, e))) {
-		free(p);
-		return rc;
-	}
-	if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		rc = bdev_err_set(e, ENOTDIR, "cache %s: not a folder", p);
 		free(p);
 		return rc;
 	}

@@ -344,17 +344,21 @@ static int manifest_parse(const char *text, size_t len, const char *id,
 	return rc;
 }
 
-int bkp_manifest_read(const struct bkp_repo *r, const char *id,
-		      struct bkp_info *b, char *why, size_t wl)
+int bkp_manifest_read_ex(const struct bkp_repo *r, const char *id,
+			 uint64_t size, bool store_first, struct bkp_info *b,
+			 char *why, size_t wl)
 {
 	char key[BKP_ID_MAX + 16], *text = NULL;
 	struct bdev_err ge = { 0 };
 	size_t len;
 	int rc;
 
-	/* The local copy first (cache.c), when there is one and it parses. */
-	if (bkp_cache_get(r, id, MANIFEST_MAX, &text, &len) == 0) {
-		rc = manifest_parse(text, len, id, b, why, wl);
+	/* The local copy first (cache.c), when there is one, has the size
+	 * the store lists (a manifest replaced in the store is read again)
+	 * and parses. */
+	if (!store_first && bkp_cache_get(r, id, MANIFEST_MAX, &text, &len) == 0) {
+		rc = size == UINT64_MAX || len == size
+		     ? manifest_parse(text, len, id, b, why, wl) : -EBADMSG;
 		free(text);
 		if (rc != -EBADMSG)
 			return rc;
@@ -363,6 +367,8 @@ int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 	snprintf(key, sizeof(key), "backups/%s.json", id);
 	rc = bkp_os_get(r, key, MANIFEST_MAX, &text, &len, &ge);
 	if (rc) {
+		if (rc == -ENOENT)
+			bkp_cache_drop(r, id);
 		snprintf(why, wl, "manifest %s", rc == -ENOENT ? "missing"
 			 : rc == -EFBIG ? "too large" : ge.msg);
 		return rc == -ENOENT ? -ENOENT : -EBADMSG;
@@ -370,8 +376,16 @@ int bkp_manifest_read(const struct bkp_repo *r, const char *id,
 	rc = manifest_parse(text, len, id, b, why, wl);
 	if (!rc)
 		bkp_cache_put(r, id, text, len);
+	else
+		bkp_cache_drop(r, id);
 	free(text);
 	return rc;
+}
+
+int bkp_manifest_read(const struct bkp_repo *r, const char *id,
+		      struct bkp_info *b, char *why, size_t wl)
+{
+	return bkp_manifest_read_ex(r, id, UINT64_MAX, false, b, why, wl);
 }
 
 bool bkp_group_valid(const char *g)
@@ -411,6 +425,7 @@ static int cmp_info(const void *a, const void *b)
 struct list_job {
 	struct bkp_repo *r;
 	char **ids;
+	const uint64_t *sizes;   /* listed sizes (NULL: unknown) */
 	struct bkp_info *v;
 	int *rc;
 	struct bkp_damaged *why; /* NULL: not wanted */
@@ -428,9 +443,10 @@ static void *list_worker(void *arg)
 
 		if (i >= j->cnt)
 			return NULL;
-		j->rc[i] = bkp_manifest_read(j->r, j->ids[i], &j->v[i],
-					     j->why ? j->why[i].why : why,
-					     j->why ? sizeof(j->why[i].why) : sizeof(why));
+		j->rc[i] = bkp_manifest_read_ex(j->r, j->ids[i],
+						j->sizes ? j->sizes[i] : UINT64_MAX, false,
+						&j->v[i], j->why ? j->why[i].why : why,
+						j->why ? sizeof(j->why[i].why) : sizeof(why));
 	}
 }
 
@@ -438,10 +454,11 @@ static void *list_worker(void *arg)
  * bkp_manifest_read's error, with why[i] when why is not NULL): in this
  * thread for a folder, else also on up to 15 more (the repository's
  * threads at most; a listing, not a data transfer). */
-static void read_manifests(struct bkp_repo *r, char **ids, size_t cnt, struct bkp_info *v,
-			   int *rc, struct bkp_damaged *why)
+static void read_manifests(struct bkp_repo *r, char **ids, const uint64_t *sizes,
+			   size_t cnt, struct bkp_info *v, int *rc, struct bkp_damaged *why)
 {
-	struct list_job j = { .r = r, .ids = ids, .v = v, .rc = rc, .why = why, .cnt = cnt };
+	struct list_job j = { .r = r, .ids = ids, .sizes = sizes, .v = v, .rc = rc,
+			      .why = why, .cnt = cnt };
 	pthread_t t[16];
 	size_t nt = 0, want = r->os ? (size_t)bkp_repo_threads(r, 0) - 1 : 0;
 
@@ -458,14 +475,16 @@ static void read_manifests(struct bkp_repo *r, char **ids, size_t cnt, struct bk
 }
 
 int bkp_list_checked(struct bkp_repo *r, struct bkp_info **out, size_t *n,
-		     struct bkp_damaged **bad, size_t *nbad, struct bdev_err *e)
+		     struct bkp_damaged **bad, size_t *nbad, size_t *nforgotten,
+		     struct bdev_err *e)
 {
 	struct bkp_info *v;
 	struct bkp_damaged *d = NULL;
 	char **ids;
+	uint64_t *sizes;
 	int *rcs;
-	size_t cnt, k = 0, kb = 0;
-	int rc = bkp_ids(r, false, &ids, &cnt, e);
+	size_t cnt, k = 0, kb = 0, nf;
+	int rc = bkp_ids_sized(r, &ids, &sizes, &cnt, &nf, e);
 
 	if (rc)
 		return rc;
@@ -477,10 +496,12 @@ int bkp_list_checked(struct bkp_repo *r, struct bkp_info **out, size_t *n,
 		free(v);
 		free(rcs);
 		free(d);
+		free(sizes);
 		bkp_ids_free(ids, cnt);
 		return bdev_err_set(e, ENOMEM, "out of memory");
 	}
-	read_manifests(r, ids, cnt, v, rcs, d);
+	read_manifests(r, ids, sizes, cnt, v, rcs, d);
+	free(sizes);
 	for (size_t i = 0; i < cnt; i++) {
 		if (rcs[i] == -ENOMEM) {
 			free(v);
@@ -513,13 +534,15 @@ int bkp_list_checked(struct bkp_repo *r, struct bkp_info **out, size_t *n,
 		*bad = d;
 		*nbad = kb;
 	}
+	if (nforgotten)
+		*nforgotten = nf;
 	return 0;
 }
 
 int bkp_list(struct bkp_repo *r, struct bkp_info **out, size_t *n,
 	     struct bdev_err *e)
 {
-	return bkp_list_checked(r, out, n, NULL, NULL, e);
+	return bkp_list_checked(r, out, n, NULL, NULL, NULL, e);
 }
 
 int bkp_find_newest(struct bkp_repo *r,
@@ -527,8 +550,9 @@ int bkp_find_newest(struct bkp_repo *r,
 		    void *opaque, struct bdev_err *e)
 {
 	char **ids;
+	uint64_t *sizes;
 	size_t cnt, end;
-	int rc = bkp_ids(r, false, &ids, &cnt, e), found = 0;
+	int rc = bkp_ids_sized(r, &ids, &sizes, &cnt, NULL, e), found = 0;
 
 	if (rc)
 		return rc;
@@ -547,10 +571,11 @@ int bkp_find_newest(struct bkp_repo *r,
 		if (!v || !rcs) {
 			free(v);
 			free(rcs);
+			free(sizes);
 			bkp_ids_free(ids, cnt);
 			return bdev_err_set(e, ENOMEM, "out of memory");
 		}
-		read_manifests(r, ids + start, end - start, v, rcs, NULL);
+		read_manifests(r, ids + start, sizes + start, end - start, v, rcs, NULL);
 		for (size_t i = 0; i < end - start; i++)
 			if (!rcs[i])
 				v[k++] = v[i];
@@ -561,6 +586,7 @@ int bkp_find_newest(struct bkp_repo *r,
 		free(rcs);
 		end = start;
 	}
+	free(sizes);
 	bkp_ids_free(ids, cnt);
 	return found;
 }
@@ -614,7 +640,7 @@ int bkp_list_damaged(struct bkp_repo *r, struct bkp_damaged **out, size_t *n,
 {
 	struct bkp_info *v;
 	size_t nv;
-	int rc = bkp_list_checked(r, &v, &nv, out, n, e);
+	int rc = bkp_list_checked(r, &v, &nv, out, n, NULL, e);
 
 	if (!rc)
 		free(v);
@@ -654,7 +680,9 @@ int bkp_show(struct bkp_repo *r, const char *id, struct bkp_info *out,
 					    r->path, id, why);
 		}
 	}
-	rc = bkp_manifest_read(r, id, out, why, sizeof(why));
+	/* From the store, not a cached copy: a backup pruned or forgotten
+	 * from another host is gone here too. */
+	rc = bkp_manifest_read_ex(r, id, UINT64_MAX, true, out, why, sizeof(why));
 	if (rc == -ENOENT)
 		return bdev_err_set(e, ENOENT, "%s: no backup %s", r->path, id);
 	if (rc)

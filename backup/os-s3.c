@@ -1959,6 +1959,12 @@ static int attach(struct bkp_repo *r, const struct bkp_remote *o,
 		s->c = s3_open(&cfg, s->bucket, e);
 		rc = s->c ? 0 : e->code ? -e->code : -EIO;
 	}
+	/* Where this repository is, for the manifest cache's folder name. */
+	if (!rc && asprintf(&r->place, "s3 %s %s %s %s", cfg.endpoint,
+			    cfg.endpoint[0] ? "" : cfg.region, s->bucket, s->prefix) < 0) {
+		r->place = NULL;
+		rc = bdev_err_set(e, ENOMEM, "out of memory");
+	}
 	/* The client keeps its own copy of the secret. */
 	explicit_bzero(&cfg, sizeof(cfg));
 	return rc;

@@ -315,6 +315,7 @@ void bkp_close(struct bkp_repo *r)
 	if (r->os)
 		r->os->close(r);
 	free(r->cache);
+	free(r->place);
 	free(r->path);
 	free(r);
 }
@@ -487,6 +488,11 @@ void bkp_ids_free(char **ids, size_t n)
 	free(ids);
 }
 
+struct id_size {
+	char id[BKP_ID_MAX];
+	uint64_t size;
+};
+
 struct ids_walk {
 	const struct bkp_repo *r;
 	bool orphans;
@@ -494,6 +500,9 @@ struct ids_walk {
 	size_t n, cap;
 	char **f;                 /* IDs with a forgotten marker */
 	size_t nf, capf;
+	struct id_size *sz;       /* the listed manifest sizes (when wanted) */
+	size_t nsz, capsz;
+	bool want_sizes;
 	struct bdev_err *e;
 };
 
@@ -555,21 +564,43 @@ static int ids_one(void *opaque, const char *name,
 		return 0;
 	if (w->orphans && (rc = has_file(w, id, "json")) != 0)
 		return rc < 0 ? rc : 0;
+	if (w->want_sizes && st) {
+		if (w->nsz == w->capsz) {
+			size_t nc = w->capsz ? 2 * w->capsz : 64;
+			struct id_size *nv = realloc(w->sz, nc * sizeof(*nv));
+
+			if (!nv)
+				return -ENOMEM;
+			w->sz = nv;
+			w->capsz = nc;
+		}
+		snprintf(w->sz[w->nsz].id, sizeof(w->sz[w->nsz].id), "%s", id);
+		w->sz[w->nsz++].size = st->size;
+	}
 	return push_id(&w->v, &w->n, &w->cap, id);
 }
 
-/* forgotten: keep only the IDs with a manifest and a forgotten marker
- * (else only those without a marker). */
-static int ids_walk(const struct bkp_repo *r, bool orphans, bool forgotten,
-		    char ***ids, size_t *n, struct bdev_err *e)
+static int cmp_id_size(const void *a, const void *b)
 {
-	struct ids_walk w = { .r = r, .orphans = orphans, .e = e };
+	return strcmp(((const struct id_size *)a)->id, ((const struct id_size *)b)->id);
+}
+
+/* forgotten: keep only the IDs with a manifest and a forgotten marker
+ * (else only those without a marker; *nother, when not NULL, counts the
+ * ones left out for theirs).  sizes (not NULL): the manifests' sizes the
+ * listing gave, UINT64_MAX where it gave none (a folder), malloc'd. */
+static int ids_walk(const struct bkp_repo *r, bool orphans, bool forgotten,
+		    char ***ids, uint64_t **sizes, size_t *n, size_t *nother,
+		    struct bdev_err *e)
+{
+	struct ids_walk w = { .r = r, .orphans = orphans, .e = e, .want_sizes = sizes != NULL };
 	int rc = bkp_os_list(r, "backups", ids_one, &w, e);
-	size_t k = 0;
+	size_t k = 0, other = 0;
 
 	if (rc) {
 		bkp_ids_free(w.v, w.n);
 		bkp_ids_free(w.f, w.nf);
+		free(w.sz);
 		return rc == -ENOMEM ? bdev_err_set(e, ENOMEM, "out of memory")
 				     : rc;
 	}
@@ -583,13 +614,37 @@ static int ids_walk(const struct bkp_repo *r, bool orphans, bool forgotten,
 		bool marked = w.nf && bsearch(&w.v[i], w.f, w.nf, sizeof(*w.f),
 					      cmp_str);
 
-		if (marked != forgotten)
+		if (marked != forgotten) {
 			free(w.v[i]);
-		else
+			other++;
+		} else {
 			w.v[k++] = w.v[i];
+		}
 	}
 	w.n = k;
 	bkp_ids_free(w.f, w.nf);
+	if (sizes) {
+		*sizes = malloc((w.n ? w.n : 1) * sizeof(**sizes));
+		if (!*sizes) {
+			bkp_ids_free(w.v, w.n);
+			free(w.sz);
+			return bdev_err_set(e, ENOMEM, "out of memory");
+		}
+		if (w.nsz)
+			qsort(w.sz, w.nsz, sizeof(*w.sz), cmp_id_size);
+		for (size_t i = 0; i < w.n; i++) {
+			struct id_size key, *hit = NULL;
+
+			if (w.nsz) {
+				snprintf(key.id, sizeof(key.id), "%s", w.v[i]);
+				hit = bsearch(&key, w.sz, w.nsz, sizeof(*w.sz), cmp_id_size);
+			}
+			(*sizes)[i] = hit ? hit->size : UINT64_MAX;
+		}
+	}
+	free(w.sz);
+	if (nother)
+		*nother = other;
 	*ids = w.v;
 	*n = w.n;
 	return 0;
@@ -598,13 +653,19 @@ static int ids_walk(const struct bkp_repo *r, bool orphans, bool forgotten,
 int bkp_ids(const struct bkp_repo *r, bool orphans, char ***ids, size_t *n,
 	    struct bdev_err *e)
 {
-	return ids_walk(r, orphans, false, ids, n, e);
+	return ids_walk(r, orphans, false, ids, NULL, n, NULL, e);
+}
+
+int bkp_ids_sized(const struct bkp_repo *r, char ***ids, uint64_t **sizes,
+		  size_t *n, size_t *nforgotten, struct bdev_err *e)
+{
+	return ids_walk(r, false, false, ids, sizes, n, nforgotten, e);
 }
 
 int bkp_forgotten_ids(const struct bkp_repo *r, char ***ids, size_t *n,
 		      struct bdev_err *e)
 {
-	return ids_walk(r, false, true, ids, n, e);
+	return ids_walk(r, false, true, ids, NULL, n, NULL, e);
 }
 
 int bkp_forgotten(const struct bkp_repo *r, const char *id, int64_t *until)

@@ -67,6 +67,24 @@ static bool env_set(const char *name)
 	return v && *v;
 }
 
+/* key of a profile: the credentials file's section csec, else the config
+ * file's fsec; *from says which file (cpath or fpath).  NULL when neither
+ * has it (set or empty). */
+static const char *profile_get(const struct s3_ini *cred, const char *csec,
+			       const struct s3_ini *conf, const char *fsec,
+			       const char *key, const char *cpath, const char *fpath,
+			       const char **from)
+{
+	const char *v = s3_ini_get(cred, csec, NULL, key);
+
+	*from = cpath;
+	if (v && *v)
+		return v;
+	*from = fpath;
+	v = s3_ini_get(conf, fsec, NULL, key);
+	return v && *v ? v : NULL;
+}
+
 int s3_config_env(struct s3_config *cfg, struct bdev_err *e)
 {
 	static const char *const key[] = { "AWS_ACCESS_KEY_ID", NULL };
@@ -78,6 +96,7 @@ int s3_config_env(struct s3_config *cfg, struct bdev_err *e)
 	static const char *const ca[] = { "AWS_CA_BUNDLE", NULL };
 	struct s3_ini cred = { 0 }, conf = { 0 };
 	char cpath[512], fpath[512], csec[300], fsec[300], where[900];
+	const char *src_path;
 	const char *profile = getenv("AWS_PROFILE"), *v, *svc;
 	const char *ign = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
 	bool had_endpoint = cfg->endpoint[0] != 0, explicit_profile;
@@ -109,17 +128,39 @@ int s3_config_env(struct s3_config *cfg, struct bdev_err *e)
 		goto out;
 	}
 
-	/* Credentials come as a set: both variables, else the profile of
-	 * the credentials file, else the profile of the config file. */
+	/* Credentials come as a set: both variables (one alone is an error,
+	 * as in the AWS CLI: never silently someone else's keys), else the
+	 * profile of the credentials file, else the profile of the config
+	 * file.  A profile that gets its credentials another way (a role,
+	 * SSO, web identity, a process), which the AWS tools would use
+	 * before or instead of static keys, is refused rather than read as
+	 * a different identity. */
+	if (!cfg->access_key[0] && env_set("AWS_ACCESS_KEY_ID") != env_set("AWS_SECRET_ACCESS_KEY")) {
+		r = bdev_err_set(e, EINVAL, "partial credentials in the environment: %s is set, %s is not",
+				 env_set("AWS_ACCESS_KEY_ID") ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+				 env_set("AWS_ACCESS_KEY_ID") ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+		goto out;
+	}
 	if (env_set("AWS_ACCESS_KEY_ID") && env_set("AWS_SECRET_ACCESS_KEY")) {
 		if ((r = env_fill(cfg->access_key, sizeof(cfg->access_key), key, e)) ||
 		    (r = env_fill(cfg->secret_key, sizeof(cfg->secret_key), secret, e)) ||
 		    (r = env_fill(cfg->session_token, sizeof(cfg->session_token), token, e)))
 			goto out;
 	} else {
+		static const char *const other[] = { "role_arn", "web_identity_token_file",
+						     "sso_session", "sso_start_url", NULL };
 		const struct s3_ini *src = NULL;
 		const char *sec = NULL, *path = NULL;
 
+		for (const char *const *o = other; *o && !cfg->access_key[0]; o++) {
+			if (!(v = profile_get(&cred, csec, &conf, fsec, *o, cpath, fpath, &path)))
+				continue;
+			r = bdev_err_set(e, ENOTSUP, "%s [%s]: %s: credentials from a role, SSO or web "
+					 "identity are not supported; give keys (AWS_ACCESS_KEY_ID, "
+					 "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", path,
+					 path == cpath ? csec : fsec, *o);
+			goto out;
+		}
 		if (s3_ini_get(&cred, csec, NULL, "aws_access_key_id") &&
 		    s3_ini_get(&cred, csec, NULL, "aws_secret_access_key"))
 			src = &cred, sec = csec, path = cpath;
@@ -138,6 +179,13 @@ int s3_config_env(struct s3_config *cfg, struct bdev_err *e)
 					   s3_ini_get(src, sec, NULL, "aws_session_token"),
 					   where, "aws_session_token", e)))
 				goto out;
+		} else if (!cfg->access_key[0] &&
+			   (v = profile_get(&cred, csec, &conf, fsec, "credential_process",
+					    cpath, fpath, &path))) {
+			r = bdev_err_set(e, ENOTSUP, "%s [%s]: credential_process is not supported; "
+					 "give keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)", path,
+					 path == cpath ? csec : fsec);
+			goto out;
 		} else if ((r = env_fill(cfg->access_key, sizeof(cfg->access_key), key, e)) ||
 			   (r = env_fill(cfg->secret_key, sizeof(cfg->secret_key), secret, e)) ||
 			   (r = env_fill(cfg->session_token, sizeof(cfg->session_token), token, e))) {
@@ -145,13 +193,19 @@ int s3_config_env(struct s3_config *cfg, struct bdev_err *e)
 		}
 	}
 
-	snprintf(where, sizeof(where), "%s [%s]", fpath, fsec);
-	if ((r = env_fill(cfg->region, sizeof(cfg->region), region, e)) ||
-	    (r = file_fill(cfg->region, sizeof(cfg->region),
-			   s3_ini_get(&conf, fsec, NULL, "region"), where, "region", e)) ||
-	    (r = env_fill(cfg->ca_file, sizeof(cfg->ca_file), ca, e)) ||
-	    (r = file_fill(cfg->ca_file, sizeof(cfg->ca_file),
-			   s3_ini_get(&conf, fsec, NULL, "ca_bundle"), where, "ca_bundle", e)))
+	/* A profile's settings: the credentials file's [NAME] over the
+	 * config file's (the AWS tools merge the two, the credentials file
+	 * last). */
+	if ((r = env_fill(cfg->region, sizeof(cfg->region), region, e)))
+		goto out;
+	v = profile_get(&cred, csec, &conf, fsec, "region", cpath, fpath, &src_path);
+	snprintf(where, sizeof(where), "%s [%s]", src_path, src_path == cpath ? csec : fsec);
+	if ((r = file_fill(cfg->region, sizeof(cfg->region), v, where, "region", e)) ||
+	    (r = env_fill(cfg->ca_file, sizeof(cfg->ca_file), ca, e)))
+		goto out;
+	v = profile_get(&cred, csec, &conf, fsec, "ca_bundle", cpath, fpath, &src_path);
+	snprintf(where, sizeof(where), "%s [%s]", src_path, src_path == cpath ? csec : fsec);
+	if ((r = file_fill(cfg->ca_file, sizeof(cfg->ca_file), v, where, "ca_bundle", e)))
 		goto out;
 
 	/* Endpoint: the variables, then the profile's services section
@@ -176,8 +230,10 @@ int s3_config_env(struct s3_config *cfg, struct bdev_err *e)
 				endpoint_from = where;
 		}
 		if (!cfg->endpoint[0]) {
-			v = s3_ini_get(&conf, fsec, NULL, "endpoint_url");
-			snprintf(where, sizeof(where), "%s [%s] endpoint_url", fpath, fsec);
+			v = profile_get(&cred, csec, &conf, fsec, "endpoint_url", cpath, fpath,
+					&src_path);
+			snprintf(where, sizeof(where), "%s [%s] endpoint_url", src_path,
+				 src_path == cpath ? csec : fsec);
 			if ((r = file_fill(cfg->endpoint, sizeof(cfg->endpoint), v, where,
 					   "endpoint_url", e)))
 				goto out;

@@ -6,10 +6,12 @@
 #include "s3-int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define INI_FILE_MAX (1u << 20)   /* larger is not a config file */
 
@@ -89,36 +91,91 @@ static int add(struct s3_ini *f, const char *sec, const char *parent,
 	return 0;
 }
 
+/* The whole file (at most INI_FILE_MAX bytes, NUL added) in *out: a
+ * character device such as /dev/zero or a FIFO is bounded too. */
+static int slurp(int fd, const char *path, char **out, size_t *len, struct bdev_err *e)
+{
+	size_t cap = 4096, have = 0;
+	char *buf = malloc(cap + 1);
+
+	if (!buf)
+		return bdev_err_set(e, ENOMEM, "out of memory");
+	for (;;) {
+		ssize_t n;
+
+		if (have == cap) {
+			char *nb;
+
+			if (cap > INI_FILE_MAX) {
+				explicit_bzero(buf, have);
+				free(buf);
+				return bdev_err_set(e, EFBIG, "%s: larger than %u bytes: not a config file",
+						    path, INI_FILE_MAX);
+			}
+			cap *= 2;
+			if (!(nb = realloc(buf, cap + 1))) {
+				explicit_bzero(buf, have);
+				free(buf);
+				return bdev_err_set(e, ENOMEM, "out of memory");
+			}
+			buf = nb;
+		}
+		n = read(fd, buf + have, cap - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+
+			explicit_bzero(buf, have);
+			free(buf);
+			return bdev_err_set(e, err, "%s: %s", path, strerror(err));
+		}
+		if (n == 0)
+			break;
+		have += (size_t)n;
+	}
+	if (have > INI_FILE_MAX) {
+		explicit_bzero(buf, have);
+		free(buf);
+		return bdev_err_set(e, EFBIG, "%s: larger than %u bytes: not a config file",
+				    path, INI_FILE_MAX);
+	}
+	buf[have] = 0;
+	*out = buf;
+	*len = have;
+	return 0;
+}
+
 int s3_ini_load(struct s3_ini *f, const char *path, struct bdev_err *e)
 {
-	FILE *fp;
-	char *line = NULL, *sec = NULL, *parent = NULL;
-	size_t cap = 0, total = 0;
-	ssize_t got;
+	char *text = NULL, *line, *next, *sec = NULL, *parent = NULL;
+	size_t len = 0;
 	unsigned lineno = 0;
-	int rc = 0;
+	int fd, rc = 0;
 
 	memset(f, 0, sizeof(*f));
 	snprintf(f->path, sizeof(f->path), "%s", path);
-	fp = fopen(path, "r");
-	if (!fp) {
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return 0;
 		return bdev_err_set(e, errno, "%s: %s", path, strerror(errno));
 	}
+	rc = slurp(fd, path, &text, &len, e);
+	close(fd);
+	if (rc)
+		return rc;
 	f->present = true;
-	while ((got = getline(&line, &cap, fp)) >= 0) {
+	for (line = text; line < text + len && !rc; line = next) {
+		char *nl = memchr(line, '\n', (size_t)(text + len - line));
 		bool indented = line[0] == ' ' || line[0] == '\t';
-		char *t, *eq, *key, *val;
+		char *t, *eq, *colon, *key, *val;
 
+		next = nl ? nl + 1 : text + len;
+		if (nl)
+			*nl = 0;
 		lineno++;
-		total += (size_t)got;
-		if (total > INI_FILE_MAX) {
-			rc = bdev_err_set(e, EFBIG, "%s: larger than %u bytes: not a config file",
-					  path, INI_FILE_MAX);
-			break;
-		}
-		if (memchr(line, 0, (size_t)got)) {
+		if (strlen(line) != (size_t)((nl ? nl : text + len) - line)) {
 			rc = bdev_err_set(e, EINVAL, "%s:%u: a NUL byte", path, lineno);
 			break;
 		}
@@ -146,7 +203,12 @@ int s3_ini_load(struct s3_ini *f, const char *path, struct bdev_err *e)
 			}
 			continue;
 		}
+		/* "key = value" or, as Python's configparser also takes,
+		 * "key: value": whichever comes first. */
 		eq = strchr(t, '=');
+		colon = strchr(t, ':');
+		if (colon && (!eq || colon < eq))
+			eq = colon;
 		if (!eq) {
 			if (indented && !parent)
 				continue;     /* the continuation of a value */
@@ -175,20 +237,13 @@ int s3_ini_load(struct s3_ini *f, const char *path, struct bdev_err *e)
 			else
 				rc = add(f, sec, NULL, key, val);
 		}
-		if (rc) {
+		if (rc)
 			rc = bdev_err_set(e, ENOMEM, "out of memory");
-			break;
-		}
 	}
-	if (!rc && ferror(fp))
-		rc = bdev_err_set(e, EIO, "%s: read error", path);
-	if (line) {
-		explicit_bzero(line, cap);
-		free(line);
-	}
+	explicit_bzero(text, len);
+	free(text);
 	free(sec);
 	free(parent);
-	fclose(fp);
 	if (rc)
 		s3_ini_free(f);
 	return rc;

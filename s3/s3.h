@@ -57,14 +57,17 @@ struct s3_config {
  * is still unset from the shared files of profile AWS_PROFILE (else
  * AWS_DEFAULT_PROFILE, else "default"): [NAME] of AWS_SHARED_CREDENTIALS_FILE
  * (~/.aws/credentials) for the credentials, else [profile NAME] ([default])
- * of AWS_CONFIG_FILE (~/.aws/config), which also gives region, ca_bundle,
- * the endpoint (its "services" section's "s3 = / endpoint_url", else its
- * endpoint_url) and "s3 = / addressing_style" (unless path_style or
+ * of AWS_CONFIG_FILE (~/.aws/config); region, ca_bundle and endpoint_url
+ * from the credentials file's [NAME], else the config file's; the
+ * endpoint first from the config's "services" section ("s3 = /
+ * endpoint_url"); "s3 = / addressing_style" (unless path_style or
  * virtual_host was set).  AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores
  * the endpoint variables and settings.  Fields already set (non-empty) are
  * kept, so options given on a command line win.  -EINVAL (e) when no
- * credentials are found, a named profile is in neither file, or a file
- * has a malformed line (e names file and line). */
+ * credentials are found, only one of the two key variables is set, a
+ * named profile is in neither file, or a file has a malformed line (e
+ * names file and line); -ENOTSUP for a profile that gets credentials from
+ * a role, SSO, web identity or a process; -EFBIG for a file over 1 MiB. */
 int s3_config_env(struct s3_config *cfg, struct bdev_err *e);
 
 /* Split "s3://BUCKET[/PREFIX]" : bucket (<= 63 chars, valid S3 name) and

@@ -12,7 +12,11 @@
 #  - the manifest cache: list fills it with the store's bytes, a list
 #    through it does no manifest GET (counted at a proxy), a damaged copy
 #    is fetched again, copies of unlisted or forgotten backups and stale
-#    temporary files are removed, --no-cache makes none;
+#    temporary files are removed, --no-cache makes none; show of a backup
+#    forgotten elsewhere asks the store; a manifest replaced in the store
+#    is read again (listed size); another location whose repo.json claims
+#    the same uuid gets its own folder (its forged manifest never shows);
+#    a cache folder others can write to is not used;
 #  - one chunk object deleted and another damaged in the bucket: verify
 #    reports both (and quarantines the damaged one as HEX.bad), repair from
 #    the source heals, verify clean again; a chunk object cut shorter than
@@ -136,12 +140,19 @@ done
 # reqs VAR: stop the proxy (in this shell, so that it is waited for) and
 # put the number of requests it saw in VAR.
 reqs() { stop_proxy; printf -v "$1" '%s' "$(sed -n 's/^requests=\([0-9]*\) .*/\1/p' "$dir/proxy.err")"; }
-proxy; TO $T backup list --cache-dir "$MC" "${PX[@]}" "$R" >"$dir/list4" 2>"$dir/err" || fail "cached list via proxy: $(cat "$dir/err")"
+# (The cache folder is per location, endpoint included: the proxy keeps
+# one port, and a first list through it fills its folder.)
+pport=$(ceph_free_port)
+proxy --port "$pport"; TO $T backup list --cache-dir "$MC" "${PX[@]}" "$R" >/dev/null 2>"$dir/err" || fail "list via proxy: $(cat "$dir/err")"
+reqs n_first
+proxy --port "$pport"; TO $T backup list --cache-dir "$MC" "${PX[@]}" "$R" >"$dir/list4" 2>"$dir/err" || fail "cached list via proxy: $(cat "$dir/err")"
 reqs n_cached
-proxy; TO $T backup list --no-cache "${PX[@]}" "$R" >"$dir/list5" 2>"$dir/err" || fail "uncached list via proxy: $(cat "$dir/err")"
+proxy --port "$pport"; TO $T backup list --no-cache "${PX[@]}" "$R" >"$dir/list5" 2>"$dir/err" || fail "uncached list via proxy: $(cat "$dir/err")"
 reqs n_store
 cmp "$dir/list3" "$dir/list4" && cmp "$dir/list3" "$dir/list5" || fail "cached and uncached lists differ"
-[ -n "$n_cached" ] && [ "$((n_store - n_cached))" = 3 ] || fail "requests: $n_cached with the cache, $n_store without (3 manifests)"
+# With the cache: repo.json and one listing, nothing more.
+[ "$n_cached" = 2 ] && [ "$((n_store - n_cached))" = 3 ] && [ "$n_first" = "$n_store" ] ||
+	fail "requests: $n_cached with the cache, $n_first filling it, $n_store without (3 manifests)"
 printf 'garbage' >"$cdir/$id2.json"
 : >"$cdir/.$id1.tmp.1.2"
 cp "$cdir/$id1.json" "$cdir/20200101T000000Z-00000000.json"
@@ -152,10 +163,50 @@ TO $T backup list --cache-dir "$MC" "$R" >"$dir/list4" 2>"$dir/err" || fail "lis
 cmp "$dir/list3" "$dir/list4" || fail "list after cache damage differs"
 [ -e "$cdir/.$id1.tmp.1.2" ] && fail "a stale temporary file stayed in the cache"
 [ -e "$cdir/20200101T000000Z-00000000.json" ] && fail "a copy of an unlisted backup stayed in the cache"
+cp "$cdir/$rid.json" "$dir/rid.json"
 TO $T backup forget "$R" "$rid" || fail "forget the repeated-block backup"
-TO $T backup list --cache-dir "$MC" "$R" >/dev/null 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+# show of a backup forgotten elsewhere asks the store, not a stale copy.
+TO $T backup show --cache-dir "$MC" "$R" "$rid" >/dev/null 2>"$dir/err" && fail "show of a forgotten backup through a stale cached copy succeeded"
+grep -q "no backup $rid" "$dir/err" || fail "show of a forgotten backup: $(cat "$dir/err")"
+cp "$dir/rid.json" "$cdir/$rid.json"
+TO $T backup list --cache-dir "$MC" "$R" >"$dir/list6" 2>"$dir/err" || fail "list: $(cat "$dir/err")"
 [ -e "$cdir/$rid.json" ] && fail "the forgotten backup's copy stayed in the cache"
 [ "$(ls "$cdir" | wc -l)" = 2 ] || fail "cache after forget: $(ls "$cdir")"
+grep -q "$rid" "$dir/list6" && fail "list shows a forgotten backup"
+# A manifest replaced in the store (another size than the cached copy):
+# list reads the store's and reports it damaged, then the good one again.
+TO $P get "s3://vhds-backup/repo/one/backups/$id1.json" "$dir/m1.json" || fail "get manifest"
+printf '{"not": "a manifest"}' >"$dir/bad.json"
+TO $P put "s3://vhds-backup/repo/one/backups/$id1.json" "$dir/bad.json" || fail "put a damaged manifest"
+TO $T backup list --cache-dir "$MC" "$R" >"$dir/list7" 2>"$dir/err" && fail "list of a damaged manifest exits 0"
+grep -q "^$id1 *DAMAGED" "$dir/list7" || fail "a manifest replaced in the store hidden by the cache: $(cat "$dir/list7")"
+TO $P put "s3://vhds-backup/repo/one/backups/$id1.json" "$dir/m1.json" || fail "put the manifest back"
+TO $T backup list --cache-dir "$MC" "$R" >"$dir/list7" 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+cmp "$dir/list6" "$dir/list7" || fail "list after the manifest came back differs"
+# Another location with the same uuid in its repo.json (anyone who can
+# write a repo.json can claim one) gets its own cache folder: its forged
+# manifest never reaches the real repository's list.
+TO $P get s3://vhds-backup/repo/one/repo.json "$dir/rj" || fail "get repo.json"
+TO $P put s3://vhds-backup/twin/repo.json "$dir/rj" || fail "copy repo.json"
+sed 's/"source": *"[^"]*"/"source": "\/EVIL\/forged"/' "$dir/m1.json" >"$dir/evil.json"
+grep -q EVIL "$dir/evil.json" || fail "could not forge a manifest: $(cat "$dir/m1.json")"
+TO $P put "s3://vhds-backup/twin/backups/$id1.json" "$dir/evil.json" || fail "put the forged manifest"
+rm -rf "$MC"
+TO $T backup list --cache-dir "$MC" s3://vhds-backup/twin >"$dir/twin" 2>"$dir/err" || fail "list the twin: $(cat "$dir/err")"
+grep -q EVIL "$dir/twin" || fail "the twin's list: $(cat "$dir/twin")"
+TO $T backup list --cache-dir "$MC" "$R" >"$dir/list7" 2>"$dir/err" || fail "list: $(cat "$dir/err")"
+cmp "$dir/list6" "$dir/list7" || fail "a twin repository's manifest reached the real one's list: $(cat "$dir/list7")"
+TO $T backup show --cache-dir "$MC" "$R" latest >"$dir/show" 2>"$dir/err" || fail "show latest: $(cat "$dir/err")"
+grep -q EVIL "$dir/show" && fail "a twin repository's manifest reached show latest"
+[ "$(ls "$MC" | wc -l)" = 2 ] || fail "one cache folder per location: $(ls "$MC")"
+cdir=$(echo "$MC"/*/backups/$id2.json); cdir=${cdir%/*}
+# A cache folder others can write to is not used (a warning; the store is
+# read).
+mkdir -m 777 "$dir/shared"
+TO $T backup list --cache-dir "$dir/shared" "$R" >"$dir/list7" 2>"$dir/err" || fail "list with a shared cache folder: $(cat "$dir/err")"
+grep -q "not a private folder" "$dir/err" || fail "a shared cache folder: $(cat "$dir/err")"
+cmp "$dir/list6" "$dir/list7" || fail "list with a shared cache folder differs"
+[ -z "$(ls "$dir/shared")" ] || fail "copies in a folder others can write to: $(ls "$dir/shared")"
 TO $T backup list --no-cache --cache-dir "$dir/mc2" "$R" >/dev/null 2>"$dir/err" || fail "list --no-cache: $(cat "$dir/err")"
 [ -e "$dir/mc2" ] && fail "--no-cache made a cache"
 # A store's repo.json is not trusted to name the cache folder.

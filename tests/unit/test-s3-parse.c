@@ -232,7 +232,8 @@ static void test_profile(void **state)
 	assert_false(c.virtual_host);
 
 	/* The variables win over the files: credentials as a set, region,
-	 * endpoint; with only the key set the files' pair is used. */
+	 * endpoint; only the key set is an error (as in the AWS CLI), not
+	 * the files' pair used quietly. */
 	setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET", 1);
 	setenv("AWS_REGION", "us-east-2", 1);
@@ -246,10 +247,21 @@ static void test_profile(void **state)
 	assert_string_equal(c.endpoint, "http://env.example");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(s3_config_env(&c, &e), 0);
-	assert_string_equal(c.access_key, "DEVKEY");
-	assert_string_equal(c.secret_key, "DEVSECRET");
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "partial credentials"));
+	assert_non_null(strstr(e.msg, "AWS_SECRET_ACCESS_KEY is not"));
 	unsetenv("AWS_ACCESS_KEY_ID");
+	setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "AWS_ACCESS_KEY_ID is not"));
+	/* Keys given as options: the lone variable does not matter. */
+	memset(&c, 0, sizeof(c));
+	strcpy(c.access_key, "OPTKEY");
+	strcpy(c.secret_key, "OPTSECRET");
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.access_key, "OPTKEY");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
 	unsetenv("AWS_REGION");
 	unsetenv("AWS_ENDPOINT_URL");
 
@@ -280,6 +292,77 @@ static void test_profile(void **state)
 	assert_int_equal(s3_config_env(&c, &e), -EINVAL);
 	assert_non_null(strstr(e.msg, "\"nope\""));
 	unsetenv("AWS_PROFILE");
+
+	/* The credentials file's settings win over the config file's for
+	 * the same profile (region, ca_bundle, endpoint_url), as the AWS
+	 * tools merge them; "key: value" as configparser reads it. */
+	write_file(cred, "[default]\naws_access_key_id: K2\naws_secret_access_key = S2\n"
+			 "region: eu-north-1\nca_bundle = /etc/ssl/cred.pem\n"
+			 "endpoint_url = http://cred.example:7480\n");
+	write_file(conf, "[default]\nregion = eu-central-1\nca_bundle = /etc/ssl/conf.pem\n"
+			 "endpoint_url = http://conf.example\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.access_key, "K2");
+	assert_string_equal(c.region, "eu-north-1");
+	assert_string_equal(c.ca_file, "/etc/ssl/cred.pem");
+	assert_string_equal(c.endpoint, "http://cred.example:7480");
+	write_file(cred, "[default]\naws_access_key_id = K2\naws_secret_access_key = S2\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.region, "eu-central-1");
+	assert_string_equal(c.endpoint, "http://conf.example");
+
+	/* Profiles that get credentials another way are refused, not read
+	 * as the static keys beside them (the AWS tools would assume the
+	 * role); keys in the environment still win. */
+	write_file(conf, "[default]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = base\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -ENOTSUP);
+	assert_non_null(strstr(e.msg, "role_arn"));
+	assert_non_null(strstr(e.msg, "config [default]"));
+	setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	assert_string_equal(c.access_key, "ENVKEY");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	write_file(conf, "[default]\nsso_session = corp\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -ENOTSUP);
+	assert_non_null(strstr(e.msg, "sso_session"));
+	write_file(cred, "[default]\n");
+	write_file(conf, "[default]\ncredential_process = /bin/creds\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -ENOTSUP);
+	assert_non_null(strstr(e.msg, "credential_process"));
+
+	/* Not a config file: /dev/zero (refused after 1 MiB, never read to
+	 * the end), a file over 1 MiB; /dev/null is an empty one. */
+	setenv("AWS_CONFIG_FILE", "/dev/zero", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EFBIG);
+	assert_non_null(strstr(e.msg, "/dev/zero"));
+	setenv("AWS_CONFIG_FILE", "/dev/null", 1);
+	setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), 0);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	setenv("AWS_CONFIG_FILE", conf, 1);
+	{
+		FILE *f = fopen(conf, "w");
+
+		assert_non_null(f);
+		fputs("[default]\n", f);
+		for (int i = 0; i < 50000; i++)
+			fputs("# padding padding padding\n", f);
+		assert_int_equal(fclose(f), 0);
+	}
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(s3_config_env(&c, &e), -EFBIG);
 
 	/* Malformed: a line that is no property, a header without ']', a bad
 	 * endpoint and a bad addressing style in the file. */

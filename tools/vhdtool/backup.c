@@ -488,14 +488,13 @@ static int cmd_list(int argc, char **argv, bool show)
 		return 0;
 	}
 	rc = show ? bkp_show(r, argv[optind + 1], &one, &e)
-		  : bkp_list_checked(r, &v, &n, &bad, &nbad, &e);
+		  : bkp_list_checked(r, &v, &n, &bad, &nbad, &nfg, &e);
 	/* Forgotten backups are hidden: say they exist, so that a forgotten
 	 * marker nobody meant (same credentials, Object Lock) is seen
 	 * before gc deletes the backup when its retention ends. */
-	if (!rc && !show && !json && bkp_list_forgotten(r, &fg, &nfg, NULL) == 0 && nfg)
+	if (!rc && !show && !json && nfg)
 		fprintf(stderr, "vhdtool: %s: %zu forgotten backups are kept by Object Lock until gc deletes them (backup list --forgotten; backup unforget undoes one)\n",
 			argv[optind], nfg);
-	free(fg);
 	bkp_close(r);
 	if (rc) {
 		free(v);
