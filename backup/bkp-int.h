@@ -67,7 +67,8 @@ struct bkp_repo {
 	int object_lock_days;     /* repo.json "object-lock-days" (0 none) */
 	char *cache;              /* manifest cache folder (cache.c), NULL none */
 	char *place;              /* an object store's location (endpoint,
-				   * region, bucket, prefix), NULL a folder */
+				   * region, bucket, prefix), NULL a folder;
+				   * set and freed by os-s3.c */
 };
 
 /* ---- the manifest cache (cache.c; r->cache set by bkp_repo_set_cache) ----

@@ -1882,6 +1882,8 @@ static void os3_close(struct bkp_repo *r)
 {
 	struct s3r *s = S(r);
 
+	free(r->place);
+	r->place = NULL;
 	if (!s)
 		return;
 	keeper_stop(&s->hb);

@@ -315,7 +315,6 @@ void bkp_close(struct bkp_repo *r)
 	if (r->os)
 		r->os->close(r);
 	free(r->cache);
-	free(r->place);
 	free(r->path);
 	free(r);
 }
